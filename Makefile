@@ -1,0 +1,58 @@
+# digitserve: every developer and CI command in one place.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODELS_DIR ?= models
+PORT ?= 50051
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install proto run train serve test test-fast bench soak lint screenshot clean
+
+help:
+	@echo "make run    - install into $(VENV), train the default models if $(MODELS_DIR)/ is empty, serve on :$(PORT)"
+	@echo "make test   - install and run the whole test suite (needs xvfb for the Tk client)"
+	@echo "make bench  - accuracy, latency and throughput against the in-process baselines"
+	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
+	@echo "make proto  - regenerate the Python stubs from protos/"
+	@echo "make lint   - validate docker-compose.yml and lint the Dockerfiles"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The stamp re-installs whenever the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto
+
+train: install
+	$(BIN)/digits-train --out $(MODELS_DIR) --skip-existing
+
+serve: install
+	$(BIN)/digits-server --models-dir $(MODELS_DIR) --port $(PORT)
+
+run: train serve
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python -m bench.run
+
+soak: install
+	$(BIN)/python -m bench.soak
+
+lint: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/hadolint server/Dockerfile trainer/Dockerfile clients/Dockerfile
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,262 @@
+"""The model artifact format: how the trainer writes models and the server loads them.
+
+A models folder holds, for every model NAME:
+
+- ``NAME-<digest>.joblib``: the fitted estimator, pickled by joblib with
+  ``COMPRESSION``; the file name carries the first 12 hex digits of its sha256,
+  so a new version never overwrites the file a server may be reading;
+- ``NAME.manifest.json``: what the model is (``Manifest``), including the
+  artifact's file name, sha256 and size.
+
+Writers write each file under a temporary dot-name and rename it into place,
+artifact first, manifest last: a reader sees either the old manifest or the
+new one, never half a file. The server loads an artifact only when its bytes
+match the manifest's digest and only from the folder itself.
+
+Unpickling runs code: whoever can write the models folder can run code in the
+server. Only the trainer (or an operator) may write it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+ARTIFACT_SUFFIX = ".joblib"
+TEMP_PREFIX = ".tmp-"
+# lz4 loads about as fast as an uncompressed pickle at sizes close to zlib's;
+# bench/compression.py measures the alternatives (gzip, zlib, xz levels).
+COMPRESSION = ("lz4", 3)
+KINDS = ("knn", "svm", "rf", "ensemble")
+INPUT_PIXELS = 784
+CLASSES = tuple(range(10))
+_REQUIRED = ("name", "kind", "version", "artifact", "sha256", "size_bytes", "created",
+             "training_samples", "probabilities")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ArtifactError(Exception):
+    """An artifact or manifest that cannot be served; the message says why."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything known about one model version, stored as JSON beside it."""
+
+    name: str
+    kind: str
+    version: str
+    artifact: str
+    sha256: str
+    size_bytes: int
+    created: str
+    training_samples: int
+    probabilities: str
+    members: list[str] = field(default_factory=list)
+    compression: str = ""
+    libraries: dict[str, str] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.evaluation.get("accuracy", 0.0))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def check_name(name: str) -> str:
+    """Model names become file names: letters, digits, ``_ . -``, at most 64."""
+    if not _NAME.match(name):
+        raise ValueError(f"model name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return name
+
+
+def manifest_path(directory: Path, name: str) -> Path:
+    return Path(directory) / f"{check_name(name)}{MANIFEST_SUFFIX}"
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__, "joblib": joblib.__version__}
+
+
+def _atomic_write(directory: Path, final_name: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, directory / final_name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def serialize(estimator: Any, compression: tuple[str, int] = COMPRESSION) -> bytes:
+    """The estimator as joblib bytes with the given compression."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer, compress=compression)
+    return buffer.getvalue()
+
+
+def write_artifact(directory: str | Path, name: str, kind: str, estimator: Any, *,
+                   training_samples: int, probabilities: str, members: list[str] | None = None,
+                   evaluation: dict[str, Any] | None = None) -> Manifest:
+    """Write a model and its manifest atomically; returns the manifest written."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = serialize(estimator)
+    digest = hashlib.sha256(data).hexdigest()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    artifact = f"{check_name(name)}-{digest[:12]}{ARTIFACT_SUFFIX}"
+    manifest = Manifest(
+        name=name, kind=kind, version=f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}", artifact=artifact,
+        sha256=digest, size_bytes=len(data), created=now.isoformat().replace("+00:00", "Z"),
+        training_samples=int(training_samples), probabilities=probabilities,
+        members=list(members or []), compression="-".join(map(str, COMPRESSION)),
+        libraries=library_versions(), evaluation=evaluation or {},
+    )
+    _atomic_write(directory, artifact, data)
+    _atomic_write(directory, manifest_path(directory, name).name, manifest.to_json().encode())
+    return manifest
+
+
+def find_manifests(directory: str | Path) -> list[Path]:
+    """The manifests in a models folder, sorted by model name."""
+    return sorted(Path(directory).glob(f"*{MANIFEST_SUFFIX}"))
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Parse and check a manifest; raises ArtifactError naming the field at fault."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(path, f"unreadable manifest: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ArtifactError(path, "manifest must be a JSON object")
+    if raw.get("format") != FORMAT_VERSION:
+        raise ArtifactError(path, f"field 'format' is {raw.get('format')!r}, expected {FORMAT_VERSION}")
+    known = Manifest.__dataclass_fields__
+    missing = [n for n in _REQUIRED if n not in raw]
+    if missing:
+        raise ArtifactError(path, f"missing field(s) {', '.join(missing)}")
+    try:
+        manifest = Manifest(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise ArtifactError(path, f"malformed manifest: {exc}") from exc
+    expected_name = path.name[: -len(MANIFEST_SUFFIX)]
+    if manifest.name != expected_name:
+        raise ArtifactError(path, f"field 'name' is {manifest.name!r}, expected {expected_name!r} (the file name)")
+    if manifest.kind not in KINDS:
+        raise ArtifactError(path, f"field 'kind' is {manifest.kind!r}, expected one of {', '.join(KINDS)}")
+    artifact = manifest.artifact
+    if not isinstance(artifact, str) or Path(artifact).name != artifact or artifact.startswith(".") \
+            or not artifact.endswith(ARTIFACT_SUFFIX):
+        raise ArtifactError(path, f"field 'artifact' is {artifact!r}, expected a *{ARTIFACT_SUFFIX} file "
+                                  f"name inside the models folder")
+    if not isinstance(manifest.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", manifest.sha256):
+        raise ArtifactError(path, "field 'sha256' must be 64 lowercase hex digits")
+    return manifest
+
+
+def load_estimator(directory: str | Path, manifest: Manifest) -> Any:
+    """Read, verify and unpickle the artifact a manifest names.
+
+    The bytes are hashed and unpickled from one read, so what was verified is
+    what runs. The estimator is then checked to answer 784-pixel images with
+    probabilities for the ten digits.
+    """
+    import joblib
+
+    path = Path(directory) / manifest.artifact
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot read artifact: {exc.strerror or exc}") from exc
+    if len(data) != manifest.size_bytes:
+        raise ArtifactError(path, f"size is {len(data)} bytes, manifest says {manifest.size_bytes} (truncated or replaced)")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest.sha256:
+        raise ArtifactError(path, f"sha256 is {digest}, manifest says {manifest.sha256}")
+    try:
+        estimator = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # unpickling can fail in any way
+        raise ArtifactError(path, f"not a loadable joblib artifact: {type(exc).__name__}: {exc}") from exc
+    check_estimator(path, estimator)
+    return estimator
+
+
+def check_estimator(path: Path | str, estimator: Any) -> None:
+    """Refuse anything that is not a classifier of 784-pixel images into the ten digits."""
+    if not callable(getattr(estimator, "predict_proba", None)):
+        raise ArtifactError(path, f"holds a {type(estimator).__name__}, not a classifier with predict_proba")
+    n_features = getattr(estimator, "n_features_in_", None)
+    if n_features != INPUT_PIXELS:
+        raise ArtifactError(path, f"model expects {n_features} input values per image, expected {INPUT_PIXELS}")
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or list(np.asarray(classes).tolist()) != list(CLASSES):
+        raise ArtifactError(path, f"model classes are {classes!r}, expected the digits 0..9")
+    try:
+        probe = np.asarray(estimator.predict_proba(np.zeros((2, INPUT_PIXELS), np.uint8)))
+    except Exception as exc:
+        raise ArtifactError(path, f"model fails on a test image: {type(exc).__name__}: {exc}") from exc
+    if probe.shape != (2, len(CLASSES)) or not np.all(np.isfinite(probe)):
+        raise ArtifactError(path, f"model answers a test image with shape {probe.shape}, expected (2, 10) probabilities")
+
+
+def remove_leftovers(directory: str | Path) -> list[Path]:
+    """Delete temporary files of interrupted writes and artifacts no manifest names."""
+    directory = Path(directory)
+    referenced = set()
+    for path in find_manifests(directory):
+        try:
+            referenced.add(read_manifest(path).artifact)
+        except ArtifactError:
+            continue
+    removed = []
+    for path in directory.iterdir():
+        stale_temp = path.name.startswith(TEMP_PREFIX)
+        orphan = path.suffix == ARTIFACT_SUFFIX and path.name not in referenced
+        if path.is_file() and (stale_temp or orphan):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,71 @@
+"""Prediction, independent of gRPC: pixels in, digits and probabilities out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from digitserve.artifacts import INPUT_PIXELS
+from server.errors import InvalidInput
+from server.registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    version: str
+    # (n, 10) float32; row i belongs to image i.
+    probabilities: np.ndarray
+
+    @property
+    def digits(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+
+def _check_count(field: str, values: int, unit: str, max_batch: int) -> int:
+    if values == 0:
+        raise InvalidInput(f"{field}: the batch is empty; send 1 to {max_batch} images of {INPUT_PIXELS} pixels")
+    whole, rest = divmod(values, INPUT_PIXELS)
+    if rest:
+        raise InvalidInput(f"{field}: {values} {unit} is not a whole number of {INPUT_PIXELS}-pixel images: "
+                           f"image {whole} has {rest} pixels, expected {INPUT_PIXELS}")
+    if whole > max_batch:
+        raise InvalidInput(f"{field}: batch of {whole} images is over the maximum of {max_batch}; "
+                           "split it or use PredictStream")
+    return whole
+
+
+def decode_u8(data: bytes, max_batch: int) -> np.ndarray:
+    """Images sent as uint8 bytes, viewed without a copy as (n, 784)."""
+    n = _check_count("u8", len(data), "bytes", max_batch)
+    return np.frombuffer(data, dtype=np.uint8).reshape(n, INPUT_PIXELS)
+
+
+def decode_f32(values: Sequence[float], max_batch: int) -> np.ndarray:
+    """Images sent as float values, checked to be finite and within 0..255."""
+    n = _check_count("f32.values", len(values), "values", max_batch)
+    images = np.asarray(values, dtype=np.float32).reshape(n, INPUT_PIXELS)
+    bad = ~np.isfinite(images) | (images < 0) | (images > 255)
+    if bad.any():
+        image, pixel = map(int, np.argwhere(bad)[0])
+        raise InvalidInput(f"f32.values: image {image} pixel {pixel} is {images[image, pixel]!r}, "
+                           "expected a value from 0 to 255")
+    return images
+
+
+class Predictor:
+    """Answers batches of images with the model a request names."""
+
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+
+    def predict(self, model_name: str, images: np.ndarray) -> Result:
+        model = self.registry.resolve(model_name)
+        probabilities = np.asarray(model.estimator.predict_proba(images), dtype=np.float32)
+        return Result(model.name, model.version, probabilities)

@@ -1,0 +1,166 @@
+"""Which models are being served: loading, reloading and the default model.
+
+The registry holds one immutable ``Snapshot`` of the loaded models. A request
+takes the current snapshot once and keeps using it, so a reload, which builds
+a new snapshot beside the old one and swaps it in with a single assignment,
+never changes a model under a running request. A model whose new version fails
+to load keeps serving its previous version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from digitserve.artifacts import ArtifactError, Manifest, find_manifests, load_estimator, read_manifest
+from server.errors import ModelNotFound, NoModelLoaded
+
+log = logging.getLogger("digitserve.registry")
+
+PREFERRED_DEFAULT = "ensemble"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    manifest: Manifest
+    estimator: Any
+    load_seconds: float
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+@dataclass(frozen=True)
+class Failure:
+    name: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    models: Mapping[str, LoadedModel]
+    default: str | None
+    # The last load failure of each model name, cleared by a successful load.
+    failures: Mapping[str, Failure]
+
+
+@dataclass
+class ReloadReport:
+    added: list[LoadedModel] = field(default_factory=list)
+    updated: list[tuple[LoadedModel, str]] = field(default_factory=list)
+    removed: list[LoadedModel] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    default: str | None = None
+    seconds: float = 0.0
+
+
+def _name_of(manifest_file: Path) -> str:
+    return manifest_file.name.split(".manifest.json")[0]
+
+
+class ModelRegistry:
+    """Loads the models of one folder and hands out consistent snapshots of them."""
+
+    def __init__(self, directory: str | Path, default_model: str = "",
+                 on_change: Callable[[Snapshot], None] | None = None):
+        self.directory = Path(directory)
+        self.default_model = default_model
+        self._on_change = on_change
+        self._reload_lock = threading.Lock()
+        self._snapshot = Snapshot(MappingProxyType({}), None, MappingProxyType({}))
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def resolve(self, name: str) -> LoadedModel:
+        """The model a request asks for by name; the default one for ``""``."""
+        snap = self._snapshot
+        if not snap.models:
+            raise NoModelLoaded(f"no model is loaded yet from {self.directory}; "
+                                "run digits-train and then Reload (digits reload)")
+        wanted = name or snap.default
+        model = snap.models.get(wanted)
+        if model is None:
+            raise ModelNotFound(f"model {wanted!r} not found; available: {', '.join(sorted(snap.models))}")
+        return model
+
+    def _choose_default(self, names: Mapping[str, LoadedModel]) -> str | None:
+        for candidate in (self.default_model, PREFERRED_DEFAULT):
+            if candidate and candidate in names:
+                return candidate
+        if self.default_model:
+            log.warning("configured default model is not loaded", extra={"model": self.default_model})
+        return min(names) if names else None
+
+    def reload(self) -> ReloadReport:
+        """Rescan the folder, load what is new or changed, drop what was removed."""
+        with self._reload_lock:
+            started = time.perf_counter()
+            old = self._snapshot
+            report = ReloadReport()
+            models: dict[str, LoadedModel] = {}
+            failures: dict[str, Failure] = {}
+            try:
+                manifest_files = find_manifests(self.directory)
+            except OSError as exc:
+                manifest_files = []
+                report.failed.append(Failure("", str(self.directory), f"cannot list models folder: {exc}"))
+            present = {_name_of(p) for p in manifest_files}
+            for path in manifest_files:
+                name = _name_of(path)
+                current = old.models.get(name)
+                try:
+                    manifest = read_manifest(path)
+                    if current is not None and current.manifest.sha256 == manifest.sha256:
+                        models[name] = current
+                        report.unchanged.append(name)
+                        continue
+                    model = self._load(manifest)
+                except ArtifactError as exc:
+                    failure = Failure(name, exc.path, exc.reason)
+                    report.failed.append(failure)
+                    failures[name] = failure
+                    log.error("model failed to load", extra={"model": name, "path": exc.path, "reason": exc.reason})
+                    if current is not None:
+                        models[name] = current
+                    continue
+                models[name] = model
+                if current is None:
+                    report.added.append(model)
+                else:
+                    report.updated.append((model, current.version))
+            report.removed = [m for n, m in old.models.items() if n not in present]
+            for model in report.removed:
+                log.info("model removed", extra={"model": model.name, "version": model.version})
+            default = self._choose_default(models)
+            self._snapshot = Snapshot(MappingProxyType(models), default, MappingProxyType(failures))
+            report.default = default
+            report.seconds = time.perf_counter() - started
+            log.info("reload finished", extra={
+                "added": len(report.added), "updated": len(report.updated), "removed": len(report.removed),
+                "failed": len(report.failed), "unchanged": len(report.unchanged), "default": default,
+                "seconds": round(report.seconds, 3)})
+        if self._on_change is not None:
+            self._on_change(self._snapshot)
+        return report
+
+    def _load(self, manifest: Manifest) -> LoadedModel:
+        started = time.perf_counter()
+        estimator = load_estimator(self.directory, manifest)
+        seconds = time.perf_counter() - started
+        log.info("model loaded", extra={"model": manifest.name, "version": manifest.version,
+                                        "kind": manifest.kind, "bytes": manifest.size_bytes,
+                                        "seconds": round(seconds, 3)})
+        return LoadedModel(manifest, estimator, seconds)

@@ -1,0 +1,93 @@
+"""Server settings: every flag has an environment variable of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "[::]"
+    port: int = 50051
+    models_dir: Path = Path("models")
+    default_model: str = ""
+    workers: int = 8
+    max_concurrent: int = 64
+    max_batch: int = 8192
+    max_message_mb: int = 8
+    numeric_threads: int = 1
+    grace: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    token: str = ""
+    protect_all: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+# flag -> (environment variable, help)
+_HELP = {
+    "host": ("DIGITS_HOST", "interface to listen on"),
+    "port": ("DIGITS_PORT", "port to listen on (0 picks a free one)"),
+    "models_dir": ("DIGITS_MODELS_DIR", "folder of model artifacts and manifests, as written by digits-train"),
+    "default_model": ("DIGITS_DEFAULT_MODEL", "model for requests that name none (default: ensemble if present)"),
+    "workers": ("DIGITS_WORKERS", "threads answering requests"),
+    "max_concurrent": ("DIGITS_MAX_CONCURRENT",
+                       "requests running or queued at once; beyond it new ones get RESOURCE_EXHAUSTED"),
+    "max_batch": ("DIGITS_MAX_BATCH", "most images in one Predict request or stream chunk"),
+    "max_message_mb": ("DIGITS_MAX_MESSAGE_MB", "largest message accepted, in MiB"),
+    "numeric_threads": ("DIGITS_NUMERIC_THREADS", "BLAS/OpenMP threads per request"),
+    "grace": ("DIGITS_GRACE", "seconds in-flight requests get to finish on SIGTERM"),
+    "log_level": ("DIGITS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "log_format": ("DIGITS_LOG_FORMAT", "json (one object per line) or text"),
+    "token": ("DIGITS_TOKEN", "operator token required by Reload (empty: Reload is open)"),
+    "protect_all": ("DIGITS_PROTECT_ALL", "require the token for Predict and ListModels too"),
+    "tls_cert": ("DIGITS_TLS_CERT", "PEM certificate chain; with --tls-key serves TLS"),
+    "tls_key": ("DIGITS_TLS_KEY", "PEM private key of --tls-cert"),
+    "tls_client_ca": ("DIGITS_TLS_CLIENT_CA", "PEM CA bundle; when set, clients must present a certificate it signed"),
+}
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="digits-server",
+        description="Serve the digit models of a models folder over gRPC (digitserve.v1.Digits, "
+                    "grpc.health.v1 and reflection).",
+        epilog="Every flag can also be set by the environment variable shown in brackets.")
+    defaults = Settings()
+    for f in fields(Settings):
+        env, text = _HELP[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if env in environ:
+            default = _parse_bool(environ[env]) if isinstance(default, bool) else type(default)(environ[env])
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{text} [{env}]")
+        else:
+            parser.add_argument(flag, type=type(default), default=default,
+                                help=f"{text} [{env}] (default: {default or 'none'})")
+    args = parser.parse_args(argv)
+    settings = Settings(**vars(args))
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca and not settings.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if settings.log_format not in ("json", "text"):
+        parser.error(f"--log-format is {settings.log_format!r}, expected json or text")
+    for name in ("workers", "max_concurrent", "max_batch", "max_message_mb", "numeric_threads"):
+        if getattr(settings, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return settings

@@ -1,0 +1,99 @@
+"""What the trainer builds: every model as data (which estimators, which parameters).
+
+Every model is a scikit-learn ``Pipeline`` that starts with ``DigitFeatures``
+(deskewed pixels and stroke-direction histograms), so the saved artifact takes
+raw 784-pixel images and the server needs to know nothing about features. The
+ensemble reuses its fitted members and averages their probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.ensemble import VotingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    estimator: type
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    probabilities: str
+    # The steps after DigitFeatures, for a single model.
+    steps: tuple[Step, ...] = ()
+    # For an ensemble: member names, their weights and the voting rule.
+    members: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()
+    voting: str = "soft"
+
+
+RECIPES: dict[str, Recipe] = {
+    "knn": Recipe(
+        kind="knn",
+        steps=(Step("projection", Projection, {"pixel_components": 0, "gradient_components": 40}),
+               Step("knn", NearestNeighbours, {"n_neighbors": 4})),
+        probabilities="inverse-distance-weighted vote of the 4 nearest training digits",
+    ),
+    "svm": Recipe(
+        kind="svm",
+        steps=(Step("projection", Projection, {"pixel_components": 40, "gradient_components": 40}),
+               Step("svm", KernelSVM, {"C": 5.0, "gamma": "scale"})),
+        probabilities="softmax of soft one-vs-one votes, temperature fitted on held-out training digits",
+    ),
+    "rf": Recipe(
+        kind="rf",
+        steps=(Step("rf", PackedForest, {"n_estimators": 50}),),
+        probabilities="mean of the 50 trees' leaf class frequencies",
+    ),
+    "ensemble": Recipe(
+        kind="ensemble",
+        members=("knn", "svm", "rf"),
+        weights=(1.0, 1.0, 1.0),
+        voting="soft",
+        probabilities="weighted mean of the members' probabilities (soft voting)",
+    ),
+}
+
+DEFAULT_MODELS = tuple(RECIPES)
+
+
+def build_tail(recipe: Recipe, seed: int, jobs: int) -> Pipeline:
+    """The unfitted steps of a single model after the shared features."""
+    steps = []
+    for step in recipe.steps:
+        params = dict(step.params)
+        accepted = step.estimator().get_params()
+        if "random_state" in accepted:
+            params["random_state"] = seed
+        if "n_jobs" in accepted:
+            params["n_jobs"] = jobs
+        steps.append((step.name, step.estimator(**params)))
+    return Pipeline(steps)
+
+
+def assemble(features: DigitFeatures, tail: Any) -> Pipeline:
+    """A servable model: the fitted features followed by a fitted tail."""
+    return Pipeline([("features", features), ("model", tail)])
+
+
+def build_ensemble(recipe: Recipe, features: DigitFeatures, tails: dict[str, Any], sample_x, sample_y) -> Pipeline:
+    """Soft voting over already fitted members; nothing is refitted.
+
+    ``VotingClassifier.fit`` only checks its input and encodes the labels
+    when every member is frozen, so a small sample of features suffices.
+    """
+    voter = VotingClassifier(
+        [(name, FrozenEstimator(tails[name])) for name in recipe.members],
+        voting=recipe.voting, weights=list(recipe.weights),
+    ).fit(sample_x, sample_y)
+    return assemble(features, voter)
