@@ -96,6 +96,7 @@ def train(args: argparse.Namespace, data: Mnist, log=print) -> list[dict]:
     """Fit, evaluate and write every requested model; returns one summary row each."""
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
     rows, tails, probabilities, fit_times = [], {}, {}, {}

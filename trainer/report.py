@@ -18,8 +18,8 @@ def confusion_png(confusion: list[list[int]], title: str, path: Path) -> Path:
     image = Image.new("RGB", (size, size + 20), "white")
     draw = ImageDraw.Draw(image)
     draw.text((10, 8), title, fill="black", font=_FONT)
-    draw.text((margin, 28), "predicted →", fill="black", font=_FONT)
-    draw.text((4, margin - 14), "true ↓", fill="black", font=_FONT)
+    draw.text((margin, 28), "predicted ->", fill="black", font=_FONT)
+    draw.text((4, margin - 14), "true", fill="black", font=_FONT)
     off_diagonal = matrix * (1 - np.eye(10, dtype=matrix.dtype))
     worst = max(int(off_diagonal.max()), 1)
     for t in range(10):
@@ -51,13 +51,13 @@ def mistakes_png(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
     rows = max(1, -(-len(wrong) // columns))
     image = Image.new("RGB", (columns * tile_w + 8, rows * tile_h + 28), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((8, 6), f"{title}: {len(wrong)} most confident mistakes (true → predicted, confidence)",
+    draw.text((8, 6), f"{title}: {len(wrong)} most confident mistakes (true -> predicted, confidence)",
               fill="black", font=_FONT)
     for slot, i in enumerate(wrong):
         x, y = 8 + (slot % columns) * tile_w, 24 + (slot // columns) * tile_h
         digit = Image.fromarray(255 - images[i].reshape(28, 28)).resize((28 * scale, 28 * scale), Image.NEAREST)
         image.paste(digit, (x, y))
-        caption = f"{labels[i]}→{predicted[i]} {probabilities[i, predicted[i]]:.2f}"
+        caption = f"{labels[i]}->{predicted[i]} {probabilities[i, predicted[i]]:.2f}"
         draw.text((x, y + 28 * scale + 4), caption, fill="black", font=_FONT)
     image.save(path)
     return path

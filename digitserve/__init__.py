@@ -1,0 +1,1 @@
+"""digitserve: what the trainer, the server and the clients share."""

@@ -1,0 +1,91 @@
+"""Shared fixtures: MNIST from MNIST_DIR, models trained on a subset, real servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from digitserve.idx import read_idx
+from digitserve.v1 import digits_pb2_grpc
+from server.main import RunningServer, start
+from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_LIMIT = 2500
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    folder = Path(os.environ.get("MNIST_DIR") or ROOT.parent / "shared" / "mnist")
+    if not (folder / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.fail(f"MNIST files not found in {folder}: set MNIST_DIR to the folder holding them")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def test_digits(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test images as (n, 784) uint8, and their labels."""
+    images = read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    return images, read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(scope="session")
+def trained_models(mnist_dir, tmp_path_factory) -> Path:
+    """All four models trained by digits-train on a subset; treat as read-only (copy to change)."""
+    from trainer.main import main as train
+
+    out = tmp_path_factory.mktemp("models")
+    code = train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--limit", str(TRAIN_LIMIT),
+                  "--jobs", "1", "--no-report"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture
+def models_copy(trained_models, tmp_path) -> Path:
+    """A private, writable copy of the trained models folder."""
+    folder = tmp_path / "models"
+    shutil.copytree(trained_models, folder)
+    return folder
+
+
+class Serving:
+    """A running server and a stub on a channel to it."""
+
+    def __init__(self, running: RunningServer, settings: Settings):
+        self.running = running
+        self.settings = settings
+        self.address = f"127.0.0.1:{running.port}"
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = digits_pb2_grpc.DigitsStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.running.stop(grace=1)
+
+
+@pytest.fixture
+def serve():
+    """Start servers with given settings; all are stopped after the test."""
+    started: list[Serving] = []
+
+    def _serve(models_dir: Path, **overrides) -> Serving:
+        settings = Settings(host="127.0.0.1", port=0, models_dir=Path(models_dir), **overrides)
+        serving = Serving(start(settings), settings)
+        started.append(serving)
+        return serving
+
+    yield _serve
+    for serving in started:
+        serving.close()
+
+
+@pytest.fixture
+def server(serve, models_copy) -> Serving:
+    """A server over a private copy of the trained models."""
+    return serve(models_copy)
