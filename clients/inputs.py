@@ -1,0 +1,106 @@
+"""What ``digits predict`` reads: image files, stroke files, folders, IDX files and .npy arrays.
+
+Everything becomes a lazy stream of ``Item``s, one per digit, in input order,
+so a folder of 100,000 images is read while earlier ones are being predicted.
+Image and stroke files go through the shared preprocessing; IDX and .npy files
+already hold MNIST-style 28x28 digits and are sent as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from clients.drawing import Drawing, DrawingError
+from clients.preprocessing import PreprocessingError, prepare
+from digitserve.idx import IdxError, read_idx
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+STROKES_SUFFIX = ".json"
+ARRAY_SUFFIX = ".npy"
+
+
+@dataclass(frozen=True)
+class Item:
+    source: str
+    index: int | None = None  # position inside a file that holds many digits
+    pixels: np.ndarray | None = None  # (784,) uint8, white ink on black
+    label: int | None = None
+    error: str | None = None
+
+
+def is_idx(path: Path) -> bool:
+    name = path.name.lower()
+    return "ubyte" in name or name.endswith((".idx", ".idx.gz"))
+
+
+def _as_pixels(array: np.ndarray, source: Path) -> np.ndarray:
+    """MNIST-style arrays as (n, 784) uint8; floats in 0..1 are scaled to 0..255."""
+    if array.ndim == 3 and array.shape[1:] == (28, 28):
+        array = array.reshape(len(array), 784)
+    if array.ndim != 2 or array.shape[1] != 784:
+        raise ValueError(f"{source}: array of shape {array.shape}, expected (N, 28, 28) or (N, 784)")
+    if array.dtype == np.uint8:
+        return array
+    values = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or values.min(initial=0) < 0 or values.max(initial=0) > 255:
+        raise ValueError(f"{source}: values must lie in 0..255 (or 0..1 for floats)")
+    if np.issubdtype(array.dtype, np.floating) and values.max(initial=0) <= 1.0:
+        values = values * 255
+    return np.rint(values).astype(np.uint8)
+
+
+def _array_items(path: Path, array: np.ndarray, labels: np.ndarray | None) -> Iterator[Item]:
+    pixels = _as_pixels(array, path)
+    if labels is not None and len(labels) != len(pixels):
+        raise ValueError(f"{path}: {len(pixels)} images but {len(labels)} labels")
+    for i, row in enumerate(pixels):
+        yield Item(str(path), i, row, None if labels is None else int(labels[i]))
+
+
+def _folder_label(path: Path) -> int | None:
+    """Folders laid out as DIGIT/image.png carry their label in the folder name."""
+    name = path.parent.name
+    return int(name) if len(name) == 1 and name.isdigit() else None
+
+
+def _single(path: Path, ink: str) -> Item:
+    try:
+        if path.suffix.lower() == STROKES_SUFFIX:
+            pixels = Drawing.load(path).to_vector()
+        else:
+            pixels = prepare(path, ink=ink)
+    except (PreprocessingError, DrawingError, OSError) as exc:
+        reason = str(exc)
+        return Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
+    return Item(str(path), pixels=pixels, label=_folder_label(path))
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES | {STROKES_SUFFIX, ARRAY_SUFFIX}
+                               or is_idx(path)):
+            yield path
+
+
+def read_items(paths: list[str | Path], ink: str = "auto", labels_file: str | Path | None = None) -> Iterator[Item]:
+    """Every digit in the given paths, in order; unreadable inputs become items with an ``error``."""
+    labels = read_idx(labels_file) if labels_file else None
+    for given in map(Path, paths):
+        if not given.exists():
+            yield Item(str(given), error=f"{given}: no such file or folder")
+            continue
+        for path in _walk(given) if given.is_dir() else [given]:
+            try:
+                if is_idx(path):
+                    yield from _array_items(path, read_idx(path), labels)
+                elif path.suffix.lower() == ARRAY_SUFFIX:
+                    yield from _array_items(path, np.load(path, mmap_mode="r", allow_pickle=False), labels)
+                else:
+                    yield _single(path, ink)
+            except (IdxError, ValueError, OSError) as exc:
+                reason = str(exc)
+                yield Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")

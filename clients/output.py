@@ -1,0 +1,138 @@
+"""How ``digits predict`` shows its results: a table for people, JSON or CSV for scripts.
+
+Writers are streaming: each result is written as soon as it is known, so the
+output of a huge batch never has to fit in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+
+from clients.inputs import Item
+
+
+@dataclass(frozen=True)
+class Result:
+    item: Item
+    probabilities: np.ndarray | None = None  # (10,), None when the item failed
+
+    @property
+    def digit(self) -> int | None:
+        return None if self.probabilities is None else int(self.probabilities.argmax())
+
+    def record(self, top: int) -> dict:
+        record: dict = {"source": self.item.source}
+        if self.item.index is not None:
+            record["index"] = self.item.index
+        if self.item.error is not None:
+            record["error"] = self.item.error
+        else:
+            p = self.probabilities
+            record["digit"] = self.digit
+            record["confidence"] = round(float(p.max()), 6)
+            record["probabilities"] = [round(float(v), 6) for v in p]
+            if top:
+                order = np.argsort(-p)[:top]
+                record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
+        if self.item.label is not None:
+            record["label"] = self.item.label
+        return record
+
+
+class JsonWriter:
+    """One JSON array, an object per input, written incrementally."""
+
+    def __init__(self, out: TextIO, top: int):
+        self.out, self.top, self.count = out, top, 0
+
+    def write(self, result: Result) -> None:
+        self.out.write("[\n  " if self.count == 0 else ",\n  ")
+        self.out.write(json.dumps(result.record(self.top)))
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.write("[]\n" if self.count == 0 else "\n]\n")
+
+
+class CsvWriter:
+    """The JSON fields as columns; probabilities as p0..p9, top K as top1_digit, top1_p, ..."""
+
+    def __init__(self, out: TextIO, top: int):
+        self.top = top
+        columns = ["source", "index", "digit", "confidence"] + [f"p{d}" for d in range(10)]
+        columns += [f"top{k}_{part}" for k in range(1, top + 1) for part in ("digit", "p")]
+        columns += ["label", "error"]
+        self.writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        self.writer.writeheader()
+
+    def write(self, result: Result) -> None:
+        record = result.record(self.top)
+        for d, p in enumerate(record.pop("probabilities", [])):
+            record[f"p{d}"] = p
+        for k, (d, p) in enumerate(record.pop("top", []), start=1):
+            record[f"top{k}_digit"], record[f"top{k}_p"] = d, p
+        self.writer.writerow(record)
+
+    def close(self) -> None:
+        pass
+
+
+class TableWriter:
+    """Aligned columns for a terminal."""
+
+    def __init__(self, out: TextIO, top: int):
+        self.out, self.top, self.header_done = out, top, False
+
+    def write(self, result: Result) -> None:
+        if not self.header_done:
+            extra = "  top" if self.top else ""
+            self.out.write(f"{'digit':>5}  {'confidence':>10}  {'label':>5}  source{extra}\n")
+            self.header_done = True
+        record = result.record(self.top)
+        source = record["source"] + (f"#{record['index']}" if "index" in record else "")
+        label = "" if result.item.label is None else str(result.item.label)
+        if "error" in record:
+            self.out.write(f"{'-':>5}  {'error':>10}  {label:>5}  {record['error']}\n")
+            return
+        line = f"{record['digit']:>5}  {record['confidence']:>10.4f}  {label:>5}  {source}"
+        if self.top:
+            line += "  " + " ".join(f"{d}:{p:.3f}" for d, p in record["top"])
+        self.out.write(line + "\n")
+
+    def close(self) -> None:
+        pass
+
+
+WRITERS = {"table": TableWriter, "json": JsonWriter, "csv": CsvWriter}
+
+
+class Scoreboard:
+    """Accuracy and confusion matrix over the results that carry a label."""
+
+    def __init__(self):
+        self.confusion = np.zeros((10, 10), dtype=np.int64)
+
+    def add(self, result: Result) -> None:
+        if result.item.label is not None and result.digit is not None:
+            self.confusion[result.item.label, result.digit] += 1
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(self.total, 1))
+
+    def report(self) -> str:
+        lines = [f"accuracy: {self.accuracy:.2%} ({np.trace(self.confusion)} of {self.total} labelled digits)",
+                 "confusion matrix (rows: true digit, columns: predicted):",
+                 "      " + "".join(f"{d:>6}" for d in range(10))]
+        for t in range(10):
+            lines.append(f"{t:>6}" + "".join(f"{int(v):>6}" for v in self.confusion[t]))
+        return "\n".join(lines)
