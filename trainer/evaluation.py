@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 N_CLASSES = 10
 
@@ -32,13 +33,18 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def single_image_ms(model: Any, images: np.ndarray, repeats: int = 50) -> float:
-    """Median time of ``predict_proba`` on one image, after one warm-up call."""
-    model.predict_proba(images[:1])
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        model.predict_proba(images[i % len(images): i % len(images) + 1])
-        times.append(time.perf_counter() - started)
+    """Median time of ``predict_proba`` on one image, after one warm-up call.
+
+    Measured with one numeric thread, as the server runs by default: on a
+    busy machine, multi-threaded BLAS makes a tiny product many times slower.
+    """
+    with threadpool_limits(1):
+        model.predict_proba(images[:1])
+        times = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            model.predict_proba(images[i % len(images): i % len(images) + 1])
+            times.append(time.perf_counter() - started)
     return float(np.median(times) * 1000)
 
 

@@ -120,8 +120,7 @@ def train(args: argparse.Namespace, data: Mnist, log=print) -> list[dict]:
                 member_p = [probabilities[m] for m in recipe.members]
                 soft = sum(w * p for p, w in zip(member_p, recipe.weights)) / sum(recipe.weights)
                 evaluation, probs = evaluate(model, test_x, test_y, fit_seconds, probabilities=soft)
-                extra = {"voting": voting_accuracies(member_p, list(recipe.weights), test_y),
-                         "voting_used": recipe.voting}
+                extra = {"voting": voting_accuracies(member_p, list(recipe.weights), test_y)}
             else:
                 tails[name] = build_tail(recipe, args.seed, args.jobs).fit(train_f, train_y)
                 fit_seconds = time.perf_counter() - started
@@ -164,7 +163,7 @@ def summary_table(rows: list[dict]) -> str:
                      f"{r['single_ms']:>11.2f} {r['images_per_s'] or float('nan'):>9.0f}  {r['version']}")
         if "voting" in r:
             v = r["voting"]
-            lines.append(f"{'':<10} voting: soft {v['soft']:.2%}, hard {v['hard']:.2%} (serving {r['voting_used']})")
+            lines.append(f"{'':<10} voting: soft {v['soft']:.2%} (served), hard {v['hard']:.2%}")
     return "\n".join(lines)
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sklearn.ensemble import VotingClassifier
-from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection
+from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection, SoftVote
 
 
 @dataclass(frozen=True)
@@ -31,18 +29,17 @@ class Recipe:
     probabilities: str
     # The steps after DigitFeatures, for a single model.
     steps: tuple[Step, ...] = ()
-    # For an ensemble: member names, their weights and the voting rule.
+    # For an ensemble: member names and their weights in the soft vote.
     members: tuple[str, ...] = ()
     weights: tuple[float, ...] = ()
-    voting: str = "soft"
 
 
 RECIPES: dict[str, Recipe] = {
     "knn": Recipe(
         kind="knn",
         steps=(Step("projection", Projection, {"pixel_components": 0, "gradient_components": 40}),
-               Step("knn", NearestNeighbours, {"n_neighbors": 4})),
-        probabilities="inverse-distance-weighted vote of the 4 nearest training digits",
+               Step("knn", NearestNeighbours, {"n_neighbors": 6})),
+        probabilities="inverse-distance-weighted vote of the 6 nearest training digits",
     ),
     "svm": Recipe(
         kind="svm",
@@ -58,8 +55,9 @@ RECIPES: dict[str, Recipe] = {
     "ensemble": Recipe(
         kind="ensemble",
         members=("knn", "svm", "rf"),
-        weights=(1.0, 1.0, 1.0),
-        voting="soft",
+        # Chosen on a validation split (50,000 training / 10,000 held-out training
+        # digits): 99.40% there against 99.34% for the SVM alone.
+        weights=(1.0, 2.0, 1.0),
         probabilities="weighted mean of the members' probabilities (soft voting)",
     ),
 }
@@ -87,13 +85,6 @@ def assemble(features: DigitFeatures, tail: Any) -> Pipeline:
 
 
 def build_ensemble(recipe: Recipe, features: DigitFeatures, tails: dict[str, Any], sample_x, sample_y) -> Pipeline:
-    """Soft voting over already fitted members; nothing is refitted.
-
-    ``VotingClassifier.fit`` only checks its input and encodes the labels
-    when every member is frozen, so a small sample of features suffices.
-    """
-    voter = VotingClassifier(
-        [(name, FrozenEstimator(tails[name])) for name in recipe.members],
-        voting=recipe.voting, weights=list(recipe.weights),
-    ).fit(sample_x, sample_y)
-    return assemble(features, voter)
+    """Soft voting over the already fitted members; nothing is refitted."""
+    voter = SoftVote([(name, tails[name]) for name in recipe.members], list(recipe.weights), refit=False)
+    return assemble(features, voter.fit(sample_x, sample_y))
