@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitserve.idx import IdxError, parse_idx
+from digitserve.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, parse_idx
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ def read_verified(path: Path, spec: MnistFile) -> np.ndarray:
         raise MnistError(f"{path}: missing") from exc
     except (OSError, EOFError) as exc:
         raise MnistError(f"{path}: not a readable gzip file ({exc})") from exc
+    expected_magic = LABELS_MAGIC if len(spec.shape) == 1 else IMAGES_MAGIC
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise MnistError(f"{path}: magic number {magic}, expected {expected_magic} "
+                         f"({'labels' if len(spec.shape) == 1 else 'images'}) for {spec.name}")
     try:
         array = parse_idx(data, path)
     except IdxError as exc:
