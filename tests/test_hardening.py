@@ -1,0 +1,451 @@
+"""Hardening: bad input, bad artifacts, load, overload, reloads under load, faults and access."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import joblib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digitserve.artifacts import Manifest, find_manifests, load_estimator, read_manifest, serialize
+from digitserve.v1 import digits_pb2 as pb
+from digitserve.v1 import digits_pb2_grpc
+from server.main import start
+from server.settings import Settings
+from tests.conftest import ROOT
+
+MODELS = ("ensemble", "knn", "rf", "svm")
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def shared_server(trained_models):
+    running = start(Settings(host="127.0.0.1", port=0, models_dir=trained_models, max_batch=64, max_message_mb=1))
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    yield digits_pb2_grpc.DigitsStub(channel)
+    channel.close()
+    running.stop(grace=1)
+
+
+def expected_code(encoding: str, values: list, count_ok: bool, n_images: int, model: str, nbytes: int):
+    if nbytes > 1024 * 1024:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if encoding == "none" or n_images == 0 or not count_ok or n_images > 64:
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if encoding == "f32" and not all(0 <= v <= 255 for v in values):  # NaN fails this too
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if model and model not in MODELS:
+        return grpc.StatusCode.NOT_FOUND
+    return grpc.StatusCode.OK
+
+
+pixel_value = st.one_of(st.floats(0, 255), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 300))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(encoding=st.sampled_from(["u8", "f32", "none"]), n_images=st.integers(0, 70),
+       extra=st.sampled_from([0, 0, 0, 1, -1, 392]), model=st.one_of(st.sampled_from(MODELS + ("",)), st.text(max_size=12)),
+       values=st.lists(pixel_value, min_size=1, max_size=4), huge=st.booleans())
+def test_any_predict_request_gets_the_right_status_and_the_server_carries_on(
+        shared_server, encoding, n_images, extra, model, values, huge):
+    count = max(n_images * 784 + extra, 0)
+    if huge and encoding == "u8":
+        count = 1400 * 784  # over the 1 MiB message limit
+    request = pb.PredictRequest(model=model)
+    floats = [float(v) for v in values]
+    if encoding == "u8":
+        request.u8 = (np.arange(count) % 256).astype(np.uint8).tobytes()
+    elif encoding == "f32":
+        request.f32.values.extend((floats * (count // len(floats) + 1))[:count])
+    count_ok = count % 784 == 0
+    want = expected_code(encoding, floats if count else [0.0], count_ok, count // 784, model,
+                         request.ByteSize())
+    try:
+        reply = shared_server.Predict(request, timeout=20)
+        got, details = grpc.StatusCode.OK, ""
+        assert len(reply.predictions) == count // 784
+    except grpc.RpcError as exc:
+        got, details = exc.code(), exc.details()
+    assert got == want, details
+    if got == grpc.StatusCode.INVALID_ARGUMENT:
+        assert details.split(":")[0] in ("u8", "f32.values", "pixels")
+    if got == grpc.StatusCode.NOT_FOUND:
+        assert repr(model) in details and "available: ensemble, knn, rf, svm" in details
+    assert len(shared_server.Predict(pb.PredictRequest(u8=bytes(784)), timeout=20).predictions) == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 3)), min_size=1, max_size=6))
+def test_stream_chunks_in_any_order_are_answered_or_refused_at_the_first_wrong_one(shared_server, chunks):
+    requests = [pb.PredictRequest(u8=bytes(784 * size), sequence=seq) for seq, size in chunks]
+    first_wrong = next((i for i, (seq, _) in enumerate(chunks) if seq != i), None)
+    answered = []
+    try:
+        for reply in shared_server.PredictStream(iter(requests), timeout=20):
+            answered.append(reply.sequence)
+        assert first_wrong is None
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"chunk {first_wrong} has sequence {chunks[first_wrong][0]}" in exc.details()
+    assert answered == list(range(len(answered)))
+    assert len(answered) == (len(chunks) if first_wrong is None else first_wrong)
+
+
+# --- a server process, for memory, signals and restarts ----------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, models_dir: Path, port: int = 0, *extra: str, env: dict | None = None):
+        self.proc = subprocess.Popen(
+            [str(BIN / "digits-server"), "--models-dir", str(models_dir), "--host", "127.0.0.1",
+             "--port", str(port), "--log-format", "json", *extra],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self.port = int(json.loads(self.proc.stderr.readline())["address"].rsplit(":", 1)[1])
+        self.address = f"127.0.0.1:{self.port}"
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = digits_pb2_grpc.DigitsStub(self.channel)
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.stub.Predict(pb.PredictRequest(u8=bytes(784)), timeout=2)
+                break
+            except grpc.RpcError:
+                assert time.time() < deadline, "server did not start serving"
+                time.sleep(0.05)
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+    def stop(self) -> int:
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_process(trained_models):
+    processes: list[ServerProcess] = []
+
+    def _start(*extra, models_dir=None, port=0, env=None) -> ServerProcess:
+        process = ServerProcess(models_dir or trained_models, port, *extra, env=env)
+        processes.append(process)
+        return process
+
+    yield _start
+    for p in processes:
+        p.proc.kill()
+        p.proc.wait()
+
+
+def test_undecodable_requests_do_not_leak_memory(server_process):
+    server = server_process()
+    raw = server.channel.unary_unary("/digitserve.v1.Digits/Predict")
+    garbage = b"\xff\xfe" * 300
+
+    def hammer(n: int) -> None:
+        for _ in range(n):
+            with pytest.raises(grpc.RpcError) as caught:
+                raw(garbage, timeout=5)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    hammer(1500)  # warm-up: thread pools and allocator arenas settle
+    before = server.rss_kib()
+    hammer(3000)
+    grown = server.rss_kib() - before
+    print(f"RSS growth over 3,000 undecodable requests: {grown} KiB")
+    assert grown < 3000 * 4  # a leak of 16 KiB per request would be 48,000 KiB
+
+
+def test_sigterm_lets_running_requests_finish_and_refuses_new_ones(server_process, test_digits):
+    server = server_process("--grace", "20", "--workers", "4")
+    images = np.tile(test_digits[0][:64], (60, 1))  # a few seconds of work for the ensemble
+    chunks = (pb.PredictRequest(u8=images[i:i + 64].tobytes()) for i in range(0, len(images), 64))
+    results = {}
+
+    def long_stream() -> None:
+        try:
+            results["answers"] = sum(len(r.predictions) for r in server.stub.PredictStream(chunks, timeout=60))
+        except grpc.RpcError as exc:
+            results["error"] = exc
+
+    worker = threading.Thread(target=long_stream)
+    worker.start()
+    time.sleep(0.5)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with grpc.insecure_channel(server.address) as fresh:
+        with pytest.raises(grpc.RpcError) as refused:
+            digits_pb2_grpc.DigitsStub(fresh).Predict(pb.PredictRequest(u8=bytes(784)), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    worker.join(timeout=60)
+    assert results.get("answers") == len(images), results.get("error")
+    assert server.proc.wait(timeout=30) == 0
+
+
+def test_overload_is_refused_at_once_and_deadlines_are_honoured(serve, trained_models, test_digits):
+    busy = serve(trained_models, workers=1, max_concurrent=2, max_batch=8192)
+    heavy = pb.PredictRequest(u8=np.tile(test_digits[0][:100], (40, 1)).tobytes())
+    outcomes: list[tuple[str, float]] = []
+
+    def call() -> None:
+        started = time.perf_counter()
+        try:
+            busy.stub.Predict(heavy, timeout=60)
+            outcomes.append(("ok", time.perf_counter() - started))
+        except grpc.RpcError as exc:
+            outcomes.append((exc.code().name, time.perf_counter() - started))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = [s for code, s in outcomes if code == "RESOURCE_EXHAUSTED"]
+    served = [s for code, s in outcomes if code == "ok"]
+    assert len(refused) >= 3 and len(served) >= 1 and len(refused) + len(served) == 6
+    assert max(refused) < min(max(served), 1.0)  # refused at once, not after waiting
+    started = time.perf_counter()
+    with pytest.raises(grpc.RpcError) as late:
+        busy.stub.Predict(heavy, timeout=0.05)
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.perf_counter() - started < 1.0
+
+
+def test_sixteen_clients_for_a_bounded_time_see_no_errors(serve, trained_models, test_digits):
+    serving = serve(trained_models, workers=8)
+    requests = [pb.PredictRequest(u8=test_digits[0][i:i + 1].tobytes()) for i in range(32)]
+    latencies, errors, stop = [], [], time.time() + 4
+
+    def client(k: int) -> None:
+        with grpc.insecure_channel(serving.address) as channel:
+            stub = digits_pb2_grpc.DigitsStub(channel)
+            i = k
+            while time.time() < stop:
+                started = time.perf_counter()
+                try:
+                    stub.Predict(requests[i % 32], timeout=10)
+                    latencies.append(time.perf_counter() - started)
+                except grpc.RpcError as exc:
+                    errors.append(exc.code())
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    p99 = np.percentile(latencies, 99) * 1000
+    print(f"16 clients, 4 s: {len(latencies)} requests, p99 {p99:.1f} ms, errors {len(errors)}")
+    assert errors == [] and len(latencies) > 200
+
+
+def _write_version(folder: Path, name: str, source: Path) -> str:
+    """Publish ``source``'s artifact and manifest under ``folder`` the way the trainer does."""
+    manifest = read_manifest(source / f"{name}.manifest.json")
+    tmp = folder / f".tmp-{manifest.artifact}"
+    shutil.copyfile(source / manifest.artifact, tmp)
+    os.replace(tmp, folder / manifest.artifact)
+    tmp = folder / f".tmp-{name}.manifest.json"
+    shutil.copyfile(source / f"{name}.manifest.json", tmp)
+    os.replace(tmp, folder / f"{name}.manifest.json")
+    return manifest.version
+
+
+def test_reloads_every_fraction_of_a_second_while_artifacts_change_fail_no_request(
+        serve, trained_models, tmp_path, mnist_dir, test_digits):
+    from trainer.main import main as train
+
+    versions = {}
+    for seed in (11, 12):
+        out = tmp_path / f"v{seed}"
+        assert train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--models", "svm", "--limit", "800",
+                      "--seed", str(seed), "--jobs", "1", "--no-report"]) == 0
+        versions[seed] = out
+    live = tmp_path / "live"
+    shutil.copytree(trained_models, live)
+    complete = {read_manifest(live / "svm.manifest.json").version}
+    serving = serve(live)
+    answers, failures, stop = [], [], threading.Event()
+
+    def client() -> None:
+        with grpc.insecure_channel(serving.address) as channel:
+            stub = digits_pb2_grpc.DigitsStub(channel)
+            while not stop.is_set():
+                try:
+                    reply = stub.Predict(pb.PredictRequest(u8=test_digits[0][:4].tobytes(), model="svm"), timeout=10)
+                    answers.append(reply.version)
+                except grpc.RpcError as exc:
+                    failures.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    reloads = 0
+    for k in range(12):
+        complete.add(_write_version(live, "svm", versions[11 + k % 2]))
+        assert not serving.stub.Reload(pb.ReloadRequest()).failed
+        reloads += 1
+        time.sleep(0.15)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert set(answers) <= complete and len(set(answers)) >= 2
+    print(f"{reloads} reloads, {len(answers)} answers, versions seen: {sorted(set(answers))}")
+
+
+def test_a_trainer_killed_mid_run_leaves_only_loadable_models(mnist_dir, tmp_path):
+    out = tmp_path / "models"
+    proc = subprocess.Popen([str(BIN / "digits-train"), "--mnist-dir", str(mnist_dir), "--out", str(out),
+                             "--limit", "3000", "--jobs", "1", "--no-report"], stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out.exists() and list(out.glob("*.joblib")) or list(out.glob(".tmp-*"))):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    for path in find_manifests(out):
+        assert load_estimator(out, read_manifest(path)) is not None
+    assert subprocess.run([str(BIN / "digits-train"), "--mnist-dir", str(mnist_dir), "--out", str(out),
+                           "--models", "knn", "--limit", "500", "--jobs", "1", "--no-report"]).returncode == 0
+    assert not list(out.glob(".tmp-*"))
+    referenced = {read_manifest(p).artifact for p in find_manifests(out)}
+    assert {p.name for p in out.glob("*.joblib")} == referenced
+
+
+def _bad_artifact(folder: Path, name: str, estimator) -> None:
+    data = serialize(estimator)
+    import hashlib
+    digest = hashlib.sha256(data).hexdigest()
+    (folder / f"{name}-{digest[:12]}.joblib").write_bytes(data)
+    manifest = Manifest(name=name, kind="knn", version="bad-1", artifact=f"{name}-{digest[:12]}.joblib",
+                        sha256=digest, size_bytes=len(data), created=datetime.datetime.now().isoformat(),
+                        training_samples=1, probabilities="-")
+    (folder / f"{name}.manifest.json").write_text(manifest.to_json())
+
+
+def test_bad_artifacts_are_refused_with_reasons_and_the_rest_serves(serve, models_copy):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    _bad_artifact(models_copy, "notamodel", {"weights": [1, 2, 3]})
+    _bad_artifact(models_copy, "tenpixels", KNeighborsClassifier(1).fit(np.eye(10), np.arange(10)))
+    orphan = models_copy / "orphan-000000000000.joblib"  # an artifact without a manifest
+    shutil.copyfile(next(models_copy.glob("knn-*.joblib")), orphan)
+    unreadable = read_manifest(models_copy / "rf.manifest.json").artifact
+    (models_copy / unreadable).unlink()
+    (models_copy / unreadable).mkdir()  # cannot be read as a file (root ignores permission bits)
+    (models_copy / "nomanifest.manifest.json").write_text(json.dumps({"format": 1, "name": "nomanifest"}))
+    serving = serve(models_copy)
+    listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
+    assert listed["ensemble"].state == listed["svm"].state == listed["knn"].state == pb.LOADED
+    reasons = {name: listed[name].error for name in ("notamodel", "tenpixels", "rf", "nomanifest")}
+    assert all(listed[name].state == pb.FAILED for name in reasons)
+    assert "not a classifier" in reasons["notamodel"]
+    assert "expects 10 input values" in reasons["tenpixels"]
+    assert "cannot read artifact" in reasons["rf"]
+    assert "missing field" in reasons["nomanifest"]
+    assert "orphan" not in listed
+    reply = serving.stub.Reload(pb.ReloadRequest())
+    assert sorted(f.name for f in reply.failed) == ["nomanifest", "notamodel", "rf", "tenpixels"]
+    assert serving.stub.Predict(pb.PredictRequest(u8=bytes(784))).model == "ensemble"
+
+
+def test_the_cli_carries_on_through_a_server_restart(trained_models, server_process, test_digits, tmp_path):
+    port = free_port()
+    server = server_process(port=port)
+    np.save(tmp_path / "many.npy", np.tile(test_digits[0][:500], (8, 1)))
+    cli = subprocess.Popen([str(BIN / "digits"), "predict", "--server", server.address, "--batch", "50",
+                            "--retries", "8", "--format", "csv", "--output", str(tmp_path / "out.csv"),
+                            str(tmp_path / "many.npy")], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    server.proc.kill()
+    server.proc.wait()
+    time.sleep(1.0)
+    server_process(port=port)
+    assert cli.wait(timeout=120) == 0, cli.stderr.read()
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4000
+    indices = [int(r.split(",")[1]) for r in rows[1:]]
+    assert indices == list(range(4000))
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def make(name: str, issuer=None, issuer_key=None, ca=False, sans=()):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+        cert = builder.sign(issuer_key or key, hashes.SHA256())
+        return cert, key
+
+    ca, ca_key = make("digitserve test CA", ca=True)
+    paths = {}
+    for role, sans in (("server", [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       ("client", [])):
+        cert, key = make(f"{role}", ca.subject, ca_key, sans=sans)
+        paths[f"{role}_cert"] = folder / f"{role}.pem"
+        paths[f"{role}_key"] = folder / f"{role}.key"
+        paths[f"{role}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[f"{role}_key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    paths["ca"] = folder / "ca.pem"
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_path, test_digits):
+    from PIL import Image
+
+    certs = _certificates(tmp_path)
+    serving = serve(trained_models, tls_cert=str(certs["server_cert"]), tls_key=str(certs["server_key"]),
+                    tls_client_ca=str(certs["ca"]))
+    address = f"localhost:{serving.running.port}"
+    Image.fromarray(test_digits[0][0].reshape(28, 28)).save(tmp_path / "seven.png")
+    base = [str(BIN / "digits"), "predict", "--server", address, "--retries", "0", "--timeout", "5",
+            "--format", "json", str(tmp_path / "seven.png"), "--ca-cert", str(certs["ca"])]
+    ok = subprocess.run(base + ["--client-cert", str(certs["client_cert"]), "--client-key", str(certs["client_key"])],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)[0]["digit"] == int(test_digits[1][0])
+    without_client_cert = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert without_client_cert.returncode == 2 and "Traceback" not in without_client_cert.stderr
+    plaintext = subprocess.run(base[:-2], capture_output=True, text=True, timeout=60)
+    assert plaintext.returncode == 2
