@@ -31,7 +31,7 @@ proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto
 
 train: install
-	$(BIN)/digits-train --out $(MODELS_DIR) --skip-existing
+	$(BIN)/digits-train --out $(MODELS_DIR) --if-missing
 
 serve: install
 	$(BIN)/digits-server --models-dir $(MODELS_DIR) --port $(PORT)

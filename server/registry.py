@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+import sklearn
+
 from digitserve.artifacts import ArtifactError, Manifest, find_manifests, load_estimator, read_manifest
 from server.errors import ModelNotFound, NoModelLoaded
 
@@ -160,6 +162,10 @@ class ModelRegistry:
         started = time.perf_counter()
         estimator = load_estimator(self.directory, manifest)
         seconds = time.perf_counter() - started
+        trained_with = manifest.libraries.get("scikit-learn")
+        if trained_with and trained_with != sklearn.__version__:
+            log.warning("model trained with another scikit-learn", extra={
+                "model": manifest.name, "trained_with": trained_with, "running": sklearn.__version__})
         log.info("model loaded", extra={"model": manifest.name, "version": manifest.version,
                                         "kind": manifest.kind, "bytes": manifest.size_bytes,
                                         "seconds": round(seconds, 3)})
