@@ -23,10 +23,6 @@ class NoModelLoaded(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class TooLarge(ServingError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
 class Unauthenticated(ServingError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
