@@ -1,0 +1,231 @@
+"""A mouse drawing as data: strokes on a canvas, saved as JSON, rendered like MNIST ink.
+
+The Tk client only records mouse drags into a :class:`Drawing` and shows
+them; everything else (files, rendering, the 784-pixel vector) lives here so
+that it is testable without a display and so that ``digits predict
+drawing.json`` sees exactly what the Tk client sends.
+
+Stroke file format::
+
+    {"canvas": [WIDTH, HEIGHT], "strokes": [[[x, y], [x, y], ...], ...]}
+
+points in canvas pixels, origin top-left, y down, one list per mouse drag.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clients import preprocessing
+
+# The pen the Tk canvas draws with on a 280x280 canvas. MNIST strokes are ~2
+# pixels of a 20 pixel digit (0.1); a digit drawn about 180 pixels tall with
+# this pen looks on screen like MNIST ink does at 28x28.
+DISPLAY_PEN = 18.0
+DISPLAY_CANVAS = 280.0
+# to_vector's pen as a fraction of the digit's extent (the strokes' bounding
+# box plus the pen): MNIST-like strokes whatever the canvas or digit size.
+PEN_FRACTION = 0.14
+# to_vector renders the digit with this longer side before preprocessing: big
+# enough for smooth anti-aliased edges, small enough to take about a millisecond.
+_WORK_SIZE = 96
+_MARGIN = 4  # work pixels of black around the ink, so the border reads as background
+_SUPERSAMPLE = 4
+
+Point = tuple[float, float]
+
+
+class DrawingError(ValueError):
+    """A drawing that cannot be loaded or used; the message names the file and field."""
+
+
+class Drawing:
+    """The strokes of one drawing on a ``width`` x ``height`` canvas, each a list of (x, y) points."""
+
+    def __init__(self, width: int = 280, height: int = 280, strokes: list[list[Point]] | None = None):
+        for name, value in (("width", width), ("height", height)):
+            if not _is_number(value) or value <= 0:
+                raise DrawingError(f"canvas {name} must be a positive number, got {value!r}")
+        self.width = width
+        self.height = height
+        # Empty strokes carry nothing and a stroke file may not hold them: they are dropped.
+        self.strokes: list[list[Point]] = [[_point(x, y) for x, y in s] for s in strokes or [] if len(s)]
+
+    def __repr__(self) -> str:
+        points = sum(len(s) for s in self.strokes)
+        return f"Drawing({self.width}x{self.height}, {len(self.strokes)} strokes, {points} points)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Drawing):
+            return NotImplemented
+        return (self.width, self.height, self.strokes) == (other.width, other.height, other.strokes)
+
+    # --- editing, as the mouse moves -------------------------------------------------------
+
+    def begin_stroke(self, x: float, y: float) -> None:
+        """Start a new stroke (mouse button pressed)."""
+        self.strokes.append([_point(x, y)])
+
+    def extend_stroke(self, x: float, y: float) -> None:
+        """Add a point to the current stroke (mouse dragged); starts one if there is none."""
+        point = _point(x, y)
+        if not self.strokes:
+            self.strokes.append([point])
+        elif self.strokes[-1][-1] != point:  # Tk repeats motion events without moving
+            self.strokes[-1].append(point)
+
+    def undo(self) -> bool:
+        """Remove the last stroke; False when there was nothing to remove."""
+        if not self.strokes:
+            return False
+        self.strokes.pop()
+        return True
+
+    def clear(self) -> None:
+        self.strokes.clear()
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(self.strokes)
+
+    # --- files ---------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps({"canvas": [self.width, self.height],
+                           "strokes": [[[x, y] for x, y in s] for s in self.strokes]})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<string>") -> Drawing:
+        """Parse and validate a stroke file; errors say which field is wrong and what was expected."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DrawingError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        if not isinstance(data, dict):
+            raise DrawingError(f'{source}: expected an object {{"canvas": [width, height], "strokes": [...]}}, '
+                               f"got {_show(data)}")
+        for key in ("canvas", "strokes"):
+            if key not in data:
+                raise DrawingError(f"{source}: {key}: missing")
+        canvas = data["canvas"]
+        if (not isinstance(canvas, list) or len(canvas) != 2
+                or not all(_is_number(v) and v > 0 for v in canvas)):
+            raise DrawingError(f"{source}: canvas: expected [width, height] positive numbers, got {_show(canvas)}")
+        strokes = data["strokes"]
+        if not isinstance(strokes, list):
+            raise DrawingError(f"{source}: strokes: expected a list of strokes, got {_show(strokes)}")
+        parsed = []
+        for i, stroke in enumerate(strokes):
+            if not isinstance(stroke, list) or not stroke:
+                raise DrawingError(f"{source}: strokes[{i}]: expected a non-empty list of [x, y] points, "
+                                   f"got {_show(stroke)}")
+            points = []
+            for j, point in enumerate(stroke):
+                if not (isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point)):
+                    raise DrawingError(f"{source}: strokes[{i}][{j}]: expected [x, y] numbers, got {_show(point)}")
+                points.append((float(point[0]), float(point[1])))
+            parsed.append(points)
+        return cls(canvas[0], canvas[1], parsed)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Drawing:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise DrawingError(f"{path}: not a stroke file (not UTF-8 text)") from None
+        except OSError as exc:
+            raise DrawingError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return cls.from_json(text, source=str(path))
+
+    # --- pixels --------------------------------------------------------------------------
+
+    def display_pen_width(self) -> float:
+        """The on-screen pen for this canvas: DISPLAY_PEN scaled with the canvas's shorter side."""
+        return DISPLAY_PEN * min(self.width, self.height) / DISPLAY_CANVAS
+
+    def render(self, pen_width: float | None = None, scale: float = 1.0) -> Image.Image:
+        """The canvas as a greyscale "L" image, white ink on black, round pen, anti-aliased.
+
+        ``pen_width`` is in canvas pixels (default: the display pen); the
+        image is the canvas size times ``scale``.
+        """
+        pen = self.display_pen_width() if pen_width is None else float(pen_width)
+        if not (math.isfinite(pen) and pen > 0):
+            raise ValueError(f"pen_width must be a positive number, got {pen_width!r}")
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        return _rasterise(self.strokes, size, (0.0, 0.0), scale, pen * scale)
+
+    def to_vector(self) -> np.ndarray:
+        """The 784-pixel MNIST-style vector of this drawing: what the model is asked about.
+
+        The drawing is re-rendered off screen with a pen proportional to the
+        digit rather than the canvas (PEN_FRACTION of its extent), so small
+        and large drawings both get MNIST's stroke width, then goes through
+        the same preprocessing as image files.
+        """
+        if self.is_empty:
+            raise DrawingError("drawing is empty")
+        points = np.array([p for s in self.strokes for p in s], dtype=np.float64)
+        low, high = points.min(axis=0), points.max(axis=0)
+        extent = float((high - low).max())
+        if extent > 0:
+            pen = PEN_FRACTION * extent / (1.0 - PEN_FRACTION)  # pen = PEN_FRACTION * (extent + pen)
+        else:
+            pen = self.display_pen_width()  # a single dot: any pen gives the same round blob
+        scale = _WORK_SIZE / (extent + pen)
+        margin = pen / 2 + _MARGIN / scale
+        origin = (float(low[0] - margin), float(low[1] - margin))
+        size = tuple(int(math.ceil((span + 2 * margin) * scale)) for span in high - low)
+        image = _rasterise(self.strokes, size, origin, scale, pen * scale)
+        return preprocessing.to_mnist(image, ink="light")
+
+
+def _rasterise(strokes: list[list[Point]], size: tuple[int, int], origin: Point, scale: float,
+               pen: float) -> Image.Image:
+    """Draw strokes white on black: (x, y) lands at ((x - ox) * scale, (y - oy) * scale).
+
+    ``pen`` is in output pixels. Drawing happens at _SUPERSAMPLE times the
+    size and is box-averaged down, for anti-aliased edges; a disc at every
+    point gives round caps and joins (and makes a one-point stroke a dot).
+    """
+    s = _SUPERSAMPLE
+    big = Image.new("L", (size[0] * s, size[1] * s), 0)
+    draw = ImageDraw.Draw(big)
+    ox, oy = origin
+    factor = scale * s
+    radius = max(pen * s / 2, 0.5)
+    width = max(1, round(pen * s))
+    for stroke in strokes:
+        xy = [((x - ox) * factor, (y - oy) * factor) for x, y in stroke]
+        if len(xy) > 1:
+            draw.line(xy, fill=255, width=width)
+        for x, y in xy:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    return big.reduce(s)
+
+
+def _point(x: float, y: float) -> Point:
+    point = (float(x), float(y))
+    if not all(map(math.isfinite, point)):
+        raise DrawingError(f"points must be finite numbers, got ({x!r}, {y!r})")
+    return point
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _show(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,398 @@
+"""Any picture of one digit -> the 784 pixels the models were trained on.
+
+The models only ever saw MNIST: 28x28 greyscale, white ink (255) on black
+(0), the digit scaled so that its longer side is 20 pixels and shifted so that
+its centre of mass sits on pixel (14, 14). Everything here reproduces that
+recipe for images that are not MNIST yet: photos and scans (dark ink on grey
+or noisy paper), screenshots of the drawing canvas, tiny or huge digits. The
+CLI client and the Tk drawing client both go through :func:`to_mnist`, so the
+server sees the same kind of input from either.
+
+Only numpy and Pillow are used: the clients do not install scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIDE = 28  # MNIST images are SIDE x SIDE
+BOX = 20  # ... with the digit scaled so its longer side is BOX pixels
+CENTRE = 14.0  # ... and its centre of mass on this row and column (0-based)
+INKS = ("auto", "dark", "light")
+
+# A 28x28 image whose border median is at most this is taken as already
+# MNIST-style (black background) when its ink also has MNIST's size and place.
+_BLACK = 8.0
+# The ink must stand out from the background by this much (of 255) and by
+# this many noise deviations, or the image counts as blank.
+_MIN_CONTRAST = 24.0
+_MIN_CONTRAST_NOISE = 8.0
+# Pixels below background + max(this many noise deviations, this fraction of
+# the contrast) are paper, not ink: this removes JPEG ringing and paper grain.
+_NOISE_SIGMAS = 4.0
+_NOISE_FRACTION = 0.08
+# Images larger than this (longer side) are max-pooled first: it keeps the
+# work to a few milliseconds and, unlike averaging, keeps thin strokes bright.
+_MAX_WORK = 1024
+# Stroke width: MNIST strokes are ~0.10 of the digit's longer side (median
+# 1.96 px of 20; 5-95% range 0.064-0.15). In digits longer than
+# _THICKEN_ABOVE pixels (only those are shrunk enough to fade or clog),
+# strokes thinner than _THIN or thicker than _THICK times the longer side are
+# brought to _STROKE times it, working at a longer side of ~_THICKEN_WORK.
+_THICKEN_ABOVE = 2 * BOX
+_THIN = 0.06
+_THICK = 0.16
+_STROKE = 0.12
+_THICKEN_WORK = 96
+
+
+class PreprocessingError(ValueError):
+    """An image that cannot become a digit; the message names the source and the reason."""
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file (first frame of animations, EXIF rotation applied).
+
+    Decoding happens here, not lazily later, so that a damaged file is
+    reported with its path instead of failing somewhere in the pipeline.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.seek(0)
+            image.load()
+            # Phones store photos sideways with an EXIF note; the digit must be upright.
+            loaded = ImageOps.exif_transpose(image)
+            return loaded.copy() if loaded is image else loaded
+    except FileNotFoundError:
+        raise PreprocessingError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PreprocessingError(f"{path}: is a directory, not an image file") from None
+    except PermissionError:
+        raise PreprocessingError(f"{path}: cannot read (permission denied)") from None
+    except UnidentifiedImageError:
+        raise PreprocessingError(f"{path}: not an image file (Pillow does not recognise its format)") from None
+    except Image.DecompressionBombError as exc:
+        raise PreprocessingError(f"{path}: image too large to open safely ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on damaged data
+        raise PreprocessingError(f"{path}: not an image file (damaged or truncated: {exc})") from None
+
+
+def prepare(source: str | Path | Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:
+    """The 784-pixel vector of a path, PIL image or array (paths go through :func:`load_image`)."""
+    if isinstance(source, (str, Path)):
+        return to_mnist(load_image(source), ink, source=str(source))
+    return to_mnist(source, ink)
+
+
+def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str | None = None) -> np.ndarray:
+    """Turn an image of one digit into an MNIST-style uint8 vector of shape (784,).
+
+    ``ink`` says which way round the picture is: "dark" ink on light paper,
+    "light" ink on a dark background, or "auto" to decide from the border.
+    28x28 images that are already MNIST-style come back byte for byte.
+    ``source`` (a path, say) prefixes error messages.
+    """
+    return _to_mnist(image, ink, source=source)
+
+
+def _to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str | None = None,
+              correct_strokes: bool = True) -> np.ndarray:
+    """:func:`to_mnist` with the stroke-width correction switchable, so that tests can measure it."""
+    if ink not in INKS:
+        raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
+    try:
+        grey = _greyscale(image)
+        if not np.isfinite(grey).all():
+            raise PreprocessingError("image holds NaN or infinite values")
+        border = _border(grey)
+        background = float(np.median(border))
+        dark_ink = ink == "dark" or (
+            ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
+        if not dark_ink and grey.shape == (SIDE, SIDE) and background <= _BLACK:
+            pixels = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+            if _is_mnist_style(pixels):
+                return pixels.reshape(-1)
+        bright = 255.0 - grey if dark_ink else grey  # from here on ink is bright
+        if max(bright.shape) > _MAX_WORK:
+            bright = _max_pool(bright, -(-max(bright.shape) // _MAX_WORK))
+        ink_level = _remove_background(bright)
+        digit = _crop(ink_level)
+        if correct_strokes:
+            digit = _stroke_to_mnist(digit)
+        return _place(_scale(digit))
+    except PreprocessingError as exc:
+        if source is None:
+            raise
+        raise PreprocessingError(f"{source}: {exc}") from None
+
+
+def _greyscale(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Luminance as float32 0..255, transparency composited onto a background that contrasts with the ink."""
+    if isinstance(image, np.ndarray):
+        return _array_greyscale(image)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image or numpy array, not {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise PreprocessingError(f"image is empty ({image.width}x{image.height})")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _array_greyscale(np.asarray(image))
+    if image.mode == "LAB":  # Pillow cannot convert it; its first band is the lightness
+        return np.asarray(image.getchannel(0), dtype=np.float32)
+    try:
+        if "A" in image.mode or "a" in image.mode or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            grey = np.asarray(rgba.convert("L"), dtype=np.float32)
+            alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+            return _composite(grey, alpha) if alpha.min() < 1.0 else grey
+        return np.asarray(image.convert("L"), dtype=np.float32)
+    except ValueError as exc:  # a mode Pillow cannot convert
+        raise PreprocessingError(f"cannot read {image.mode} images ({exc})") from None
+
+
+def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten a transparent image: light ink goes onto black, dark ink onto white.
+
+    A drawing on a transparent background has no paper colour of its own;
+    the paper must contrast with whatever colour the opaque strokes have.
+    """
+    weight = float(alpha.sum())
+    ink_is_light = weight > 0 and float((grey * alpha).sum()) / weight > 127.5
+    paper = 0.0 if ink_is_light else 255.0
+    return grey * alpha + paper * (1.0 - alpha)
+
+
+def _array_greyscale(array: np.ndarray) -> np.ndarray:
+    """Arrays: (H, W) grey, (H, W, 1|3|4) colour, or a flat 784 vector.
+
+    Integers are 0..255 (16-bit ranges are scaled down), floats are 0..1 when
+    nothing exceeds 1 and 0..255 otherwise, booleans are ink/no ink.
+    """
+    a = np.asarray(array)
+    if a.ndim == 1 and a.size == SIDE * SIDE:
+        a = a.reshape(SIDE, SIDE)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise PreprocessingError(f"expected a (height, width) or (height, width, 3|4) array, got shape {a.shape}")
+    if a.size == 0:
+        raise PreprocessingError(f"image is empty (shape {a.shape})")
+    if a.dtype == bool:
+        a = a.astype(np.float32) * 255.0
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        finite = a[np.isfinite(a)]
+        if finite.size and finite.max() <= 1.0:
+            a = a * 255.0
+    elif np.issubdtype(a.dtype, np.integer):
+        top = int(a.max())
+        a = a.astype(np.float32)
+        if top > 255:
+            a *= 255.0 / (65535.0 if top <= 65535 else top)
+    else:
+        raise PreprocessingError(f"cannot read pixels of dtype {a.dtype}")
+    if a.ndim == 2:
+        return a
+    grey = a[:, :, :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if a.shape[2] == 4:
+        return _composite(grey, np.clip(a[:, :, 3] / 255.0, 0.0, 1.0))
+    return grey
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    """The pixels of the outer ring (2% of the shorter side, at least 1 pixel): the paper."""
+    h, w = grey.shape
+    r = max(1, min(h, w) // 50)
+    if 2 * r >= min(h, w):
+        return grey.reshape(-1)
+    return np.concatenate([grey[:r].ravel(), grey[-r:].ravel(),
+                           grey[r:-r, :r].ravel(), grey[r:-r, -r:].ravel()])
+
+
+def _is_mnist_style(pixels: np.ndarray) -> bool:
+    """Does a 28x28 light-on-black image already have MNIST's digit size and centring?
+
+    Every MNIST digit has an ink bounding box whose longer side is 19 or 20
+    pixels and a centre of mass within half a pixel of (14, 14).
+    """
+    ink = pixels > 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return False
+    longer = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    if not BOX - 1 <= longer <= BOX:
+        return False
+    mass = pixels.astype(np.float64)
+    total = mass.sum()
+    coords = np.arange(SIDE)
+    centre_row = mass.sum(axis=1) @ coords / total
+    centre_col = mass.sum(axis=0) @ coords / total
+    return abs(centre_row - CENTRE) <= 0.6 and abs(centre_col - CENTRE) <= 0.6
+
+
+def _max_pool(a: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink by an integer factor keeping each block's brightest pixel (thin bright strokes survive)."""
+    h, w = a.shape
+    ph, pw = -h % factor, -w % factor
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw)), mode="edge")
+    out = a[::factor, ::factor].copy()
+    for i in range(factor):  # f*f strided maxima: one pass, unlike a 4-d reduction (10x slower)
+        for j in range(factor):
+            if i or j:
+                np.maximum(out, a[i::factor, j::factor], out=out)
+    return out
+
+
+def _remove_background(bright: np.ndarray) -> np.ndarray:
+    """Ink strength 0..1: background level and paper noise estimated on the border, then removed.
+
+    Subtracting the background handles grey paper and dim photos; the noise
+    margin above it zeroes JPEG ringing and paper grain that would otherwise
+    widen the bounding box; the stretch makes the strongest ink 1.
+    """
+    border = _border(bright)
+    background = float(np.median(border))
+    noise = 1.4826 * float(np.median(np.abs(border - background)))
+    peak = float(bright.max())
+    contrast = peak - background
+    if contrast < max(_MIN_CONTRAST, _MIN_CONTRAST_NOISE * noise):
+        raise PreprocessingError(
+            f"no ink found (the strongest ink differs from the background by {contrast:.0f} of 255)")
+    floor = background + max(_NOISE_SIGMAS * noise, _NOISE_FRACTION * contrast)
+    level = (bright - floor) * (1.0 / (peak - floor))
+    np.clip(level, 0.0, 1.0, out=level)
+    return level
+
+
+def _crop(level: np.ndarray) -> np.ndarray:
+    """The ink's bounding box."""
+    ink = level > 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise PreprocessingError("no ink found")
+    return level[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def stroke_width(level: np.ndarray) -> float:
+    """Approximate stroke width in pixels: ink area over half the ink's perimeter.
+
+    A stroke of length L and width w has area L*w and perimeter about 2L, so
+    this is w for long strokes, without having to compute a skeleton.
+    """
+    ink = level > 0.5
+    area = int(ink.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(ink, 1)
+    perimeter = int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 2.0 * area / perimeter
+
+
+def _stroke_to_mnist(digit: np.ndarray) -> np.ndarray:
+    """Bring strokes far from MNIST's width back to it before the digit is shrunk to 20 pixels.
+
+    Thin: a pen line of 1-2 pixels in a 500 pixel image is 0.05 pixels wide
+    once scaled to 20 and fades to grey dust. Thick: a marker digit becomes a
+    blob whose loops close. Only digits longer than _THICKEN_ABOVE pixels are
+    touched (shorter ones are barely shrunk). The digit is reduced to about
+    _THICKEN_WORK pixels (max-pooled when thin, so strokes stay bright) and
+    dilated or eroded with an octagon, close to a round pen, until its
+    strokes are _STROKE of its longer side.
+    """
+    longer = max(digit.shape)
+    if longer <= _THICKEN_ABOVE:
+        return digit
+    width = stroke_width(digit)
+    thin = width < _THIN * longer
+    if not thin and width <= _THICK * longer:
+        return digit
+    factor = max(1, longer // _THICKEN_WORK)
+    if factor > 1:
+        digit = _max_pool(digit, factor) if thin else _box_shrink(digit, factor)
+        longer, width = max(digit.shape), stroke_width(digit)
+    # Dilating by r widens strokes and the box by 2r: (w + 2r) = s (L + 2r); eroding likewise.
+    radius = int(round(abs(_STROKE * longer - width) / (2 * (1 - _STROKE))))
+    if radius < 1:
+        return digit
+    if thin:
+        return _morph(np.pad(digit, radius), radius, np.maximum)
+    eroded = _morph(np.pad(digit, 1), radius, np.minimum)
+    return _crop(eroded) if eroded.max() > 0 else digit
+
+
+def _box_shrink(a: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink by an integer factor averaging blocks (thick strokes need no care)."""
+    return np.asarray(Image.fromarray(a.astype(np.float32), "F").reduce(factor))
+
+
+def _morph(a: np.ndarray, radius: int, op=np.maximum) -> np.ndarray:
+    """Grey dilation (np.maximum) or erosion (np.minimum) by an octagon of the given radius.
+
+    Alternating 3x3 squares and plus signs approximate a disc, so diagonal
+    strokes change as much as straight ones.
+    """
+    out = a.copy()
+    for step in range(radius):
+        grown = out.copy()
+        op(grown[1:], out[:-1], out=grown[1:])
+        op(grown[:-1], out[1:], out=grown[:-1])
+        if step % 2 == 0:  # square: the row result spread sideways too
+            out = grown.copy()
+            op(out[:, 1:], grown[:, :-1], out=out[:, 1:])
+            op(out[:, :-1], grown[:, 1:], out=out[:, :-1])
+        else:  # plus sign: rows and columns each from the same start
+            op(grown[:, 1:], out[:, :-1], out=grown[:, 1:])
+            op(grown[:, :-1], out[:, 1:], out=grown[:, :-1])
+            out = grown
+    return out
+
+
+def _scale(digit: np.ndarray) -> np.ndarray:
+    """Longer side to BOX pixels, aspect ratio kept exactly, anti-aliased; strongest ink back to 1.
+
+    Both directions use the same factor: the shorter side ends in a partly
+    covered pixel instead of being rounded to whole pixels, which would make
+    a narrow digit (a "1") jump in width with tiny changes of the drawing.
+    """
+    h, w = digit.shape
+    factor = BOX / max(h, w)
+    if factor == 1.0:
+        small = digit.astype(np.float32)
+    else:
+        size = (max(1, math.ceil(w * factor - 1e-6)), max(1, math.ceil(h * factor - 1e-6)))
+        extra = math.ceil(1 / factor) + 1  # the box reaches up to one output pixel past the ink
+        padded = np.pad(digit.astype(np.float32), ((0, extra), (0, extra)))
+        box = (0.0, 0.0, size[0] / factor, size[1] / factor)
+        small = np.asarray(Image.fromarray(padded, "F").resize(size, Image.Resampling.LANCZOS, box=box))
+        small = np.clip(small, 0.0, None)  # Lanczos undershoots next to strokes
+    top = float(small.max())
+    if top <= 0:
+        raise PreprocessingError("no ink found (the ink vanished when scaled down)")
+    if top < 1.0:  # MNIST's strongest pixel is always 254-255: faint thin strokes are brought up to it
+        small = small * (1.0 / top)
+    else:  # Lanczos overshoots on strong strokes; dividing by the peak would dim every stroke
+        small = np.minimum(small, 1.0)
+    return small
+
+
+def _place(small: np.ndarray) -> np.ndarray:
+    """Paste into the 28x28 field with the centre of mass on (14, 14), as MNIST did (whole-pixel shift).
+
+    The shift is limited so that the digit stays whole inside the field:
+    losing ink costs more than being a pixel off centre (the models
+    re-centre). MNIST itself did not limit it; 1.4% of its digits touch the edge.
+    """
+    h, w = small.shape
+    total = float(small.sum())
+    centre_row = float(small.sum(axis=1) @ np.arange(h)) / total
+    centre_col = float(small.sum(axis=0) @ np.arange(w)) / total
+    top = min(max(int(round(CENTRE - centre_row)), 0), SIDE - h)
+    left = min(max(int(round(CENTRE - centre_col)), 0), SIDE - w)
+    field = np.zeros((SIDE, SIDE), np.float32)
+    field[top : top + h, left : left + w] = small
+    return np.clip(np.rint(field * 255.0), 0, 255).astype(np.uint8).reshape(-1)

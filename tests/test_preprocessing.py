@@ -1,0 +1,310 @@
+"""clients.preprocessing on real MNIST digits, disguised the way real pictures differ from MNIST."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from clients import preprocessing
+from clients.preprocessing import PreprocessingError, load_image, prepare, to_mnist
+from tests.strokes import aligned_correlation, mnist_subset, small_model, traced_drawing
+
+N_ACCURACY = 300
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = mnist_subset(N_ACCURACY, "test")
+    return images, labels
+
+
+def centre_of_mass(vector: np.ndarray) -> np.ndarray:
+    image = vector.reshape(28, 28).astype(np.float64)
+    coords = np.arange(28)
+    return np.array([image.sum(axis=1) @ coords, image.sum(axis=0) @ coords]) / image.sum()
+
+
+def on_paper(image: np.ndarray, paper: float = 180, ink: float = 40) -> np.ndarray:
+    """MNIST's white-on-black as dark ink on grey paper."""
+    return np.rint(paper - (paper - ink) * image.astype(np.float64) / 255).astype(np.uint8)
+
+
+def upscale(image: np.ndarray, factor: float) -> np.ndarray:
+    size = round(28 * factor)
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def pad(image: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    out = np.zeros((height, width), np.uint8)
+    out[top : top + image.shape[0], left : left + image.shape[1]] = image
+    return out
+
+
+def jpeg_file(image: np.ndarray, path, quality: int = 75):
+    Image.fromarray(image).save(path, "JPEG", quality=quality)
+    return path
+
+
+def disguise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scaled 2-6x, placed off centre in a larger picture, dark ink on grey paper."""
+    big = upscale(image, rng.uniform(2, 6))
+    height = big.shape[0] + int(rng.integers(20, 200))
+    width = big.shape[1] + int(rng.integers(20, 200))
+    top = int(rng.integers(0, height - big.shape[0]))
+    left = int(rng.integers(0, width - big.shape[1]))
+    return on_paper(pad(big, top, left, height, width))
+
+
+# --- MNIST itself ----------------------------------------------------------------------------
+
+
+def test_mnist_digits_pass_through_byte_identical():
+    images, _ = mnist_subset(2000, "test")
+    train, _ = mnist_subset(1000, "train", start=30000)
+    for image in np.concatenate([images, train]):
+        for source in (image, Image.fromarray(image), image.reshape(-1)):
+            out = to_mnist(source)
+            assert out.dtype == np.uint8 and out.shape == (784,)
+            assert out.tobytes() == image.tobytes()
+        assert to_mnist(image, ink="light").tobytes() == image.tobytes()
+
+
+def test_mnist_png_file_passes_through(tmp_path, digits):
+    images, _ = digits
+    for i, image in enumerate(images[:20]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(image).convert("RGB").save(path)  # colour PNG of a grey digit
+        assert prepare(path).tobytes() == image.tobytes()
+
+
+def test_output_is_idempotent(digits):
+    """A vector this module made is MNIST-style: it comes back unchanged."""
+    images, _ = digits
+    for image in images[:100]:
+        once = to_mnist(upscale(image, 3.3))
+        assert to_mnist(once).tobytes() == once.tobytes()
+
+
+# --- disguised MNIST -------------------------------------------------------------------------
+
+
+def assert_close(vectors: list[np.ndarray], originals: np.ndarray, median: float, worst: float) -> None:
+    correlations = np.array([aligned_correlation(v, o) for v, o in zip(vectors, originals)])
+    offsets = np.array([np.abs(centre_of_mass(v) - 14.0).max() for v in vectors])
+    assert offsets.max() <= 1.0, f"centre of mass {offsets.max():.2f} px from (14, 14)"
+    assert np.median(correlations) > median, np.median(correlations)
+    assert correlations.min() > worst, (correlations.min(), int(correlations.argmin()))
+
+
+def test_dark_ink_is_detected_and_inverted(digits):
+    images, _ = digits
+    inverted = [255 - image for image in images[:100]]
+    auto = [to_mnist(image) for image in inverted]
+    assert all(np.array_equal(a, to_mnist(image, ink="dark")) for a, image in zip(auto, inverted))
+    assert_close(auto, images[:100], median=0.99, worst=0.95)
+
+
+def test_claiming_the_wrong_ink_finds_no_digit(digits):
+    image = 255 - digits[0][0]  # dark on white, claimed to be light ink: the white paper is "ink" everywhere
+    with pytest.raises(PreprocessingError, match="no ink found"):
+        to_mnist(image, ink="light")
+
+
+def test_scaled_up_digits(digits):
+    images, _ = digits
+    assert_close([to_mnist(upscale(image, 4)) for image in images[:100]], images[:100], median=0.95, worst=0.6)
+
+
+def test_off_centre_digits_in_a_larger_picture(digits):
+    images, _ = digits
+    vectors = [to_mnist(pad(image, 5 + 3 * (i % 30), 100 - 2 * (i % 40), 150, 200))
+               for i, image in enumerate(images[:100])]
+    assert_close(vectors, images[:100], median=0.99, worst=0.95)
+
+
+def test_grey_paper_jpeg_files(digits, tmp_path):
+    images, _ = digits
+    vectors = [prepare(jpeg_file(on_paper(pad(upscale(image, 3), 40, 10, 160, 140)), tmp_path / f"{i}.jpg"))
+               for i, image in enumerate(images[:100])]
+    assert_close(vectors, images[:100], median=0.93, worst=0.6)
+
+
+def test_colour_and_transparent_images(digits):
+    image = digits[0][1]
+    big = upscale(image, 4)
+    expected = to_mnist(big)
+    rgb = np.stack([255 - big, 255 - big // 2, np.full_like(big, 255)], axis=2)  # blue ink on white
+    assert aligned_correlation(to_mnist(Image.fromarray(rgb)), expected) > 0.97
+    # Strokes on a transparent background: dark or light, the ink is found.
+    for colour in (0, 255):
+        rgba = np.zeros(big.shape + (4,), np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = big
+        assert aligned_correlation(to_mnist(Image.fromarray(rgba, "RGBA")), expected) > 0.97
+        assert aligned_correlation(to_mnist(rgba), expected) > 0.97
+
+
+def test_float_and_bool_arrays(digits):
+    image = digits[0][2]
+    assert to_mnist(image / 255.0).tobytes() == image.tobytes()
+    assert to_mnist(image.astype(np.float64)).tobytes() == image.tobytes()
+    binary = upscale(image, 4) > 127
+    assert aligned_correlation(to_mnist(binary), image) > 0.9
+
+
+def test_image_file_formats(digits, tmp_path):
+    image = on_paper(pad(upscale(digits[0][3], 3), 20, 30, 140, 150))
+    expected = to_mnist(image)
+    for suffix in ("png", "bmp", "gif", "tif", "webp"):
+        path = tmp_path / f"digit.{suffix}"
+        Image.fromarray(image).save(path)
+        assert aligned_correlation(prepare(path), expected) > 0.97, suffix
+    # Animated GIF: the first frame is the digit.
+    frames = [Image.fromarray(image), Image.fromarray(np.full_like(image, 180))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert load_image(tmp_path / "anim.gif").size == (150, 140)
+    assert aligned_correlation(prepare(tmp_path / "anim.gif"), expected) > 0.97
+
+
+def test_exif_rotation_is_applied(digits, tmp_path):
+    """Phones save photos sideways and note the rotation in EXIF: the digit must come out upright."""
+    upright = on_paper(pad(upscale(digits[0][4], 3), 20, 20, 130, 130))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: display rotated 90 degrees clockwise
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(path, quality=95, exif=exif)
+    assert aligned_correlation(prepare(path), to_mnist(upright)) > 0.95
+    assert aligned_correlation(to_mnist(np.rot90(upright)), to_mnist(upright)) < 0.6  # sideways is different
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(index=st.integers(0, N_ACCURACY - 1), factor=st.floats(1.5, 8), top=st.integers(0, 80),
+       left=st.integers(0, 80), paper=st.integers(120, 255), contrast=st.integers(60, 255),
+       dark=st.booleans())
+def test_any_disguise_keeps_the_digit(digits, index, factor, top, left, paper, contrast, dark):
+    image = digits[0][index]
+    big = pad(upscale(image, factor), top, left, round(28 * factor) + 90, round(28 * factor) + 90)
+    if dark:
+        picture = on_paper(big, paper=paper, ink=paper - min(contrast, paper))
+    else:
+        background = 255 - paper
+        picture = np.rint(background + min(contrast, 255 - background) * (big / 255.0)).astype(np.uint8)
+    vector = to_mnist(picture)
+    assert vector.dtype == np.uint8 and vector.shape == (784,)
+    assert np.abs(centre_of_mass(vector) - 14.0).max() <= 1.0
+    assert aligned_correlation(vector, image) > 0.6
+    assert vector.max() >= 250  # the strongest ink is full white, as in MNIST
+
+
+# --- recognition ------------------------------------------------------------------------------
+
+
+def accuracy(model, vectors, labels) -> float:
+    return float((model.predict(np.stack(vectors)) == labels).mean())
+
+
+def test_disguised_digits_are_recognised_nearly_as_well(model, digits, tmp_path):
+    images, labels = digits
+    rng = np.random.default_rng(0)
+    vectors = [prepare(jpeg_file(disguise(image, rng), tmp_path / f"{i}.jpg")) for i, image in enumerate(images)]
+    original = accuracy(model, list(images.reshape(len(images), -1)), labels)
+    disguised = accuracy(model, vectors, labels)
+    print(f"\noriginal {original:.3f}, inverted+scaled+offset+grey paper+JPEG {disguised:.3f}")
+    assert disguised >= original - 0.03
+
+
+@pytest.mark.parametrize("canvas, size, pen, gain", [(500, 400, 1.5, 0.15), (280, 200, 10, 0.04), (280, 100, 40, 0.1)],
+                         ids=["hairline", "thin", "marker"])
+def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
+    """Pen lines far from MNIST's width: hairlines fade when shrunk, marker loops clog."""
+    images, labels = digits
+    n = 150
+    pictures = [traced_drawing(image, size, canvas=(canvas, canvas)).render(pen_width=pen) for image in images[:n]]
+    corrected = accuracy(model, [to_mnist(p) for p in pictures], labels[:n])
+    plain = accuracy(model, [preprocessing._to_mnist(p, correct_strokes=False) for p in pictures], labels[:n])
+    print(f"\npen {pen} on a {size} px digit: {corrected:.3f} with stroke correction, {plain:.3f} without")
+    assert corrected >= 0.85
+    assert corrected >= plain + gain
+
+
+def test_mnist_like_strokes_are_left_alone(digits):
+    """A digit drawn with an MNIST-like pen is not thickened or thinned."""
+    image = traced_drawing(digits[0][5], 200).render(pen_width=26)
+    assert np.array_equal(to_mnist(image), preprocessing._to_mnist(image, correct_strokes=False))
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("picture", [
+    np.zeros((100, 80), np.uint8),
+    np.full((100, 80), 255, np.uint8),
+    np.full((28, 28), 128, np.uint8),
+    np.clip(np.random.default_rng(1).normal(200, 4, (300, 300)), 0, 255).astype(np.uint8),  # blank paper
+], ids=["black", "white", "grey", "noisy-paper"])
+def test_blank_images_have_no_ink(picture):
+    with pytest.raises(PreprocessingError, match="no ink found"):
+        to_mnist(picture)
+
+
+def test_blank_image_file_error_names_the_path(tmp_path):
+    path = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 230).save(path)
+    with pytest.raises(PreprocessingError, match="no ink found") as error:
+        prepare(path)
+    assert str(error.value).startswith(f"{path}: ")
+
+
+def test_non_image_file_names_the_path(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture\n")
+    for call in (load_image, prepare):
+        with pytest.raises(PreprocessingError) as error:
+            call(path)
+        assert str(error.value).startswith(f"{path}: not an image file (")
+
+
+def test_damaged_and_missing_files_name_the_path(tmp_path, digits):
+    good = tmp_path / "good.png"
+    Image.fromarray(upscale(digits[0][0], 4)).save(good)
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    for path in (damaged, tmp_path / "missing.png", tmp_path):
+        with pytest.raises(PreprocessingError) as error:
+            load_image(path)
+        assert str(error.value).startswith(f"{path}: ")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="ink must be one of"):
+        to_mnist(np.zeros((28, 28), np.uint8), ink="white")
+    with pytest.raises(PreprocessingError, match="shape"):
+        to_mnist(np.zeros((4, 5, 6, 7)))
+    with pytest.raises(PreprocessingError, match="NaN"):
+        to_mnist(np.full((30, 30), np.nan))
+
+
+def test_fast_enough(digits):
+    pictures = [disguise(image, np.random.default_rng(i)) for i, image in enumerate(digits[0][:30])]
+    photo = np.asarray(Image.fromarray(pictures[0]).resize((1600, 1200)))  # a phone-sized picture
+    start = time.perf_counter()
+    for picture in pictures:
+        to_mnist(picture)
+    per_image = (time.perf_counter() - start) / len(pictures)
+    start = time.perf_counter()
+    to_mnist(photo)
+    photo_time = time.perf_counter() - start
+    print(f"\n{per_image * 1e3:.2f} ms per picture of ~200 px, {photo_time * 1e3:.1f} ms for 1600x1200")
+    assert per_image < 0.02  # generous: ~1 ms on an idle machine
+    assert photo_time < 0.25
