@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -64,7 +65,13 @@ def start(settings: Settings) -> RunningServer:
     registry = ModelRegistry(settings.models_dir, settings.default_model, on_change=publish)
     operator = OperatorToken(settings.token)
     reader = OperatorToken(settings.token if settings.protect_all else "")
-    servicer = DigitsServicer(registry, Predictor(registry), settings.max_batch, operator, reader)
+    cores = os.cpu_count() or 2
+    # Stream chunks run here, one per core; OpenMP limits are per thread, so each worker sets its own.
+    stream_pool = futures.ThreadPoolExecutor(
+        max_workers=cores, thread_name_prefix="stream",
+        initializer=lambda: threadpool_limits(settings.numeric_threads, user_api="openmp"))
+    servicer = DigitsServicer(registry, Predictor(registry), settings.max_batch, operator, reader,
+                              stream_pool=stream_pool, stream_depth=cores)
 
     limit = settings.max_message_mb * 1024 * 1024
     server = grpc.server(

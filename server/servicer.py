@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+from collections import deque
+from concurrent.futures import Executor, Future
 from typing import Callable, Iterator
 
 import grpc
@@ -131,8 +133,10 @@ class OperatorToken:
 
 class DigitsServicer:
     def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
-                 operator: OperatorToken, reader: OperatorToken):
+                 operator: OperatorToken, reader: OperatorToken, stream_pool: Executor, stream_depth: int = 2):
         self.registry = registry
+        self.stream_pool = stream_pool
+        self.stream_depth = stream_depth
         self.predictor = predictor
         self.max_batch = max_batch
         self.operator = operator
@@ -146,15 +150,38 @@ class DigitsServicer:
 
     @_answers_errors
     def PredictStream(self, requests, context) -> Iterator[pb.PredictResponse]:
+        """Chunks are predicted ``stream_depth`` at a time on the stream pool, answered in order.
+
+        While one chunk is computed the next is decoded and started, so a
+        stream keeps both cores busy. A bad chunk is refused only after every
+        chunk before it has been answered.
+        """
         self.reader.check(context)
-        for position, request in enumerate(requests):
-            _check_parsed(request)
-            if request.HasField("sequence") and request.sequence != position:
-                raise InvalidInput(f"sequence: chunk {position} has sequence {request.sequence}, expected {position}")
-            reply = _response(self.predictor.predict(request.model, _images(request, self.max_batch)))
+        running: deque[tuple[pb.PredictRequest, Future]] = deque()
+
+        def answer(request: pb.PredictRequest, future: Future) -> pb.PredictResponse:
+            reply = _response(future.result())
             if request.HasField("sequence"):
                 reply.sequence = request.sequence
-            yield reply
+            return reply
+
+        try:
+            for position, request in enumerate(requests):
+                _check_parsed(request)
+                if request.HasField("sequence") and request.sequence != position:
+                    raise InvalidInput(f"sequence: chunk {position} has sequence {request.sequence}, "
+                                       f"expected {position}")
+                images = _images(request, self.max_batch)
+                running.append((request, self.stream_pool.submit(self.predictor.predict, request.model, images)))
+                while len(running) >= self.stream_depth:
+                    yield answer(*running.popleft())
+        finally:
+            while running:
+                request, future = running.popleft()
+                if context.is_active():
+                    yield answer(request, future)
+                else:
+                    future.cancel()
 
     @_answers_errors
     def ListModels(self, request, context):
