@@ -250,10 +250,16 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--models-dir and --mnist-dir, shared by bench and soak."""
     parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
-    parser.add_argument("--mnist-dir", type=Path, default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
+    parser.add_argument("--mnist-dir", type=Path,
+                        default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = data_arguments(argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--threads", type=int, default=1, help="numeric threads, server and floor alike")
     parser.add_argument("--rounds", type=int, default=3, help="repeats of the single-image measurement")
     parser.add_argument("--requests", type=int, default=500, help="single-image requests per round")

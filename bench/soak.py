@@ -22,7 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.run import ROOT, Server, percentiles
+from bench.run import ROOT, Server, data_arguments, percentiles
 from digitserve.artifacts import read_manifest
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
@@ -44,9 +44,7 @@ def publish(folder: Path, source: Path, name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
-    parser.add_argument("--mnist-dir", type=Path, default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
+    parser = data_arguments(argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--requests", type=int, default=100_000, help="good requests to send (all clients)")
     parser.add_argument("--seconds", type=float, default=300, help="stop after this long at the latest")
     parser.add_argument("--clients", type=int, default=16)
