@@ -15,6 +15,7 @@ help:
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
 	@echo "make lint   - validate docker-compose.yml and lint the Dockerfiles"
+	@echo "make screenshot - retake docs/tk-client.png under Xvfb"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,9 @@ soak: install
 lint: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/hadolint server/Dockerfile trainer/Dockerfile clients/Dockerfile
+
+screenshot: install
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_draw.py -k screenshot
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

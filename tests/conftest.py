@@ -75,7 +75,7 @@ def serve():
     started: list[Serving] = []
 
     def _serve(models_dir: Path, **overrides) -> Serving:
-        settings = Settings(host="127.0.0.1", port=0, models_dir=Path(models_dir), **overrides)
+        settings = Settings(**{"host": "127.0.0.1", "port": 0, **overrides}, models_dir=Path(models_dir))
         serving = Serving(start(settings), settings)
         started.append(serving)
         return serving
