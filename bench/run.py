@@ -109,6 +109,36 @@ class Server:
         self.proc.wait(timeout=30)
 
 
+ECHO_SERVER = """
+import sys
+from concurrent import futures
+import grpc
+from digitserve.v1 import digits_pb2 as pb
+handler = grpc.method_handlers_generic_handler("digitserve.v1.Digits", {"Predict": grpc.unary_unary_rpc_method_handler(
+    lambda request, context: pb.PredictResponse(model="echo"), pb.PredictRequest.FromString,
+    pb.PredictResponse.SerializeToString)})
+server = grpc.server(futures.ThreadPoolExecutor(8), handlers=[handler])
+print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+server.start()
+sys.stdin.read()
+"""
+
+
+def echo_rtt(requests: int) -> dict[str, float]:
+    """The round trip of a Python gRPC server that does nothing: the transport's own floor."""
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{proc.stdout.readline().strip()}") as channel:
+            stub = digits_pb2_grpc.DigitsStub(channel)
+            request = pb.PredictRequest(u8=bytes(784))
+            timed(lambda: stub.Predict(request, wait_for_ready=True), 100)
+            return percentiles(timed(lambda: stub.Predict(request), requests))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
 def stream_rate(stub, images: np.ndarray, model: str, chunk: int = 1000) -> tuple[float, np.ndarray]:
     requests = (pb.PredictRequest(u8=images[i:i + chunk].tobytes(), model=model)
                 for i in range(0, len(images), chunk))
@@ -239,6 +269,9 @@ def markdown(results: dict) -> str:
                      f"{t['single_ms']['p50']:.2f} ms | - | - | - | - | {t['batch_images_per_s']:.0f} img/s | "
                      f"{t['size_mb_gzip3']:.1f} MB (gzip-3) |")
     s = results["server"]
+    lines += ["", f"Transport floor: a Python gRPC server that answers without doing anything takes "
+                  f"{results['echo_rtt_ms']['p50']:.2f} ms (p50) per round trip on this machine; the 'added' "
+                  "column includes it."]
     lines += ["", f"Server start to SERVING: {s['start_to_serving_s']:.2f} s; peak memory {s['peak_memory_mb']} MB; "
                   f"all artifacts {s['artifacts_mb']:.1f} MB; `digits predict` on the 10,000-image IDX file: "
                   f"{s['cli_images_per_s']:.0f} img/s (process start included).", "", "Targets:", ""]
@@ -305,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.tutorial_train:
             print("bench: tutorial reference recipes ...", file=sys.stderr)
             results["tutorial"] = tutorial_reference(args.mnist_dir, images, labels, args.tutorial_train)
+    results["echo_rtt_ms"] = echo_rtt(args.requests)
     results["machine"]["load_after"] = [round(v, 2) for v in os.getloadavg()]
     default = next(r for r in results["models"] if r["model"] == "ensemble") if any(
         r["model"] == "ensemble" for r in results["models"]) else results["models"][0]

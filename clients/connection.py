@@ -94,7 +94,11 @@ class Connection:
 
     def _open_channel(self) -> grpc.Channel:
         o = self.options
-        limits = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        # gRPC's own reconnect backoff grows to two minutes; a restarted server should be
+        # noticed within seconds, so cap it at the scale of our retry backoff.
+        limits = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
+                  ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                  ("grpc.max_reconnect_backoff_ms", 2000)]
         if not o.ca_cert and not o.client_cert:
             return grpc.insecure_channel(o.address, options=limits)
         credentials = grpc.ssl_channel_credentials(
