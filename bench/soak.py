@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 
 from bench.run import ROOT, Server, data_arguments, percentiles
 from digitserve.artifacts import read_manifest

@@ -13,7 +13,7 @@ import os
 import sys
 from collections import deque
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Iterator
 
 import numpy as np
 
@@ -116,7 +116,8 @@ def _results(connection: Connection, items: Iterator[Item], model: str, size: in
         yield Result(item)
 
 
-def _progress(stream: TextIO):
+def _progress():
+    """A progress bar on standard error, shown only on a terminal."""
     from tqdm import tqdm
 
     return tqdm(unit="img", desc="predicting", file=sys.stderr, disable=not sys.stderr.isatty(),
@@ -131,7 +132,7 @@ def predict(args: argparse.Namespace) -> int:
     writer = WRITERS[args.format](out, args.top)
     board, failed = Scoreboard(), 0
     try:
-        with Connection(_options(args)) as connection, _progress(out) as bar:
+        with Connection(_options(args)) as connection, _progress() as bar:
             items = read_items(args.paths, ink=args.ink, labels_file=args.labels)
             for result in _results(connection, items, args.model, args.batch):
                 writer.write(result)

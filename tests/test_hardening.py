@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import grpc
-import joblib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +25,6 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.main import start
 from server.settings import Settings
-from tests.conftest import ROOT
 
 MODELS = ("ensemble", "knn", "rf", "svm")
 BIN = Path(sys.executable).parent

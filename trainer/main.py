@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def log(text: str) -> None:
+    """Progress and errors go to standard error; the summary table to standard output."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def _subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if not limit or limit >= len(labels):
         return images, labels
@@ -92,7 +97,7 @@ def _order(models: list[str]) -> list[str]:
     return needed
 
 
-def train(args: argparse.Namespace, data: Mnist, log=print) -> list[dict]:
+def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
     """Fit, evaluate and write every requested model; returns one summary row each."""
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
@@ -106,7 +111,6 @@ def train(args: argparse.Namespace, data: Mnist, log=print) -> list[dict]:
         started = time.perf_counter()
         features = DigitFeatures().fit(train_x)
         train_f = features.transform(train_x)
-        test_f = features.transform(test_x)
         log(f"features: {len(train_x):,} training and {len(test_x):,} test images in "
             f"{time.perf_counter() - started:.1f}s")
         bar.update()
@@ -182,7 +186,6 @@ def notify(address: str, token: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     if args.if_missing and not args.force and set(args.models) <= _existing(args.out):
         log(f"{args.out}: models {', '.join(args.models)} already present; nothing to do (use --force to retrain)")
         return 0
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"MNIST from {data.source}: {len(data.train_labels):,} training and {len(data.test_labels):,} test images")
     try:
         with threadpool_limits(args.jobs):
-            rows = train(args, data, log)
+            rows = train(args, data)
     except (OSError, ValueError, MemoryError) as exc:
         log(f"digits-train: training failed: {exc}")
         return EXIT_FAILED
