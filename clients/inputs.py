@@ -80,9 +80,12 @@ def _single(path: Path, ink: str) -> Item:
 
 
 def _walk(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES | {STROKES_SUFFIX, ARRAY_SUFFIX}
-                               or is_idx(path)):
+    """Readable files below a folder in sorted order, one directory listing in memory at a time."""
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            yield from _walk(path)
+        elif path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES | {STROKES_SUFFIX, ARRAY_SUFFIX}
+                                 or is_idx(path)):
             yield path
 
 

@@ -161,3 +161,31 @@ def test_unreachable_server_is_one_line_exit_2_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.1:9" in lines[0] and "digits-server" in lines[0]
+
+
+def _peak_rss_kib(server, folder: Path, out: Path) -> int:
+    """Run digits predict on a folder in a fresh process; its peak resident memory."""
+    # VmHWM, not ru_maxrss: on Linux the latter carries over the parent's peak across exec.
+    wrapper = ("import re, sys\nfrom clients.cli import main\ncode = main(sys.argv[1:])\n"
+               "status = open('/proc/self/status').read()\n"
+               "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\nsys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", wrapper, "predict", "--server", server.address, "--model", "svm",
+                           "--format", "json", "--output", str(out), str(folder)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stderr.strip().splitlines()[-1])
+
+
+def test_memory_stays_bounded_however_many_images_a_folder_holds(server, test_digits, tmp_path):
+    images = test_digits[0]
+    small, large = tmp_path / "small", tmp_path / "large"
+    for folder, count in ((small, 2000), (large, 20000)):
+        for k in range(count):
+            sub = folder / f"{k // 1000:02}"
+            sub.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[k % 10000].reshape(28, 28)).save(sub / f"{k:05}.png", compress_level=0)
+    small_rss = _peak_rss_kib(server, small, tmp_path / "small.json")
+    large_rss = _peak_rss_kib(server, large, tmp_path / "large.json")
+    assert len(json.loads((tmp_path / "large.json").read_text())) == 20000
+    print(f"peak memory: {small_rss // 1024} MiB for 2,000 images, {large_rss // 1024} MiB for 20,000")
+    assert large_rss - small_rss < 10 * 1024
