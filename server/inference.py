@@ -67,5 +67,4 @@ class Predictor:
 
     def predict(self, model_name: str, images: np.ndarray) -> Result:
         model = self.registry.resolve(model_name)
-        probabilities = np.asarray(model.estimator.predict_proba(images), dtype=np.float32)
-        return Result(model.name, model.version, probabilities)
+        return Result(model.name, model.version, model.batcher.predict_proba(images))

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import sklearn
 
 from digitserve.artifacts import ArtifactError, Manifest, find_manifests, load_estimator, read_manifest
+from server.batching import MicroBatcher
 from server.errors import ModelNotFound, NoModelLoaded
 
 log = logging.getLogger("digitserve.registry")
@@ -32,6 +33,10 @@ class LoadedModel:
     manifest: Manifest
     estimator: Any
     load_seconds: float
+    batcher: MicroBatcher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batcher", MicroBatcher(self.estimator))
 
     @property
     def name(self) -> str:
