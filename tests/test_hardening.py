@@ -179,6 +179,35 @@ def test_undecodable_requests_do_not_leak_memory(server_process):
     assert grown < 3000 * 4  # a leak of 16 KiB per request would be 48,000 KiB
 
 
+def test_abandoned_streams_and_vanished_clients_free_what_they_held(server_process, test_digits):
+    server = server_process()
+    chunk = pb.PredictRequest(u8=test_digits[0][:200].tobytes())
+
+    def abandon(rounds: int) -> None:
+        for _ in range(rounds):
+            blocker = threading.Event()
+
+            def requests():
+                yield chunk
+                yield chunk
+                blocker.wait(5)  # the client stops sending half-way
+            call = server.stub.PredictStream(requests())
+            next(call)
+            call.cancel()
+            blocker.set()
+            with grpc.insecure_channel(server.address) as gone:  # a client that vanishes mid-call
+                future = digits_pb2_grpc.DigitsStub(gone).Predict.future(chunk)
+            future.cancel()
+
+    abandon(40)
+    before = server.rss_kib()
+    abandon(200)
+    grown = server.rss_kib() - before
+    print(f"RSS growth over 200 abandoned streams and vanished calls: {grown} KiB")
+    assert grown < 8 * 1024
+    assert len(server.stub.Predict(chunk, timeout=10).predictions) == 200
+
+
 def test_sigterm_lets_running_requests_finish_and_refuses_new_ones(server_process, test_digits):
     server = server_process("--grace", "20", "--workers", "4")
     images = np.tile(test_digits[0][:64], (60, 1))  # a few seconds of work for the ensemble
