@@ -48,18 +48,12 @@ def single_image_ms(model: Any, images: np.ndarray, repeats: int = 50) -> float:
     return float(np.median(times) * 1000)
 
 
-def evaluate(model: Any, images: np.ndarray, labels: np.ndarray, fit_seconds: float,
-             probabilities: np.ndarray | None = None) -> tuple[Evaluation, np.ndarray]:
-    """Score a model on test images; returns the evaluation and its probabilities.
-
-    Pass ``probabilities`` when they are already known (the ensemble's come
-    from its members) to skip the batch timing.
-    """
-    rate = 0.0
-    if probabilities is None:
-        started = time.perf_counter()
-        probabilities = np.asarray(model.predict_proba(images))
-        rate = len(images) / (time.perf_counter() - started)
+def evaluate(model: Any, images: np.ndarray, labels: np.ndarray,
+             fit_seconds: float) -> tuple[Evaluation, np.ndarray]:
+    """Score a model on test images; returns the evaluation and its probabilities."""
+    started = time.perf_counter()
+    probabilities = np.asarray(model.predict_proba(images))
+    rate = len(images) / (time.perf_counter() - started)
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted)
     totals = np.maximum(matrix.sum(axis=1), 1)

@@ -122,8 +122,7 @@ def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
                 model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100])
                 fit_seconds = sum(fit_times[m] for m in recipe.members)
                 member_p = [probabilities[m] for m in recipe.members]
-                soft = sum(w * p for p, w in zip(member_p, recipe.weights)) / sum(recipe.weights)
-                evaluation, probs = evaluate(model, test_x, test_y, fit_seconds, probabilities=soft)
+                evaluation, probs = evaluate(model, test_x, test_y, fit_seconds)
                 extra = {"voting": voting_accuracies(member_p, list(recipe.weights), test_y)}
             else:
                 tails[name] = build_tail(recipe, args.seed, args.jobs).fit(train_f, train_y)
@@ -164,7 +163,7 @@ def summary_table(rows: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r['name']:<10} {r['accuracy']:>9.2%} {r['fit_seconds']:>7.1f} {r['size_mb']:>6.1f} "
-                     f"{r['single_ms']:>11.2f} {r['images_per_s'] or float('nan'):>9.0f}  {r['version']}")
+                     f"{r['single_ms']:>11.2f} {r['images_per_s']:>9.0f}  {r['version']}")
         if "voting" in r:
             v = r["voting"]
             lines.append(f"{'':<10} voting: soft {v['soft']:.2%} (served), hard {v['hard']:.2%}")
