@@ -44,28 +44,30 @@ def _check_parsed(request: object) -> None:
         raise InvalidInput("request is not a valid protobuf message for this method")
 
 
+def _abort(context: grpc.ServicerContext, method: str, exc: Exception) -> None:
+    """End the call with the status a ServingError names, or INTERNAL (logged) for anything else."""
+    if isinstance(exc, ServingError):
+        context.abort(exc.code, str(exc))
+    log.exception("unexpected error", extra={"method": method})
+    context.abort(grpc.StatusCode.INTERNAL, f"{method} failed unexpectedly; see the server log")
+
+
 def _answers_errors(method):
-    """Turn a ServingError into its gRPC status; log anything unexpected as INTERNAL."""
+    """Report every error of an RPC method the same way, unary or streaming."""
 
     @functools.wraps(method)
     def unary(self, request, context):
         try:
             return method(self, request, context)
-        except ServingError as exc:
-            context.abort(exc.code, str(exc))
-        except Exception:
-            log.exception("unexpected error", extra={"method": method.__name__})
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed unexpectedly; see the server log")
+        except Exception as exc:
+            _abort(context, method.__name__, exc)
 
     @functools.wraps(method)
     def streaming(self, request, context):
         try:
             yield from method(self, request, context)
-        except ServingError as exc:
-            context.abort(exc.code, str(exc))
-        except Exception:
-            log.exception("unexpected error", extra={"method": method.__name__})
-            context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed unexpectedly; see the server log")
+        except Exception as exc:
+            _abort(context, method.__name__, exc)
 
     return streaming if method.__name__.endswith("Stream") else unary
 
@@ -88,7 +90,7 @@ def _response(result: Result) -> pb.PredictResponse:
     return reply
 
 
-def model_info(snapshot: Snapshot) -> list[pb.ModelInfo]:
+def _model_info(snapshot: Snapshot) -> list[pb.ModelInfo]:
     infos = []
     for name, model in snapshot.models.items():
         m = model.manifest
@@ -188,7 +190,7 @@ class DigitsServicer:
         _check_parsed(request)
         self.reader.check(context)
         snapshot = self.registry.snapshot()
-        return pb.ListModelsResponse(models=model_info(snapshot), default_model=snapshot.default or "")
+        return pb.ListModelsResponse(models=_model_info(snapshot), default_model=snapshot.default or "")
 
     @_answers_errors
     def Reload(self, request, context):
