@@ -3,7 +3,8 @@
 Every method reports domain errors the same way (``_answers_errors``), and
 requests are parsed by ``_lenient`` deserializers: a message that is not valid
 protobuf becomes ``MALFORMED`` and is answered with INVALID_ARGUMENT instead
-of going through grpcio's own failure path.
+of going through grpcio's own failure path, which answers INTERNAL and, in
+grpcio 1.85, keeps about 19 KiB per such request (measured: 57 MB per 3,000).
 """
 
 from __future__ import annotations
