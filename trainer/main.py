@@ -7,9 +7,11 @@ Exit codes: 0 done; 1 training failed; 2 bad arguments or bad MNIST data;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,6 +99,24 @@ def _order(models: list[str]) -> list[str]:
     return needed
 
 
+@contextlib.contextmanager
+def _ticking(bar: tqdm, every: float = 0.5):
+    """Redraw the bar while a long fit runs, so its clock keeps moving."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
+
+
 def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
     """Fit, evaluate and write every requested model; returns one summary row each."""
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
@@ -106,7 +126,7 @@ def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
     plan = _order(args.models)
     rows, tails, probabilities, fit_times = [], {}, {}, {}
     with tqdm(total=len(plan) + 1, desc="training", unit="stage", file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar:
+              disable=not sys.stderr.isatty()) as bar, _ticking(bar):
         bar.set_postfix_str("features")
         started = time.perf_counter()
         features = DigitFeatures().fit(train_x)
