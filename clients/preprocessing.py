@@ -89,20 +89,16 @@ def prepare(source: str | Path | Image.Image | np.ndarray, ink: str = "auto") ->
     return to_mnist(source, ink)
 
 
-def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str | None = None) -> np.ndarray:
+def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str | None = None,
+             correct_strokes: bool = True) -> np.ndarray:
     """Turn an image of one digit into an MNIST-style uint8 vector of shape (784,).
 
     ``ink`` says which way round the picture is: "dark" ink on light paper,
     "light" ink on a dark background, or "auto" to decide from the border.
     28x28 images that are already MNIST-style come back byte for byte.
-    ``source`` (a path, say) prefixes error messages.
+    ``source`` (a path, say) prefixes error messages. ``correct_strokes=False``
+    skips the stroke-width correction, to see what it does.
     """
-    return _to_mnist(image, ink, source=source)
-
-
-def _to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str | None = None,
-              correct_strokes: bool = True) -> np.ndarray:
-    """:func:`to_mnist` with the stroke-width correction switchable, so that tests can measure it."""
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
     try:

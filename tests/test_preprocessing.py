@@ -231,7 +231,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     n = 150
     pictures = [traced_drawing(image, size, canvas=(canvas, canvas)).render(pen_width=pen) for image in images[:n]]
     corrected = accuracy(model, [to_mnist(p) for p in pictures], labels[:n])
-    plain = accuracy(model, [preprocessing._to_mnist(p, correct_strokes=False) for p in pictures], labels[:n])
+    plain = accuracy(model, [preprocessing.to_mnist(p, correct_strokes=False) for p in pictures], labels[:n])
     print(f"\npen {pen} on a {size} px digit: {corrected:.3f} with stroke correction, {plain:.3f} without")
     assert corrected >= 0.85
     assert corrected >= plain + gain
@@ -240,7 +240,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
 def test_mnist_like_strokes_are_left_alone(digits):
     """A digit drawn with an MNIST-like pen is not thickened or thinned."""
     image = traced_drawing(digits[0][5], 200).render(pen_width=26)
-    assert np.array_equal(to_mnist(image), preprocessing._to_mnist(image, correct_strokes=False))
+    assert np.array_equal(to_mnist(image), preprocessing.to_mnist(image, correct_strokes=False))
 
 
 # --- errors ---------------------------------------------------------------------------------
