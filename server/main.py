@@ -31,11 +31,15 @@ class RunningServer:
     port: int
     registry: ModelRegistry
     health: health.HealthServicer
+    stream_pool: futures.ThreadPoolExecutor
+    stopping: threading.Event
 
     def stop(self, grace: float | None) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds."""
+        self.stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.stream_pool.shutdown(wait=False)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -96,7 +100,10 @@ def start(settings: Settings) -> RunningServer:
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
                                       "max_concurrent": settings.max_concurrent, "token": bool(settings.token)})
     registry.reload()
-    return RunningServer(server, port, registry, health_servicer)
+    stopping = threading.Event()
+    if settings.watch > 0:
+        threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping)
 
 
 def main(argv: list[str] | None = None) -> int:

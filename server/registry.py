@@ -163,6 +163,27 @@ class ModelRegistry:
             self._on_change(self._snapshot)
         return report
 
+    def folder_signature(self) -> tuple:
+        """What changes when a manifest is written, replaced or removed."""
+        signature = []
+        for path in find_manifests(self.directory):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            signature.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(signature)
+
+    def watch(self, interval: float, stop: threading.Event) -> None:
+        """Reload whenever the manifests change, checking every ``interval`` seconds until ``stop``."""
+        seen = self.folder_signature()
+        while not stop.wait(interval):
+            current = self.folder_signature()
+            if current != seen:
+                log.info("models folder changed", extra={"models_dir": str(self.directory)})
+                self.reload()
+                seen = current
+
     def _load(self, manifest: Manifest) -> LoadedModel:
         started = time.perf_counter()
         estimator = load_estimator(self.directory, manifest)

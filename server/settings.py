@@ -20,6 +20,7 @@ class Settings:
     max_message_mb: int = 8
     numeric_threads: int = 1
     grace: float = 10.0
+    watch: float = 0.0
     log_level: str = "INFO"
     log_format: str = "json"
     token: str = ""
@@ -46,6 +47,7 @@ _HELP = {
     "max_message_mb": ("DIGITS_MAX_MESSAGE_MB", "largest message accepted, in MiB"),
     "numeric_threads": ("DIGITS_NUMERIC_THREADS", "BLAS/OpenMP threads per request"),
     "grace": ("DIGITS_GRACE", "seconds in-flight requests get to finish on SIGTERM"),
+    "watch": ("DIGITS_WATCH", "check the models folder every this many seconds and reload on change (0: off)"),
     "log_level": ("DIGITS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
     "log_format": ("DIGITS_LOG_FORMAT", "json (one object per line) or text"),
     "token": ("DIGITS_TOKEN", "operator token required by Reload (empty: Reload is open)"),

@@ -305,3 +305,13 @@ def test_server_command_starts_serves_and_stops_on_sigterm(trained_models, tmp_p
         assert "model loaded" in events and events[-2:] == ["shutting down", "server stopped"]
     finally:
         proc.kill()
+
+
+def test_watch_reloads_when_the_trainer_writes(serve, models_copy, mnist_dir):
+    watching = serve(models_copy, watch=0.2)
+    before = watching.stub.Predict(u8(np.zeros((1, 784)), "svm")).version
+    _retrain_svm(models_copy, mnist_dir, seed=9)
+    deadline = time.time() + 10
+    while watching.stub.Predict(u8(np.zeros((1, 784)), "svm")).version == before:
+        assert time.time() < deadline, "the watcher did not reload"
+        time.sleep(0.1)
