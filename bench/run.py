@@ -24,16 +24,15 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from threadpoolctl import threadpool_limits
 
+from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TARGETS = {
     "grpc_p50_ms": 5.0, "grpc_overhead_ms": 0.5, "concurrent_ratio": 0.70, "stream_ratio": 0.90,
     "stream_images_per_s": 3000, "start_to_serving_s": 3.0, "artifacts_mb": 25.0,
@@ -70,43 +69,6 @@ def concurrent(call_for_thread, threads: int, per_thread: int) -> dict[str, floa
         list(pool.map(worker, range(threads)))
     elapsed = time.perf_counter() - started
     return {"requests_per_s": round(threads * per_thread / elapsed, 1), **percentiles(latencies)}
-
-
-class Server:
-    """digits-server as a subprocess on a free loopback port."""
-
-    def __init__(self, models_dir: Path, threads: int):
-        env = dict(os.environ, DIGITS_NUMERIC_THREADS=str(threads), DIGITS_LOG_FORMAT="json",
-                   DIGITS_LOG_LEVEL="WARNING")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [str(BIN / "digits-server"), "--models-dir", str(models_dir), "--host", "127.0.0.1", "--port", "0",
-             "--log-level", "INFO"], env=env, stderr=subprocess.PIPE, text=True)
-        first = json.loads(self.proc.stderr.readline())
-        self.address = first["address"].replace("127.0.0.1", "127.0.0.1")
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
-        self.channel = grpc.insecure_channel(self.address)
-        health = health_pb2_grpc.HealthStub(self.channel)
-        while True:
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    break
-            except grpc.RpcError:
-                pass
-            time.sleep(0.005)
-        self.start_to_serving = time.perf_counter() - self.started
-        self.stub = digits_pb2_grpc.DigitsStub(self.channel)
-
-    def peak_memory_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return float("nan")
-
-    def stop(self) -> None:
-        self.channel.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 ECHO_SERVER = """
@@ -147,7 +109,7 @@ def stream_rate(stub, images: np.ndarray, model: str, chunk: int = 1000) -> tupl
     return len(images) / (time.perf_counter() - started), np.array(digits)
 
 
-def bench_model(name: str, estimator, server: Server, images, labels, args) -> dict:
+def bench_model(name: str, estimator, server: ServerProcess, images, labels, args) -> dict:
     one = [images[i:i + 1] for i in range(64)]
     requests = [pb.PredictRequest(u8=x.tobytes(), model=name) for x in one]
     result: dict = {"model": name}
@@ -198,7 +160,7 @@ def bench_model(name: str, estimator, server: Server, images, labels, args) -> d
     return result
 
 
-def cli_rate(server: Server, mnist_dir: Path) -> float:
+def cli_rate(server: ServerProcess, mnist_dir: Path) -> float:
     """Images per second of `digits predict` on the 10,000-image IDX file, process start included."""
     started = time.perf_counter()
     subprocess.run([str(BIN / "digits"), "predict", "--server", server.address, "--format", "csv",
@@ -314,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; numeric threads {args.threads}",
           file=sys.stderr)
     with threadpool_limits(args.threads):
-        server = Server(args.models_dir, args.threads)
+        server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": str(args.threads)})
         try:
             results["models"] = []
             for manifest in sorted(manifests, key=lambda m: (m.kind != "ensemble", m.name)):
@@ -331,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 "start_to_serving_s": round(server.start_to_serving, 3),
                 "artifacts_mb": round(sum(m.size_bytes for m in manifests) / 1e6, 2),
                 "cli_images_per_s": cli_rate(server, args.mnist_dir),
-                "peak_memory_mb": server.peak_memory_mb(),
+                "peak_memory_mb": round(server.memory_kib("VmHWM") / 1024, 1),
             }
         finally:
             server.stop()

@@ -21,16 +21,12 @@ from pathlib import Path
 
 import grpc
 
-from bench.run import ROOT, Server, data_arguments, percentiles
+from bench.process import ServerProcess
+from bench.run import ROOT, data_arguments, percentiles
 from digitserve.artifacts import read_manifest
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
-
-
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 def publish(folder: Path, source: Path, name: str) -> None:
@@ -61,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         (other / "svm.manifest.json").write_text(json.dumps(text))
         versions = {read_manifest(live / "svm.manifest.json").version, text["version"]}
 
-        server = Server(live, threads=1)
+        server = ServerProcess(live, env={"DIGITS_NUMERIC_THREADS": "1"})
         stop = threading.Event()
         latencies: list[float] = []
         errors: list[str] = []
@@ -88,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                             if counts["good"] >= args.requests:
                                 stop.set()
                             if counts["good"] == args.requests // 10:
-                                warm["rss"] = rss_mb(server.proc.pid)
+                                warm["rss"] = server.memory_kib() / 1024
                                 warm["done"].set()
                     except grpc.RpcError as exc:
                         with lock:
@@ -120,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def sampler() -> None:
             while not stop.wait(0.5):
-                peak["rss"] = max(peak["rss"], rss_mb(server.proc.pid))
+                peak["rss"] = max(peak["rss"], server.memory_kib() / 1024)
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
         threads += [threading.Thread(target=f) for f in (reloader, vandal, sampler)]
@@ -132,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
-        end_rss = rss_mb(server.proc.pid)
+        end_rss = server.memory_kib() / 1024
         server.stop()
 
     p = percentiles(latencies) if latencies else {"p50": float("nan"), "p99": float("nan")}

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.process import BIN, ServerProcess
 from digitserve.artifacts import Manifest, find_manifests, load_estimator, read_manifest, serialize
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
@@ -27,7 +27,6 @@ from server.main import start
 from server.settings import Settings
 
 MODELS = ("ensemble", "knn", "rf", "svm")
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -113,44 +112,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServerProcess:
-    def __init__(self, models_dir: Path, port: int = 0, *extra: str, env: dict | None = None):
-        self.proc = subprocess.Popen(
-            [str(BIN / "digits-server"), "--models-dir", str(models_dir), "--host", "127.0.0.1",
-             "--port", str(port), "--log-format", "json", *extra],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-        self.port = int(json.loads(self.proc.stderr.readline())["address"].rsplit(":", 1)[1])
-        self.address = f"127.0.0.1:{self.port}"
-        self.log: list[str] = []
-        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
-        self.channel = grpc.insecure_channel(self.address)
-        self.stub = digits_pb2_grpc.DigitsStub(self.channel)
-        deadline = time.time() + 30
-        while True:
-            try:
-                self.stub.Predict(pb.PredictRequest(u8=bytes(784)), timeout=2)
-                break
-            except grpc.RpcError:
-                assert time.time() < deadline, "server did not start serving"
-                time.sleep(0.05)
-
-    def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
-
-    def stop(self) -> int:
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def server_process(trained_models):
     processes: list[ServerProcess] = []
 
     def _start(*extra, models_dir=None, port=0, env=None) -> ServerProcess:
-        process = ServerProcess(models_dir or trained_models, port, *extra, env=env)
+        process = ServerProcess(models_dir or trained_models, *extra, port=port, env=env)
         processes.append(process)
         return process
 
@@ -172,9 +139,9 @@ def test_undecodable_requests_do_not_leak_memory(server_process):
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     hammer(1500)  # warm-up: thread pools and allocator arenas settle
-    before = server.rss_kib()
+    before = server.memory_kib()
     hammer(3000)
-    grown = server.rss_kib() - before
+    grown = server.memory_kib() - before
     print(f"RSS growth over 3,000 undecodable requests: {grown} KiB")
     assert grown < 3000 * 4  # a leak of 16 KiB per request would be 48,000 KiB
 
@@ -201,9 +168,9 @@ def test_abandoned_streams_and_vanished_clients_free_what_they_held(server_proce
             future.cancel()
 
     abandon(100)
-    before = server.rss_kib()
+    before = server.memory_kib()
     abandon(300)
-    grown = server.rss_kib() - before
+    grown = server.memory_kib() - before
     print(f"RSS growth over 300 abandoned streams and 300 vanished calls: {grown} KiB")
     assert grown < 3 * 1024  # grpcio's leak on failed calls was 16-19 KiB each: 9,600 KiB here
     assert len(server.stub.Predict(chunk, timeout=10).predictions) == 4
