@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import grpc
@@ -52,6 +53,13 @@ def models_copy(trained_models, tmp_path) -> Path:
     folder = tmp_path / "models"
     shutil.copytree(trained_models, folder)
     return folder
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for servers that must come back on the same port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Serving:

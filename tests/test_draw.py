@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -25,9 +24,7 @@ from clients.connection import Answer, ConnectionOptions
 from clients.draw import DrawApp
 from clients.drawing import Drawing
 from digitserve.v1 import digits_pb2 as pb
-from server.main import RunningServer, start
-from server.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.strokes import traced_drawing
 
 # MNIST test-set indices of digits that, traced into strokes, the default model gets right.
@@ -263,30 +260,10 @@ def test_an_unreachable_server_is_reported_and_the_window_keeps_working(open_app
     assert app.drawing.is_empty and ink_items(app) == ()
 
 
-@pytest.fixture
-def serve_on_port(models_copy) -> Callable[[int], RunningServer]:
-    """Start servers on a given port (conftest's ``serve`` always passes port=0); all stop afterwards."""
-    started: list[RunningServer] = []
-
-    def _serve(port: int) -> RunningServer:
-        started.append(start(Settings(host="127.0.0.1", port=port, models_dir=models_copy)))
-        return started[-1]
-
-    yield _serve
-    for running in started:
-        running.stop(grace=0)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_the_window_reconnects_by_itself_when_the_server_comes_back(serve_on_port, open_app, test_digits):
+def test_the_window_reconnects_by_itself_when_the_server_comes_back(serve, models_copy, open_app, test_digits):
     images, _ = test_digits
-    port = _free_port()
-    running = serve_on_port(port)
+    port = free_port()
+    running = serve(models_copy, port=port).running
     app = open_app(f"127.0.0.1:{port}")
     connected(app)
     app.auto_predict = False
@@ -301,7 +278,7 @@ def test_the_window_reconnects_by_itself_when_the_server_comes_back(serve_on_por
     assert "unreachable" in app.status_text() and "unreachable" in app.message_text().lower()
     assert app.answer_text() == ""
 
-    serve_on_port(port)
+    serve(models_copy, port=port)
     pump(app, lambda: app.status_text().startswith("connected"), "the reconnection", timeout=15)
     assert sorted(app.models()) == ["ensemble", "knn", "rf", "svm"]
     key(app, "<Return>")

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.main import start
 from server.settings import Settings
+from tests.conftest import free_port
 
 MODELS = ("ensemble", "knn", "rf", "svm")
 
@@ -105,12 +105,6 @@ def test_stream_chunks_in_any_order_are_answered_or_refused_at_the_first_wrong_o
 
 
 # --- a server process, for memory, signals and restarts ----------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def server_process(trained_models):
