@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from server import logs
 from server.inference import Predictor
+from server.open_inference import SERVICE as OPEN_INFERENCE, OpenInferenceServicer
 from server.registry import ModelRegistry, Snapshot
 from server.servicer import SERVICE, DigitsServicer, OperatorToken
 from server.settings import Settings, parse_settings
@@ -62,7 +63,7 @@ def start(settings: Settings) -> RunningServer:
     def publish(snapshot: Snapshot) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if snapshot.models else \
             health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE):
+        for name in ("", SERVICE, OPEN_INFERENCE):
             health_servicer.set(name, status)
 
     publish(Snapshot({}, None, {}))
@@ -74,20 +75,22 @@ def start(settings: Settings) -> RunningServer:
     stream_pool = futures.ThreadPoolExecutor(
         max_workers=cores, thread_name_prefix="stream",
         initializer=lambda: threadpool_limits(settings.numeric_threads, user_api="openmp"))
-    servicer = DigitsServicer(registry, Predictor(registry), settings.max_batch, operator, reader,
+    predictor = Predictor(registry)
+    servicer = DigitsServicer(registry, predictor, settings.max_batch, operator, reader,
                               stream_pool=stream_pool, stream_depth=cores)
 
     limit = settings.max_message_mb * 1024 * 1024
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        handlers=[servicer.handler()],
+        handlers=[servicer.handler(), OpenInferenceServicer(registry, predictor, settings.max_batch).handler()],
         maximum_concurrent_rpcs=settings.max_concurrent,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                  ("grpc.so_reuseport", 0)],
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
     credentials = _credentials(settings)
     if credentials is None:
         port = server.add_insecure_port(settings.address)
