@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 
 from digitserve.artifacts import CLASSES, INPUT_PIXELS
-from inference import grpc_service_pb2 as pb
+from digitserve.open_inference import grpc_service_pb2 as pb
 from server.errors import InvalidInput, ModelNotFound, ServingError
 from server.inference import Predictor, Result, decode_f32, decode_u8
 from server.registry import LoadedModel, ModelRegistry

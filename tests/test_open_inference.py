@@ -14,8 +14,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from digitserve.v1 import digits_pb2
-from inference import grpc_service_pb2 as pb
-from inference import grpc_service_pb2_grpc
+from digitserve.open_inference import grpc_service_pb2 as pb
+from digitserve.open_inference import grpc_service_pb2_grpc
 from server.main import start
 from server.settings import Settings
 from tests.conftest import ROOT, Serving

@@ -274,7 +274,8 @@ def test_protect_all_guards_predict_too(serve, models_copy):
 
 # --- the generated stubs -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("proto", ["digitserve/v1/digits.proto", "inference/grpc_service.proto"])
+@pytest.mark.parametrize("proto", ["digitserve/v1/digits.proto",
+                                   "digitserve/open_inference/grpc_service.proto"])
 def test_generated_stubs_match_the_proto(tmp_path, proto):
     from grpc_tools import protoc
 

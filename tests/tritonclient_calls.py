@@ -3,7 +3,7 @@
 Run as ``python -m tests.tritonclient_calls ADDRESS IMAGES.npy`` by tests/test_open_inference.py.
 It runs in a process of its own because tritonclient registers its own
 ``inference.*`` messages in protobuf's default descriptor pool, where the
-server's (inference/grpc_service_pb2.py) would clash with them.
+server's (digitserve/open_inference/grpc_service_pb2.py) would clash with them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from inference import grpc_service_pb2 as inference_dot_grpc__service__pb2
+from digitserve.open_inference import grpc_service_pb2 as digitserve_dot_open__inference_dot_grpc__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in inference/grpc_service_pb2_grpc.py depends on'
+        + ' but the generated code in digitserve/open_inference/grpc_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class GRPCInferenceServiceStub:
         """
         self.ServerLive = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerLive',
-                request_serializer=inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
                 _registered_method=True)
         self.ServerReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerReady',
-                request_serializer=inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
                 _registered_method=True)
         self.ModelReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelReady',
-                request_serializer=inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
                 _registered_method=True)
         self.ServerMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerMetadata',
-                request_serializer=inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelMetadata',
-                request_serializer=inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelInfer = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelInfer',
-                request_serializer=inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
         self.ModelStreamInfer = channel.stream_stream(
                 '/inference.GRPCInferenceService/ModelStreamInfer',
-                request_serializer=inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
+                request_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
                 _registered_method=True)
 
 
@@ -130,38 +130,38 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ServerLive': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerLive,
-                    request_deserializer=inference_dot_grpc__service__pb2.ServerLiveRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ServerLiveResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveResponse.SerializeToString,
             ),
             'ServerReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerReady,
-                    request_deserializer=inference_dot_grpc__service__pb2.ServerReadyRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ServerReadyResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyResponse.SerializeToString,
             ),
             'ModelReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelReady,
-                    request_deserializer=inference_dot_grpc__service__pb2.ModelReadyRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ModelReadyResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyResponse.SerializeToString,
             ),
             'ServerMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerMetadata,
-                    request_deserializer=inference_dot_grpc__service__pb2.ServerMetadataRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ServerMetadataResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataResponse.SerializeToString,
             ),
             'ModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelMetadata,
-                    request_deserializer=inference_dot_grpc__service__pb2.ModelMetadataRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ModelMetadataResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataResponse.SerializeToString,
             ),
             'ModelInfer': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfer,
-                    request_deserializer=inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ModelInferResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferResponse.SerializeToString,
             ),
             'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
                     servicer.ModelStreamInfer,
-                    request_deserializer=inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
-                    response_serializer=inference_dot_grpc__service__pb2.ModelStreamInferResponse.SerializeToString,
+                    request_deserializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.FromString,
+                    response_serializer=digitserve_dot_open__inference_dot_grpc__service__pb2.ModelStreamInferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -189,8 +189,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerLive',
-            inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -216,8 +216,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerReady',
-            inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -243,8 +243,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelReady',
-            inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -270,8 +270,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerMetadata',
-            inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ServerMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -297,8 +297,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelMetadata',
-            inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -324,8 +324,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelInfer',
-            inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -351,8 +351,8 @@ class GRPCInferenceService:
             request_iterator,
             target,
             '/inference.GRPCInferenceService/ModelStreamInfer',
-            inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
-            inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelInferRequest.SerializeToString,
+            digitserve_dot_open__inference_dot_grpc__service__pb2.ModelStreamInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
