@@ -9,15 +9,18 @@ import sys
 from pathlib import Path
 
 import grpc
+import kubernetes_validate
 import numpy as np
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2
 
+from digitserve.artifacts import FORMAT_VERSION
 from digitserve.v1 import digits_pb2
 from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
 from server.main import start
-from server.settings import Settings
+from server.settings import Settings, parse_settings
 from tests.conftest import ROOT, Serving
 from tests.test_server import code_and_details, health_status
 
@@ -288,3 +291,50 @@ def test_protect_all_guards_model_infer(serve, models_copy):
     assert code == grpc.StatusCode.UNAUTHENTICATED
     reply = stub.ModelInfer(infer_request(np.zeros((1, 784))), metadata=[("authorization", "Bearer s3cret")])
     assert reply.model_name == "svm"
+
+
+# --- KServe ------------------------------------------------------------------------------------
+
+KSERVE = ROOT / "deploy/kubernetes/kserve"
+
+
+def kserve(kind: str) -> dict:
+    """The one resource of ``kind`` in deploy/kubernetes/kserve/."""
+    found = [doc for path in sorted(KSERVE.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
+             if doc and doc.get("kind") == kind]
+    assert len(found) == 1, f"expected one {kind} in {KSERVE}, found {len(found)}"
+    return found[0]
+
+
+def test_kserve_serving_runtime_runs_the_server_on_its_grpc_port():
+    runtime = kserve("ServingRuntime")
+    assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1" and runtime["metadata"]["name"]
+    spec = runtime["spec"]
+    assert spec["protocolVersions"] == ["grpc-v2"]
+    assert spec["supportedModelFormats"] == [{"name": "digitserve", "version": str(FORMAT_VERSION),
+                                              "autoSelect": True}]
+    (container,) = spec["containers"]
+    # KServe merges the predictor into the container named kserve-container.
+    assert container["name"] == "kserve-container" and container["image"]
+    # Knative serves one port; a gRPC one is named h2c.
+    (port,) = container["ports"]
+    assert port["name"] == "h2c" and port["protocol"] == "TCP"
+    settings = parse_settings(container["args"], environ={})
+    assert settings.port == port["containerPort"]
+    assert str(settings.models_dir) == "/mnt/models"  # where KServe's storage initializer puts storageUri
+    for probe in ("startupProbe", "readinessProbe"):
+        assert container[probe]["grpc"]["port"] == port["containerPort"]
+    # Kubernetes has no schema for KServe's resources; the container itself is checked as a Pod's.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "digitserve"}, "spec": {"containers": [container]}}
+    kubernetes_validate.validate(pod, kubernetes_validate.utils.latest_version(), strict=True)
+
+
+def test_kserve_inference_service_asks_for_the_runtime_and_grpc_v2():
+    runtime, service = kserve("ServingRuntime"), kserve("InferenceService")
+    assert service["apiVersion"] == "serving.kserve.io/v1beta1" and service["metadata"]["name"]
+    model = service["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert model["modelFormat"] in [{k: f[k] for k in ("name", "version")}
+                                    for f in runtime["spec"]["supportedModelFormats"]]
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    assert model["storageUri"].split("://")[0] in {"pvc", "s3", "gs", "https", "hdfs", "oci"}
