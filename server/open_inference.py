@@ -72,14 +72,15 @@ def _images(request: pb.ModelInferRequest, max_batch: int) -> np.ndarray:
     shape = list(tensor.shape)
     count = _image_count(shape)
     raw = _raw_contents(request)
+    # Typed contents are checked as digitserve.v1 checks f32 values: finite, from 0 to 255.
     if tensor.datatype == "UINT8":
         images = decode_u8(raw, max_batch, INPUT) if raw is not None else \
-            decode_f32(tensor.contents.uint_contents, max_batch, INPUT).astype(np.uint8)
+            decode_f32(tensor.contents.uint_contents, max_batch, f"{INPUT} uint_contents").astype(np.uint8)
     elif tensor.datatype == "FP32":
         if raw is not None and len(raw) % 4:
             raise InvalidInput(f"{INPUT}: {len(raw)} bytes of raw FP32 is not a whole number of 4-byte values")
-        images = decode_f32(np.frombuffer(raw, "<f4") if raw is not None else tensor.contents.fp32_contents,
-                            max_batch, INPUT)
+        images = decode_f32(np.frombuffer(raw, "<f4"), max_batch, INPUT) if raw is not None else \
+            decode_f32(tensor.contents.fp32_contents, max_batch, f"{INPUT} fp32_contents")
     else:
         raise InvalidInput(f"{INPUT}: datatype {tensor.datatype!r} is not accepted; expected UINT8 or FP32")
     if len(images) != count:

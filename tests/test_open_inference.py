@@ -229,6 +229,7 @@ TWO = bytes(2 * 784)
     (with_input([b"", b""]), ["raw_input_contents", "2 entries for 1 input"]),
     (with_input([TWO], contents=pb.InferTensorContents(uint_contents=[0] * 1568)), ["typed contents and raw"]),
     (with_input([TWO], datatype="FP32"), ["pixels", "image 0 has 392 pixels"]),
+    (with_input([bytes(3)], datatype="FP32"), ["pixels", "3 bytes of raw FP32", "4-byte values"]),
     (with_input([TWO], name="image"), ["inputs", "'image'", "expected one input 'pixels'"]),
     (pb.ModelInferRequest(model_name="svm"), ["inputs", "expected one input 'pixels'"]),
     (typed_request(np.full((1, 784), 300), "UINT8"), ["pixels", "image 0 pixel 0 is 300.0", "0 to 255"]),
