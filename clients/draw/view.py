@@ -75,7 +75,9 @@ class DrawView:
         self._undo_button.state(["!disabled" if state.can_undo else "disabled"])
         self._redo_button.state(["!disabled" if state.can_redo else "disabled"])
         if abs(self._brush.get() - state.brush.width) > 1e-6:
+            self._brush.configure(command="")  # ttk.Scale calls its command on set() too
             self._brush.set(state.brush.width)
+            self._brush.configure(command=self._on_brush_moved)
         self._brush_size.configure(text=f"{state.brush.width:.0f} px")
         self._eraser.set(state.brush.erase)
         self._auto.set(state.auto_predict)
@@ -187,7 +189,7 @@ class DrawView:
         self._status = tk.Label(bar, text="", background=BG, foreground=MUTED, font=self._fonts["small"],
                                 anchor="w")
         self._status.pack(side="left", fill="x", expand=True)
-        tk.Label(bar, text="Enter predict · Esc clear · Ctrl+Z undo · Ctrl+Y redo · wheel: pen size",
+        tk.Label(bar, text="Enter predict · Esc clear · Ctrl+Z undo · Ctrl+Y redo",
                  background=BG, foreground=SUBTLE, font=self._fonts["small"]).pack(side="right")
 
         a = self._actions
@@ -233,7 +235,7 @@ class DrawView:
         pen.pack(fill="x", pady=(10, 0))
         tk.Label(pen, text="Pen", background=CARD, foreground=TEXT, font=self._fonts["base"]).pack(side="left")
         self._brush = ttk.Scale(pen, from_=BRUSH_MIN, to=BRUSH_MAX, orient="horizontal", length=120,
-                                takefocus=False, command=lambda value: a.set_brush_width(float(value)))
+                                takefocus=False, command=self._on_brush_moved)
         self._brush.pack(side="left", padx=(8, 6))
         self._brush_size = tk.Label(pen, text="", width=5, anchor="w", background=CARD, foreground=MUTED,
                                     font=self._fonts["small"])
@@ -311,6 +313,9 @@ class DrawView:
             value = self._bars.create_text(BAR_WIDTH, top + 7, text="", anchor="e", fill=MUTED,
                                            font=self._fonts["small"])
             self._bar_items.append((label, bar, value))
+
+    def _on_brush_moved(self, value: str) -> None:
+        self._actions.set_brush_width(float(value))
 
     def _on_model_selected(self) -> None:
         self._picker.selection_clear()
