@@ -307,6 +307,9 @@ class DrawApp:
     def quit(self) -> None:
         self.close()
         self.root.destroy()
+        # The view and the app refer to each other; left to the cycle collector, the view's
+        # Tk images and variables could be freed on another thread, which Tk refuses.
+        del self.view
 
 
 def _shorten(text: str, limit: int = 90) -> str:
