@@ -434,7 +434,7 @@ def test_retries_carry_a_prediction_over_a_server_restart(serve, models_copy, op
     """--retries reaches the window's calls: a prediction made while the server is down waits for it."""
     images, _ = test_digits
     port = free_port()
-    app = open_app(f"127.0.0.1:{port}", retries=5, backoff=0.25)
+    app = open_app(f"127.0.0.1:{port}", retries=5)
     pump(app, lambda: app.state.status is Status.DISCONNECTED, "the disconnected status")
     app.set_auto_predict(False)
     drag(app, traced_drawing(images[SEVEN]))
@@ -526,6 +526,7 @@ def test_a_saved_png_and_a_photo_open_as_pictures_and_are_recognised(server, ope
 
     drag(app, traced_drawing(images[ONE]))  # drawing on a picture starts a new drawing
     assert app.state.picture is None and not app.canvas.find_withtag("picture")
+    assert len(ink_items(app)) == len(app.state.drawing.strokes) == 1
     key(app, "<Control-z>")  # ... and undo brings the picture back
     assert app.state.picture is not None and app.state.picture.path == png
     key(app, "<Control-z>")

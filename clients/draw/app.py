@@ -103,7 +103,7 @@ class DrawApp:
         self._drawing_stroke = True
         self.state.notice = Message()  # "Saved …" is about a drawing that is changing now
         if had_picture:
-            self.view.show_canvas(self.state)
+            self.view.remove_picture()
         self.view.show_stroke(self.state.drawing)
         self.view.show(self.state)
         self._live()
@@ -145,7 +145,8 @@ class DrawApp:
         self._cancel_live()
         self._drawing_stroke = False
         self._awaiting = None
-        self.state.message = Message()
+        if self.state.result is None:  # otherwise the answer stays until the next one replaces it
+            self.state.message = Message()
         self.view.show_canvas(self.state)
         self._live()
 

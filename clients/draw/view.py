@@ -96,6 +96,9 @@ class DrawView:
         self.canvas.tag_raise(self._hint)
         self.show(state)
 
+    def remove_picture(self) -> None:
+        self.canvas.delete("picture")
+
     def show_stroke(self, drawing: Drawing) -> None:
         """The stroke being drawn (the last one) as it grows, without redrawing the others."""
         stroke = drawing.strokes[-1]
