@@ -16,9 +16,9 @@ import yaml
 from grpc_health.v1 import health_pb2
 
 from digitserve.artifacts import FORMAT_VERSION
-from digitserve.v1 import digits_pb2
 from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
+from digitserve.v1 import digits_pb2
 from server.main import start
 from server.settings import Settings, parse_settings
 from tests.conftest import ROOT, Serving
