@@ -177,7 +177,9 @@ def add_security_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
                        help="operator token, for servers that protect Reload [DIGITS_TOKEN]")
     group.add_argument("--insecure", action="store_true",
-                       help="allow sending --token without TLS to a server on another machine")
+                       default=os.environ.get("DIGITS_INSECURE", "").lower() in ("1", "true", "yes"),
+                       help="allow sending --token without TLS to a server on another machine, over a "
+                            "network you trust [DIGITS_INSECURE=1]")
 
 
 def security_options(args: argparse.Namespace) -> dict:
