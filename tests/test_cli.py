@@ -214,7 +214,7 @@ def many(test_digits, tmp_path) -> Path:
 
 
 def test_every_command_has_a_version_and_every_subcommand_a_description():
-    for command in ("digits", "digits-train"):
+    for command in ("digits", "digits-server", "digits-train"):
         done = subprocess.run([str(BIN / command), "--version"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and done.stdout.split()[0] == command and done.stdout.split()[1][0].isdigit()
     listing = _digits("--help").stdout
