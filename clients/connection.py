@@ -37,6 +37,7 @@ MAX_ATTEMPTS = 5
 # The longest the channel waits between two attempts to reach the server: gRPC's default
 # grows to two minutes, but a restarted server should be noticed within seconds.
 RECONNECT_MAX_SECONDS = 2.0
+RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
 NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
 
 
@@ -215,8 +216,9 @@ def _service_config(retries: int) -> str:
     """Unary calls retried by gRPC while the server is UNAVAILABLE, with exponential backoff."""
     if retries == 0:
         return json.dumps({})
-    policy = {"maxAttempts": min(retries + 1, MAX_ATTEMPTS), "initialBackoff": "0.25s", "maxBackoff": "2s",
-              "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    policy = {"maxAttempts": min(retries + 1, MAX_ATTEMPTS), "initialBackoff": f"{RETRY_BACKOFF_SECONDS}s",
+              "maxBackoff": f"{RECONNECT_MAX_SECONDS}s", "backoffMultiplier": 2,
+              "retryableStatusCodes": ["UNAVAILABLE"]}
     methods = [{"service": SERVICE, "method": m} for m in ("Predict", "ListModels", "Reload")]
     return json.dumps({"methodConfig": [{"name": methods, "retryPolicy": policy}]})
 
@@ -249,7 +251,9 @@ class Connection:
     def _open_channel(self) -> grpc.Channel:
         o = self.options
         settings = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
-                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+                    # Not grpc.min_reconnect_backoff_ms: it also bounds each connection attempt,
+                    # and a TLS handshake on a busy machine needs longer than a backoff step.
+                    ("grpc.initial_reconnect_backoff_ms", int(RETRY_BACKOFF_SECONDS * 1000)),
                     ("grpc.max_reconnect_backoff_ms", int(RECONNECT_MAX_SECONDS * 1000)), ("grpc.enable_retries", 1),
                     ("grpc.service_config", _service_config(o.retries))]
         credentials = o.channel_credentials()
@@ -356,7 +360,7 @@ class Connection:
         # gRPC cannot retry a stream once an answer has arrived (the call is committed), and
         # our chunks outgrow its replay buffer anyway; so when the server goes away mid-stream,
         # the chunks it has not answered are replayed here, on a new stream once the channel
-        # has reconnected (each try waits at most one reconnect period for that).
+        # has reconnected, after the retry policy's pause.
         source = iter(chunks)
         pending: deque[np.ndarray] = deque()
         failure: list[BaseException] = []
@@ -405,6 +409,9 @@ class Connection:
                 error = self._error(exc)
                 if not isinstance(error, ServerUnavailable) or attempt == self.options.retries:
                     raise error from None
+                # The retry policy's schedule: a server that is up but unavailable (still loading,
+                # shutting down) leaves the channel ready, so waiting for the channel alone would not pause.
+                time.sleep(min(RETRY_BACKOFF_SECONDS * 2 ** attempt, RECONNECT_MAX_SECONDS, watchdog.remaining()))
                 self.wait_for_ready(min(watchdog.remaining(), RECONNECT_MAX_SECONDS))
                 if watchdog.overdue():
                     raise ServerUnavailable(self.options.address, no_answer) from None

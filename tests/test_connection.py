@@ -100,23 +100,44 @@ def test_no_model_loaded_is_told_apart_from_a_server_that_is_down(empty_server):
             connection.predict(np.zeros((1, 784), np.uint8))
 
 
-def test_calls_are_retried_by_grpc_until_the_server_comes_back(trained_models):
-    """The retry policy in the service config, not a loop of ours, carries a call over a short outage."""
-    port = free_port()
-    with Connection(ConnectionOptions(address=f"127.0.0.1:{port}", retries=4, timeout=20)) as connection:
-        started = time.monotonic()
-        with pytest.raises(ServerUnavailable):  # nobody there: four retries, then the error
+class _Flaky(digits_pb2_grpc.DigitsServicer):
+    """Unavailable for the first ``failures`` calls, then an empty model list."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls = failures, 0
+
+    def ListModels(self, request, context):
+        self.calls += 1
+        if self.calls <= self.failures:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "starting up")
+        from digitserve.v1 import digits_pb2 as pb
+
+        return pb.ListModelsResponse()
+
+
+def test_calls_are_retried_by_grpc_while_the_server_is_unavailable():
+    """The retry policy in the channel's service config, not a loop of ours, tries again."""
+    flaky = _Flaky(failures=2)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    digits_pb2_grpc.add_DigitsServicer_to_server(flaky, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        with Connection(ConnectionOptions(address=address, retries=2, timeout=20)) as connection:
             connection.list_models()
-        assert 0.2 < time.monotonic() - started < 10
-        server: list[ServerProcess] = []
-        starter = threading.Timer(0.3, lambda: server.append(ServerProcess(trained_models, port=port)))
-        starter.start()
-        try:
-            assert len(connection.list_models().models) == 4
-        finally:
-            starter.join()
-            server[0].proc.kill()
-            server[0].proc.wait()
+        assert flaky.calls == 3
+        flaky.calls = 0
+        with Connection(ConnectionOptions(address=address, retries=1, timeout=20)) as connection:
+            with pytest.raises(ServerUnavailable, match="starting up"):
+                connection.list_models()
+        assert flaky.calls == 2
+    finally:
+        server.stop(0)
+    with Connection(ConnectionOptions(address=f"127.0.0.1:{free_port()}", retries=4, timeout=20)) as connection:
+        started = time.monotonic()
+        with pytest.raises(ServerUnavailable):  # nobody there: four retries with backoff, then the error
+            connection.list_models()
+        assert 0.2 < time.monotonic() - started < 15
 
 
 def test_watch_reports_the_server_going_away_and_coming_back(trained_models):
