@@ -273,7 +273,7 @@ def test_a_missing_or_wrong_token_says_how_to_give_one(serve, trained_models):
     assert _digits("reload", "--server", serving.address, "--token", "right").returncode == 0
 
 
-def test_a_bad_labels_file_is_a_local_file_error(server, test_digits, tmp_path):
+def test_unreadable_local_files_are_exit_5_and_named(server, test_digits, tmp_path):
     write_idx(tmp_path / "t-images-idx3-ubyte", test_digits[0][:20].reshape(-1, 28, 28))
     (tmp_path / "labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00")
     done = _digits("predict", "--server", server.address, "--labels", str(tmp_path / "labels-idx1-ubyte"),
@@ -281,6 +281,11 @@ def test_a_bad_labels_file_is_a_local_file_error(server, test_digits, tmp_path):
     assert done.returncode == 5
     assert str(tmp_path / "labels-idx1-ubyte") in done.stderr and "refused" not in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+    images = str(tmp_path / "t-images-idx3-ubyte")
+    missing_ca = _digits("predict", "--server", server.address, "--ca-cert", str(tmp_path / "ca.pem"), images)
+    assert missing_ca.returncode == 5 and f"--ca-cert {tmp_path / 'ca.pem'}: cannot read it" in missing_ca.stderr
+    unwritable = _digits("predict", "--server", server.address, "--output", str(tmp_path / "no" / "out.csv"), images)
+    assert unwritable.returncode == 5 and str(tmp_path / "no" / "out.csv") in unwritable.stderr
 
 
 def test_empty_folders_and_skipped_files_are_warned_and_an_empty_run_fails(server, photo_folder, tmp_path):
