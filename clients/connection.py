@@ -247,6 +247,7 @@ class Connection:
         self._subscribed = False
         self.channel = self._open_channel()
         self.stub = digits_pb2_grpc.DigitsStub(self.channel)
+        self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
 
     def _open_channel(self) -> grpc.Channel:
         o = self.options
@@ -268,11 +269,37 @@ class Connection:
         self.close()
 
     def close(self) -> None:
+        for watcher in self._watchers:
+            self.channel.unsubscribe(watcher)
         if self._subscribed:
             # grpc polls a watched channel's state every 0.2 s and fails loudly in its own
             # thread if the channel closes before the poller has noticed nobody watches.
             time.sleep(0.25)
         self.channel.close()
+
+    def watch(self, on_change: Callable[[grpc.ChannelConnectivity], None]) -> None:
+        """Tell ``on_change`` (on a gRPC thread) each connectivity state of the channel, and keep it connecting.
+
+        A channel whose server went away falls IDLE and would wait there for
+        the next call; a watcher wants to know when the server is back, so an
+        IDLE channel is asked to connect again and the channel's own reconnect
+        backoff (capped above) does the retrying.
+        """
+        last: list[grpc.ChannelConnectivity | None] = [None]
+
+        def changed(state: grpc.ChannelConnectivity) -> None:
+            if state == last[0]:
+                return
+            last[0] = state
+            on_change(state)
+            if state == grpc.ChannelConnectivity.IDLE:
+                # Subscribing with try_to_connect is grpcio's public way to ask for a connection.
+                self.channel.unsubscribe(changed)
+                self.channel.subscribe(changed, try_to_connect=True)
+
+        self._watchers.append(changed)
+        self._subscribed = True
+        self.channel.subscribe(changed, try_to_connect=True)
 
     @property
     def _metadata(self):
@@ -289,36 +316,6 @@ class Connection:
             return True
         except grpc.FutureTimeoutError:
             return False
-
-    def watch(self, on_change: Callable[[bool], None]) -> Callable[[], None]:
-        """Call ``on_change(connected)`` whenever the channel connects or loses the server.
-
-        Watching starts from "not connected", so the first call says True.
-        The channel keeps reconnecting by itself while watched, also after a
-        server went away cleanly (which leaves a gRPC channel idle). Returns a
-        function that stops watching.
-        """
-        last = [False]
-
-        def changed(state: grpc.ChannelConnectivity) -> None:
-            if state == grpc.ChannelConnectivity.IDLE:
-                self._connect_soon()
-            connected = state == grpc.ChannelConnectivity.READY
-            if state != grpc.ChannelConnectivity.CONNECTING and connected != last[0]:
-                last[0] = connected
-                on_change(connected)
-
-        self._subscribed = True
-        self.channel.subscribe(changed, try_to_connect=True)
-        return lambda: self.channel.unsubscribe(changed)
-
-    def _connect_soon(self) -> None:
-        # subscribe(try_to_connect=True) is grpc's public way to ask an idle channel to connect.
-        def ignore(_state) -> None:
-            pass
-
-        threading.Thread(target=lambda: (self.channel.subscribe(ignore, try_to_connect=True),
-                                         self.channel.unsubscribe(ignore)), daemon=True).start()
 
     def _call(self, method, request):
         """A unary call with a deadline; gRPC retries it while the server is UNAVAILABLE."""
