@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -26,31 +25,16 @@ import grpc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
-from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
     "grpc_p50_ms": 5.0, "grpc_overhead_ms": 0.5, "concurrent_ratio": 0.70, "stream_ratio": 0.90,
     "stream_images_per_s": 3000, "start_to_serving_s": 3.0, "artifacts_mb": 25.0,
 }
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000
-    return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
-
-
-def timed(call, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def concurrent(call_for_thread, threads: int, per_thread: int) -> dict[str, float]:
@@ -174,8 +158,7 @@ def tutorial_reference(mnist_dir: Path, images, labels, train_limit: int) -> lis
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
-    train_x = read_idx(mnist_dir / "train-images-idx3-ubyte.gz").reshape(-1, 784)[:train_limit]
-    train_y = read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")[:train_limit]
+    train_x, train_y = mnist(mnist_dir, "train", train_limit)
     models = {
         "tutorial KNN(4)": KNeighborsClassifier(n_neighbors=4),
         "tutorial hard voting": VotingClassifier([("svc", SVC()), ("knn", KNeighborsClassifier(5)),
@@ -245,14 +228,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """--models-dir and --mnist-dir, shared by bench and soak."""
-    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
-    parser.add_argument("--mnist-dir", type=Path,
-                        default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = data_arguments(argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--threads", type=int, default=1, help="numeric threads, server and floor alike")
@@ -268,11 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     if not manifests:
         print(f"bench: no models in {args.models_dir}; run digits-train (or make train) first", file=sys.stderr)
         return 2
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    labels = read_idx(args.mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    results: dict = {"machine": {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
-                                 "numeric_threads": args.threads, "python": platform.python_version(),
-                                 "platform": platform.platform()}}
+    images, labels = mnist(args.mnist_dir, "t10k")
+    results: dict = {"machine": machine(args.threads)}
     print(f"bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; numeric threads {args.threads}",
           file=sys.stderr)
     with threadpool_limits(args.threads):
