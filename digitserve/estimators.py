@@ -1,13 +1,20 @@
 """The building blocks of every served model.
 
 Each class is a scikit-learn estimator, so a model is a plain ``Pipeline`` of
-these and is fitted, pickled and called like any other. They exist because the
-stock estimators are slow for one image at a time (per-call overheads of 1-3 ms
-each): these keep the fitting to scikit-learn and answer queries with a few
-numpy operations, so a model spends its time computing, not dispatching.
+these and is fitted, pickled and called like any other. ``DigitFeatures`` is
+the features themselves. The other classes keep the fitting to scikit-learn
+and answer queries with a few numpy operations, because the stock objects
+they stand in for spend 0.2-2 ms per call on dispatch and validation, more
+than the computing itself; ``python -m bench.estimators`` measures each
+against its stock counterpart, tests/test_estimators.py checks they give the
+same answers, and a class stays here only while the figures say it is needed
+(the soft vote did not: ensembles use scikit-learn's ``VotingClassifier``).
 
 The server unpickles artifacts built from these classes, so they live in the
-shared package that both the trainer and the server install.
+shared package that both the trainer and the server install. Changing what
+a class stores or computes changes the artifact format: bump
+``digitserve.artifacts.FORMAT_VERSION`` so older artifacts are refused with
+"retrain it" instead of answering wrongly.
 """
 
 from __future__ import annotations
@@ -398,44 +405,6 @@ class PackedForest(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return self.value_[self.leaves(X)].astype(np.float32).mean(axis=1)
-
-    def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-class SoftVote(ClassifierMixin, BaseEstimator):
-    """The weighted mean of its members' class probabilities.
-
-    With ``refit=False`` the members are taken as already fitted and ``fit``
-    only records the classes, so an ensemble reuses the models trained on
-    their own. (scikit-learn's ``VotingClassifier`` does the same job but
-    spends milliseconds per call on validation, more than the models need.)
-    """
-
-    def __init__(self, members=(), weights=None, refit: bool = True):
-        self.members = members
-        self.weights = weights
-        self.refit = refit
-
-    def fit(self, X, y):
-        for _, member in self.members:
-            if self.refit:
-                member.fit(X, y)
-        classes = [np.asarray(member.classes_) for _, member in self.members]
-        if any(not np.array_equal(c, classes[0]) for c in classes):
-            raise ValueError("members disagree on the classes")
-        self.classes_ = classes[0]
-        self.n_features_in_ = np.asarray(X).shape[1]
-        weights = np.ones(len(self.members)) if self.weights is None else np.asarray(self.weights, float)
-        self.weights_ = weights / weights.sum()
-        return self
-
-    def predict_proba(self, X):
-        total = None
-        for (_, member), weight in zip(self.members, self.weights_):
-            p = member.predict_proba(X) * weight
-            total = p if total is None else total + p
-        return total
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
