@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent-requests", type=int, default=150, help="requests per client of 8")
     parser.add_argument("--tutorial-train", type=int, default=10000,
                         help="training images for the tutorials' reference recipes (0 skips them)")
+    parser.add_argument("--estimators-train", type=int, default=10000,
+                        help="training images for bench.estimators, ours against stock scikit-learn (0 skips it)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
 
@@ -291,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)
+    if args.estimators_train:
+        from bench import estimators
+
+        return estimators.main(["--mnist-dir", str(args.mnist_dir), "--train", str(args.estimators_train),
+                                "--out", str(args.out / "results-estimators.json")])
     return 0
 
 
