@@ -346,9 +346,16 @@ class PackedForest(ClassifierMixin, BaseEstimator):
     """A random forest whose trees are packed into flat arrays.
 
     Fitting is scikit-learn's. A query walks all trees at once, one level per
-    step, instead of calling each tree in turn; a leaf points to itself so
-    every walk can take the same number of steps.
+    step, instead of calling each tree in turn. Nodes are renumbered so that
+    a node's two children sit side by side: one step is ``children_[node] +
+    (x > threshold)``. A leaf is its own child with an infinite threshold, so
+    walks that have arrived stay put; every few levels they are dropped from
+    the batch, since most walks end well above the deepest leaf.
     """
+
+    # Levels between dropping finished walks: dropping costs a pass over the
+    # batch; on MNIST forests every 5-6 levels was fastest for 1,000 images.
+    COMPACT_EVERY = 6
 
     def __init__(self, n_estimators: int = 50, max_features="sqrt", min_samples_leaf: int = 1,
                  random_state: int = 0, n_jobs: int | None = None):
@@ -373,19 +380,19 @@ class PackedForest(ClassifierMixin, BaseEstimator):
 
     def _pack(self, trees) -> None:
         offsets = np.concatenate([[0], np.cumsum([t.node_count for t in trees])])
-        left, right, feature, threshold, value = [], [], [], [], []
+        children, feature, threshold, value = [], [], [], []
         for start, t in zip(offsets, trees):
-            nodes = np.arange(t.node_count)
-            leaf = t.children_left == -1
-            left.append(np.where(leaf, nodes, t.children_left) + start)
-            right.append(np.where(leaf, nodes, t.children_right) + start)
-            feature.append(np.where(leaf, 0, t.feature))
-            threshold.append(np.where(leaf, np.inf, t.threshold))
-            v = t.value[:, 0, :] * leaf[:, None]
+            order = _siblings_together(t.children_left, t.children_right)
+            renumbered = np.empty_like(order)
+            renumbered[order] = np.arange(len(order))
+            leaf = t.children_left[order] == -1
+            children.append(np.where(leaf, np.arange(len(order)), renumbered[t.children_left[order]]) + start)
+            feature.append(np.where(leaf, 0, t.feature[order]))
+            threshold.append(np.where(leaf, np.inf, t.threshold[order]))
+            v = t.value[order, 0, :] * leaf[:, None]
             value.append(v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12))
         self.roots_ = offsets[:-1].astype(np.int32)
-        self.left_ = np.concatenate(left).astype(np.int32)
-        self.right_ = np.concatenate(right).astype(np.int32)
+        self.children_ = np.concatenate(children).astype(np.int32)
         self.feature_ = np.concatenate(feature).astype(np.int16)
         self.threshold_ = np.concatenate(threshold).astype(np.float32)
         self.value_ = np.concatenate(value).astype(np.float16)
@@ -396,15 +403,30 @@ class PackedForest(ClassifierMixin, BaseEstimator):
         x = np.ascontiguousarray(X, dtype=np.float32)
         n, width = x.shape
         flat = x.reshape(-1)
-        row_start = (np.arange(n) * width)[:, None]
-        node = np.broadcast_to(self.roots_, (n, len(self.roots_))).copy()
-        for _ in range(self.depth_):
-            goes_left = np.take(flat, row_start + self.feature_[node]) <= self.threshold_[node]
-            node = np.where(goes_left, self.left_[node], self.right_[node])
-        return node
+        trees = len(self.roots_)
+        reached = np.tile(self.roots_, n)
+        walking = np.arange(n * trees)  # which walks are still under way, and where they are
+        node = reached.copy()
+        row_start = np.repeat(np.arange(n) * width, trees)
+        for level in range(1, self.depth_ + 1):
+            node = self.children_[node] + (np.take(flat, row_start + self.feature_[node]) > self.threshold_[node])
+            if level % self.COMPACT_EVERY == 0 or level == self.depth_:
+                reached[walking] = node
+                going = self.children_[node] != node
+                walking, node, row_start = walking[going], node[going], row_start[going]
+        return reached.reshape(n, trees)
 
     def predict_proba(self, X):
         return self.value_[self.leaves(X)].astype(np.float32).mean(axis=1)
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def _siblings_together(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """A tree's node ids in breadth-first order, each node's children one after the other."""
+    order = [0]
+    for node in order:  # grows while it is read
+        if left[node] != -1:
+            order += [left[node], right[node]]
+    return np.asarray(order)
