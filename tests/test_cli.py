@@ -176,6 +176,7 @@ def _peak_rss_kib(server, folder: Path, out: Path) -> int:
     return int(proc.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 def test_memory_stays_bounded_however_many_images_a_folder_holds(server, test_digits, tmp_path):
     images = test_digits[0]
     small, large = tmp_path / "small", tmp_path / "large"

@@ -18,7 +18,6 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
-from threadpoolctl import threadpool_limits
 
 from digitserve import artifacts
 from digitserve.artifacts import ArtifactError, FORMAT_VERSION, load_estimator, read_manifest, write_artifact
@@ -27,13 +26,6 @@ from digitserve.idx import read_idx
 from trainer.recipes import RECIPES, assemble, build_ensemble, build_tail
 
 TRAIN, TEST = 1200, 500
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_numeric_thread():
-    """As the server runs; threaded BLAS on a busy 2-core machine mostly waits for itself."""
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")
