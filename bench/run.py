@@ -5,7 +5,8 @@ process, as users run it) and the same artifacts called in this process, with
 the numeric libraries pinned to the same thread count in both. The machine
 may be shared and noisy, so single-image latencies are repeated and the
 ratios within one run are what count. Results go to bench/results.json and
-bench/results.md.
+bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json) and
+``bench.estimators`` (ours against stock scikit-learn, results-estimators.json).
 """
 
 from __future__ import annotations
@@ -293,12 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)
-    if args.estimators_train:
-        from bench import estimators
+    from bench import drawn, estimators
 
-        return estimators.main(["--mnist-dir", str(args.mnist_dir), "--train", str(args.estimators_train),
-                                "--out", str(args.out / "results-estimators.json")])
-    return 0
+    data = ["--mnist-dir", str(args.mnist_dir)]
+    status = drawn.main([*data, "--models-dir", str(args.models_dir), "--out", str(args.out / "results-drawn.json")])
+    if args.estimators_train:
+        status = status or estimators.main([*data, "--train", str(args.estimators_train),
+                                            "--out", str(args.out / "results-estimators.json")])
+    return status
 
 
 if __name__ == "__main__":

@@ -238,17 +238,10 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     assert total <= 25e6
     # Digits as people draw them: MNIST test digits traced into mouse strokes at random sizes,
     # places and slants, rendered and preprocessed as the drawing client does.
-    from tests.strokes import mnist_subset, traced_drawing
+    from tests.strokes import drawn_test_digits
 
-    rng = np.random.default_rng(0)
-    digits, labels = mnist_subset(1000, "test", start=2000)
-    vectors = []
-    for image in digits:
-        size = rng.uniform(60, 250)
-        margin = size / 2 + 10
-        centre = (rng.uniform(margin, 280 - margin), rng.uniform(margin, 280 - margin))
-        vectors.append(traced_drawing(image, size=size, centre=centre, slant=rng.uniform(-0.3, 0.3)).to_vector())
+    vectors, labels = drawn_test_digits()
     ensemble = load_estimator(tmp_path, read_manifest(tmp_path / "ensemble.manifest.json"))
-    drawn = (ensemble.predict_proba(np.array(vectors)).argmax(axis=1) == labels).mean()
+    drawn = (ensemble.predict_proba(vectors).argmax(axis=1) == labels).mean()
     print(f"traced drawings recognised: {drawn:.1%}")
     assert drawn >= 0.95
