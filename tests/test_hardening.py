@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.process import BIN, ServerProcess
-from digitserve.artifacts import Manifest, find_manifests, load_estimator, read_manifest, serialize
+from digitserve.artifacts import FORMAT_VERSION, Manifest, find_manifests, load_estimator, read_manifest, serialize
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.main import start
@@ -354,7 +354,7 @@ def test_bad_artifacts_are_refused_with_reasons_and_the_rest_serves(serve, model
     unreadable = read_manifest(models_copy / "rf.manifest.json").artifact
     (models_copy / unreadable).unlink()
     (models_copy / unreadable).mkdir()  # cannot be read as a file (root ignores permission bits)
-    (models_copy / "nomanifest.manifest.json").write_text(json.dumps({"format": 1, "name": "nomanifest"}))
+    (models_copy / "nomanifest.manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, "name": "nomanifest"}))
     serving = serve(models_copy)
     listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
     assert listed["ensemble"].state == listed["svm"].state == listed["knn"].state == pb.LOADED
