@@ -196,6 +196,7 @@ def test_notify_failure_is_exit_4_with_models_written(trained_models, tmp_path, 
     assert read_manifest(folder / "knn.manifest.json").name == "knn"
 
 
+@pytest.mark.heavy
 def test_notify_reaches_a_tls_server_with_the_token_as_call_credentials(serve, trained_models, tmp_path,
                                                                         mnist_dir):
     from tests.test_hardening import _certificates
@@ -248,6 +249,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
+@pytest.mark.heavy
 def test_a_full_disk_leaves_the_models_folder_as_it_was(small_disk, mnist_dir):
     folder = small_disk / "models"
     quick = [sys.executable, "-m", "trainer.main", "--mnist-dir", str(mnist_dir), "--out", str(folder),
