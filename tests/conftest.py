@@ -33,7 +33,7 @@ def one_numeric_thread():
     """One BLAS/OpenMP thread, as the server runs (and sets for the whole process when a test starts one).
 
     On a busy two-core machine threaded BLAS mostly waits for itself: the
-    estimator tests took 42 s with it and 10 s without.
+    estimator tests took 42 s with two threads and 10 s with one.
     """
     with threadpool_limits(1):
         yield
