@@ -213,7 +213,7 @@ def _wrong_type(name: str, value: Any, hint: Any) -> str | None:
     """Why a manifest field does not have its declared type, or None when it does."""
     kind, args = get_origin(hint) or hint, get_args(hint)
     if type(value) is bool or not isinstance(value, kind):
-        return f"field {name!r} is a {type(value).__name__}, expected a {kind.__name__}"
+        return f"field {name!r} is {type(value).__name__}, expected {kind.__name__}"
     if kind is int:
         return None if 0 <= value < 2**63 else f"field {name!r} is {value}, expected a whole number from 0"
     if kind is str:
@@ -224,7 +224,7 @@ def _wrong_type(name: str, value: Any, hint: Any) -> str | None:
         texts = list(value) + (list(value.values()) if args[1] is str else [])
     for text in texts:
         if not isinstance(text, str):
-            return f"field {name!r} holds a {type(text).__name__}, expected text"
+            return f"field {name!r} holds {type(text).__name__}, expected str"
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:

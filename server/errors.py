@@ -63,6 +63,11 @@ class TooManyStreams(ServingError):
     reason = "TOO_MANY_STREAMS"
 
 
+class Unimplemented(ServingError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "NOT_IMPLEMENTED"
+
+
 def clip(text: str, limit: int = 80) -> str:
     """``text`` quoted for an error message, cut to ``limit`` characters so a client's megabyte is not echoed."""
     if len(text) <= limit:

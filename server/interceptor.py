@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import grpc
 
 from server.access import Access
-from server.errors import InvalidInput, ServingError, abort
+from server.errors import InvalidInput, ServingError, Unimplemented, abort
 from server.streams import StreamLimits
 
 _MALFORMED = object()
@@ -118,9 +118,11 @@ class CallGate(grpc.ServerInterceptor):
                 self.streams.admit()
                 admitted = True
             yield
+        except NotImplementedError:  # a method a service declares but does not implement (health's List)
+            abort(context, method, Unimplemented(f"{method} is not implemented by this server"))
         except Exception as exc:
-            if context.code() is not None:
-                raise  # the handler has already chosen its status (context.abort)
+            if context.code() is not None or not context.is_active():
+                raise  # the handler has chosen its status itself (context.abort), or the call is over
             abort(context, method, exc)
         finally:
             if admitted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -81,7 +82,22 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
                                        require_client_auth=client_ca is not None)
 
 
+def _check_address_free(settings: Settings) -> None:
+    """Bind the address once ourselves: grpcio reports a failed bind with a C++ log line and no reason."""
+    if settings.port == 0:
+        return
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+                settings.host.strip("[]") or None, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio does
+                probe.bind(address)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {settings.address}: {exc.strerror or exc}") from exc
+
+
 def _listen(server: grpc.Server, settings: Settings, credentials: grpc.ServerCredentials | None) -> int:
+    _check_address_free(settings)
     try:
         if credentials is None:
             port = server.add_insecure_port(settings.address)
