@@ -14,7 +14,7 @@ from server.access import POLICY, Access, Level, level_of
 from server.errors import DOMAIN
 from server.interceptor import CallGate
 from server.streams import StreamLimits
-from tests.services import registered_methods
+from bench.services import registered_methods
 
 TOKEN = [("authorization", "Bearer s3cret")]
 

@@ -451,7 +451,7 @@ def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_pat
 
 @pytest.fixture(scope="module")
 def every_method(shared_server_channel):
-    from tests.services import registered_methods
+    from bench.services import registered_methods
 
     methods = registered_methods(shared_server_channel)
     assert len({m.path.split("/")[1] for m in methods}) >= 3
