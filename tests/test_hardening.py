@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.abuse import GARBAGE_METHODS, garbage_growth, starvation
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import Manifest, find_manifests, load_estimator, read_manifest, serialize
 from digitserve.v1 import digits_pb2 as pb
@@ -480,29 +481,13 @@ def test_any_bytes_to_any_method_of_any_service_get_a_clean_answer(shared_server
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.parametrize("method", ["/grpc.health.v1.Health/Check",
-                                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"])
+@pytest.mark.parametrize("method", GARBAGE_METHODS)
 def test_undecodable_requests_to_health_and_reflection_do_not_leak_memory(server_process, method):
     server = server_process("--token", "s3cret", "--protect-all")
-    streaming = method.endswith("Info")
-    call = (server.channel.stream_stream if streaming else server.channel.unary_unary)(method)
-    garbage = b"\xff\xfe" * 300
-    token = [("authorization", "Bearer s3cret")]
-
-    def hammer(n: int) -> None:
-        for _ in range(n):
-            with pytest.raises(grpc.RpcError) as caught:
-                answer = call(iter([garbage]) if streaming else garbage, metadata=token, timeout=5)
-                if streaming:
-                    list(answer)
-            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-    hammer(1500)
-    before = server.memory_kib()
-    hammer(3000)
-    grown = server.memory_kib() - before
-    print(f"RSS growth over 3,000 undecodable requests to {method}: {grown} KiB")
-    assert grown < 3000 * 4  # grpcio's own path keeps about 16 KiB each: 48,000 KiB
+    result = garbage_growth(server, method, 3000, metadata=[("authorization", "Bearer s3cret")])
+    print(f"RSS growth over 3,000 undecodable requests to {method}: {result['rss_growth_kib']} KiB")
+    assert result["codes"] == {"INVALID_ARGUMENT": 3000}
+    assert result["rss_growth_kib"] < 3000 * 4  # grpcio's own path keeps about 16 KiB each: 48,000 KiB
 
 
 # --- slow and idle clients ---------------------------------------------------------------------------
@@ -522,48 +507,13 @@ def _idle_stream(stub, chunk, release: threading.Event, outcomes: list) -> None:
 
 def test_idle_and_busy_streams_do_not_starve_single_requests_or_health(server_process, test_digits):
     server = server_process()  # the defaults: --workers 8, --max-streams 16
-    chunk = pb.PredictRequest(u8=test_digits[0][:64].tobytes(), model="svm")
-    single = pb.PredictRequest(u8=test_digits[0][:1].tobytes(), model="svm")
-    release, stop = threading.Event(), threading.Event()
-    busy_answers, idle_outcomes = [], []
-
-    def busy() -> None:
-        def requests():
-            while not stop.is_set():
-                yield chunk
-        busy_answers.append(sum(1 for _ in server.stub.PredictStream(requests(), timeout=60)))
-
-    threads = [threading.Thread(target=busy) for _ in range(8)]
-    for t in threads:
-        t.start()
-    time.sleep(0.5)  # the busy streams first: they take 8 of the 16 stream slots
-    threads += [threading.Thread(target=_idle_stream, args=(server.stub, chunk, release, idle_outcomes))
-                for _ in range(64)]
-    for t in threads[8:]:
-        t.start()
-    time.sleep(1.0)
-    health = health_pb2_grpc.HealthStub(server.channel)
-    latencies, health_latencies = [], []
-    try:
-        for _ in range(150):
-            started = time.perf_counter()
-            server.stub.Predict(single, timeout=5)
-            latencies.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-            health_latencies.append(time.perf_counter() - started)
-    finally:
-        stop.set()
-        release.set()
-        for t in threads:
-            t.join(timeout=60)
-    p99, health_p99 = np.percentile(latencies, 99) * 1000, np.percentile(health_latencies, 99) * 1000
-    refused = idle_outcomes.count(grpc.StatusCode.RESOURCE_EXHAUSTED)
-    print(f"8 busy + 64 idle streams: Predict p50 {np.percentile(latencies, 50) * 1000:.1f} ms, p99 {p99:.1f} ms; "
-          f"health check p99 {health_p99:.1f} ms; idle streams refused: {refused}")
-    assert p99 < 50 and health_p99 < 50
-    assert len(busy_answers) == 8 and min(busy_answers) > 0
-    assert refused == 64 - 8 and set(idle_outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    result = starvation(server, test_digits[0], busy=8, idle=64)
+    print(f"8 busy + 64 idle streams: {result}")
+    assert not result["probe_failures"]
+    assert result["predict_p99_ms"] < 50
+    assert result["health_p99_ms"] < 100  # at once, where eight quiet streams made it miss a 2 s deadline
+    assert result["busy_outcomes"] == {"OK": 8}
+    assert result["idle_outcomes"] == {"OK": 8, "RESOURCE_EXHAUSTED": 56}  # refused at once beyond the cap
 
 
 def test_a_stream_idle_longer_than_the_timeout_is_cancelled_and_frees_its_slot(serve, trained_models):
@@ -720,7 +670,7 @@ def test_an_unknown_model_name_is_echoed_only_in_part(shared_server):
 
 
 def test_the_largest_batch_is_accepted_as_f32_and_one_more_is_our_error(serve, trained_models):
-    serving = serve(trained_models, max_batch=8192, max_message_mb=25)  # the defaults
+    serving = serve(trained_models)  # the default --max-batch and --max-message-mb
     for images, code in ((8192, grpc.StatusCode.OK), (8193, grpc.StatusCode.INVALID_ARGUMENT)):
         request = pb.PredictRequest(model="rf", f32=pb.FloatPixels(values=np.zeros(images * 784, np.float32)))
         try:
