@@ -31,41 +31,38 @@ class ServingError(Exception):
     code = grpc.StatusCode.INTERNAL
     reason = "INTERNAL"
 
-
-class InvalidInput(ServingError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-    reason = "INVALID_INPUT"
-
-
-class ModelNotFound(ServingError):
-    code = grpc.StatusCode.NOT_FOUND
-    reason = "MODEL_NOT_FOUND"
+    def __init_subclass__(cls, code: grpc.StatusCode, reason: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.code, cls.reason = code, reason
 
 
-class NoModelLoaded(ServingError):
-    # UNAVAILABLE, so clients that retry while a server starts also wait for the trainer.
-    code = grpc.StatusCode.UNAVAILABLE
-    reason = "NO_MODEL_LOADED"
+class InvalidInput(ServingError, code=grpc.StatusCode.INVALID_ARGUMENT, reason="INVALID_INPUT"):
+    pass
 
 
-class Unauthenticated(ServingError):
-    code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "TOKEN_MISSING"
+class ModelNotFound(ServingError, code=grpc.StatusCode.NOT_FOUND, reason="MODEL_NOT_FOUND"):
+    pass
 
 
-class PermissionDenied(ServingError):
-    code = grpc.StatusCode.PERMISSION_DENIED
-    reason = "TOKEN_WRONG"
+# UNAVAILABLE, so that clients retrying while a server starts also wait for the trainer.
+class NoModelLoaded(ServingError, code=grpc.StatusCode.UNAVAILABLE, reason="NO_MODEL_LOADED"):
+    pass
 
 
-class TooManyStreams(ServingError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "TOO_MANY_STREAMS"
+class Unauthenticated(ServingError, code=grpc.StatusCode.UNAUTHENTICATED, reason="TOKEN_MISSING"):
+    pass
 
 
-class Unimplemented(ServingError):
-    code = grpc.StatusCode.UNIMPLEMENTED
-    reason = "NOT_IMPLEMENTED"
+class PermissionDenied(ServingError, code=grpc.StatusCode.PERMISSION_DENIED, reason="TOKEN_WRONG"):
+    pass
+
+
+class TooManyStreams(ServingError, code=grpc.StatusCode.RESOURCE_EXHAUSTED, reason="TOO_MANY_STREAMS"):
+    pass
+
+
+class Unimplemented(ServingError, code=grpc.StatusCode.UNIMPLEMENTED, reason="NOT_IMPLEMENTED"):
+    pass
 
 
 def clip(text: str, limit: int = 80) -> str:
