@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -93,7 +94,9 @@ def _check_address_free(settings: Settings) -> None:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio does
                 probe.bind(address)
     except OSError as exc:
-        raise StartupError(f"cannot listen on {settings.address}: {exc.strerror or exc}") from exc
+        # Only a port taken or forbidden is certain to fail; for the rest (no IPv6 here, say) grpcio decides.
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise StartupError(f"cannot listen on {settings.address}: {exc.strerror}") from exc
 
 
 def _listen(server: grpc.Server, settings: Settings, credentials: grpc.ServerCredentials | None) -> int:

@@ -88,6 +88,7 @@ class ModelRegistry:
         self.default_model = default_model
         self._on_change = on_change
         self._reload_lock = threading.Lock()
+        self._scanned: tuple = ()  # the folder as the last reload found it
         self._snapshot = Snapshot(MappingProxyType({}), None, MappingProxyType({}))
 
     def snapshot(self) -> Snapshot:
@@ -117,6 +118,8 @@ class ModelRegistry:
         """Rescan the folder, load what is new or changed, drop what was removed."""
         with self._reload_lock:
             started = time.perf_counter()
+            # Taken before the scan: a change while it runs differs from it, so the watcher reloads again.
+            self._scanned = self.folder_signature()
             old = self._snapshot
             report = ReloadReport()
             models: dict[str, LoadedModel] = {}
@@ -192,16 +195,14 @@ class ModelRegistry:
         return tuple(signature)
 
     def watch(self, interval: float, stop: threading.Event) -> None:
-        """Reload whenever the manifests change, checking every ``interval`` seconds until ``stop``.
+        """Reload whenever the manifests differ from what the last reload scanned, checking every
+        ``interval`` seconds until ``stop``.
 
         Nothing ends the watch but ``stop``: an error is logged and the next change is still picked up.
         """
-        seen = self.folder_signature()
         while not stop.wait(interval):
             try:
-                current = self.folder_signature()
-                if current != seen:
-                    seen = current
+                if self.folder_signature() != self._scanned:
                     log.info("models folder changed", extra={"models_dir": str(self.directory)})
                     self.reload()
             except Exception:
