@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from threadpoolctl import threadpool_limits
 
+from digitserve import exits
 from digitserve.v1 import digits_pb2_grpc
 from server import logs
 from server.access import Access
@@ -32,14 +33,12 @@ from server.streams import StreamLimits
 log = logging.getLogger("digitserve.server")
 
 
-# Exit codes, listed in the README.
-EXIT_STOPPED = 0       # stopped by SIGTERM or SIGINT
-EXIT_USAGE = 2         # a flag or variable is wrong (argparse's code)
-EXIT_CANNOT_START = 3  # cannot listen, or the TLS files cannot be used
-
-
 class StartupError(Exception):
-    """The server cannot start; the message says why in one line."""
+    """The server cannot start; the message says why in one line, ``code`` is the exit code (digitserve/exits.py)."""
+
+    def __init__(self, message: str, code: int = exits.FAILED):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -68,15 +67,16 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
         context.load_cert_chain(settings.tls_cert, settings.tls_key, password=lambda: b"")
     except OSError as exc:
         if not isinstance(exc, ssl.SSLError):
-            raise StartupError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+            raise StartupError(f"cannot read {exc.filename}: {exc.strerror}", exits.LOCAL_FILE) from exc
         raise StartupError(f"--tls-cert {settings.tls_cert} and --tls-key {settings.tls_key} are not a PEM "
-                           f"certificate chain and its unencrypted private key ({exc.reason or exc})") from exc
+                           f"certificate chain and its unencrypted private key ({exc.reason or exc})",
+                           exits.LOCAL_FILE) from exc
     if settings.tls_client_ca:
         try:
             context.load_verify_locations(cafile=settings.tls_client_ca)
         except OSError as exc:
             raise StartupError(f"--tls-client-ca {settings.tls_client_ca} is not a readable PEM CA bundle "
-                               f"({getattr(exc, 'reason', None) or exc.strerror or exc})") from exc
+                               f"({getattr(exc, 'reason', None) or exc.strerror or exc})", exits.LOCAL_FILE) from exc
     pair = (Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes())
     client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         running = start(settings)
     except StartupError as exc:
         log.error("server failed to start", extra={"reason": str(exc)})
-        return EXIT_CANNOT_START
+        return exc.code
     threading.Thread(target=_reload_on_hangup, args=(hangup, running.registry), name="sighup", daemon=True).start()
     stopping.wait()
     log.info("shutting down", extra={"grace_seconds": settings.grace})
@@ -203,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         # grpcio can wait forever on a call that never ends; SIGTERM must end the process regardless.
         log.error("calls still running after the grace period; exiting anyway")
         logging.shutdown()
-        os._exit(EXIT_STOPPED)
+        os._exit(exits.OK)
     log.info("server stopped")
-    return EXIT_STOPPED
+    return exits.OK
 
 
 if __name__ == "__main__":

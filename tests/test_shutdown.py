@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from bench.process import BIN, ServerProcess
-from server.main import EXIT_CANNOT_START
+from digitserve import exits
 from tests.test_hardening import _certificates
 
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
@@ -85,24 +85,26 @@ def busy_port():
         yield holder.getsockname()[1]
 
 
-def test_start_up_errors_are_one_line_and_exit_3(trained_models, tmp_path, busy_port):
+def test_start_up_errors_are_one_line_and_a_documented_exit_code(trained_models, tmp_path, busy_port):
     certs = _certificates(tmp_path)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
     cases = {
-        "port in use": (["--port", str(busy_port)], f"cannot listen on 127.0.0.1:{busy_port}"),
+        "port in use": (["--port", str(busy_port)], f"cannot listen on 127.0.0.1:{busy_port}", exits.FAILED),
         "garbage PEM": (["--port", "0", "--tls-cert", str(garbage), "--tls-key", str(certs["server_key"])],
-                        "not a PEM certificate chain"),
+                        "not a PEM certificate chain", exits.LOCAL_FILE),
         "key of another certificate": (["--port", "0", "--tls-cert", str(certs["server_cert"]),
-                                        "--tls-key", str(certs["client_key"])], "not a PEM certificate chain"),
+                                        "--tls-key", str(certs["client_key"])], "not a PEM certificate chain",
+                                       exits.LOCAL_FILE),
         "missing key file": (["--port", "0", "--tls-cert", str(certs["server_cert"]),
-                              "--tls-key", str(tmp_path / "nope.key")], "cannot read"),
+                              "--tls-key", str(tmp_path / "nope.key")], "cannot read", exits.LOCAL_FILE),
         "garbage client CA": (["--port", "0", "--tls-cert", str(certs["server_cert"]), "--tls-key",
-                               str(certs["server_key"]), "--tls-client-ca", str(garbage)], "--tls-client-ca"),
+                               str(certs["server_key"]), "--tls-client-ca", str(garbage)], "--tls-client-ca",
+                              exits.LOCAL_FILE),
     }
-    for case, (flags, words) in cases.items():
+    for case, (flags, words, expected) in cases.items():
         code, lines = _start_and_fail(trained_models, *flags)
-        assert code == EXIT_CANNOT_START, (case, lines)
+        assert code == expected, (case, lines)
         assert len(lines) == 1 and words in lines[0] and "server failed to start" in lines[0], (case, lines)
 
 
