@@ -27,7 +27,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.process import ServerProcess
-from bench.run import ROOT, data_arguments
+from bench.common import ROOT, data_arguments, percentiles
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 
@@ -105,12 +105,10 @@ def starvation(server: ServerProcess, images: np.ndarray, busy: int = 8, idle: i
         for t in threads:
             t.join(timeout=60)
 
-    def ms(times: list[float], q: float) -> float | None:
-        return round(float(np.percentile(times, q)) * 1000, 1) if times else None
-
+    predict, health_checks = (percentiles(times) if times else {} for times in (predict_s, health_s))
     return {"busy_streams": busy, "idle_streams": idle, "probes": probes,
-            "predict_p50_ms": ms(predict_s, 50), "predict_p99_ms": ms(predict_s, 99),
-            "health_p50_ms": ms(health_s, 50), "health_p99_ms": ms(health_s, 99),
+            "predict_p50_ms": predict.get("p50"), "predict_p99_ms": predict.get("p99"),
+            "health_p50_ms": health_checks.get("p50"), "health_p99_ms": health_checks.get("p99"),
             "probe_failures": dict(failures), "busy_outcomes": dict(outcomes["busy"]),
             "idle_outcomes": dict(outcomes["idle"])}
 

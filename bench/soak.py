@@ -29,7 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.process import ServerProcess
-from bench.run import ROOT, data_arguments, percentiles
+from bench.common import ROOT, data_arguments, percentiles
 from bench.services import registered_methods
 from digitserve.artifacts import read_manifest
 from digitserve.idx import read_idx
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             while not stop.wait(args.reload_every):
                 publish(live, other if k % 2 == 0 else args.models_dir, "svm")
                 server.stub.Reload(pb.ReloadRequest(), timeout=60)
-                counts["reloads"] += 1
+                with lock:
+                    counts["reloads"] += 1
                 k += 1
 
         def vandal() -> None:
@@ -122,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     raw(bad[k % len(bad)], timeout=10)
                 except grpc.RpcError as exc:
                     if exc.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
-                        errors.append(f"bad input answered {exc.code().name}")
-                counts["bad"] += 1
+                        with lock:
+                            errors.append(f"bad input answered {exc.code().name}")
+                with lock:
+                    counts["bad"] += 1
                 k += 1
 
         methods = registered_methods(server.channel)  # before the idle clients take every stream slot
