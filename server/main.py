@@ -119,9 +119,9 @@ def _limit_numeric_threads(threads: int) -> None:
 
 
 def start(settings: Settings) -> RunningServer:
-    """Start serving on the settings' address, then load the models folder.
+    """Listen on the settings' address, load the models folder, then serve.
 
-    Health reports NOT_SERVING until at least one model is loaded. Raises
+    Health reports NOT_SERVING while no model is loaded. Raises
     StartupError when the server cannot listen or its TLS files are unusable.
     """
     credentials = _credentials(settings)
@@ -159,12 +159,14 @@ def start(settings: Settings) -> RunningServer:
     reflection.enable_server_reflection(
         (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
     port = _listen(server, settings, credentials)
-    server.start()
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
                                       "max_concurrent": settings.max_concurrent,
                                       "max_streams": settings.max_streams, "token": bool(settings.token)})
+    # Load before answering: a client that connects meanwhile waits for the models instead of
+    # being told NO_MODEL_LOADED by a server that is only starting (a restart, say).
     registry.reload()
+    server.start()
     stopping = threading.Event()
     threading.Thread(target=streams.watch, args=(stopping,), name="idle-streams", daemon=True).start()
     if settings.watch > 0:

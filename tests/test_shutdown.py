@@ -58,7 +58,7 @@ def test_a_sighup_while_the_models_load_does_not_kill_the_server(trained_models)
                              "--port", "0", "--log-format", "json"], stderr=subprocess.PIPE, text=True)
     try:
         started = json.loads(proc.stderr.readline())
-        assert started["event"] == "server started"  # the port is open, the models are loading now
+        assert started["event"] == "server started"  # the port is bound, the models are loading now
         proc.send_signal(signal.SIGHUP)
         events = []
         deadline = time.time() + 30
