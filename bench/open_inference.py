@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,15 +22,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.common import ROOT, data_arguments, machine, mnist
 from bench.process import ServerProcess
-from bench.run import data_arguments
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
-from digitserve.idx import read_idx
 from digitserve.open_inference import grpc_service_pb2 as oip
 from digitserve.open_inference import grpc_service_pb2_grpc
 from digitserve.v1 import digits_pb2 as pb
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_ADDED_MS = 0.2  # ModelInfer over Predict, per single image
 
 
@@ -100,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.open_inference: no model {args.model!r} in {args.models_dir}; run digits-train "
               "(or make train) first", file=sys.stderr)
         return 2
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    results: dict = {"machine": {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
-                                 "numeric_threads": args.threads, "python": platform.python_version()},
-                     "model": args.model, "version": manifests[args.model].version}
+    images, _ = mnist(args.mnist_dir, "t10k")
+    results: dict = {"machine": machine(args.threads), "model": args.model,
+                     "version": manifests[args.model].version}
     with threadpool_limits(args.threads):
         estimator = load_estimator(args.models_dir, manifests[args.model])
         server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": str(args.threads)})

@@ -4,7 +4,8 @@ A transport beside ``server/servicer.py``, as thin: a request's input tensor
 becomes the same (n, 784) images through the same decoders, the same
 ``Predictor`` answers them (so the same micro-batching, limits and status
 codes), and its result becomes output tensors. Every served model is a model
-of the same name whose one version is its artifact's version.
+of the same name whose one version is its artifact's version. Access, request
+parsing and errors are server/interceptor.py's, as for every service.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import struct
 from importlib import metadata
 from typing import Iterator
 
-import grpc
 import numpy as np
 
 from digitserve.artifacts import CLASSES, INPUT_PIXELS
 from digitserve.open_inference import grpc_service_pb2 as pb
-from server.errors import InvalidInput, ModelNotFound, ServingError
+from digitserve.open_inference import grpc_service_pb2_grpc
+from server.errors import InvalidInput, ModelNotFound, ServingError, clip
 from server.inference import Predictor, Result, decode_f32, decode_u8
 from server.registry import LoadedModel, ModelRegistry
-from server.rpc import answers_errors, check_parsed, lenient
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVER_NAME = "digitserve"
@@ -45,11 +45,16 @@ OUTPUTS = (_Tensor(name=PROBABILITIES, datatype="FP32", shape=[-1, len(CLASSES)]
 _EXPECTED = f"one input {INPUT!r}, UINT8 or FP32, of shape [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]"
 
 
+def _shape_text(shape: list[int]) -> str:
+    """A shape for an error message, its first dimensions only: a client's shape can be any length."""
+    return "[" + ", ".join(map(str, shape[:4])) + (", ...]" if len(shape) > 4 else "]")
+
+
 def _image_count(shape: list[int]) -> int:
     """How many images a shape [n, 784] or [n, 28, 28] holds."""
     if shape and shape[0] >= 0 and (shape[1:] == [INPUT_PIXELS] or shape[1:] == [SIDE, SIDE]):
         return shape[0]
-    raise InvalidInput(f"{INPUT}: shape {shape} is not [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]")
+    raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} is not [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]")
 
 
 def _raw_contents(request: pb.ModelInferRequest) -> bytes | None:
@@ -67,7 +72,7 @@ def _raw_contents(request: pb.ModelInferRequest) -> bytes | None:
 def _images(request: pb.ModelInferRequest, max_batch: int) -> np.ndarray:
     """The request's input tensor as (n, 784) images, checked like digitserve.v1's pixels."""
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT:
-        raise InvalidInput(f"inputs: got {[t.name for t in request.inputs]}, expected {_EXPECTED}")
+        raise InvalidInput(f"inputs: got {clip(', '.join(t.name for t in request.inputs))}, expected {_EXPECTED}")
     tensor = request.inputs[0]
     shape = list(tensor.shape)
     count = _image_count(shape)
@@ -82,9 +87,10 @@ def _images(request: pb.ModelInferRequest, max_batch: int) -> np.ndarray:
         images = decode_f32(np.frombuffer(raw, "<f4"), max_batch, INPUT) if raw is not None else \
             decode_f32(tensor.contents.fp32_contents, max_batch, f"{INPUT} fp32_contents")
     else:
-        raise InvalidInput(f"{INPUT}: datatype {tensor.datatype!r} is not accepted; expected UINT8 or FP32")
+        raise InvalidInput(f"{INPUT}: datatype {clip(tensor.datatype)} is not accepted; expected UINT8 or FP32")
     if len(images) != count:
-        raise InvalidInput(f"{INPUT}: shape {shape} holds {count} images but the contents hold {len(images)}")
+        raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} holds {count} images but the contents hold "
+                           f"{len(images)}")
     return images
 
 
@@ -95,7 +101,7 @@ def _wanted_outputs(request: pb.ModelInferRequest) -> list[tuple[str, int]]:
     wanted = []
     for index, output in enumerate(request.outputs):
         if output.name not in (PROBABILITIES, DIGIT):
-            raise InvalidInput(f"outputs[{index}]: {output.name!r} is not an output; "
+            raise InvalidInput(f"outputs[{index}]: {clip(output.name)} is not an output; "
                                f"expected {PROBABILITIES!r} or {DIGIT!r}")
         classes = 0
         if CLASSIFICATION in output.parameters:
@@ -135,7 +141,7 @@ def _infer_response(request: pb.ModelInferRequest, result: Result,
     return reply
 
 
-class OpenInferenceServicer:
+class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int):
         self.registry = registry
         self.predictor = predictor
@@ -145,52 +151,39 @@ class OpenInferenceServicer:
         """The model a request names, which must be at ``version`` when one is given."""
         model = self.registry.resolve(name)
         if version and version != model.version:
-            raise ModelNotFound(f"model {model.name!r} has no version {version!r}; it serves {model.version!r}")
+            raise ModelNotFound(f"model {model.name!r} has no version {clip(version)}; it serves {model.version!r}")
         return model
 
     def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        check_parsed(request)
         model = self._model(request.model_name, request.model_version)
         images = _images(request, self.max_batch)
         wanted = _wanted_outputs(request)
         return _infer_response(request, self.predictor.predict(model.name, images), wanted)
 
-    @answers_errors
     def ServerLive(self, request, context):
-        check_parsed(request)
         return pb.ServerLiveResponse(live=True)
 
-    @answers_errors
     def ServerReady(self, request, context):
-        check_parsed(request)
         return pb.ServerReadyResponse(ready=bool(self.registry.snapshot().models))
 
-    @answers_errors
     def ModelReady(self, request, context):
-        check_parsed(request)
         try:
             self._model(request.name, request.version)
         except ServingError:  # not loaded, or no such model or version
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    @answers_errors
     def ServerMetadata(self, request, context):
-        check_parsed(request)
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=EXTENSIONS)
 
-    @answers_errors
     def ModelMetadata(self, request, context):
-        check_parsed(request)
         model = self._model(request.name, request.version)
         return pb.ModelMetadataResponse(name=model.name, versions=[model.version], platform=PLATFORM,
                                         inputs=INPUTS, outputs=OUTPUTS)
 
-    @answers_errors
     def ModelInfer(self, request, context):
         return self._infer(request)
 
-    @answers_errors
     def ModelStreamInfer(self, requests, context) -> Iterator[pb.ModelStreamInferResponse]:
         """Answers each request in order; a refused one is answered with its error and the stream goes on."""
         for request in requests:
@@ -198,18 +191,3 @@ class OpenInferenceServicer:
                 yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
             except ServingError as exc:
                 yield pb.ModelStreamInferResponse(error_message=f"{exc.code.name}: {exc}")
-
-    def handler(self) -> grpc.GenericRpcHandler:
-        """The service's method handlers, with the lenient deserializers."""
-        def serializer(message):
-            return message.SerializeToString()
-
-        unary = {"ServerLive": pb.ServerLiveRequest, "ServerReady": pb.ServerReadyRequest,
-                 "ModelReady": pb.ModelReadyRequest, "ServerMetadata": pb.ServerMetadataRequest,
-                 "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest}
-        handlers = {name: grpc.unary_unary_rpc_method_handler(getattr(self, name), lenient(message.FromString),
-                                                              serializer)
-                    for name, message in unary.items()}
-        handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-            self.ModelStreamInfer, lenient(pb.ModelInferRequest.FromString), serializer)
-        return grpc.method_handlers_generic_handler(SERVICE, handlers)

@@ -283,15 +283,17 @@ def test_stream_answers_each_request_and_reports_refusals_in_place(oip, test_dig
     assert len(outputs(replies[3].infer_response)["digit"]) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the token checks cover every service once they move into a server "
-                                        "interceptor (issue 13); remove this mark when that lands")
 def test_protect_all_guards_model_infer(serve, models_copy):
     guarded = serve(models_copy, token="s3cret", protect_all=True)
     stub = grpc_service_pb2_grpc.GRPCInferenceServiceStub(guarded.channel)
     code, _ = code_and_details(lambda: stub.ModelInfer(infer_request(np.zeros((1, 784)))))
     assert code == grpc.StatusCode.UNAUTHENTICATED
+    code, _ = code_and_details(lambda: list(stub.ModelStreamInfer(iter([infer_request(np.zeros((1, 784)))]))))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
     reply = stub.ModelInfer(infer_request(np.zeros((1, 784))), metadata=[("authorization", "Bearer s3cret")])
     assert reply.model_name == "svm"
+    # Probes need no secret, like grpc.health.v1's.
+    assert stub.ServerLive(pb.ServerLiveRequest()).live and stub.ServerReady(pb.ServerReadyRequest()).ready
 
 
 # --- KServe ------------------------------------------------------------------------------------
