@@ -20,7 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, default_address, security_options, stream_count)
+                                add_security_flags, addresses, default_address, security_options,
+                                stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
@@ -218,7 +219,12 @@ def models(args: argparse.Namespace) -> int:
 
 
 def reload(args: argparse.Namespace) -> int:
-    with Connection(_options(args)) as connection:
+    options = _options(args)
+    if options.address.startswith("dns:") or len(addresses(options.address)) > 1:
+        # round_robin would carry the request to one replica only, and say nothing of the others
+        raise UsageError(f"--server {options.address!r}: reload asks one server; run it once per replica "
+                         "(or start the servers with --watch, which reload by themselves)")
+    with Connection(options) as connection:
         reply = connection.reload()
     changes = {
         "added": [{"name": c.name, "version": c.version} for c in reply.added],

@@ -46,7 +46,7 @@ RECONNECT_MAX_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
 NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
 # A stream of a parallel run carries this many chunks before a new one, opened on the next replica, takes over.
-CHUNKS_PER_STREAM = 8
+CHUNKS_PER_STREAM = 2
 DNS_STREAMS = 4  # streams at once for a dns:/// target, whose number of replicas the client cannot know
 
 

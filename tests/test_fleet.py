@@ -184,6 +184,13 @@ def test_a_malformed_entry_on_the_command_line_is_exit_2_naming_it(replicas):
     assert done.returncode == 2 and "host:notaport" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_reload_names_one_server_since_round_robin_would_reach_only_one():
+    for target in ("127.0.0.1:5001,127.0.0.1:5002", "dns:///localhost:5001"):
+        done = subprocess.run([str(BIN / "digits"), "reload", "--server", target], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and "once per replica" in done.stderr
+
+
 def test_the_drawing_window_keeps_answering_when_a_replica_dies(replicas, test_digits):
     """The window's worker (one Connection) after kill -9 of a replica: every drawing answered, never disconnected."""
     events: queue.Queue = queue.Queue()
