@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,13 +25,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.common import ROOT, data_arguments, machine, mnist
 from bench.process import ServerProcess
-from bench.run import concurrent, data_arguments
+from bench.run import concurrent
 from clients.connection import Connection, ConnectionOptions
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
-from digitserve.idx import read_idx
-
-ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_BUSY = 0.7  # plan cores to run at most this busy, leaving room for bursts and a replica lost
 
@@ -161,12 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if manifest is None:
         print(f"bench.capacity: no model {args.model!r} in {args.models_dir}; run digits-train first", file=sys.stderr)
         return 2
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    images, _ = mnist(args.mnist_dir, "t10k")
     results: dict = {"model": args.model, "clients": args.clients, "requests_per_client": args.requests,
-                     "chunk": args.chunk, "machine": {
-                         "cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
-                         "nice": os.nice(0),
-                         "python": platform.python_version(), "platform": platform.platform()},
+                     "chunk": args.chunk, "machine": {**machine(numeric_threads=1), "nice": os.nice(0)},
                      "replicas": []}
     with threadpool_limits(1):
         results["inprocess"] = inprocess(load_estimator(args.models_dir, manifest), images,
