@@ -224,3 +224,21 @@ def test_the_drawing_window_keeps_answering_when_a_replica_dies(replicas, test_d
     assert {e.answer.version for e in before} == {"replica-0", "replica-1", "replica-2"}
     assert {e.answer.version for e in after[3:]} == {"replica-0", "replica-1"}
     assert Readiness(False) not in seen  # the survivors kept the channel ready throughout
+
+
+def test_a_list_over_tls_checks_each_replicas_certificate_for_the_first_entrys_name(serve, trained_models, tmp_path,
+                                                                                   test_digits):
+    from tests.test_hardening import _certificates
+
+    certs = _certificates(tmp_path)  # the server certificate is for localhost (and 127.0.0.1)
+    tls = {"tls_cert": str(certs["server_cert"]), "tls_key": str(certs["server_key"])}
+    ports = [serve(_labelled(trained_models, tmp_path / f"tls-{k}", f"tls-{k}"), **tls).running.port for k in range(2)]
+    options = ConnectionOptions(address=",".join(f"localhost:{port}" for port in ports), ca_cert=str(certs["ca"]),
+                                retries=0, timeout=10)
+    versions: set[str] = set()
+    with Connection(options) as connection:
+        for _ in range(50):  # until both have answered (each connects on its own time)
+            versions.add(connection.predict(test_digits[0][:1], MODEL).version)
+            if len(versions) == 2:
+                break
+    assert versions == {"tls-0", "tls-1"}
