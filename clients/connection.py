@@ -549,13 +549,12 @@ class Connection:
         source_error: list[BaseException] = []  # the caller's, raised after the answers before it
 
         def stream_chunks(mine: deque[int]) -> Iterator[np.ndarray]:
+            """The stream's chunks; it holds room for its first one before it opens."""
             for sent in range(CHUNKS_PER_STREAM):
-                if not room.acquire(blocking=False):
-                    if sent:  # a server answers a chunk once the next one arrives or the stream ends: end it
-                        break
-                    while not room.acquire(timeout=0.1):
-                        if state["stopped"]:
-                            return
+                # A server answers a chunk once the next one arrives or the stream ends: so a stream
+                # never waits for room with a chunk unanswered (nor open and idle), it ends instead.
+                if sent and not room.acquire(blocking=False):
+                    break
                 with reading:
                     if state["stopped"] or state["exhausted"]:
                         room.release()
@@ -577,6 +576,12 @@ class Connection:
         def stream() -> None:
             mine: deque[int] = deque()
             try:
+                while not room.acquire(timeout=0.1):
+                    if state["stopped"]:
+                        return
+                if state["exhausted"]:  # nothing left to send: open no stream
+                    room.release()
+                    return
                 for answer in self.predict_stream(stream_chunks(mine), model, window):
                     with done:
                         answers[mine.popleft()] = answer
@@ -612,6 +617,7 @@ class Connection:
                 raise source_error[0]
         finally:
             state["stopped"] = True
+
 
 class _Watchdog:
     """Cancels a stream when an answer it waits for is ``timeout`` seconds late."""

@@ -67,6 +67,23 @@ def test_a_list_becomes_one_ipv4_or_ipv6_target_with_names_resolved():
         channel_target("127.0.0.1:5001,nowhere.invalid:5002")
 
 
+def test_parallel_streams_answer_in_order_then_raise_the_inputs_own_error(server, test_digits):
+    """An error raised while reading the input comes after the answers for everything read before it."""
+    images = test_digits[0][:1000]
+
+    def chunks():
+        yield from (images[i:i + 50] for i in range(0, 500, 50))
+        raise ValueError("unreadable input")
+
+    answers = []
+    with Connection(ConnectionOptions(address=",".join([server.address] * 3))) as connection:
+        with pytest.raises(ValueError, match="unreadable input"):
+            for answer in connection.predict_streams(chunks(), MODEL, streams=3):
+                answers.append(answer)
+        alone = list(connection.predict_stream([images[:500]], MODEL))[0]
+    assert len(answers) == 10 and (np.concatenate([a.digits for a in answers]) == alone.digits).all()
+
+
 def _labelled(models: Path, folder: Path, label: str) -> Path:
     """A copy of the models whose manifests carry ``label`` as their version."""
     shutil.copytree(models, folder)
