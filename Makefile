@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.abuse
 	$(BIN)/python -m bench.open_inference
+	$(BIN)/python -m bench.capacity
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -20,7 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, default_address, security_options)
+                                add_security_flags, addresses, default_address, security_options,
+                                stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
@@ -31,8 +32,9 @@ def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
     group.add_argument("--server", default=default_address(),
-                       help="HOST[:PORT] of the digits server, port 50051 when none is given [DIGITS_SERVER] "
-                            "(default: %(default)s)")
+                       help="HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
+                            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up "
+                            "[DIGITS_SERVER] (default: %(default)s)")
     group.add_argument("--timeout", type=float, default=30.0,
                        help="seconds to wait for each answer, also inside a stream (default: 30)")
     group.add_argument("--retries", type=int, default=4,
@@ -126,7 +128,8 @@ def _groups(items: Iterator[Item], size: int, groups: deque, leftovers: list) ->
 def _results(connection: Connection, items: Iterator[Item], model: str, size: int) -> Iterator[Result]:
     groups: deque[list[Item]] = deque()
     leftovers: list[Item] = []
-    for answer in connection.predict_stream(_groups(items, size, groups, leftovers), model):
+    streams = stream_count(connection.options.address)
+    for answer in connection.predict_streams(_groups(items, size, groups, leftovers), model, streams):
         rows = iter(answer.probabilities)
         for item in groups.popleft():
             yield Result(item, None if item.pixels is None else next(rows))
@@ -216,7 +219,12 @@ def models(args: argparse.Namespace) -> int:
 
 
 def reload(args: argparse.Namespace) -> int:
-    with Connection(_options(args)) as connection:
+    options = _options(args)
+    if options.address.startswith("dns:") or len(addresses(options.address)) > 1:
+        # round_robin would carry the request to one replica only, and say nothing of the others
+        raise UsageError(f"--server {options.address!r}: reload asks one server; run it once per replica "
+                         "(or start the servers with --watch, which reload by themselves)")
+    with Connection(options) as connection:
         reply = connection.reload()
     changes = {
         "added": [{"name": c.name, "version": c.version} for c in reply.added],
