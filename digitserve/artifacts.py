@@ -38,7 +38,8 @@ import numpy as np
 # digitserve.estimators store and compute. It changes with either, and an
 # artifact of another format is refused with "retrain it". 2: ensembles vote
 # with scikit-learn's VotingClassifier (the SoftVote class of format 1 is gone).
-FORMAT_VERSION = 2
+# 3: the ensemble votes through digitserve.confidence.Calibrated.
+FORMAT_VERSION = 3
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"
