@@ -21,11 +21,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-# The reasons a reply can give, most basic first; one per image.
-BLANK = "blank: almost no ink"
-UNLIKE = "unlike any digit"
-UNDECIDED = "low confidence"
-REASONS = (BLANK, UNLIKE, UNDECIDED)
+from digitserve.unsure import BLANK, UNDECIDED, UNLIKE
+
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -73,9 +70,9 @@ class Calibrated(ClassifierMixin, BaseEstimator):
     features the projection leaves out. ``fit`` learns from held-out digits
     only; the model itself is never refitted, so it may be swapped for one
     trained on more digits afterwards (``set_params(model=...)``).
-    ``unlike_quantile`` is the share of held-out digits allowed beyond each of
-    the two measures, ``undecided_quantile`` the share below the confidence
-    limit.
+    ``unlike_quantile`` is the share of held-out digits of each answered
+    class allowed beyond each of the two measures, ``undecided_quantile`` the
+    share below the confidence limit.
     """
 
     def __init__(self, model: Any = None, neighbours: str = "knn", unlike_quantile: float = 0.003,
@@ -90,8 +87,14 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         self.classes_ = np.asarray(self.model.classes_)
         self.n_features_in_ = X.shape[1]
         self.temperature_ = fit_temperature(self.model.predict_proba(X), np.searchsorted(self.classes_, y))
-        self.max_unlikeness_ = np.quantile(self.unlikeness(X), 1 - self.unlike_quantile, axis=0)
-        self.min_confidence_ = float(np.quantile(self.predict_proba(X).max(axis=1), self.undecided_quantile))
+        probabilities = self.predict_proba(X)
+        unlikeness, answers = self.unlikeness(X), probabilities.argmax(axis=1)
+        # Per answered digit: a 1 is far more compact than an 8, so a letter
+        # read as a 1 stands out sooner than one read as an 8.
+        self.max_unlikeness_ = np.stack([np.quantile(unlikeness[answers == c] if (answers == c).sum() > 1
+                                                     else unlikeness, 1 - self.unlike_quantile, axis=0)
+                                         for c in range(len(self.classes_))])
+        self.min_confidence_ = float(np.quantile(probabilities.max(axis=1), self.undecided_quantile))
         # Half the inked pixels of the barest held-out digit is no digit at all.
         self.min_ink_ = float(_inked(X).min() / 2)
         return self
@@ -114,7 +117,7 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         """For each image, the first reason to doubt its answer, or ""."""
         X = np.asarray(X, dtype=np.float32)
         blank = _inked(X) < self.min_ink_
-        unlike = (self.unlikeness(X) > self.max_unlikeness_).any(axis=1)
+        unlike = (self.unlikeness(X) > self.max_unlikeness_[probabilities.argmax(axis=1)]).any(axis=1)
         undecided = probabilities.max(axis=1) < self.min_confidence_
         return [BLANK if b else UNLIKE if u else UNDECIDED if d else ""
                 for b, u, d in zip(blank.tolist(), unlike.tolist(), undecided.tolist())]

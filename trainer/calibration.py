@@ -31,7 +31,7 @@ def calibration_summary(calibration: Calibrated, raw: np.ndarray, calibrated: np
     return {"temperature": round(calibration.temperature_, 4),
             "ece_before": round(expected_calibration_error(raw, labels), 5),
             "ece_after": round(expected_calibration_error(calibrated, labels), 5),
-            "max_distance": round(float(calibration.max_unlikeness_[0]), 4),
-            "max_left_out": round(float(calibration.max_unlikeness_[1]), 4),
+            "max_distance": [round(float(v), 4) for v in calibration.max_unlikeness_[:, 0]],
+            "max_left_out": [round(float(v), 4) for v in calibration.max_unlikeness_[:, 1]],
             "min_confidence": round(calibration.min_confidence_, 4),
             "min_inked_pixels": calibration.min_ink_}
