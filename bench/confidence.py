@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from threadpoolctl import threadpool_limits
 
-from bench.common import ROOT, data_arguments, mnist
+from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
 from clients.preprocessing import to_mnist
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
 from digitserve.confidence import Calibrated, doubts, expected_calibration_error
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     correct = probabilities.argmax(axis=1) == test_y
     letter_x, letter_names = letters()
     results = {
+        "machine": machine(numeric_threads=1),
         "model": args.model, "version": manifest.version, "training_samples": manifest.training_samples,
         "calibration": {"temperature": round(model[-1].temperature_, 4),
                         "ece_before": round(expected_calibration_error(raw, test_y), 5),
@@ -139,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {share:.1%} of {len(images):,} flagged", file=sys.stderr)
     results["non_digits"]["all"] = {"images": len(everything),
                                     "flagged": round(float(np.mean([bool(d) for d in everything])), 4)}
+    with threadpool_limits(1):  # as the server runs: what judging one image adds to answering it
+        one = test_x[:1]
+        p = model.predict_proba(one)
+        results["single_image_ms"] = {"predict_proba": percentiles(timed(lambda: model.predict_proba(one), 200)),
+                                      "doubts": percentiles(timed(lambda: doubts(model, one, p), 200))}
     c, m = results["calibration"], results["mnist_test"]
     print(f"MNIST test: {m['flagged']:.2%} flagged; ECE {c['ece_before']:.2%} -> {c['ece_after']:.2%}",
           file=sys.stderr)

@@ -91,7 +91,7 @@ class TableWriter:
     """Aligned columns for a terminal: fixed-width columns first, the source last.
 
     With a label known, a wrong answer is marked ``wrong``; an answer the
-    server doubts gets a ``?`` after its digit and the reason before its
+    server doubts gets a ``?`` after its digit and the reason after its
     source; the K likeliest digits show ``<0.001`` rather than a misleading
     ``0.000``.
     """
@@ -113,8 +113,8 @@ class TableWriter:
         wrong = "wrong" if label and int(label) != record["digit"] else ""
         top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
         digit = f"{record['digit']}?" if result.doubt else str(record["digit"])
-        doubt = f"({not_sure(result.probabilities, result.doubt)}) " if result.doubt else ""
-        self.out.write(f"{digit:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{doubt}{source}\n")
+        doubt = f"  ({not_sure(result.probabilities, result.doubt)})" if result.doubt else ""
+        self.out.write(f"{digit:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}{doubt}\n")
 
     def close(self) -> None:
         pass

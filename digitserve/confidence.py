@@ -75,8 +75,8 @@ class Calibrated(ClassifierMixin, BaseEstimator):
     share below the confidence limit.
     """
 
-    def __init__(self, model: Any = None, neighbours: str = "knn", unlike_quantile: float = 0.003,
-                 undecided_quantile: float = 0.01):
+    def __init__(self, model: Any = None, neighbours: str = "knn", unlike_quantile: float = 0.0025,
+                 undecided_quantile: float = 0.008):
         self.model = model
         self.neighbours = neighbours
         self.unlike_quantile = unlike_quantile
