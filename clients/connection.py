@@ -280,6 +280,8 @@ class Answer:
     model: str
     version: str
     probabilities: np.ndarray  # (n, 10)
+    # Why the server doubts each answer ("" for none: Prediction.unsure_reason).
+    doubts: tuple[str, ...] = ()
 
     @property
     def digits(self) -> np.ndarray:
@@ -288,7 +290,7 @@ class Answer:
 
 def _answer(reply: pb.PredictResponse) -> Answer:
     probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, 10)
-    return Answer(reply.model, reply.version, probabilities)
+    return Answer(reply.model, reply.version, probabilities, tuple(p.unsure_reason for p in reply.predictions))
 
 
 def _request(images: np.ndarray, model: str, sequence: int | None = None) -> pb.PredictRequest:

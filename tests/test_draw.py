@@ -584,3 +584,17 @@ def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_pat
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(path, ROOT / "docs" / "tk-client.png")
+
+
+def test_the_window_says_when_the_server_is_not_sure(server, open_app):
+    app = open_app(server.address)
+    connected(app)
+    app.set_auto_predict(False)
+    # A zigzag filling the canvas: no digit, and far from every training digit.
+    drag(app, Drawing(strokes=[[(30 + 220 * (i % 2), 20 + 16 * i) for i in range(15)],
+                               [(30 + 16 * i, 30 + 220 * (i % 2)) for i in range(15)]]))
+    key(app, "<Return>")
+    answered(app)
+    assert app.state.result.doubt
+    assert app.state.message.text.startswith("not sure: ") and app.state.message.level is Level.WARN
+    assert app.view._digit_label.cget("text") == f"{app.state.result.digit}?"

@@ -23,6 +23,7 @@ from clients.draw.view import DrawView
 from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, Predicted, Readiness, Request,
                                  Worker)
 from clients.drawing import Drawing, DrawingError
+from clients.output import not_sure
 from digitserve.v1 import digits_pb2 as pb
 
 # Predict as you draw: at most one prediction per LIVE_MS while the pen moves, and one
@@ -242,8 +243,12 @@ class DrawApp:
         if event.request.epoch != self.state.epoch:
             return  # about content that is no longer shown
         probabilities = tuple(float(p) for p in event.answer.probabilities[0])
-        self.state.result = Result(probabilities, event.answer.model, event.request.vector)
-        self._say(f"{max(probabilities):.0%} sure · {event.answer.model}")
+        doubt = event.answer.doubts[0] if event.answer.doubts else ""
+        self.state.result = Result(probabilities, event.answer.model, event.request.vector, doubt)
+        if doubt:
+            self._say(f"{not_sure(probabilities, doubt)} · {event.answer.model}", Level.WARN)
+        else:
+            self._say(f"{max(probabilities):.0%} sure · {event.answer.model}")
 
     def _on_listed(self, event: Listed) -> None:
         self.state.round_trip_ms = event.seconds * 1000

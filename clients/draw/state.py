@@ -59,6 +59,7 @@ class Result:
     probabilities: tuple[float, ...]
     model: str
     sent: np.ndarray
+    doubt: str = ""  # why the server doubts the answer (Prediction.unsure_reason), "" when it does not
 
     @property
     def digit(self) -> int:

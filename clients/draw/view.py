@@ -135,8 +135,9 @@ class DrawView:
         self._shown_result = result
         digit = None if result is None else result.digit
         probabilities = (0.0,) * 10 if result is None else result.probabilities
-        self._digit_label.configure(text="?" if digit is None else str(digit),
-                                    foreground=FAINT if digit is None else ACCENT)
+        doubted = result is not None and bool(result.doubt)
+        self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
+                                    foreground=FAINT if digit is None or doubted else ACCENT)
         for d, (label, bar, value) in enumerate(self._bar_items):
             p = probabilities[d]
             top = d * BAR_ROW + 3
