@@ -33,6 +33,7 @@ class RunningServer:
     health: health.HealthServicer
     stream_pool: futures.ThreadPoolExecutor
     stopping: threading.Event
+    health_server: grpc.Server | None = None
 
     def stop(self, grace: float | None) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds."""
@@ -40,6 +41,8 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.stream_pool.shutdown(wait=False)
+        if self.health_server is not None:
+            self.health_server.stop(None)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -49,6 +52,18 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
     client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
                                        require_client_auth=client_ca is not None)
+
+
+def _start_health_server(settings: Settings, health_servicer: health.HealthServicer) -> grpc.Server:
+    """grpc.health.v1 alone, in plaintext, for probes that cannot speak the main port's TLS."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+                         options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{settings.health_host}:{settings.health_port}"
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot listen on {address} (--health-port)")
+    server.start()
+    return server
 
 
 def start(settings: Settings) -> RunningServer:
@@ -95,6 +110,7 @@ def start(settings: Settings) -> RunningServer:
         port = server.add_secure_port(settings.address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {settings.address}")
+    health_server = _start_health_server(settings, health_servicer) if settings.health_port else None
     server.start()
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
@@ -103,7 +119,7 @@ def start(settings: Settings) -> RunningServer:
     stopping = threading.Event()
     if settings.watch > 0:
         threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
-    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping)
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, health_server)
 
 
 def main(argv: list[str] | None = None) -> int:
