@@ -33,7 +33,7 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from tests.conftest import ROOT, free_port, require_system_package
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
 BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE", "localhost/digitserve-base:bookworm-1")
