@@ -12,7 +12,7 @@ help:
 	@echo "make run    - install into $(VENV), train the default models if $(MODELS_DIR)/ is empty, serve on :$(PORT)"
 	@echo "make test   - install what the tests need (as root: xvfb, podman) and run the whole suite"
 	@echo "make test-containers - build the images and run the compose stack under podman"
-	@echo "make bench  - accuracy, latency and throughput against the in-process baselines"
+	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; image sizes"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
 	@echo "make lint   - validate docker-compose.yml and lint the Dockerfiles"
@@ -55,6 +55,7 @@ test-containers: host install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.containers
 
 soak: install
 	$(BIN)/python -m bench.soak
