@@ -69,11 +69,10 @@ debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates boo
 # Debian's python3 refuses `pip install` outside a venv (PEP 668); a venv at /usr/local puts
 # python, pip and the installed commands on the PATH exactly where the official image has them.
 chroot "$root" python3 -m venv /usr/local
-chroot "$root" sh -c 'ln -sf /usr/local/bin/python3 /usr/local/bin/python'
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* \
     "$root"/var/cache/debconf/*-old "$root"/var/log/*.log
-tar -C "$root" -c . | podman import \
+tar -C "$root" -c . | podman import --quiet \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \

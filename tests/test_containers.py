@@ -3,7 +3,8 @@
 The images are built with the repository as the context (deploy/podman/build-images.sh, on the
 stand-in base that deploy/setup-host.sh makes when no registry is reachable) and the stack is
 brought up from the repository's docker-compose.yml. An override file adds only what this
-machine needs: the image names and, for the last test, TLS. Everything is reached from the host
+machine needs, the image names (deploy/compose/local-images.yml), and for the last test the
+TLS override (deploy/compose/tls.yml). Everything is reached from the host
 through the port published on 127.0.0.1; podman has no systemd here to run healthchecks, so a
 thread of the test runs `podman healthcheck run` the way podman's timer would.
 
@@ -166,12 +167,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def figures():
+def figures(request):
     """What the tests measure; printed at the end, and written for bench.containers when it asks."""
     found: dict = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     yield found
     found["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print("\ncontainer figures:", json.dumps(found, indent=1))
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print("\ncontainer figures:", json.dumps(found))
     if RESULTS:
         Path(RESULTS).write_text(json.dumps(found, indent=1) + "\n")
 
@@ -334,16 +336,8 @@ def test_with_tls_the_stack_is_healthy_and_the_host_client_needs_the_ca(stack, f
     certificates = _certificates(tmp_path)
     for path in (tmp_path, *certificates.values()):
         path.chmod(0o755 if path.is_dir() else 0o644)  # read by the server's unprivileged user
-    tls = stack.folder / "tls.yml"
-    tls.write_text(f"""services:
-  server:
-    environment:
-      DIGITS_TLS_CERT: /tls/server.pem
-      DIGITS_TLS_KEY: /tls/server.key
-    volumes:
-      - {tmp_path}:/tls:ro
-""")
-    stack.overrides.append(tls)
+    stack.env["DIGITS_TLS_DIR"] = str(tmp_path)
+    stack.overrides.append(ROOT / "deploy/compose/tls.yml")
     stack.compose("up", "--detach", "--no-build", timeout=300)
     figures["tls_start_to_healthy_seconds"] = round(stack.wait_healthy(timeout=60), 2)
     done = stack.digits("models", "--ca-cert", str(certificates["ca"]), "--format", "json")
