@@ -31,6 +31,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from digitserve import exits
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from tests.conftest import ROOT, free_port, require_system_package
@@ -345,4 +346,4 @@ def test_with_tls_the_stack_is_healthy_and_the_host_client_needs_the_ca(stack, f
     assert done.returncode == 0, done.stderr
     assert sorted(m["name"] for m in json.loads(done.stdout)) == ["ensemble", "knn", "rf", "svm"]
     plaintext = stack.digits("models", "--retries", "0", "--timeout", "3")
-    assert plaintext.returncode == 2, plaintext.stdout + plaintext.stderr
+    assert plaintext.returncode == exits.UNREACHABLE, plaintext.stdout + plaintext.stderr
