@@ -48,13 +48,14 @@ test: host install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not containers"
+	$(BIN)/python -m pytest -m "not slow and not heavy"
 
 test-containers: host install
 	$(BIN)/python -m pytest tests/test_containers.py
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.abuse
 	$(BIN)/python -m bench.containers
 
 soak: install

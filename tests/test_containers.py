@@ -36,7 +36,7 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from tests.conftest import ROOT, free_port, require_system_package
 
-pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.heavy, pytest.mark.timeout(900)]
 
 if os.environ.get("DIGITS_REQUIRE_CONTAINERS") != "1":  # skip the module in one line; else each test fails
     require_system_package(shutil.which("podman") is not None, "podman", "DIGITS_REQUIRE_CONTAINERS",
