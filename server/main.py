@@ -51,6 +51,7 @@ class RunningServer:
     health: health.HealthServicer
     stream_pool: futures.ThreadPoolExecutor
     stopping: threading.Event
+    health_server: grpc.Server | None = None
 
     def stop(self, grace: float | None) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds."""
@@ -58,6 +59,8 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
+        if self.health_server is not None:
+            self.health_server.stop(None)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -99,6 +102,22 @@ def _check_address_free(settings: Settings) -> None:
         # Only a port taken or forbidden is certain to fail; for the rest (no IPv6 here, say) grpcio decides.
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             raise StartupError(f"cannot listen on {settings.address}: {exc.strerror}") from exc
+
+
+def _start_health_server(settings: Settings, health_servicer: health.HealthServicer) -> grpc.Server:
+    """grpc.health.v1 alone, in plaintext, for probes that cannot speak the main port's TLS."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+                         options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{settings.health_host}:{settings.health_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio's "Failed to bind"
+        port = 0
+    if port == 0:
+        raise StartupError(f"cannot listen on {address} (--health-port)")
+    server.start()
+    return server
 
 
 def _listen(server: grpc.Server, settings: Settings, credentials: grpc.ServerCredentials | None) -> int:
@@ -165,6 +184,8 @@ def start(settings: Settings) -> RunningServer:
         (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     port = _listen(server, settings, credentials)
+    # NOT_SERVING to probes while the models load
+    health_server = _start_health_server(settings, health_servicer) if settings.health_port else None
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
                                       "max_concurrent": settings.max_concurrent,
@@ -177,7 +198,7 @@ def start(settings: Settings) -> RunningServer:
     threading.Thread(target=streams.watch, args=(stopping,), name="idle-streams", daemon=True).start()
     if settings.watch > 0:
         threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
-    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping)
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, health_server)
 
 
 def _reload_on_hangup(hangup: threading.Event, registry: ModelRegistry) -> None:

@@ -29,7 +29,7 @@ from clients.draw import DrawApp
 from clients.draw.state import BRUSH_MAX, DrawState, Level, Picture, Status
 from clients.drawing import DISPLAY_PEN, Drawing
 from digitserve.v1 import digits_pb2 as pb
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, require_system_package
 from tests.strokes import traced_drawing
 
 # MNIST test-set indices of digits that, traced into strokes, the default model gets right.
@@ -42,8 +42,8 @@ RECONNECT_BOUND = 10.0  # ... and that it is back (the channel's reconnect backo
 @pytest.fixture(scope="module")
 def display() -> str:
     """A private X server for this module's windows; DISPLAY points at it meanwhile."""
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is not installed: the Tk client's tests need it (apt-get install xvfb)")
+    require_system_package(shutil.which("Xvfb") is not None, "xvfb", "DIGITS_REQUIRE_DISPLAY",
+                           "the Tk client's tests")
     for n in range(90, 100):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
