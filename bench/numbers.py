@@ -122,21 +122,23 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str) -> 
     length = len(digits)
     special = int(rng.integers(1, length)) if kind != "clear" else -1
     canvas = (int(length * size * 1.3 + 200), int(size * 1.6))
-    alone, strokes, x = [], [], 0.0
+    alone, strokes, x, previous = [], [], 0.0, 0.0
     for k, digit in enumerate(digits):
         d = traced_drawing(digit, size * rng.uniform(0.9, 1.1), (0.0, canvas[1] / 2 + size * rng.uniform(-0.08, 0.08)),
                            slant + rng.uniform(-0.05, 0.05), canvas)
         xs = [p[0] for s in d.strokes for p in s.points]
         pen = d.display_pen_width()
         low, high = min(xs) - pen / 2, max(xs) + pen / 2
-        if k:
-            gap = {"touching": -0.05, "overlap": -0.15}.get(kind, 0.0) if k == special else rng.uniform(0.15, 0.5)
-            x += gap * size
+        if k == special:  # widths shared: a little, and never more than a third of the narrower digit
+            x -= min({"touching": 0.05, "overlap": 0.15}[kind] * size, (high - low) / 3, previous / 3)
+        elif k:
+            x += rng.uniform(0.15, 0.5) * size
         shift = 100 + x - low
         placed = [[(px + shift, py) for px, py in s.points] for s in d.strokes]
         strokes.extend(placed)
         alone.append(Drawing(canvas[0], canvas[1], placed))
         x += high - low
+        previous = high - low
     return Drawing(canvas[0], canvas[1], strokes), alone
 
 

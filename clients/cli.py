@@ -19,6 +19,7 @@ import numpy as np
 
 from clients.connection import Connection, ConnectionOptions, ServerError, ServerUnavailable, default_address
 from clients.inputs import Item, read_items
+from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 
 EXIT_INPUTS, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
+    predict.add_argument("--number", action="store_true",
+                         help="read every input as a whole number of up to 32 digits (each digit with its box)")
 
     models = commands.add_parser("models", parents=[common], help="list the models the server knows")
     models.add_argument("--format", choices=["table", "json"], default="table")
@@ -128,6 +131,8 @@ def predict(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.top < 0 or args.top > 10:
         print("digits predict: --batch must be at least 1 and --top between 0 and 10", file=sys.stderr)
         return EXIT_UNREACHABLE
+    if args.number:
+        return predict_numbers(args)
     out = open(args.output, "w", newline="") if args.output else sys.stdout
     writer = WRITERS[args.format](out, args.top)
     board, failed = Scoreboard(), 0
@@ -140,6 +145,8 @@ def predict(args: argparse.Namespace) -> int:
                 if result.item.error:
                     failed += 1
                     print(f"digits: {result.item.error}", file=sys.stderr)
+                elif warning := digits_seen_warning(result.item):
+                    print(warning, file=sys.stderr)
                 bar.update()
         writer.close()
     finally:
@@ -147,6 +154,25 @@ def predict(args: argparse.Namespace) -> int:
             out.close()
     if board.total:
         print(board.report(), file=sys.stdout if args.format == "table" and not args.output else sys.stderr)
+    return EXIT_INPUTS if failed else 0
+
+
+def predict_numbers(args: argparse.Namespace) -> int:
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    writer = NUMBER_WRITERS[args.format](out, 0)
+    failed = 0
+    try:
+        with Connection(_options(args)) as connection:
+            items = read_items(args.paths, ink=args.ink, labels_file=args.labels, whole=True)
+            for result in read_numbers(connection, items, args.model, args.ink):
+                writer.write(result)
+                if result.error:
+                    failed += 1
+                    print(f"digits: {result.error}", file=sys.stderr)
+        writer.close()
+    finally:
+        if args.output:
+            out.close()
     return EXIT_INPUTS if failed else 0
 
 

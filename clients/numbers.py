@@ -34,13 +34,16 @@ _INK = 0.25
 # A component smaller than this fraction of the largest one is dust, not a stroke.
 _DUST = 0.02
 _WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
-_MAX_RUN = 4  # atoms one digit may be made of
+_MAX_RUN = 6  # atoms one digit may be made of (a traced 8 can take six strokes)
 # Geometry, in units of the line height H (the median height of the tall atoms).
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
+_SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 _WIDE = 1.3  # ... and so is one wider than this
-_SHARED = 0.4  # separate marks of one digit share at least this much of the narrower one's width
-_APART = 6.0  # what two separate digits pay for sharing all of the narrower one's width
+# Separate tall marks sharing more than _SHARED of the narrower one's width are
+# probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
+_SHARED = 0.5
+_SIDING = 6.0
 _CUT = 1.5  # what cutting through a piece of ink costs (in log-confidence)
 _CUT_ABOVE = 1.0  # a component wider than this may hold touching digits
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
@@ -207,7 +210,7 @@ def _count_groups(atoms: list[_Atom]) -> int:
     height = _line_height(atoms)
     groups, reach = 0, -math.inf
     for atom in sorted(atoms, key=lambda a: a.left):
-        if atom.left - reach > _MERGE_GAP * height:
+        if atom.left - reach > _SEPARATE * height:
             groups += 1
         reach = max(reach, atom.right)
     return groups
@@ -379,7 +382,7 @@ def _shape_score(group: Sequence[_Atom], height: float) -> float:
     for previous, atom in zip(group, group[1:]):
         if atom.origin != previous.origin and atom.height >= _SHORT * height:
             shared = (min(reach[1], atom.right) - max(reach[0], atom.left)) / max(min(atom.width, reach[1] - reach[0]), 1e-6)
-            score -= 3.0 * max(0.0, _SHARED - shared) / _SHARED
+            score -= _SIDING * max(0.0, _SHARED - shared) / _SHARED
         reach = (min(reach[0], atom.left), max(reach[1], atom.right))
     return score
 
@@ -401,7 +404,7 @@ def _best_split(atoms: list[_Atom], scores: dict[tuple[int, int], float],
     def between(prev: tuple[int, int], run: tuple[int, int]) -> float:
         if atoms[prev[1] - 1].origin == atoms[run[0]].origin:
             return -_CUT
-        return -_APART * _overlap(boxes[prev], boxes[run])
+        return -_SIDING * max(0.0, _overlap(boxes[prev], boxes[run]) - _SHARED) / (1 - _SHARED)
 
     best: dict[tuple[int, int], tuple[float, tuple[int, int] | None]] = {}
     for run in sorted(scores, key=lambda r: r[1]):
