@@ -39,12 +39,12 @@ _MAX_RUN = 6  # atoms one digit may be made of (a traced 8 can take six strokes)
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
-_WIDE = 1.3  # ... and so is one wider than this
+_WIDE = 1.1  # ... and so is one wider than this
 # Separate tall marks sharing more than _SHARED of the narrower one's width are
 # probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
 _SHARED = 0.5
 _SIDING = 6.0
-_CUT = 1.5  # what cutting through a piece of ink costs (in log-confidence)
+_CUT = 0.5  # what cutting through one stroke costs (in log-confidence)
 _CUT_ABOVE = 1.0  # a component wider than this may hold touching digits
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
 _CUT_SPACING = 0.18  # nor closer than this to another cut
@@ -103,6 +103,7 @@ class _Atom:
     bottom: float
     parts: list
     origin: int = 0  # the component or stroke it comes from: slices of one component share it
+    crossing: float = 0.0  # for a slice, how many strokes the cut at its left edge goes through
 
     @property
     def height(self) -> float:
@@ -248,12 +249,15 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
         if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
             cuts.append(x)
     edges = [0, *sorted(cuts), width]
+    pen = max(1.0, float(np.median([e - s for _, s, e in component.parts])))  # a stroke's width
     slices = []
     for a, b in zip(edges, edges[1:]):
         lo, hi = component.left + a, component.left + b
         runs = [(r, max(s, lo), min(e, hi)) for r, s, e in component.parts if s < hi and e > lo]
         if runs:
-            slices.append(_runs_atom(runs))
+            piece = _runs_atom(runs)
+            piece.crossing = max(1.0, profile[a] / pen) if a else 0.0
+            slices.append(piece)
     return slices
 
 
@@ -397,13 +401,13 @@ def _best_split(atoms: list[_Atom], scores: dict[tuple[int, int], float],
                 boxes: dict[tuple[int, int], tuple[float, float, float, float]]) -> list[tuple[int, int]]:
     """The runs covering every atom in order with the highest total score (dynamic programming).
 
-    Between two neighbouring digits: cutting through one piece of ink costs
-    _CUT, and separate marks that overlap in x pay for it (a stroke inside
+    Between two neighbouring digits: cutting through ink costs _CUT per
+    stroke crossed, and separate marks that overlap in x pay for it (a stroke inside
     another digit's width is more likely part of it).
     """
     def between(prev: tuple[int, int], run: tuple[int, int]) -> float:
         if atoms[prev[1] - 1].origin == atoms[run[0]].origin:
-            return -_CUT
+            return -_CUT * atoms[run[0]].crossing
         return -_SIDING * max(0.0, _overlap(boxes[prev], boxes[run]) - _SHARED) / (1 - _SHARED)
 
     best: dict[tuple[int, int], tuple[float, tuple[int, int] | None]] = {}
