@@ -263,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
             "four_digit_clear_number_accuracy": summary[medium]["four_digits_clear"]["number_accuracy"]
             >= GOALS["four_digit_clear_number_accuracy"]}
         for medium in ("picture", "drawing")}
-    results = {"model": args.model, "trained_on": "10,000 training digits" if args.models_dir is None else str(
-        args.models_dir), "seed": args.seed, "goals": GOALS, "met": goals, "summary": summary,
+    manifest = json.loads((models_dir / f"{args.model}.manifest.json").read_text()) if args.models_dir else {}
+    trained_on = manifest.get("training_samples", 10000)
+    results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals, "summary": summary,
         "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()}, "cells": measured["cells"]}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     for medium in ("picture", "drawing"):

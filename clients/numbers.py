@@ -39,12 +39,12 @@ _MAX_RUN = 6  # atoms one digit may be made of (a traced 8 can take six strokes)
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
-_WIDE = 1.1  # ... and so is one wider than this
+_WIDE = 1.1  # ... and so is one wider than this times its own height
 # Separate tall marks sharing more than _SHARED of the narrower one's width are
 # probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
 _SHARED = 0.5
 _SIDING = 6.0
-_CUT = 0.5  # what cutting through one stroke costs (in log-confidence)
+_CUT = 0.8  # what cutting through one stroke costs (in log-confidence)
 _CUT_ABOVE = 1.0  # a component wider than this may hold touching digits
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
 _CUT_SPACING = 0.18  # nor closer than this to another cut
@@ -104,6 +104,8 @@ class _Atom:
     parts: list
     origin: int = 0  # the component or stroke it comes from: slices of one component share it
     crossing: float = 0.0  # for a slice, how many strokes the cut at its left edge goes through
+    points: np.ndarray | None = None  # for a stroke, its points, and the ink's reach around them:
+    reach: float = 0.0
 
     @property
     def height(self) -> float:
@@ -237,10 +239,10 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
     width = component.width
     if width <= _CUT_ABOVE * height:
         return [component]
-    profile = np.zeros(width, np.float64)
-    for _, start, end in component.parts:
-        profile[start - component.left : end - component.left] += 1
-    profile = np.convolve(profile, np.ones(3) / 3, mode="same")
+    mask = np.zeros((component.height, width), bool)
+    for r, start, end in component.parts:
+        mask[r - component.top, start - component.left : end - component.left] = True
+    profile = np.convolve(mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
     margin = max(2, int(_CUT_MARGIN * height))
     inner = range(margin, width - margin)
     minima = [x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
@@ -249,14 +251,14 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
         if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
             cuts.append(x)
     edges = [0, *sorted(cuts), width]
-    pen = max(1.0, float(np.median([e - s for _, s, e in component.parts])))  # a stroke's width
     slices = []
     for a, b in zip(edges, edges[1:]):
         lo, hi = component.left + a, component.left + b
         runs = [(r, max(s, lo), min(e, hi)) for r, s, e in component.parts if s < hi and e > lo]
         if runs:
             piece = _runs_atom(runs)
-            piece.crossing = max(1.0, profile[a] / pen) if a else 0.0
+            column = mask[:, a]  # the strokes a cut here goes through: runs of ink down the column
+            piece.crossing = float(max(1, np.count_nonzero(column[1:] & ~column[:-1]) + int(column[0])))
             slices.append(piece)
     return slices
 
@@ -305,7 +307,8 @@ def drawing_atoms(drawing: Drawing) -> list[_Atom]:
             continue
         xs, ys = [p[0] for p in stroke.points], [p[1] for p in stroke.points]
         half = drawing.pen_of(stroke) / 2
-        atoms.append(_Atom(min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half, [(index, stroke)], index))
+        atoms.append(_Atom(min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half, [(index, stroke)], index,
+                           points=np.asarray(stroke.points, np.float64), reach=half))
     _check_count(len(atoms))
     return atoms
 
@@ -380,15 +383,25 @@ def _shape_score(group: Sequence[_Atom], height: float) -> float:
     score = 0.0
     if h < _SHORT * height:
         score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
-    if w > _WIDE * height:
-        score -= 3.0 * (w / height - _WIDE)
+    if w > _WIDE * h:
+        score -= 3.0 * (w / h - _WIDE)
     reach = (group[0].left, group[0].right)
     for previous, atom in zip(group, group[1:]):
-        if atom.origin != previous.origin and atom.height >= _SHORT * height:
+        before = group[: group.index(atom)]
+        tall = atom.height >= _SHORT * height and max(a.height for a in before) >= _SHORT * height
+        if atom.origin != previous.origin and tall and not any(_crossing(atom, a) for a in before):
             shared = (min(reach[1], atom.right) - max(reach[0], atom.left)) / max(min(atom.width, reach[1] - reach[0]), 1e-6)
             score -= _SIDING * max(0.0, _SHARED - shared) / _SHARED
         reach = (min(reach[0], atom.left), max(reach[1], atom.right))
     return score
+
+
+def _crossing(a: _Atom, b: _Atom) -> bool:
+    """Do two strokes' inks meet (strokes that touch belong to one digit more often than not)?"""
+    if a.points is None or b.points is None:
+        return False
+    gaps = np.linalg.norm(a.points[:, None, :] - b.points[None, :, :], axis=2)
+    return float(gaps.min()) <= a.reach + b.reach
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
