@@ -160,6 +160,16 @@ def make_samples(images: np.ndarray, labels: np.ndarray, per_cell: dict, seed: i
     return samples
 
 
+def edits(truth: str, read: str) -> int:
+    """Levenshtein distance: digits replaced, dropped or added to turn ``truth`` into ``read``."""
+    row = list(range(len(read) + 1))
+    for i, t in enumerate(truth, 1):
+        previous, row[0] = row[0], i
+        for j, r in enumerate(read, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (t != r))
+    return row[-1]
+
+
 def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
     def classify(vectors: np.ndarray) -> np.ndarray:
         return connection.predict(vectors, model).probabilities
@@ -189,8 +199,8 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             cell["numbers"] += 1
             cell["numbers_right"] += text == sample.label
             cell["digits"] += length
-            # Digits compared position by position when the count is right; a wrong count loses them all.
-            cell["digits_right"] += sum(a == int(b) for a, b in zip(truth, text)) if len(text) == length else 0
+            # Digit accuracy as in OCR: the digits minus the edits (wrong, missing, extra) from the truth.
+            cell["digits_right"] += max(0, length - edits(sample.label, text))
             cell["wrong_count"] += len(text) != length
             cell["digits_right_alone"] += int(sum(int(a) == b for a, b in zip(one_by_one, truth)))
             cell["numbers_right_alone"] += bool(all(int(a) == b for a, b in zip(one_by_one, truth)))

@@ -45,7 +45,7 @@ _WIDE = 1.1  # ... and so is one wider than this times its own height
 _SHARED = 0.5
 _SIDING = 6.0
 _CUT = 0.8  # what cutting through one stroke costs (in log-confidence)
-_CUT_ABOVE = 1.0  # a component wider than this may hold touching digits
+_CUT_ABOVE = 0.75  # a component wider than this may hold touching digits
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
 _CUT_SPACING = 0.18  # nor closer than this to another cut
 _MAX_CUTS = 12
@@ -123,12 +123,12 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
     """The number written in a picture (dark ink on paper, light on dark, or detected)."""
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
-    atoms = _picture_atoms(level)
+    atoms, height = _picture_atoms(level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _read(atoms, pixels, classify, factor)
+    return _read(atoms, pixels, classify, factor, height)
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -219,8 +219,8 @@ def _count_groups(atoms: list[_Atom]) -> int:
     return groups
 
 
-def _picture_atoms(level: np.ndarray) -> list[_Atom]:
-    """Components, the wide ones sliced at their candidate cuts."""
+def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float]:
+    """Components, the wide ones sliced at their candidate cuts; and the line height, from the components."""
     components = _components(level > _INK)
     if not components:
         raise preprocessing.PreprocessingError("no ink found")
@@ -231,7 +231,7 @@ def _picture_atoms(level: np.ndarray) -> list[_Atom]:
         for piece in _slices(component, height):
             piece.origin = origin
             atoms.append(piece)
-    return atoms
+    return atoms, height
 
 
 def _slices(component: _Atom, height: float) -> list[_Atom]:
@@ -294,7 +294,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _read(atoms, pixels, classify, 1.0)
+    return _read(atoms, pixels, classify, 1.0, _line_height(atoms))
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -327,9 +327,8 @@ def _check_count(atoms: int) -> None:
 
 
 def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-          factor: float) -> Number:
+          factor: float, height: float) -> Number:
     atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
-    height = _line_height(atoms)
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
     boxes = {run: _box(atoms[run[0] : run[1]]) for run in runs}
