@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from clients import preprocessing
-from clients.drawing import Drawing, DrawingError, Stroke
+from clients.drawing import Drawing, DrawingError
 
 MAX_DIGITS = 32
 LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
@@ -93,7 +93,7 @@ class Number:
         return "".join(f"{d.value}?" if d.uncertain else str(d.value) for d in self.digits)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Atom:
     """A piece of ink: its box (work coordinates) and what it is made of (runs of a picture, or a stroke)."""
 
@@ -384,14 +384,14 @@ def _shape_score(group: Sequence[_Atom], height: float) -> float:
         score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
     if w > _WIDE * h:
         score -= 3.0 * (w / h - _WIDE)
-    reach = (group[0].left, group[0].right)
-    for previous, atom in zip(group, group[1:]):
-        before = group[: group.index(atom)]
+    low, high = group[0].left, group[0].right  # the x-extent of the atoms so far
+    for k in range(1, len(group)):
+        atom, before = group[k], group[:k]
         tall = atom.height >= _SHORT * height and max(a.height for a in before) >= _SHORT * height
-        if atom.origin != previous.origin and tall and not any(_crossing(atom, a) for a in before):
-            shared = (min(reach[1], atom.right) - max(reach[0], atom.left)) / max(min(atom.width, reach[1] - reach[0]), 1e-6)
+        if atom.origin != before[-1].origin and tall and not any(_crossing(atom, a) for a in before):
+            shared = (min(high, atom.right) - max(low, atom.left)) / max(min(atom.width, high - low), 1e-6)
             score -= _SIDING * max(0.0, _SHARED - shared) / _SHARED
-        reach = (min(reach[0], atom.left), max(reach[1], atom.right))
+        low, high = min(low, atom.left), max(high, atom.right)
     return score
 
 
