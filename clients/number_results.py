@@ -114,6 +114,6 @@ def digits_seen_warning(item: Item) -> str | None:
     """What to tell someone who sent a picture of several digits to be read as one."""
     if (item.digits_seen or 0) <= 1:
         return None
-    return (f"digits: {item.source}: holds {item.digits_seen} separate digits, read here as one; "
+    return (f"{item.source}: holds {item.digits_seen} separate digits, read here as one; "
             "use --number to read it as a number")
 
