@@ -47,6 +47,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.abuse
 	$(BIN)/python -m bench.numbers --models-dir $(MODELS_DIR)
 
 soak: install
