@@ -135,7 +135,14 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
-    """How many clearly separate digits a picture holds (no model asked): groups of ink with clear gaps between."""
+    """How many clearly separate digits a picture holds (no model asked): groups of ink with clear gaps between.
+
+    A picture no bigger than an MNIST digit holds one by construction, and
+    folders of those are read by the thousand: they are not searched.
+    """
+    size = image.size if isinstance(image, Image.Image) else np.shape(image)[:2]
+    if max(size) <= preprocessing.SIDE:
+        return 1
     try:
         level, _ = _reduced(preprocessing.ink_level(image, ink))
     except preprocessing.PreprocessingError:
