@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python -m bench.open_inference
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.containers
+	$(BIN)/python -m bench.numbers --models-dir $(MODELS_DIR)
 
 soak: install
 	$(BIN)/python -m bench.soak

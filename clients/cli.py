@@ -24,6 +24,7 @@ from clients.connection import (Connection, ConnectionOptions, ServerError, Serv
                                 add_security_flags, addresses, default_address, security_options,
                                 stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels
+from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
 from digitserve.idx import IdxError
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
+    predict.add_argument("--number", action="store_true",
+                         help="read every input as a whole number of up to 32 digits (each digit with its box)")
 
     models = commands.add_parser(
         "models", parents=[common], help="list the models the server knows",
@@ -157,6 +160,8 @@ def _warn(text: str) -> None:
 def predict(args: argparse.Namespace) -> int:
     if args.batch < 1 or not 0 <= args.top <= 10:
         raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    if args.number:
+        return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None
     options = _options(args)
     to_file = args.output not in (None, "-")
@@ -173,6 +178,8 @@ def predict(args: argparse.Namespace) -> int:
                 if result.item.error:
                     failed += 1
                     _warn(result.item.error)
+                elif warning := digits_seen_warning(result.item):
+                    _warn(warning)
                 bar.update()
         writer.close()
     finally:
@@ -194,6 +201,26 @@ def _write(writer, result: Result, out, bar) -> None:
     with bar.external_write_mode(file=out):
         writer.write(result)
         out.flush()
+
+
+def predict_numbers(args: argparse.Namespace) -> int:
+    to_file = args.output not in (None, "-")
+    out = open(args.output, "w", newline="") if to_file else sys.stdout
+    writer = NUMBER_WRITERS[args.format](out, 0)
+    failed = 0
+    try:
+        with Connection(_options(args)) as connection:
+            items = read_items(_paths(args.paths), ink=args.ink, warn=_warn, whole=True)
+            for result in read_numbers(connection, items, args.model, args.ink):
+                writer.write(result)
+                if result.error:
+                    failed += 1
+                    _warn(result.error)
+        writer.close()
+    finally:
+        if to_file:
+            out.close()
+    return exits.FAILED if failed else exits.OK
 
 
 def models(args: argparse.Namespace) -> int:

@@ -46,6 +46,8 @@ class Result:
                 record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
         if self.item.label is not None:
             record["label"] = self.item.label
+        if (self.item.digits_seen or 0) > 1:
+            record["digits_seen"] = self.item.digits_seen
         return record
 
 
@@ -71,7 +73,7 @@ class CsvWriter:
         self.top = top
         columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in range(10)]
         columns += [f"top{k}_{part}" for k in range(1, top + 1) for part in ("digit", "p")]
-        columns += ["label", "error"]
+        columns += ["label", "digits_seen", "error"]
         self.writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         self.writer.writeheader()
 

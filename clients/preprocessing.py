@@ -105,10 +105,8 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         grey = _greyscale(image)
         if not np.isfinite(grey).all():
             raise PreprocessingError("image holds NaN or infinite values")
-        border = _border(grey)
-        background = float(np.median(border))
-        dark_ink = ink == "dark" or (
-            ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
+        background = float(np.median(_border(grey)))
+        dark_ink = _is_dark_ink(grey, background, ink)
         if not dark_ink and grey.shape == (SIDE, SIDE) and background <= _BLACK:
             pixels = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
             if _is_mnist_style(pixels):
@@ -125,6 +123,25 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         if source is None:
             raise
         raise PreprocessingError(f"{source}: {exc}") from None
+
+
+def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:
+    """Ink strength 0..1 over the whole picture, background removed: what :func:`to_mnist` crops a digit from.
+
+    For callers that find several digits in one picture (clients/numbers.py).
+    """
+    if ink not in INKS:
+        raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
+    grey = _greyscale(image)
+    if not np.isfinite(grey).all():
+        raise PreprocessingError("image holds NaN or infinite values")
+    dark_ink = _is_dark_ink(grey, float(np.median(_border(grey))), ink)
+    return _remove_background(255.0 - grey if dark_ink else grey)
+
+
+def _is_dark_ink(grey: np.ndarray, background: float, ink: str) -> bool:
+    """Dark ink on light paper: as told, or when the paper is nearer the brightest pixel than the darkest."""
+    return ink == "dark" or (ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
 
 
 def _greyscale(image: Image.Image | np.ndarray) -> np.ndarray:
