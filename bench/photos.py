@@ -101,8 +101,8 @@ def _placement(size: tuple[int, int], effects: set, rng: np.random.Generator) ->
         shift = rng.uniform(-1, 1, 2) * (1 - cover) / 2
         half = np.array([w, h]) * cover / 2
         centre = np.array([w, h]) / 2 + shift * np.array([w, h])
-    else:  # the sheet reaches past the frame
-        half, centre = np.array([w, h]) * 0.75, np.array([w, h]) / 2
+    else:  # the sheet fills the frame (paper shows in the corners a turn uncovers)
+        half, centre = np.array([w, h]) * 0.5, np.array([w, h]) / 2
     corners = centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])
     angle = 0.0
     if "rotation" in effects:
