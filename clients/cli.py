@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from clients.connection import Connection, ConnectionOptions, ServerError, ServerUnavailable, default_address
-from clients.inputs import Item, read_items
+from clients.inputs import Item, read_items, save_inputs
 from clients.output import WRITERS, Result, Scoreboard
 
 EXIT_INPUTS, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
+    predict.add_argument("--save-inputs", type=Path, metavar="DIR",
+                         help="write the 28x28 image sent for each input into DIR (PNG, named after the input)")
 
     models = commands.add_parser("models", parents=[common], help="list the models the server knows")
     models.add_argument("--format", choices=["table", "json"], default="table")
@@ -134,6 +136,8 @@ def predict(args: argparse.Namespace) -> int:
     try:
         with Connection(_options(args)) as connection, _progress() as bar:
             items = read_items(args.paths, ink=args.ink, labels_file=args.labels)
+            if args.save_inputs:
+                items = save_inputs(items, args.save_inputs)
             for result in _results(connection, items, args.model, args.batch):
                 writer.write(result)
                 board.add(result)

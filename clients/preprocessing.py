@@ -45,7 +45,7 @@ _NOISE_SIGMAS = 4.0
 _NOISE_FRACTION = 0.08
 # The paper's brightness is estimated on a copy shrunk to about this many
 # pixels (longer side), with a median over windows of _LIGHT_WINDOW of that.
-_LIGHT_WORK = 96
+_LIGHT_WORK = 64
 _LIGHT_WINDOW = 0.4
 # Back at full size a pixel is background if it lies within the range of the
 # estimate this many shrunken pixels around it (edges of a tilted sheet move a little).
@@ -53,6 +53,8 @@ _AROUND = 2
 # Light that varies by less than this (of 255) across the picture counts as
 # even: such images are read as before, against the paper at their border.
 _EVEN_LIGHT = 12.0
+# A brighter part covering this fraction of the picture is a sheet of paper on a darker table.
+_SHEET = 0.3
 # Paper this many times darker than the best-lit paper is taken as that dark, not darker.
 _DARKEST_PAPER = 4.0
 # Paper at least this fraction as bright as the best-lit paper shows the paper's own grain.
@@ -62,6 +64,9 @@ _WELL_LIT = 0.75
 # longer side belong to it.
 _SPECK = 0.02
 _NEAR = 0.25
+# ... and pieces whose strongest ink is below this fraction of the digit's are
+# texture (a table's grain, a shadow's rim), not strokes.
+_FAINT = 0.5
 # A piece touching the picture's edge is less likely the digit (a digit cut by a
 # tight crop still wins by its size), and far less when it runs along _SPAN of
 # the picture: a table's or a shadow's edge, a margin line.
@@ -303,10 +308,11 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     window = max(3, int(_LIGHT_WINDOW * max(small.shape)) | 1)
     light = _median_filter(small, window)
     low, middle, high = np.percentile(_border(light), [10, 50, 90])
-    # Uneven: the light changes along most of the border (a lamp, vignetting, a shadow), or part of the
-    # picture is brighter than its border (paper on a table). A bold digit's ink, which a median cannot
-    # quite ignore, is darker than the paper and reaches a short stretch of the border at most.
-    if high - low < _EVEN_LIGHT and float(light.max()) - middle < _EVEN_LIGHT:
+    # Uneven: the light changes along most of the border (a lamp, vignetting, a shadow), or a large part
+    # of the picture is brighter than its border (paper on a table). A bold digit's ink, which a median
+    # cannot quite ignore, is darker than the paper and reaches a short stretch of the border at most;
+    # a big light blob on black (a dot on the drawing canvas) covers less than _SHEET.
+    if high - low < _EVEN_LIGHT and float(np.mean(light > middle + _EVEN_LIGHT)) < _SHEET:
         return None
     around = np.lib.stride_tricks.sliding_window_view(np.pad(light, _AROUND, mode="edge"), (2 * _AROUND + 1,) * 2)
     low, high = (np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)[:h, :w]
@@ -315,12 +321,12 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
 
 
 def _median_filter(a: np.ndarray, window: int) -> np.ndarray:
-    """Separable median (rows, then columns) over ``window`` pixels, edges mirrored."""
+    """Separable median (rows, then columns) over ``window`` pixels, edge pixels repeated."""
     half = window // 2
     for axis in (1, 0):
         padding = [(0, 0), (0, 0)]
         padding[axis] = (half, half)
-        padded = np.pad(a, padding, mode="reflect" if a.shape[axis] > half else "edge")
+        padded = np.pad(a, padding, mode="edge")  # a ramp stays a ramp (mirroring would fold it)
         a = np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=axis), axis=-1)
     return a.astype(np.float32)
 
@@ -330,7 +336,7 @@ def _ink_is_darker(grey: np.ndarray, light: np.ndarray) -> bool:
     residual = grey - light  # zero wherever a pixel lies within the range of the background around it
     # Only marks of ink-like contrast count: a table's grain or texture is fainter.
     dark = np.clip(-residual - _MIN_CONTRAST, 0, None).sum()
-    return bool(dark > np.clip(residual - _MIN_CONTRAST, 0, None).sum())
+    return bool(dark >= np.clip(residual - _MIN_CONTRAST, 0, None).sum())  # no marks at all: paper
 
 
 def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink: str = "light") -> np.ndarray:
@@ -408,17 +414,22 @@ def _pieces(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _digit(level: np.ndarray) -> np.ndarray:
     """The digit's own ink, cropped: its main piece and the pieces beside it; clutter is zeroed.
 
-    The main piece is the largest, discounted by its distance from the middle
+    The main piece is the one with the most ink, discounted by its distance from the middle
     and when it touches the picture's edge (see _EDGE_PIECE). Pieces within
     reach of the digit join it, except specks outside its box and, unless the
-    digit itself touches the edge, pieces at the edge.
+    digit itself touches the edge, pieces at the edge, and faint pieces.
     """
     runs, piece = _pieces(level > 0)
     if len(runs) == 0:
         raise PreprocessingError("no ink found")
     h, w = level.shape
     count = int(piece.max()) + 1
-    area = np.bincount(piece, weights=runs[:, 2] - runs[:, 1], minlength=count)
+    # Each run's ink (sum and strongest pixel), gathered per piece: faint texture weighs little.
+    flat = np.append(level.ravel(), 0.0)
+    bounds = np.stack([runs[:, 0] * w + runs[:, 1], runs[:, 0] * w + runs[:, 2]], axis=1).ravel()
+    area = np.bincount(piece, weights=np.add.reduceat(flat, bounds)[::2], minlength=count)
+    peak = np.zeros(count)
+    np.maximum.at(peak, piece, np.maximum.reduceat(flat, bounds)[::2])
     box = np.empty((count, 4), np.int64)  # top, left, bottom, right (exclusive)
     box[:, 0] = h
     box[:, 1] = w
@@ -450,14 +461,17 @@ def _digit(level: np.ndarray) -> np.ndarray:
         inside = (box[:, 0] >= group[0]) & (box[:, 1] >= group[1]) & (box[:, 2] <= group[2]) & (box[:, 3] <= group[3])
         near = ((box[:, 0] < group[2] + reach) & (box[:, 2] > group[0] - reach)
                 & (box[:, 1] < group[3] + reach) & (box[:, 3] > group[1] - reach))
-        joins = ~chosen & near & (inside | (area >= _SPECK * area[main])) & (~at_edge | at_edge[main])
+        joins = (~chosen & near & (inside | (area >= _SPECK * area[main])) & (~at_edge | at_edge[main])
+                 & (peak >= _FAINT * peak[main]))
         if joins.any():
             chosen |= joins
             group = np.concatenate([box[chosen, :2].min(axis=0), box[chosen, 2:].max(axis=0)])
             grew = True
-    keep = np.zeros_like(level, dtype=bool)
-    for row, start, end in runs[chosen[piece]]:
-        keep[row, start:end] = True
+    kept = runs[chosen[piece]]
+    edges = np.zeros((h, w + 1), np.int32)  # +1 where a kept run starts, -1 after it ends
+    np.add.at(edges, (kept[:, 0], kept[:, 1]), 1)
+    np.add.at(edges, (kept[:, 0], kept[:, 2]), -1)
+    keep = np.cumsum(edges[:, :w], axis=1) > 0
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
 
