@@ -20,6 +20,7 @@ from PIL import Image
 from bench.photos import CONDITIONS, photos
 from clients.inputs import saved_name
 from clients.preprocessing import PreprocessingError, prepare, to_mnist
+from digitserve import exits
 
 DIGITS = Path(sys.executable).parent / "digits"
 PER_CONDITION = 25
@@ -65,7 +66,7 @@ def test_save_inputs_writes_what_the_model_saw(server, test_digits, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a picture")
     saved = tmp_path / "seen"
     proc = predict(server, "--save-inputs", saved, *paths, tmp_path / "broken.png", tmp_path / "three.npy")
-    assert proc.returncode == 1 and "broken.png" in proc.stderr
+    assert proc.returncode == exits.FAILED and "broken.png" in proc.stderr
     names = sorted(p.name for p in saved.iterdir())
     assert names == ["00000-lamp.png", "00001-desk.png", "00003-three-0.png", "00004-three-1.png",
                      "00005-three-2.png"]
@@ -86,7 +87,7 @@ def test_save_inputs_into_an_unwritable_place_is_a_clear_error(server, tmp_path)
     (tmp_path / "file").write_text("")
     Image.fromarray(np.full((50, 50), 200, np.uint8)).save(tmp_path / "x.png")
     proc = predict(server, "--save-inputs", tmp_path / "file" / "seen", tmp_path / "x.png")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "file" in proc.stderr
+    assert proc.returncode == exits.LOCAL_FILE and "Traceback" not in proc.stderr and "file" in proc.stderr
 
 
 @pytest.mark.parametrize("lamp", [0, 60], ids=["even", "lamp"])
@@ -97,7 +98,7 @@ def test_no_digit_error_says_what_was_looked_for_and_found(server, tmp_path, lam
     path = tmp_path / "blank.png"
     Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(path)
     proc = predict(server, path)
-    assert proc.returncode == 1
+    assert proc.returncode == exits.FAILED
     message = proc.stderr.strip().splitlines()[-1]
     found = re.search(r"looked for (?:dark|light) ink at least (\d+) of 255 (?:dark|light)er than the "
                       r"(?:paper|background).*differs from the (?:paper|background) by only (\d+)", message)
