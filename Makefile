@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run    - install into $(VENV), train the default models if $(MODELS_DIR)/ is empty, serve on :$(PORT)"
 	@echo "make test   - install and run the whole test suite (needs xvfb for the Tk client)"
-	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; photo conditions"
+	@echo "make bench  - accuracy, latency and throughput against the in-process baselines"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
 	@echo "make lint   - validate docker-compose.yml and lint the Dockerfiles"
@@ -47,7 +47,6 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run
-	$(BIN)/python -m bench.photos
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -203,9 +202,10 @@ def measure(images: np.ndarray, labels: np.ndarray, estimator, seed: int = 0) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.run import data_arguments
+    from threadpoolctl import threadpool_limits
+
+    from bench.common import data_arguments, machine, mnist
     from digitserve.artifacts import find_manifests, load_estimator, read_manifest
-    from digitserve.idx import read_idx
 
     parser = data_arguments(argparse.ArgumentParser(prog="bench.photos", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--model", default="ensemble", help="model to measure (default: %(default)s)")
@@ -219,20 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.photos: no model {args.model!r} in {args.models_dir}; run digits-train first", file=sys.stderr)
         return 2
     estimator = load_estimator(args.models_dir, manifests[args.model])
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz")[: args.digits]
-    labels = read_idx(args.mnist_dir / "t10k-labels-idx1-ubyte.gz")[: args.digits]
-    mnist = float((estimator.predict(images.reshape(len(images), -1)) == labels).mean())
-    conditions = measure(images, labels, estimator, args.seed)
-    results = {
-        "model": args.model, "digits_per_condition": len(images), "seed": args.seed,
-        "mnist_accuracy": round(mnist, 4), "conditions": conditions,
-        "targets": {
-            f"every condition >= {TARGET_ACCURACY:.0%}": all(
-                c["accuracy"] >= TARGET_ACCURACY for c in conditions.values()),
-            f"at most {TARGET_REFUSED:.0%} refused in every condition": all(
-                c["refused"] <= TARGET_REFUSED for c in conditions.values()),
-        },
-        "cores": os.cpu_count(),
+    images, labels = mnist(args.mnist_dir, "t10k", args.digits)
+    results: dict = {"machine": machine(numeric_threads=1), "model": args.model,
+                     "digits_per_condition": len(images), "seed": args.seed}
+    with threadpool_limits(1):
+        results["mnist_accuracy"] = round(float((estimator.predict(images) == labels).mean()), 4)
+        conditions = results["conditions"] = measure(images.reshape(-1, 28, 28), labels, estimator, args.seed)
+    results["targets"] = {
+        f"every condition >= {TARGET_ACCURACY:.0%}": all(c["accuracy"] >= TARGET_ACCURACY for c in conditions.values()),
+        f"at most {TARGET_REFUSED:.0%} refused in every condition": all(
+            c["refused"] <= TARGET_REFUSED for c in conditions.values()),
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["targets"], indent=2))
