@@ -9,8 +9,8 @@ canvas, tiny or huge digits. The CLI client and the Tk drawing client both go
 through :func:`to_mnist`, so the server sees the same kind of input from either.
 
 Photos are evened out first: the paper's brightness is estimated at a scale
-much larger than a stroke (a median over a quarter of the picture, which keeps
-the edges of shadows and of the sheet sharp) and divided out, so a lamp's
+much larger than a stroke (a median over two fifths of the picture, which
+keeps the edges of shadows and of the sheet sharp) and divided out, so a lamp's
 falloff, vignetting or a shadow leave flat paper behind. The ink is then
 thresholded above the paper's noise, and only the digit's own marks are kept:
 the most central, digit-sized piece of ink and the pieces next to it, not
@@ -50,8 +50,9 @@ _LIGHT_WINDOW = 0.4
 # Back at full size a pixel is background if it lies within the range of the
 # estimate this many shrunken pixels around it (edges of a tilted sheet move a little).
 _AROUND = 2
-# Light that varies by less than this (of 255) across the picture counts as
-# even: such images are read as before, against the paper at their border.
+# Light that varies by less than this (of 255) along the border, with no large
+# brighter part, counts as even: such images are read as before, against the
+# paper at their border.
 _EVEN_LIGHT = 12.0
 # A brighter part covering this fraction of the picture is a sheet of paper on a darker table.
 _SHEET = 0.3
@@ -162,7 +163,8 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             bright = _max_pool(bright, factor)
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
-        digit = _digit(ink_level)
+        # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
+        digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:
             digit = _stroke_to_mnist(digit)
         return _place(_scale(digit))
@@ -292,7 +294,7 @@ def _max_pool(a: np.ndarray, factor: int) -> np.ndarray:
 def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     """The background's brightness at every pixel, or None when the light is even.
 
-    A median over windows of a quarter of the picture ignores strokes (they
+    A median over windows of two fifths of the picture ignores strokes (they
     cover less than half of any such window) but follows a lamp's falloff and
     keeps the edges of shadows and of a sheet on a table where they are: a
     median does not move a straight edge, unlike blurs or morphological
