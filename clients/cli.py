@@ -23,7 +23,7 @@ import numpy as np
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
                                 add_security_flags, addresses, default_address, security_options,
                                 stream_count)
-from clients.inputs import Item, count_digits, read_items, read_labels
+from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
     predict.add_argument("--number", action="store_true",
                          help="read every input as a whole number of up to 32 digits (each digit with its box)")
+    predict.add_argument("--save-inputs", type=Path, metavar="DIR",
+                         help="write the 28x28 image sent for each input into DIR (PNG, named after the input)")
 
     models = commands.add_parser(
         "models", parents=[common], help="list the models the server knows",
@@ -171,6 +173,8 @@ def predict(args: argparse.Namespace) -> int:
     try:
         with Connection(options) as connection, _progress(args.paths) as bar:
             items = read_items(_paths(args.paths), ink=args.ink, labels=labels, warn=_warn)
+            if args.save_inputs:
+                items = save_inputs(items, args.save_inputs)
             for result in _results(connection, items, args.model, args.batch):
                 _write(writer, result, out, bar)
                 written += 1

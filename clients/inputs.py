@@ -4,6 +4,7 @@ Everything becomes a lazy stream of ``Item``s, one per digit, in input order,
 so a folder of 100,000 images is read while earlier ones are being predicted.
 Image and stroke files go through the shared preprocessing; IDX and .npy files
 already hold MNIST-style 28x28 digits and are sent as they are.
+:func:`save_inputs` keeps a copy of what is sent, so a user can see what the model saw.
 """
 
 from __future__ import annotations
@@ -177,3 +178,26 @@ def read_items(paths: Iterable[str | Path], ink: str = "auto", labels: np.ndarra
             except (IdxError, ValueError, OSError) as exc:
                 reason = str(exc)
                 yield Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
+
+
+def saved_name(position: int, item: Item) -> str:
+    """NNNNN-NAME.png, or NNNNN-NAME-INDEX.png for files of many digits: in input order, never clashing."""
+    index = "" if item.index is None else f"-{item.index}"
+    return f"{position:05d}-{Path(item.source).stem}{index}.png"
+
+
+def save_inputs(items: Iterator[Item], folder: Path) -> Iterator[Item]:
+    """Pass the items on, writing each digit's 28x28 image (as sent to the server) into ``folder``.
+
+    The folder is made now, so that a folder that cannot be made is reported before anything is sent.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def saving() -> Iterator[Item]:
+        for position, item in enumerate(items):
+            if item.pixels is not None:
+                image = Image.fromarray(np.asarray(item.pixels, np.uint8).reshape(28, 28), "L")
+                image.save(folder / saved_name(position, item))
+            yield item
+
+    return saving()
