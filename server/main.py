@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from server import logs
 from server.inference import Predictor
+from server.metrics import ServerMetrics
 from server.registry import ModelRegistry, Snapshot
 from server.servicer import SERVICE, DigitsServicer, OperatorToken
 from server.settings import Settings, parse_settings
@@ -33,6 +34,7 @@ class RunningServer:
     health: health.HealthServicer
     stream_pool: futures.ThreadPoolExecutor
     stopping: threading.Event
+    metrics: ServerMetrics | None = None
 
     def stop(self, grace: float | None) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds."""
@@ -40,6 +42,8 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.stream_pool.shutdown(wait=False)
+        if self.metrics is not None:
+            self.metrics.stop()
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -66,7 +70,11 @@ def start(settings: Settings) -> RunningServer:
             health_servicer.set(name, status)
 
     publish(Snapshot({}, None, {}))
-    registry = ModelRegistry(settings.models_dir, settings.default_model, on_change=publish)
+    # Metrics first: a taken metrics port stops the server before it listens for calls.
+    metrics = ServerMetrics() if settings.metrics_port else None
+    if metrics is not None:
+        metrics.serve(settings.host, settings.metrics_port)
+    registry = ModelRegistry(settings.models_dir, settings.default_model, on_change=publish, observer=metrics)
     operator = OperatorToken(settings.token)
     reader = OperatorToken(settings.token if settings.protect_all else "")
     cores = os.cpu_count() or 2
@@ -78,12 +86,18 @@ def start(settings: Settings) -> RunningServer:
                               stream_pool=stream_pool, stream_depth=cores)
 
     limit = settings.max_message_mb * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+               ("grpc.so_reuseport", 0)]
+    if settings.max_connection_age > 0:
+        # GOAWAY after this age makes clients reconnect (and re-resolve), so they reach replicas added since.
+        options += [("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(settings.grace * 1000))]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         handlers=[servicer.handler()],
+        interceptors=[metrics] if metrics is not None else None,
         maximum_concurrent_rpcs=settings.max_concurrent,
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                 ("grpc.so_reuseport", 0)],
+        options=options,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -94,16 +108,19 @@ def start(settings: Settings) -> RunningServer:
     else:
         port = server.add_secure_port(settings.address, credentials)
     if port == 0:
+        if metrics is not None:
+            metrics.stop()
         raise OSError(f"cannot listen on {settings.address}")
     server.start()
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
-                                      "max_concurrent": settings.max_concurrent, "token": bool(settings.token)})
+                                      "max_concurrent": settings.max_concurrent, "token": bool(settings.token),
+                                      "metrics_port": settings.metrics_port})
     registry.reload()
     stopping = threading.Event()
     if settings.watch > 0:
         threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
-    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping)
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
