@@ -47,6 +47,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.metrics
 
 soak: install
 	$(BIN)/python -m bench.soak

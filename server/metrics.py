@@ -53,6 +53,7 @@ class ServerMetrics(grpc.ServerInterceptor):
         self.registry = CollectorRegistry()
         self._snapshot = Snapshot({}, None, {})
         self._http = None
+        self._measured: dict[str, tuple] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -124,28 +125,35 @@ class ServerMetrics(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        call = _Call(self, service, method)
-        if handler.unary_unary:
-            return handler._replace(unary_unary=call.unary(handler.unary_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=call.streaming(handler.unary_stream))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=call.unary(handler.stream_unary, streaming_request=True))
-        return handler._replace(stream_stream=call.streaming(handler.stream_stream, streaming_request=True))
+        # grpcio asks for every call; the measured handler of a method is built once.
+        method = handler_call_details.method
+        cached = self._measured.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, _Method(self, method).measure(handler))
+            self._measured[method] = cached
+        return cached[1]
 
 
-class _Call:
-    """Wraps one method's behaviour: counts it in flight, then records its status code and duration."""
+class _Method:
+    """Wraps one method's behaviour: counts its calls in flight, then records their status and duration."""
 
-    def __init__(self, metrics: ServerMetrics, service: str, method: str):
+    def __init__(self, metrics: ServerMetrics, full_method: str):
         self.metrics = metrics
-        self.service = service
-        self.method = method
+        self.service, _, self.method = full_method.lstrip("/").rpartition("/")
+        self.in_flight = metrics.in_flight.labels(self.service, self.method)
+
+    def measure(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.unary_unary:
+            return handler._replace(unary_unary=self.unary(handler.unary_unary))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=self.streaming(handler.unary_stream))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=self.unary(handler.stream_unary, streaming_request=True))
+        return handler._replace(stream_stream=self.streaming(handler.stream_stream, streaming_request=True))
 
     def _begin(self, request, streaming_request: bool) -> tuple[float, list[str], object]:
         """Counts the call in flight; returns its start, where its model label will be, and its request(s)."""
-        self.metrics.in_flight.labels(self.service, self.method).inc()
+        self.in_flight.inc()
         model: list[str] = []
         if streaming_request:
             request = self._requests(request, model)
@@ -158,7 +166,7 @@ class _Call:
         m.rpc_seconds.labels(self.service, self.method, model[0] if model else "").observe(
             time.perf_counter() - started)
         m.rpcs.labels(self.service, self.method, code.name).inc()
-        m.in_flight.labels(self.service, self.method).dec()
+        self.in_flight.dec()
 
     def _requests(self, requests: Iterator, model: list[str]) -> Iterator:
         """Passes a request stream through, noting the model of its first message."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
+from bench.process import free_port  # noqa: F401  (the tests import it from here)
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2_grpc
 from server.main import RunningServer, start
@@ -53,13 +53,6 @@ def models_copy(trained_models, tmp_path) -> Path:
     folder = tmp_path / "models"
     shutil.copytree(trained_models, folder)
     return folder
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now, for servers that must come back on the same port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Serving:
