@@ -4,13 +4,14 @@ Every server has its own ``CollectorRegistry`` (tests run several servers in
 one process). RPC counts, latencies and calls in flight come from a gRPC
 server interceptor, so every service on the port is measured the same way;
 micro-batches and model loads come from the model registry's observer hooks;
-the loaded versions are read from the registry's snapshot at scrape time.
+the loaded versions come from the registry's latest snapshot at scrape time.
 Calls that grpcio refuses before they reach a handler (beyond
 ``--max-concurrent``) are not seen here.
 """
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Callable, Iterator
 
@@ -84,8 +85,15 @@ class ServerMetrics(grpc.ServerInterceptor):
 
     def serve(self, host: str, port: int) -> None:
         """Serve /metrics on ``host:port``; OSError names the port when it cannot be had."""
+        addr = host.strip("[]")
         try:
-            self._http, _ = start_http_server(port, addr=host.strip("[]"), registry=self.registry)
+            try:
+                self._http, _ = start_http_server(port, addr=addr, registry=self.registry)
+            except OSError as exc:
+                if addr != "::" or exc.errno != errno.EAFNOSUPPORT:
+                    raise
+                # The default "all interfaces" on a host without IPv6, where gRPC falls back to IPv4 too.
+                self._http, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
         except OSError as exc:
             raise OSError(f"cannot serve metrics on {host}:{port} (--metrics-port): {exc.strerror or exc}; "
                           "choose another port or 0 to turn metrics off") from exc
@@ -134,6 +142,15 @@ class ServerMetrics(grpc.ServerInterceptor):
         return cached[1]
 
 
+def _status(context: grpc.ServicerContext, otherwise: grpc.StatusCode) -> grpc.StatusCode:
+    """The status a call ended with: the client's cancel or deadline wins over what the handler set."""
+    if not context.is_active():
+        remaining = context.time_remaining()
+        return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else \
+            grpc.StatusCode.CANCELLED
+    return context.code() or otherwise
+
+
 class _Method:
     """Wraps one method's behaviour: counts its calls in flight, then records their status and duration."""
 
@@ -180,10 +197,10 @@ class _Method:
             started, model, request = self._begin(request, streaming_request)
             try:
                 response = behaviour(request, context)
-                code = context.code() or grpc.StatusCode.OK
+                code = _status(context, grpc.StatusCode.OK)
                 return response
             except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
+                code = _status(context, grpc.StatusCode.UNKNOWN)
                 raise
             finally:
                 self._end(started, model, code)
@@ -195,12 +212,9 @@ class _Method:
             started, model, request = self._begin(request, streaming_request)
             try:
                 yield from behaviour(request, context)
-                code = context.code() or grpc.StatusCode.OK
-            except GeneratorExit:  # grpcio closes the answers when the client has gone
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except BaseException:
-                code = context.code() or grpc.StatusCode.UNKNOWN
+                code = _status(context, grpc.StatusCode.OK)
+            except BaseException:  # GeneratorExit too: grpcio closes the answers when the client has gone
+                code = _status(context, grpc.StatusCode.UNKNOWN)
                 raise
             finally:
                 self._end(started, model, code)

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -119,6 +120,36 @@ def test_a_running_stream_is_counted_in_flight(metered):
     assert len(list(stub.PredictStream(chunks()))) == 2
     assert seen == [1]
     assert value(scrape(port), "digits_rpcs_in_flight", service=DIGITS, method="PredictStream") == 0
+
+
+def test_streams_that_fail_or_are_cancelled_are_counted_with_their_code(metered):
+    stub, port = metered.stub, metered.metrics_port
+    before = scrape(port)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.PredictStream(iter([images(1), pb.PredictRequest(u8=b"\x00" * 10)])))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    hold = threading.Event()
+
+    def chunks():
+        yield images(1)
+        hold.wait(10)
+
+    call = stub.PredictStream(chunks())
+    deadline = time.monotonic() + 10
+    while value(scrape(port), "digits_rpcs_in_flight", service=DIGITS, method="PredictStream") == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    call.cancel()
+    cancelled = ("digits_rpcs_total", (("code", "CANCELLED"), ("method", "PredictStream"), ("service", DIGITS)))
+    while cancelled not in (after := scrape(port)):
+        assert time.monotonic() < deadline, "the cancelled stream was never counted"
+        time.sleep(0.01)
+    hold.set()
+    assert moved(before, after, "digits_rpcs_total", service=DIGITS, method="PredictStream",
+                 code="INVALID_ARGUMENT") == 1
+    assert moved(before, after, "digits_rpcs_total", service=DIGITS, method="PredictStream", code="CANCELLED") == 1
+    assert value(after, "digits_rpcs_in_flight", service=DIGITS, method="PredictStream") == 0
 
 
 def test_model_loads_failures_and_loaded_versions(metered):
