@@ -67,20 +67,15 @@ def test_counters_move_by_exactly_the_traffic_sent(metered, test_digits):
     stub.ListModels(pb.ListModelsRequest())
     after = scrape(port)
 
-    rpcs = "digits_rpcs_total"
-    assert moved(before, after, rpcs, service=DIGITS, method="Predict", code="OK") == 8
-    assert moved(before, after, rpcs, service=DIGITS, method="Predict", code="NOT_FOUND") == 1
-    assert moved(before, after, rpcs, service=DIGITS, method="Predict", code="INVALID_ARGUMENT") == 1
-    assert moved(before, after, rpcs, service=DIGITS, method="PredictStream", code="OK") == 1
-    assert moved(before, after, rpcs, service=DIGITS, method="ListModels", code="OK") == 1
-
-    latency = "digits_rpc_duration_seconds_count"
-    assert moved(before, after, latency, service=DIGITS, method="Predict", model="svm") == 5
-    # The 3 default-model requests and the one with undecodable pixels, which also asks for the default.
-    assert moved(before, after, latency, service=DIGITS, method="Predict", model="ensemble") == 4
-    assert moved(before, after, latency, service=DIGITS, method="Predict", model="unknown") == 1
-    assert moved(before, after, latency, service=DIGITS, method="PredictStream", model="knn") == 1
-    assert moved(before, after, latency, service=DIGITS, method="ListModels", model="") == 1
+    for (method, code), count in {("Predict", "OK"): 8, ("Predict", "NOT_FOUND"): 1,
+                                  ("Predict", "INVALID_ARGUMENT"): 1, ("PredictStream", "OK"): 1,
+                                  ("ListModels", "OK"): 1}.items():
+        assert moved(before, after, "digits_rpcs_total", service=DIGITS, method=method, code=code) == count, code
+    # The undecodable pixels asked for the default model, like the 3 requests that name none.
+    for (method, model), count in {("Predict", "svm"): 5, ("Predict", "ensemble"): 4, ("Predict", "unknown"): 1,
+                                   ("PredictStream", "knn"): 1, ("ListModels", ""): 1}.items():
+        assert moved(before, after, "digits_rpc_duration_seconds_count", service=DIGITS, method=method,
+                     model=model) == count, model
     assert moved(before, after, "digits_rpc_duration_seconds_bucket", service=DIGITS, method="Predict",
                  model="svm", le="+Inf") == 5
 
