@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from digitserve.v1 import digits_pb2 as pb
+from server.settings import parse_settings
 from tests.conftest import free_port
 
 DIGITS = "digitserve.v1.Digits"
@@ -205,11 +206,11 @@ def test_metrics_are_off_unless_asked_for(server):
 
 
 @pytest.mark.parametrize("flag, value_", [("--metrics-port", "-1"), ("--max-connection-age", "-5")])
-def test_negative_fleet_settings_are_usage_errors(flag, value_):
-    done = subprocess.run([str(Path(sys.executable).parent / "digits-server"), flag, value_],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2
-    assert f"{flag} must be 0 (off) or more" in done.stderr
+def test_negative_fleet_settings_are_usage_errors(flag, value_, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_settings([flag, value_], environ={})
+    assert exited.value.code == 2
+    assert f"{flag} must be 0 (off) or more" in capsys.readouterr().err
 
 
 def test_model_label_values_stay_bounded_whatever_names_clients_send(metered):
