@@ -13,13 +13,16 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench.process import ServerProcess
+from digitserve.v1 import digits_pb2 as pb
 from server.settings import _HELP, parse_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("overlays/dev", "overlays/prod")
@@ -292,3 +295,19 @@ def test_the_readme_walks_an_operator_through_deploy_scale_retrain_and_rollout()
                     "kubectl -n digitserve rollout status deployment/digitserve-server",
                     "kubectl -n digitserve patch hpa digitserve-server"):
         assert command in readme
+
+
+def test_the_dev_servers_environment_starts_a_real_server(models_copy):
+    """digits-server with exactly the dev Deployment's variables (ports moved to free loopback ones) serves,
+    and /metrics answers where the scrape annotation points."""
+    server = find("overlays/dev", "Deployment")
+    metrics_port = free_port()
+    environment = {**env_values(server), "DIGITS_MODELS_DIR": str(models_copy),
+                   "DIGITS_METRICS_PORT": str(metrics_port), "DIGITS_HEALTH_PORT": str(free_port())}
+    process = ServerProcess(models_copy, env=environment)
+    try:
+        assert process.stub.Predict(pb.PredictRequest(u8=bytes(784))).model == "ensemble"
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+            assert b'digits_model_info{default="true"' in reply.read()
+    finally:
+        assert process.stop() == 0
