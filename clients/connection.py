@@ -91,6 +91,7 @@ class Connection:
         self._sleep = sleep
         self.channel = self._open_channel()
         self.stub = digits_pb2_grpc.DigitsStub(self.channel)
+        self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
 
     def _open_channel(self) -> grpc.Channel:
         o = self.options
@@ -114,7 +115,32 @@ class Connection:
         self.close()
 
     def close(self) -> None:
+        for watcher in self._watchers:
+            self.channel.unsubscribe(watcher)
         self.channel.close()
+
+    def watch(self, on_change: Callable[[grpc.ChannelConnectivity], None]) -> None:
+        """Tell ``on_change`` (on a gRPC thread) each connectivity state of the channel, and keep it connecting.
+
+        A channel whose server went away falls IDLE and would wait there for
+        the next call; a watcher wants to know when the server is back, so an
+        IDLE channel is asked to connect again and the channel's own reconnect
+        backoff (capped above) does the retrying.
+        """
+        last: list[grpc.ChannelConnectivity | None] = [None]
+
+        def changed(state: grpc.ChannelConnectivity) -> None:
+            if state == last[0]:
+                return
+            last[0] = state
+            on_change(state)
+            if state == grpc.ChannelConnectivity.IDLE:
+                # Subscribing with try_to_connect is grpcio's public way to ask for a connection.
+                self.channel.unsubscribe(changed)
+                self.channel.subscribe(changed, try_to_connect=True)
+
+        self._watchers.append(changed)
+        self.channel.subscribe(changed, try_to_connect=True)
 
     @property
     def _metadata(self):

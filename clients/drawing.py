@@ -7,9 +7,13 @@ drawing.json`` sees exactly what the Tk client sends.
 
 Stroke file format::
 
-    {"canvas": [WIDTH, HEIGHT], "strokes": [[[x, y], [x, y], ...], ...]}
+    {"canvas": [WIDTH, HEIGHT],
+     "strokes": [[[x, y], [x, y], ...], {"points": [[x, y], ...], "width": 30, "erase": true}, ...]}
 
-points in canvas pixels, origin top-left, y down, one list per mouse drag.
+points in canvas pixels, origin top-left, y down, one entry per mouse drag:
+a plain list of points is drawn with the default pen; an object may give the
+pen's width (canvas pixels) and mark an eraser stroke, which paints
+background over the strokes before it.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from clients import preprocessing
 
@@ -45,20 +50,33 @@ class DrawingError(ValueError):
     """A drawing that cannot be loaded or used; the message names the file and field."""
 
 
-class Drawing:
-    """The strokes of one drawing on a ``width`` x ``height`` canvas, each a list of (x, y) points."""
+@dataclass
+class Stroke:
+    """One mouse drag: its points, the pen's width in canvas pixels (None: the display pen), ink or eraser."""
 
-    def __init__(self, width: int = 280, height: int = 280, strokes: list[list[Point]] | None = None):
+    points: list[Point] = field(default_factory=list)
+    width: float | None = None
+    erase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width is not None and not (_is_number(self.width) and self.width > 0):
+            raise DrawingError(f"stroke width must be a positive number, got {self.width!r}")
+
+
+class Drawing:
+    """The strokes of one drawing on a ``width`` x ``height`` canvas, painted in order."""
+
+    def __init__(self, width: int = 280, height: int = 280, strokes: list[Stroke | list[Point]] | None = None):
         for name, value in (("width", width), ("height", height)):
             if not _is_number(value) or value <= 0:
                 raise DrawingError(f"canvas {name} must be a positive number, got {value!r}")
         self.width = width
         self.height = height
         # Empty strokes carry nothing and a stroke file may not hold them: they are dropped.
-        self.strokes: list[list[Point]] = [[_point(x, y) for x, y in s] for s in strokes or [] if len(s)]
+        self.strokes: list[Stroke] = [_stroke(s) for s in strokes or [] if len(_points_of(s))]
 
     def __repr__(self) -> str:
-        points = sum(len(s) for s in self.strokes)
+        points = sum(len(s.points) for s in self.strokes)
         return f"Drawing({self.width}x{self.height}, {len(self.strokes)} strokes, {points} points)"
 
     def __eq__(self, other: object) -> bool:
@@ -68,40 +86,58 @@ class Drawing:
 
     # --- editing, as the mouse moves -------------------------------------------------------
 
-    def begin_stroke(self, x: float, y: float) -> None:
-        """Start a new stroke (mouse button pressed)."""
-        self.strokes.append([_point(x, y)])
+    def begin_stroke(self, x: float, y: float, width: float | None = None, erase: bool = False) -> None:
+        """Start a new stroke (mouse button pressed) with this pen."""
+        self.strokes.append(Stroke([_point(x, y)], width, erase))
 
     def extend_stroke(self, x: float, y: float) -> None:
         """Add a point to the current stroke (mouse dragged); starts one if there is none."""
         point = _point(x, y)
         if not self.strokes:
-            self.strokes.append([point])
-        elif self.strokes[-1][-1] != point:  # Tk repeats motion events without moving
-            self.strokes[-1].append(point)
-
-    def undo(self) -> bool:
-        """Remove the last stroke; False when there was nothing to remove."""
-        if not self.strokes:
-            return False
-        self.strokes.pop()
-        return True
+            self.strokes.append(Stroke([point]))
+        elif self.strokes[-1].points[-1] != point:  # Tk repeats motion events without moving
+            self.strokes[-1].points.append(point)
 
     def clear(self) -> None:
         self.strokes.clear()
 
     @property
     def is_empty(self) -> bool:
-        return not any(self.strokes)
+        """No ink stroke (an eraser alone leaves nothing)."""
+        return not any(not s.erase for s in self.strokes)
+
+    def fitted(self, width: int, height: int) -> Drawing:
+        """This drawing scaled uniformly and centred onto a width x height canvas.
+
+        A uniform scale keeps ``to_vector`` unchanged (it depends only on the
+        strokes' shape), so a file drawn on another canvas predicts the same
+        on this one.
+        """
+        if (self.width, self.height) == (width, height):
+            return Drawing(width, height, self.strokes)
+        factor = min(width / self.width, height / self.height)
+        dx, dy = (width - self.width * factor) / 2, (height - self.height * factor) / 2
+        # The default pen follows the canvas by itself; a stroke's own pen is scaled with its points.
+        return Drawing(width, height, [Stroke([(x * factor + dx, y * factor + dy) for x, y in s.points],
+                                              None if s.width is None else s.width * factor, s.erase)
+                                       for s in self.strokes])
 
     # --- files ---------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps({"canvas": [self.width, self.height],
-                           "strokes": [[[x, y] for x, y in s] for s in self.strokes]})
+        return json.dumps({"canvas": [self.width, self.height], "strokes": [_stroke_json(s) for s in self.strokes]})
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        """Write strokes (``.json``) or the picture as seen, dark ink on white (``.png``), by the extension."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
+        elif suffix == ".png":
+            ImageOps.invert(self.render()).save(path, format="PNG")
+        else:
+            raise DrawingError(f"{path}: cannot save as {suffix or 'a file without an extension'}; "
+                               "expected .json (strokes) or .png (image)")
 
     @classmethod
     def from_json(cls, text: str, source: str = "<string>") -> Drawing:
@@ -123,17 +159,7 @@ class Drawing:
         strokes = data["strokes"]
         if not isinstance(strokes, list):
             raise DrawingError(f"{source}: strokes: expected a list of strokes, got {_show(strokes)}")
-        parsed = []
-        for i, stroke in enumerate(strokes):
-            if not isinstance(stroke, list) or not stroke:
-                raise DrawingError(f"{source}: strokes[{i}]: expected a non-empty list of [x, y] points, "
-                                   f"got {_show(stroke)}")
-            points = []
-            for j, point in enumerate(stroke):
-                if not (isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point)):
-                    raise DrawingError(f"{source}: strokes[{i}][{j}]: expected [x, y] numbers, got {_show(point)}")
-                points.append((float(point[0]), float(point[1])))
-            parsed.append(points)
+        parsed = [_parse_stroke(stroke, f"{source}: strokes[{i}]") for i, stroke in enumerate(strokes)]
         return cls(canvas[0], canvas[1], parsed)
 
     @classmethod
@@ -152,19 +178,23 @@ class Drawing:
         """The on-screen pen for this canvas: DISPLAY_PEN scaled with the canvas's shorter side."""
         return DISPLAY_PEN * min(self.width, self.height) / DISPLAY_CANVAS
 
-    def render(self, pen_width: float | None = None, scale: float = 1.0) -> Image.Image:
-        """The canvas as a greyscale "L" image, white ink on black, round pen, anti-aliased.
+    def pen_of(self, stroke: Stroke) -> float:
+        """The stroke's pen width in canvas pixels."""
+        return self.display_pen_width() if stroke.width is None else stroke.width
 
-        ``pen_width`` is in canvas pixels (default: the display pen); the
-        image is the canvas size times ``scale``.
+    def render(self, pen_width: float | None = None, scale: float = 1.0) -> Image.Image:
+        """The canvas as a greyscale "L" image, white ink on black, round pens, anti-aliased.
+
+        ``pen_width`` (canvas pixels) replaces every stroke's own pen when
+        given; the image is the canvas size times ``scale``.
         """
-        pen = self.display_pen_width() if pen_width is None else float(pen_width)
-        if not (math.isfinite(pen) and pen > 0):
+        if pen_width is not None and not (math.isfinite(pen_width) and pen_width > 0):
             raise ValueError(f"pen_width must be a positive number, got {pen_width!r}")
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive number, got {scale!r}")
         size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
-        return _rasterise(self.strokes, size, (0.0, 0.0), scale, pen * scale)
+        pens = [(pen_width or self.pen_of(s)) * scale for s in self.strokes]
+        return _rasterise(self.strokes, pens, size, (0.0, 0.0), scale)
 
     def to_vector(self) -> np.ndarray:
         """The 784-pixel MNIST-style vector of this drawing: what the model is asked about.
@@ -172,11 +202,13 @@ class Drawing:
         The drawing is re-rendered off screen with a pen proportional to the
         digit rather than the canvas (PEN_FRACTION of its extent), so small
         and large drawings both get MNIST's stroke width, then goes through
-        the same preprocessing as image files.
+        the same preprocessing as image files. A brush wider or narrower than
+        the display pen keeps that ratio to the digit's pen; eraser strokes
+        paint the background back.
         """
         if self.is_empty:
             raise DrawingError("drawing is empty")
-        points = np.array([p for s in self.strokes for p in s], dtype=np.float64)
+        points = np.array([p for s in self.strokes if not s.erase for p in s.points], dtype=np.float64)
         low, high = points.min(axis=0), points.max(axis=0)
         extent = float((high - low).max())
         if extent > 0:
@@ -184,35 +216,85 @@ class Drawing:
         else:
             pen = self.display_pen_width()  # a single dot: any pen gives the same round blob
         scale = _WORK_SIZE / (extent + pen)
-        margin = pen / 2 + _MARGIN / scale
+        pens = [pen * scale * self.pen_of(s) / self.display_pen_width() for s in self.strokes]
+        widest = max(p for p, s in zip(pens, self.strokes) if not s.erase) / scale
+        margin = widest / 2 + _MARGIN / scale
         origin = (float(low[0] - margin), float(low[1] - margin))
         size = tuple(int(math.ceil((span + 2 * margin) * scale)) for span in high - low)
-        image = _rasterise(self.strokes, size, origin, scale, pen * scale)
+        image = _rasterise(self.strokes, pens, size, origin, scale)
         return preprocessing.to_mnist(image, ink="light")
 
 
-def _rasterise(strokes: list[list[Point]], size: tuple[int, int], origin: Point, scale: float,
-               pen: float) -> Image.Image:
-    """Draw strokes white on black: (x, y) lands at ((x - ox) * scale, (y - oy) * scale).
+def _rasterise(strokes: list[Stroke], pens: list[float], size: tuple[int, int], origin: Point,
+               scale: float) -> Image.Image:
+    """Draw strokes white on black, erasers black: (x, y) lands at ((x - ox) * scale, (y - oy) * scale).
 
-    ``pen`` is in output pixels. Drawing happens at _SUPERSAMPLE times the
-    size and is box-averaged down, for anti-aliased edges; a disc at every
-    point gives round caps and joins (and makes a one-point stroke a dot).
+    ``pens`` (one per stroke) are in output pixels. Drawing happens at
+    _SUPERSAMPLE times the size and is box-averaged down, for anti-aliased
+    edges; a disc at every point gives round caps and joins (and makes a
+    one-point stroke a dot).
     """
     s = _SUPERSAMPLE
     big = Image.new("L", (size[0] * s, size[1] * s), 0)
     draw = ImageDraw.Draw(big)
     ox, oy = origin
     factor = scale * s
-    radius = max(pen * s / 2, 0.5)
-    width = max(1, round(pen * s))
-    for stroke in strokes:
-        xy = [((x - ox) * factor, (y - oy) * factor) for x, y in stroke]
+    for stroke, pen in zip(strokes, pens):
+        fill = 0 if stroke.erase else 255
+        radius = max(pen * s / 2, 0.5)
+        xy = [((x - ox) * factor, (y - oy) * factor) for x, y in stroke.points]
         if len(xy) > 1:
-            draw.line(xy, fill=255, width=width)
+            draw.line(xy, fill=fill, width=max(1, round(pen * s)))
         for x, y in xy:
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
     return big.reduce(s)
+
+
+def _points_of(stroke: Stroke | list[Point]) -> list[Point]:
+    return stroke.points if isinstance(stroke, Stroke) else stroke
+
+
+def _stroke(stroke: Stroke | list[Point]) -> Stroke:
+    """A validated copy: a plain list of points is a stroke with the default pen."""
+    if isinstance(stroke, Stroke):
+        return Stroke([_point(x, y) for x, y in stroke.points], stroke.width, stroke.erase)
+    return Stroke([_point(x, y) for x, y in stroke])
+
+
+def _stroke_json(stroke: Stroke) -> list | dict:
+    points = [[x, y] for x, y in stroke.points]
+    if stroke.width is None and not stroke.erase:
+        return points  # the plain form every version of the format reads
+    entry: dict = {"points": points}
+    if stroke.width is not None:
+        entry["width"] = stroke.width
+    if stroke.erase:
+        entry["erase"] = True
+    return entry
+
+
+def _parse_stroke(stroke: object, where: str) -> Stroke:
+    width, erase = None, False
+    if isinstance(stroke, dict):
+        unknown = sorted(set(stroke) - {"points", "width", "erase"})
+        if unknown:
+            raise DrawingError(f"{where}: unknown field {unknown[0]!r}; expected points, width, erase")
+        if "points" not in stroke:
+            raise DrawingError(f"{where}: points: missing")
+        width, erase = stroke.get("width"), stroke.get("erase", False)
+        if width is not None and not (_is_number(width) and width > 0):
+            raise DrawingError(f"{where}: width: expected a positive number, got {_show(width)}")
+        if not isinstance(erase, bool):
+            raise DrawingError(f"{where}: erase: expected true or false, got {_show(erase)}")
+        where, stroke = f"{where}.points", stroke["points"]
+    if not isinstance(stroke, list) or not stroke:
+        raise DrawingError(f"{where}: expected a non-empty list of [x, y] points, got {_show(stroke)}")
+    points = []
+    for j, point in enumerate(stroke):
+        if not (isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point)):
+            raise DrawingError(f"{where}[{j}]: expected [x, y] numbers, got {_show(point)}")
+        points.append((float(point[0]), float(point[1])))
+    return Stroke(points, None if width is None else float(width), erase)
 
 
 def _point(x: float, y: float) -> Point:

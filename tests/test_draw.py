@@ -1,7 +1,8 @@
 """The Tk drawing window for real: an X server (Xvfb), mouse and key events, live digits servers.
 
 Digits are drawn by dragging the mouse along strokes traced from MNIST test
-digits (tests/strokes.py), the way a person would draw them.
+digits (tests/strokes.py), the way a person would draw them. The tests read
+what the window knows from ``app.state``, not from widget texts.
 Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png from the screenshot test.
 """
 
@@ -16,13 +17,17 @@ import tkinter as tk
 from pathlib import Path
 from typing import Callable
 
+import grpc
 import numpy as np
 import pytest
+from PIL import Image, ImageFilter
 
+from clients import preprocessing
 from clients.cli import main as digits
 from clients.connection import Answer, ConnectionOptions
 from clients.draw import DrawApp
-from clients.drawing import Drawing
+from clients.draw.state import BRUSH_MAX, DrawState, Level, Picture, Status
+from clients.drawing import DISPLAY_PEN, Drawing
 from digitserve.v1 import digits_pb2 as pb
 from tests.conftest import ROOT, free_port
 from tests.strokes import traced_drawing
@@ -30,6 +35,8 @@ from tests.strokes import traced_drawing
 # MNIST test-set indices of digits that, traced into strokes, the default model gets right.
 SEVEN, TWO, ONE, FOUR, ZERO = 0, 1, 2, 4, 10
 UNREACHABLE = "127.0.0.1:9"  # the discard port: nothing listens there
+STATUS_BOUND = 3.0  # seconds within which the status bar must show that the server went away
+RECONNECT_BOUND = 10.0  # ... and that it is back (the channel's reconnect backoff sets the pace)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +70,10 @@ def open_app(display) -> Callable[..., DrawApp]:
     """Open drawing windows against a server address; all are closed after the test."""
     apps: list[DrawApp] = []
 
-    def _open(address: str, model: str = "") -> DrawApp:
+    def _open(address: str, model: str = "", **options) -> DrawApp:
         root = tk.Tk()
-        app = DrawApp(root, ConnectionOptions(address=address), model)
+        refresh = options.pop("refresh_seconds", 3.0)
+        app = DrawApp(root, ConnectionOptions(address=address, **options), model, refresh_seconds=refresh)
         apps.append(app)
         pump(app, root.winfo_viewable, "the window to be mapped")  # event_generate needs a mapped window
         root.focus_force()
@@ -77,30 +85,33 @@ def open_app(display) -> Callable[..., DrawApp]:
         app.quit()
 
 
-def pump(app: DrawApp, done: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Run the Tk loop until ``done()``; fail saying what the window shows if it takes too long."""
-    deadline = time.monotonic() + timeout
+def pump(app: DrawApp, done: Callable[[], bool], what: str, timeout: float = 10.0) -> float:
+    """Run the Tk loop until ``done()``; the seconds it took. Fails saying what the window knows."""
+    start = time.monotonic()
     while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; answer {app.answer_text()!r}, "
-                        f"message {app.message_text()!r}, status {app.status_text()!r}")
+        if time.monotonic() - start > timeout:
+            s = app.state
+            pytest.fail(f"timed out waiting for {what}; result {s.result and s.result.digit!r}, "
+                        f"message {s.message.text!r}, status {s.status.value!r}, models {s.models}")
         app.root.update()
         time.sleep(0.01)
     app.root.update()
+    return time.monotonic() - start
 
 
-def drag(app: DrawApp, drawing: Drawing) -> None:
+def drag(app: DrawApp, drawing: Drawing, release: bool = True) -> None:
     """Draw with the mouse: press, drag through each stroke's points, release."""
     canvas = app.canvas
     for stroke in drawing.strokes:
-        points = [(round(x), round(y)) for x, y in stroke]
+        points = [(round(x), round(y)) for x, y in stroke.points]
         canvas.event_generate("<ButtonPress-1>", x=points[0][0], y=points[0][1])
         app.root.update()
         for x, y in points[1:]:
             canvas.event_generate("<B1-Motion>", x=x, y=y)
             app.root.update()
-        canvas.event_generate("<ButtonRelease-1>", x=points[-1][0], y=points[-1][1])
-        app.root.update()
+        if release:
+            canvas.event_generate("<ButtonRelease-1>", x=points[-1][0], y=points[-1][1])
+            app.root.update()
 
 
 def key(app: DrawApp, sequence: str) -> None:
@@ -108,12 +119,16 @@ def key(app: DrawApp, sequence: str) -> None:
     app.root.update()
 
 
+def model_names(app: DrawApp) -> list[str]:
+    return sorted(m.name for m in app.state.models)
+
+
 def connected(app: DrawApp) -> None:
-    pump(app, lambda: app.status_text().startswith("connected") and app.models(), "the model list")
+    pump(app, lambda: app.state.status is Status.CONNECTED and app.state.models, "the model list")
 
 
 def answered(app: DrawApp) -> None:
-    pump(app, lambda: not app.busy and app.answer_text() != "", "an answer")
+    pump(app, lambda: not app.busy and app.state.result is not None, "an answer")
 
 
 def ink_items(app: DrawApp) -> tuple[int, ...]:
@@ -121,45 +136,97 @@ def ink_items(app: DrawApp) -> tuple[int, ...]:
 
 
 def assert_answer(app: DrawApp, label: int) -> None:
-    assert app.answer_text() == str(label), app.probability_values()
-    probabilities = app.probability_values()
-    assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
-    assert int(np.argmax(probabilities)) == label
-    assert app.last_sent is not None
-    np.testing.assert_array_equal(app.last_sent, app.drawing.to_vector())
-    assert app.status_text().startswith("connected") and app.status_text().endswith(" ms")
+    result = app.state.result
+    assert result is not None and result.digit == label, result
+    assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_array_equal(result.sent, app.state.vector())  # the answer is about what is shown
+    assert app.state.status is Status.CONNECTED and app.state.round_trip_ms is not None
+
+
+# --- the state, without a window -------------------------------------------------------------
+
+
+def test_every_change_is_undoable_and_redo_walks_forward_until_the_next_change():
+    state = DrawState(address="here:1")
+    assert not state.clear() and not state.undo() and not state.redo()
+    state.begin_stroke(10, 10)
+    state.extend_stroke(20, 20)
+    state.brush.resized(30)
+    state.brush.erase = True
+    state.begin_stroke(15, 15)
+    assert [(s.width, s.erase) for s in state.drawing.strokes] == [(DISPLAY_PEN, False), (30, True)]
+    first, both = state.drawing.strokes[:1], list(state.drawing.strokes)
+    epoch = state.epoch
+    assert state.clear() and state.is_empty and state.epoch == epoch + 1
+    assert state.undo() and state.drawing.strokes == both
+    assert state.undo() and state.drawing.strokes == first
+    assert state.redo() and state.drawing.strokes == both
+    state.brush.erase = False
+    state.begin_stroke(1, 1)  # a new change: the cleared state cannot be redone any more
+    assert not state.can_redo and len(state.drawing.strokes) == 3
+    state.brush.resized(1000)
+    assert state.brush.width == BRUSH_MAX
+
+
+def test_a_picture_replaces_the_drawing_until_the_pen_touches_it():
+    state = DrawState(address="here:1")
+    state.begin_stroke(10, 10)
+    drawn = list(state.drawing.strokes)
+    picture = Picture(Path("seven.png"), Image.new("L", (28, 28)), np.full(784, 7, np.uint8))
+    state.open_picture(picture)
+    assert state.drawing.strokes == [] and state.vector() is picture.vector
+    state.begin_stroke(50, 50)
+    assert state.picture is None and len(state.drawing.strokes) == 1
+    assert state.undo() and state.picture is picture
+    assert state.undo() and state.picture is None and state.drawing.strokes == drawn
 
 
 def test_digits_drawn_with_the_mouse_are_recognised_on_the_return_key(server, open_app, test_digits):
     images, labels = test_digits
     app = open_app(server.address)
     connected(app)
-    assert sorted(app.models()) == ["ensemble", "knn", "rf", "svm"]
-    assert app.selected_model() == "ensemble"  # the server's default
-    app.auto_predict = False
+    assert model_names(app) == ["ensemble", "knn", "rf", "svm"]
+    assert app.state.default_model == "ensemble" and app.state.model == ""
+    app.set_auto_predict(False)
     for index in (SEVEN, ONE, ZERO):
         drag(app, traced_drawing(images[index]))
-        assert not app.busy and app.answer_text() == ""
+        assert not app.busy and app.state.result is None
         key(app, "<Return>")
         answered(app)
         assert_answer(app, int(labels[index]))
-        assert "ensemble" in app.message_text()
+        assert app.state.result.model == "ensemble" and "ensemble" in app.state.message.text
         key(app, "<Escape>")
 
-    app.select_model("knn")  # the picker re-asks at once about what is drawn
+    app.select_model("knn")  # nothing drawn: nothing asked
     drag(app, traced_drawing(images[SEVEN]))
     key(app, "<Return>")
     answered(app)
     assert_answer(app, 7)
-    assert "knn" in app.message_text()
+    assert app.state.result.model == "knn"
 
 
-def test_predict_as_you_draw_answers_after_the_mouse_is_released(server, open_app, test_digits):
+def test_live_prediction_answers_while_the_pen_is_still_moving(server, open_app, test_digits):
     images, labels = test_digits
     app = open_app(server.address)
     connected(app)
-    assert app.auto_predict  # on by default
-    for index in (SEVEN, ONE, ZERO):
+    assert app.state.auto_predict  # on by default
+    seven = traced_drawing(images[SEVEN])
+    points = [(round(x), round(y)) for x, y in seven.strokes[0].points]
+    half = len(points) // 2
+    app.canvas.event_generate("<ButtonPress-1>", x=points[0][0], y=points[0][1])
+    for x, y in points[1:half]:
+        app.canvas.event_generate("<B1-Motion>", x=x, y=y)
+    pump(app, lambda: app.state.result is not None, "an answer while the button is held")
+    first = app.state.result.sent
+    np.testing.assert_array_equal(first, Drawing(strokes=[points[:half]]).to_vector())
+    for x, y in points[half:]:  # the pen moves on, the button still held
+        app.canvas.event_generate("<B1-Motion>", x=x, y=y)
+    pump(app, lambda: not np.array_equal(app.state.result.sent, first), "an answer about the longer stroke")
+    app.canvas.event_generate("<ButtonRelease-1>", x=points[-1][0], y=points[-1][1])
+    answered(app)
+    assert_answer(app, int(labels[SEVEN]))  # and the last one is about the finished drawing
+
+    for index in (ONE, ZERO):
         app.clear()
         drag(app, traced_drawing(images[index]))
         answered(app)
@@ -167,13 +234,16 @@ def test_predict_as_you_draw_answers_after_the_mouse_is_released(server, open_ap
 
 
 class GatedConnection:
-    """Stands in for Connection: lists one model at once, holds every Predict until the gate opens."""
+    """Stands in for Connection: ready at once, lists one model, holds every Predict until the gate opens."""
 
     gate = threading.Event()
     sent: list[np.ndarray] = []
 
     def __init__(self, options: ConnectionOptions):
         self.options = options
+
+    def watch(self, on_change) -> None:
+        on_change(grpc.ChannelConnectivity.READY)
 
     def list_models(self) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[pb.ModelInfo(name="gated", test_accuracy=0.5, default=True)],
@@ -190,12 +260,12 @@ class GatedConnection:
 
 def test_a_slow_server_blocks_nothing_and_only_the_newest_drawing_is_sent_next(monkeypatch, open_app, test_digits):
     images, _ = test_digits
-    monkeypatch.setattr("clients.draw.Connection", GatedConnection)
+    monkeypatch.setattr("clients.draw.worker.Connection", GatedConnection)
     monkeypatch.setattr(GatedConnection, "gate", threading.Event())
     monkeypatch.setattr(GatedConnection, "sent", [])
     app = open_app("gated:1")
     connected(app)
-    app.auto_predict = False
+    app.set_auto_predict(False)
     four = traced_drawing(images[FOUR])
     drag(app, Drawing(strokes=four.strokes[:1]))
     key(app, "<Return>")
@@ -208,82 +278,192 @@ def test_a_slow_server_blocks_nothing_and_only_the_newest_drawing_is_sent_next(m
     key(app, "<Return>")
     drag(app, traced_drawing(images[SEVEN]))
     key(app, "<Return>")
-    newest = app.drawing.to_vector()
+    newest = app.state.vector()
     assert app.busy and len(GatedConnection.sent) == 1
     GatedConnection.gate.set()
     pump(app, lambda: not app.busy, "the newest answer")
     assert len(GatedConnection.sent) == 2
     np.testing.assert_array_equal(GatedConnection.sent[1], newest)
-    np.testing.assert_array_equal(app.last_sent, newest)
-    assert app.answer_text() == "3"
+    np.testing.assert_array_equal(app.state.result.sent, newest)
+    assert app.state.result.digit == 3
 
 
-def test_escape_clears_and_control_z_removes_exactly_the_last_stroke(server, open_app, test_digits):
+def test_undo_redo_and_an_undoable_clear(server, open_app, test_digits):
     images, _ = test_digits
     app = open_app(server.address)
-    app.auto_predict = False
+    app.set_auto_predict(False)
     four = traced_drawing(images[FOUR])
     assert len(four.strokes) == 2
     drag(app, four)
-    assert len(app.drawing.strokes) == 2 and len(ink_items(app)) == 2
-    first = list(app.drawing.strokes[0])
+    drawn = list(app.state.drawing.strokes)
+    assert len(drawn) == 2 and len(ink_items(app)) == 2
 
     key(app, "<Control-z>")
-    assert app.drawing.strokes == [first]
-    assert len(ink_items(app)) == 1
-    assert app.canvas.coords(ink_items(app)[0]) == pytest.approx([c for p in first for c in p])
+    assert app.state.drawing.strokes == drawn[:1] and len(ink_items(app)) == 1
+    assert app.canvas.coords(ink_items(app)[0]) == pytest.approx([c for p in drawn[0].points for c in p])
+    key(app, "<Control-Z>")  # Ctrl+Shift+Z
+    assert app.state.drawing.strokes == drawn and len(ink_items(app)) == 2
+    key(app, "<Control-z>")
+    key(app, "<Control-y>")
+    assert app.state.drawing.strokes == drawn and not app.state.can_redo
 
-    drag(app, four)
     key(app, "<Return>")
     answered(app)
-    key(app, "<Escape>")
-    assert app.drawing.is_empty and ink_items(app) == ()
-    assert app.answer_text() == "" and app.last_sent is None and app.probability_values() == [0.0] * 10
+    key(app, "<Escape>")  # clear: the canvas and the answer go ...
+    assert app.state.is_empty and ink_items(app) == () and app.state.result is None
+    key(app, "<Control-z>")  # ... and come back
+    assert app.state.drawing.strokes == drawn and len(ink_items(app)) == 2
+    key(app, "<Control-y>")
+    assert app.state.is_empty
+
+    key(app, "<Control-z>")
+    key(app, "<Control-z>")  # before the second stroke of the 4
+    drag(app, traced_drawing(images[ONE]))  # a new stroke: what was undone cannot be redone
+    assert not app.state.can_redo and not app.redo()
+    assert app.state.drawing.strokes[0] == drawn[0] and len(app.state.drawing.strokes) == 2
+    while app.undo():
+        pass
+    assert app.state.is_empty and ink_items(app) == ()
     key(app, "<Control-z>")  # nothing left to undo: harmless
-    assert app.drawing.is_empty
+    assert app.state.is_empty
 
 
-def test_an_unreachable_server_is_reported_and_the_window_keeps_working(open_app, test_digits):
+def test_pen_size_from_the_wheel_and_the_slider_and_an_eraser(server, open_app, test_digits, tmp_path):
+    images, labels = test_digits
+    app = open_app(server.address)
+    connected(app)
+    app.set_auto_predict(False)
+    start = app.state.brush.width
+    app.canvas.event_generate("<Button-4>", x=140, y=140)  # wheel up
+    app.canvas.event_generate("<Button-4>", x=140, y=140)
+    app.root.update()
+    assert app.state.brush.width == start + 4
+    app.canvas.event_generate("<Button-5>", x=140, y=140)  # wheel down
+    app.root.update()
+    assert app.state.brush.width == start + 2
+    app.set_brush_width(1000)  # the slider's end
+    assert app.state.brush.width == 48
+    app.set_brush_width(10)
+
+    one = traced_drawing(images[ONE])
+    drag(app, one)
+    assert app.state.drawing.strokes[-1].width == 10
+    line = app.canvas.find_withtag("ink")[-1]
+    assert float(app.canvas.itemcget(line, "width")) == 10
+    whole = app.state.vector()
+
+    # The eraser paints over the middle of the 1: what is sent has a gap there.
+    key(app, "<e>")
+    assert app.state.brush.erase
+    app.set_brush_width(40)
+    ys = [y for _x, y in one.strokes[0].points]
+    middle = (min(ys) + max(ys)) / 2
+    drag(app, Drawing(strokes=[[(60.0, middle), (220.0, middle)]]))
+    stroke = app.state.drawing.strokes[-1]
+    assert stroke.erase and stroke.width == 40
+    assert app.canvas.itemcget(ink_items(app)[-1], "fill") == "#ffffff"
+    erased = app.state.vector()
+    assert not np.array_equal(erased, whole)
+    png = tmp_path / "erased.png"
+    assert app.save_to(png)
+    saved = np.asarray(Image.open(png).convert("L"))
+    column = int(round(np.mean([x for x, _y in one.strokes[0].points])))
+    assert saved[int(middle), column - 3:column + 4].min() > 200  # the gap is in the picture too
+    assert saved[int(min(ys)) + 5, :].min() < 60
+
+    key(app, "<Control-z>")  # the eraser stroke is undone like any other
+    np.testing.assert_array_equal(app.state.vector(), whole)
+    key(app, "<Return>")
+    answered(app)
+    assert_answer(app, int(labels[ONE]))
+
+    app.set_brush_width(48)  # erasing everything leaves nothing to ask about
+    for x in range(0, 281, 20):
+        drag(app, Drawing(strokes=[[(float(x), 0.0), (float(x), 280.0)]]))
+    assert not app.predict_now()
+    assert app.state.result is None and "Nothing left" in app.state.message.text
+    key(app, "<e>")
+    assert not app.state.brush.erase
+
+
+def test_an_unreachable_server_says_disconnected_and_the_window_keeps_working(open_app, test_digits):
     images, _ = test_digits
-    app = open_app(UNREACHABLE)
-    pump(app, lambda: "unreachable" in app.status_text(), "the unreachable status")
-    assert UNREACHABLE in app.status_text()
-    assert "unreachable" in app.message_text().lower() and "Traceback" not in app.message_text()
-    assert app.models() == []
+    app = open_app(UNREACHABLE, retries=0)
+    took = pump(app, lambda: app.state.status is Status.DISCONNECTED, "the disconnected status")
+    assert took < STATUS_BOUND
+    assert app.state.models == []
 
     drag(app, traced_drawing(images[SEVEN]))
-    assert not app.drawing.is_empty and ink_items(app)
+    assert not app.state.is_empty and ink_items(app)
     key(app, "<Return>")
     pump(app, lambda: not app.busy, "the failed prediction")
-    assert app.answer_text() == "" and "unreachable" in app.message_text().lower()
+    assert app.state.result is None and app.state.message.level is Level.ERROR
+    assert "unreachable" in app.state.message.text and UNREACHABLE in app.state.message.text
     key(app, "<Escape>")
-    assert app.drawing.is_empty and ink_items(app) == ()
+    assert app.state.is_empty and ink_items(app) == ()
 
 
-def test_the_window_reconnects_by_itself_when_the_server_comes_back(serve, models_copy, open_app, test_digits):
+def test_server_gone_says_disconnected_at_once_and_back_predicts_the_drawing_again(serve, models_copy,
+                                                                                     open_app, test_digits):
     images, _ = test_digits
     port = free_port()
     running = serve(models_copy, port=port).running
     app = open_app(f"127.0.0.1:{port}")
     connected(app)
-    app.auto_predict = False
     drag(app, traced_drawing(images[SEVEN]))
-    key(app, "<Return>")
     answered(app)
     assert_answer(app, 7)
 
     running.stop(grace=0)
-    key(app, "<Return>")
-    pump(app, lambda: not app.busy, "the failed prediction")
-    assert "unreachable" in app.status_text() and "unreachable" in app.message_text().lower()
-    assert app.answer_text() == ""
+    took = pump(app, lambda: app.state.status is Status.DISCONNECTED, "the disconnected status")
+    assert took < STATUS_BOUND  # without any call being made
+
+    key(app, "<Escape>")
+    drag(app, traced_drawing(images[TWO]))  # drawn while the server is away: no answer yet
+    pump(app, lambda: not app.busy, "the prediction to fail")
+    assert app.state.result is None and "unreachable" in app.state.message.text
 
     serve(models_copy, port=port)
-    pump(app, lambda: app.status_text().startswith("connected"), "the reconnection", timeout=15)
-    assert sorted(app.models()) == ["ensemble", "knn", "rf", "svm"]
+    pump(app, lambda: app.state.status is Status.CONNECTED, "the reconnection", timeout=RECONNECT_BOUND)
+    answered(app)  # nobody pressed anything: the window asked again by itself
+    assert_answer(app, 2)
+    assert app.state.message.level is Level.INFO
+
+
+def test_retries_carry_a_prediction_over_a_server_restart(serve, models_copy, open_app, test_digits):
+    """--retries reaches the window's calls: a prediction made while the server is down waits for it."""
+    images, _ = test_digits
+    port = free_port()
+    app = open_app(f"127.0.0.1:{port}", retries=5)
+    pump(app, lambda: app.state.status is Status.DISCONNECTED, "the disconnected status")
+    app.set_auto_predict(False)
+    drag(app, traced_drawing(images[SEVEN]))
     key(app, "<Return>")
-    answered(app)
+    errors = []
+    threading.Timer(0.4, lambda: serve(models_copy, port=port)).start()
+    pump(app, lambda: errors.append(app.state.message.level is Level.ERROR) or app.state.result is not None,
+         "the answer", timeout=15)
+    assert not any(errors)  # the call waited and retried instead of reporting the server away
     assert_answer(app, 7)
+
+
+def test_models_added_by_a_reload_appear_in_the_picker(serve, models_copy, open_app, tmp_path):
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for path in models_copy.glob("rf*"):
+        path.rename(aside / path.name)
+    serving = serve(models_copy)
+    app = open_app(serving.address, refresh_seconds=1.0)
+    connected(app)
+    assert model_names(app) == ["ensemble", "knn", "svm"]
+
+    for path in aside.iterdir():
+        path.rename(models_copy / path.name)
+    serving.stub.Reload(pb.ReloadRequest(), timeout=30)
+    pump(app, lambda: "rf" in model_names(app), "rf in the picker", timeout=5)
+    assert "rf" in app.view._picker.cget("values")[2]
+    app.select_model("rf")
+    assert app.state.model == "rf"
 
 
 def test_strokes_saved_and_opened_again_predict_the_same(server, open_app, test_digits, tmp_path):
@@ -291,28 +471,73 @@ def test_strokes_saved_and_opened_again_predict_the_same(server, open_app, test_
     app = open_app(server.address)
     connected(app)
     assert not app.save_to(tmp_path / "empty.json")
-    assert "empty" in app.notice_text()
+    assert "Nothing to save" in app.state.notice.text
 
     drag(app, traced_drawing(images[TWO]))
     answered(app)
     assert_answer(app, 2)
-    drawn, sent = Drawing.from_json(app.drawing.to_json()), app.last_sent
+    drawn, sent = Drawing.from_json(app.state.drawing.to_json()), app.state.result.sent
     path = tmp_path / "two.json"
     assert app.save_to(path)
-    assert Drawing.load(path) == drawn
+    assert Drawing.load(path) == drawn and app.state.notice.text == "Saved two.json"
+    assert not app.save_to(tmp_path / "two.txt")
+    assert ".json (strokes) or .png (image)" in app.state.notice.text
 
     key(app, "<Escape>")
     assert app.open_from(path)
-    assert app.drawing == drawn and len(ink_items(app)) == len(drawn.strokes)
-    answered(app)  # predict-as-you-draw asks about the opened drawing too
+    assert app.state.drawing == drawn and len(ink_items(app)) == len(drawn.strokes)
+    answered(app)
     assert_answer(app, 2)
-    np.testing.assert_array_equal(app.last_sent, sent)
+    np.testing.assert_array_equal(app.state.result.sent, sent)
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"canvas": [280, 280], "strokes": [[[1, "a"]]]}')
     assert not app.open_from(broken)
-    assert "strokes[0][0]" in app.notice_text()
-    assert app.drawing == drawn  # a bad file changes nothing
+    assert "strokes[0][0]" in app.state.notice.text and app.state.notice.level is Level.ERROR
+    assert app.state.drawing == drawn  # a bad file changes nothing
+
+
+def test_a_saved_png_and_a_photo_open_as_pictures_and_are_recognised(server, open_app, test_digits, tmp_path):
+    images, labels = test_digits
+    app = open_app(server.address)
+    connected(app)
+    drag(app, traced_drawing(images[TWO]))
+    answered(app)
+    png = tmp_path / "two.png"
+    assert app.save_to(png)
+    assert Image.open(png).size == (280, 280)
+    drawn = list(app.state.drawing.strokes)
+
+    # A photo: the digit in dark ink on grey paper, lit unevenly, blurred and saved as JPEG.
+    digit = Image.fromarray(255 - images[SEVEN].reshape(28, 28)).resize((240, 240), Image.Resampling.BICUBIC)
+    paper = np.asarray(digit, np.float64) * 0.7 + 50 + np.linspace(0, 25, 240)[None, :]
+    photo = tmp_path / "seven.jpg"
+    Image.fromarray(paper.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1)).convert("RGB").save(
+        photo, quality=85)
+
+    for path, label in ((photo, labels[SEVEN]), (png, 2)):
+        assert app.open_from(path)
+        assert app.state.picture is not None and app.state.drawing.strokes == []
+        assert app.canvas.find_withtag("picture") and ink_items(app) == ()
+        answered(app)
+        assert_answer(app, int(label))
+        np.testing.assert_array_equal(app.state.result.sent, preprocessing.prepare(path))
+        assert app.state.notice.text == f"Opened {path.name}"
+
+    drag(app, traced_drawing(images[ONE]))  # drawing on a picture starts a new drawing
+    assert app.state.picture is None and not app.canvas.find_withtag("picture")
+    assert len(ink_items(app)) == len(app.state.drawing.strokes) == 1
+    key(app, "<Control-z>")  # ... and undo brings the picture back
+    assert app.state.picture is not None and app.state.picture.path == png
+    key(app, "<Control-z>")
+    key(app, "<Control-z>")
+    assert app.state.drawing.strokes == drawn
+
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("seven")
+    assert not app.open_from(not_an_image)
+    assert "notes.txt: not an image file" in app.state.notice.text
+    assert app.state.drawing.strokes == drawn
 
 
 def test_a_stroke_file_from_a_bigger_canvas_is_fitted_to_the_window(server, open_app, test_digits, tmp_path):
@@ -321,8 +546,8 @@ def test_a_stroke_file_from_a_bigger_canvas_is_fitted_to_the_window(server, open
     big = traced_drawing(images[ONE], size=400, canvas=(560, 560))
     big.save(tmp_path / "big.json")
     assert app.open_from(tmp_path / "big.json")
-    assert (app.drawing.width, app.drawing.height) == (280, 280)
-    np.testing.assert_array_equal(app.drawing.to_vector(), big.to_vector())
+    assert (app.state.drawing.width, app.state.drawing.height) == (280, 280)
+    np.testing.assert_array_equal(app.state.vector(), big.to_vector())
     answered(app)
     assert_answer(app, 1)
 

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from clients.drawing import DISPLAY_PEN, Drawing, DrawingError
+from PIL import Image
+
+from clients.drawing import DISPLAY_PEN, Drawing, DrawingError, Stroke
 from clients.preprocessing import stroke_width, to_mnist
 from tests.strokes import (aligned_correlation, digit_strokes, mnist_subset, small_model, trace,
                            traced_drawing, zhang_suen)
@@ -32,32 +34,48 @@ def digits():
 def test_editing():
     d = Drawing()
     assert (d.width, d.height, d.strokes, d.is_empty) == (280, 280, [], True)
-    assert d.undo() is False
     d.begin_stroke(10, 20)
     d.extend_stroke(11.5, 21)
     d.extend_stroke(11.5, 21)  # Tk repeats motion events: no duplicate point
-    d.begin_stroke(50, 60)
-    assert d.strokes == [[(10.0, 20.0), (11.5, 21.0)], [(50.0, 60.0)]]
+    d.begin_stroke(50, 60, width=30, erase=True)
+    assert d.strokes == [Stroke([(10.0, 20.0), (11.5, 21.0)]), Stroke([(50.0, 60.0)], 30, True)]
     assert not d.is_empty
-    assert d.undo() is True
-    assert d.strokes == [[(10.0, 20.0), (11.5, 21.0)]]
     d.clear()
-    assert d.is_empty and d.undo() is False
+    assert d.is_empty
     d.extend_stroke(3, 4)  # a drag without a press still starts a stroke
-    assert d.strokes == [[(3.0, 4.0)]]
+    assert d.strokes == [Stroke([(3.0, 4.0)])]
     with pytest.raises(DrawingError, match="finite"):
         d.extend_stroke(float("nan"), 1)
+    with pytest.raises(DrawingError, match="stroke width"):
+        d.begin_stroke(1, 1, width=0)
+    assert Drawing(strokes=[Stroke([(1.0, 1.0)], erase=True)]).is_empty  # an eraser alone leaves no ink
 
 
 def test_json_round_trip(tmp_path):
-    d = Drawing(300, 200, [[(0.1, 2.5), (1e-3, 199.999)], [(150, 100)]])
+    d = Drawing(300, 200, [[(0.1, 2.5), (1e-3, 199.999)], [(150, 100)],
+                           Stroke([(10.0, 10.0), (20.0, 20.0)], width=25.0, erase=True), Stroke([(5.0, 5.0)], 7.5)])
     text = d.to_json()
-    assert json.loads(text) == {"canvas": [300, 200], "strokes": [[[0.1, 2.5], [0.001, 199.999]], [[150.0, 100.0]]]}
+    assert json.loads(text) == {"canvas": [300, 200], "strokes": [
+        [[0.1, 2.5], [0.001, 199.999]], [[150.0, 100.0]],  # the default pen: the plain form
+        {"points": [[10.0, 10.0], [20.0, 20.0]], "width": 25.0, "erase": True},
+        {"points": [[5.0, 5.0]], "width": 7.5}]}
     assert Drawing.from_json(text) == d
     path = tmp_path / "d.json"
     d.save(path)
     loaded = Drawing.load(path)
     assert loaded == d and (loaded.width, loaded.height) == (300, 200)
+
+
+def test_save_by_extension(tmp_path):
+    d = Drawing(200, 100, [[(20.0, 50.0), (180.0, 50.0)]])
+    d.save(tmp_path / "line.PNG")
+    picture = Image.open(tmp_path / "line.PNG")
+    assert (picture.format, picture.mode, picture.size) == ("PNG", "L", (200, 100))
+    pixels = np.asarray(picture)
+    assert pixels[50, 100] == 0 and pixels[10, 100] == 255  # dark ink on white paper, as on screen
+    with pytest.raises(DrawingError, match=r"line.txt: cannot save as .txt; expected .json \(strokes\) or .png"):
+        d.save(tmp_path / "line.txt")
+    assert not (tmp_path / "line.txt").exists()
 
 
 @pytest.mark.parametrize("content, message", [
@@ -69,6 +87,15 @@ def test_json_round_trip(tmp_path):
     ('{"canvas": [280, 280], "strokes": [[[1, NaN]]]}', "strokes[0][0]: expected [x, y] numbers, got [1, nan]"),
     ('{"canvas": [280, 280], "strokes": [[[true, 1]]]}', "strokes[0][0]: expected [x, y] numbers, got [True, 1]"),
     ('{"canvas": [280, 280], "strokes": [[]]}', "strokes[0]: expected a non-empty list of [x, y] points, got []"),
+    ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2], [3]]}]}',
+     "strokes[0].points[1]: expected [x, y] numbers, got [3]"),
+    ('{"canvas": [280, 280], "strokes": [{"width": 3}]}', "strokes[0]: points: missing"),
+    ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "width": -3}]}',
+     "strokes[0]: width: expected a positive number, got -3"),
+    ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "erase": 1}]}',
+     "strokes[0]: erase: expected true or false, got 1"),
+    ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "colour": "red"}]}',
+     "strokes[0]: unknown field 'colour'; expected points, width, erase"),
     ('{"canvas": [280, 280], "strokes": {}}', "strokes: expected a list of strokes, got {}"),
     ('{"canvas": [280, 0], "strokes": []}', "canvas: expected [width, height] positive numbers, got [280, 0]"),
     ('{"canvas": [280], "strokes": []}', "canvas: expected [width, height] positive numbers, got [280]"),
@@ -157,6 +184,39 @@ def test_render_size_scale_and_default_pen():
         d.render(pen_width=0)
     empty = Drawing().render()
     assert np.asarray(empty).max() == 0
+
+
+def test_each_stroke_has_its_pen_and_erasers_paint_background():
+    thin, thick = Stroke([(20.0, 50.0), (180.0, 50.0)], width=6), Stroke([(20.0, 150.0), (180.0, 150.0)], width=30)
+    image = np.asarray(Drawing(200, 200, [thin, thick]).render(), dtype=np.float64) / 255
+    assert (image[:100, 100] > 0.5).sum() == pytest.approx(6, abs=1)
+    assert (image[100:, 100] > 0.5).sum() == pytest.approx(30, abs=1)
+    eraser = Stroke([(100.0, 0.0), (100.0, 200.0)], width=20, erase=True)
+    erased = np.asarray(Drawing(200, 200, [thin, thick, eraser]).render(), dtype=np.float64) / 255
+    assert erased[:, 92:109].max() == 0 and erased[150, 60] == 1.0  # a gap where the eraser went, ink elsewhere
+    # painted in order: ink after the eraser shows again
+    redrawn = np.asarray(Drawing(200, 200, [thin, eraser, thick]).render(), dtype=np.float64) / 255
+    assert redrawn[150, 100] == 1.0 and redrawn[50, 100] == 0.0
+
+
+def test_vector_follows_the_pen_and_the_eraser():
+    line = [(140.0, 40.0), (140.0, 240.0)]
+    plain = Drawing(strokes=[line]).to_vector().reshape(28, 28)
+    bold = Drawing(strokes=[Stroke(line, width=1.6 * DISPLAY_PEN)]).to_vector().reshape(28, 28)
+    assert (bold > 127).sum() > (plain > 127).sum()  # a wider brush sends a wider stroke
+    cut = Drawing(strokes=[line, Stroke([(100.0, 140.0), (180.0, 140.0)], width=30, erase=True)])
+    rows = np.nonzero(cut.to_vector().reshape(28, 28).max(axis=1) > 0)[0]
+    assert len(rows) < rows.max() - rows.min() + 1  # the 1 arrives in two pieces
+
+
+def test_fitted_keeps_the_vector(digits):
+    d = traced_drawing(digits[0][4], 300, canvas=(500, 500))  # a 4: two strokes
+    d.strokes[0].width = 40.0
+    fitted = d.fitted(280, 280)
+    assert (fitted.width, fitted.height) == (280, 280) and fitted.strokes[0].width == pytest.approx(22.4)
+    assert fitted.strokes[1].width is None  # the default pen stays the default
+    assert aligned_correlation(fitted.to_vector(), d.to_vector()) > 0.99
+    assert d.fitted(500, 500) == d and d.fitted(500, 500) is not d
 
 
 # --- to_vector ----------------------------------------------------------------------------

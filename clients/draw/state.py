@@ -1,0 +1,186 @@
+"""What the drawing window knows, as plain data: no Tk, no threads, no gRPC.
+
+The view draws this state and the app changes it; tests read it directly.
+The drawing's edit history lives here too: every change (a stroke, a clear,
+opening a file, undo itself) is undoable, and redo walks forward again until
+the next new change.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clients.drawing import DISPLAY_PEN, Drawing, Stroke
+
+CANVAS = 280  # canvas side in pixels, the size Drawing's display pen is tuned for
+BRUSH_MIN, BRUSH_MAX = 6.0, 48.0  # pen widths the brush slider and the mouse wheel allow
+
+
+class Status(enum.Enum):
+    """The channel as the status bar shows it."""
+
+    CONNECTING = "connecting…"  # not yet connected once
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected — reconnecting"
+
+
+class Level(enum.Enum):
+    """How a message is shown."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str = ""
+    level: Level = Level.INFO
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An opened image or photo: shown on the canvas, its recognised pixels sent instead of strokes."""
+
+    path: Path
+    image: Image.Image
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Result:
+    """The server's answer on display and the 784 pixels it was about."""
+
+    probabilities: tuple[float, ...]
+    model: str
+    sent: np.ndarray
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str
+    accuracy: float
+
+
+@dataclass
+class Brush:
+    width: float = DISPLAY_PEN
+    erase: bool = False
+
+    def resized(self, width: float) -> None:
+        self.width = min(max(float(width), BRUSH_MIN), BRUSH_MAX)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    strokes: tuple[Stroke, ...]
+    picture: Picture | None
+
+
+@dataclass
+class DrawState:
+    """The window's state. ``epoch`` counts the changes that replace the content (clear, undo, open…):
+    an answer asked for in an older epoch is about something no longer shown."""
+
+    address: str
+    model: str = ""  # the picker's model; "" is the server's default
+    drawing: Drawing = field(default_factory=lambda: Drawing(CANVAS, CANVAS))
+    picture: Picture | None = None
+    brush: Brush = field(default_factory=Brush)
+    auto_predict: bool = True  # predict while drawing, not only on request
+    status: Status = Status.CONNECTING
+    round_trip_ms: float | None = None
+    models: list[ModelChoice] = field(default_factory=list)
+    default_model: str = ""
+    result: Result | None = None
+    message: Message = field(default_factory=Message)  # under the answer: confidence, a hint, an error
+    notice: Message = field(default_factory=Message)  # under the buttons: the last save or open
+    epoch: int = 0
+    _undo: list[_Snapshot] = field(default_factory=list)
+    _redo: list[_Snapshot] = field(default_factory=list)
+
+    # --- the content: strokes or a picture ------------------------------------------------------
+
+    @property
+    def is_empty(self) -> bool:
+        return self.picture is None and self.drawing.is_empty
+
+    def vector(self) -> np.ndarray:
+        """The 784 pixels to send for what is shown (raises for an empty or fully erased drawing)."""
+        return self.picture.vector if self.picture is not None else self.drawing.to_vector()
+
+    def begin_stroke(self, x: float, y: float) -> None:
+        """A stroke with the current brush; on an opened picture it starts a new drawing."""
+        self._remember()
+        if self.picture is not None:
+            self.picture = None
+            self.epoch += 1
+        self.drawing.begin_stroke(x, y, self.brush.width, self.brush.erase)
+
+    def extend_stroke(self, x: float, y: float) -> None:
+        self.drawing.extend_stroke(x, y)
+
+    def clear(self) -> bool:
+        """Empty the canvas (undoable); False when it was empty already."""
+        if self.picture is None and not self.drawing.strokes:
+            return False
+        self._remember()
+        self._replace(_Snapshot((), None))
+        return True
+
+    def open_drawing(self, drawing: Drawing) -> None:
+        self._remember()
+        self._replace(_Snapshot(tuple(drawing.fitted(CANVAS, CANVAS).strokes), None))
+
+    def open_picture(self, picture: Picture) -> None:
+        self._remember()
+        self._replace(_Snapshot((), picture))
+
+    # --- history -------------------------------------------------------------------------------
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        self._redo.append(self._snapshot())
+        self._replace(self._undo.pop())
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        self._undo.append(self._snapshot())
+        self._replace(self._redo.pop())
+        return True
+
+    def _snapshot(self) -> _Snapshot:
+        # Finished strokes never change again, so sharing them between snapshots is safe.
+        return _Snapshot(tuple(self.drawing.strokes), self.picture)
+
+    def _remember(self) -> None:
+        """Before a new change: it can be undone, and what was undone cannot be redone any more."""
+        self._undo.append(self._snapshot())
+        self._redo.clear()
+
+    def _replace(self, snapshot: _Snapshot) -> None:
+        self.drawing.strokes = list(snapshot.strokes)
+        self.picture = snapshot.picture
+        self.epoch += 1
+        if self.is_empty:
+            self.result = None
