@@ -90,8 +90,9 @@ def start(settings: Settings) -> RunningServer:
                ("grpc.so_reuseport", 0)]
     if settings.max_connection_age > 0:
         # GOAWAY after this age makes clients reconnect (and re-resolve), so they reach replicas added since.
-        options += [("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)),
-                    ("grpc.max_connection_age_grace_ms", int(settings.grace * 1000))]
+        options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)))
+    if settings.max_connection_age_grace > 0:
+        options.append(("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace * 1000)))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         handlers=[servicer.handler()],

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from digitserve.artifacts import read_manifest
 from digitserve.v1 import digits_pb2 as pb
@@ -74,7 +75,7 @@ def only(trained_models: Path, name: str, folder: Path) -> Path:
 def answered_by(serve, trained_models, tmp_path, max_connection_age: float, seconds: float) -> list[tuple]:
     """(seconds since the first answer, model) for each call of one client while a new replica took
     the new connections; ends with the first answer from the new replica."""
-    old = serve(only(trained_models, "svm", tmp_path / "old"), max_connection_age=max_connection_age, grace=1)
+    old = serve(only(trained_models, "svm", tmp_path / "old"), max_connection_age=max_connection_age)
     forwarder = Forwarder(old.running.port)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{forwarder.port}") as channel:
@@ -106,3 +107,29 @@ def test_without_it_the_client_stays_where_it_first_connected(serve, trained_mod
     answers = answered_by(serve, trained_models, tmp_path, max_connection_age=0, seconds=3)
     assert {model for _, model in answers} == {"svm"}
     assert answers[-1][0] >= 3
+
+
+def slow_stream(stub, chunks: int, pause: float):
+    """A stream whose client sends one image every ``pause`` seconds."""
+    def requests():
+        for _ in range(chunks):
+            yield ONE_IMAGE
+            time.sleep(pause)
+
+    return [reply.model for reply in stub.PredictStream(requests(), timeout=30)]
+
+
+def test_a_stream_outliving_the_connection_age_finishes(serve, trained_models, tmp_path):
+    server = serve(only(trained_models, "svm", tmp_path / "models"), max_connection_age=0.5)
+    assert slow_stream(server.stub, chunks=10, pause=0.2) == ["svm"] * 10
+    assert server.stub.Predict(ONE_IMAGE, timeout=5).model == "svm"  # on a new connection
+
+
+def test_max_connection_age_grace_bounds_the_calls_left_on_an_aged_connection(serve, trained_models, tmp_path):
+    server = serve(only(trained_models, "svm", tmp_path / "models"), max_connection_age=0.5,
+                   max_connection_age_grace=0.5)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        slow_stream(server.stub, chunks=20, pause=0.2)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert 0.8 < time.monotonic() - started < 3

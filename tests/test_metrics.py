@@ -205,7 +205,8 @@ def test_metrics_are_off_unless_asked_for(server):
     assert server.stub.Predict(images(1)).predictions
 
 
-@pytest.mark.parametrize("flag, value_", [("--metrics-port", "-1"), ("--max-connection-age", "-5")])
+@pytest.mark.parametrize("flag, value_", [("--metrics-port", "-1"), ("--max-connection-age", "-5"),
+                                           ("--max-connection-age-grace", "-1")])
 def test_negative_fleet_settings_are_usage_errors(flag, value_, capsys):
     with pytest.raises(SystemExit) as exited:
         parse_settings([flag, value_], environ={})
