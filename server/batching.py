@@ -72,13 +72,13 @@ class MicroBatcher:
         try:
             probabilities = np.asarray(self.estimator.predict_proba(np.concatenate([w.images for w in batch])),
                                        dtype=np.float32)
-        except BaseException as exc:  # every caller in the batch gets the model's error
+            if self._on_batch is not None:
+                self._on_batch(len(batch), len(probabilities))
+        except BaseException as exc:  # every caller in the batch gets the error; none is left waiting
             for waiting in batch:
                 waiting.error = exc
                 waiting.done.set()
             return
-        if self._on_batch is not None:
-            self._on_batch(len(batch), len(probabilities))
         start = 0
         for waiting in batch:
             waiting.result = probabilities[start:start + len(waiting.images)]
