@@ -31,7 +31,8 @@ KUSTOMIZATIONS = sorted(str(p.parent.relative_to(DEPLOY)) for p in DEPLOY.rglob(
                         if "kserve" not in p.parts)
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 # Settings whose flag is being added on another branch; the manifests already use them.
-AWAITED = {"DIGITS_HEALTH_PORT": "--health-port, the plaintext listener serving only grpc.health.v1"}
+AWAITED = {"DIGITS_HEALTH_PORT": "--health-port, the plaintext listener serving only grpc.health.v1",
+           "DIGITS_HEALTH_HOST": "--health-host, the interface of --health-port"}
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
                                 reason="kubectl not found: the manifests are rendered with `kubectl kustomize`")
@@ -303,7 +304,8 @@ def test_the_dev_servers_environment_starts_a_real_server(models_copy):
     server = find("overlays/dev", "Deployment")
     metrics_port = free_port()
     environment = {**env_values(server), "DIGITS_MODELS_DIR": str(models_copy),
-                   "DIGITS_METRICS_PORT": str(metrics_port), "DIGITS_HEALTH_PORT": str(free_port())}
+                   "DIGITS_METRICS_PORT": str(metrics_port), "DIGITS_HEALTH_PORT": str(free_port()),
+                   "DIGITS_HEALTH_HOST": "127.0.0.1"}
     process = ServerProcess(models_copy, env=environment)
     try:
         assert process.stub.Predict(pb.PredictRequest(u8=bytes(784))).model == "ensemble"
