@@ -195,9 +195,9 @@ def test_a_taken_metrics_port_stops_the_server_at_start(models_copy):
             [str(Path(sys.executable).parent / "digits-server"), "--models-dir", str(models_copy),
              "--host", "127.0.0.1", "--port", "0", "--metrics-port", str(port), "--log-format", "text"],
             capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2
+    assert done.returncode != 0
     assert f"127.0.0.1:{port} (--metrics-port)" in done.stderr
-    assert "server started" not in done.stderr
+    assert "Traceback" not in done.stderr and "server started" not in done.stderr
 
 
 def test_metrics_are_off_unless_asked_for(server):
