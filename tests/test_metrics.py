@@ -186,6 +186,20 @@ def test_model_loads_failures_and_loaded_versions(metered):
     assert moved(start, end, "digits_reloads_total") == 3
 
 
+def test_refused_calls_are_counted_with_their_code(serve, models_copy):
+    port = free_port()
+    server = serve(models_copy, metrics_port=port, token="s3cret")
+    for metadata, code in (((), "UNAUTHENTICATED"), ((("authorization", "Bearer wrong"),), "PERMISSION_DENIED")):
+        with pytest.raises(grpc.RpcError) as caught:
+            server.stub.Reload(pb.ReloadRequest(), metadata=metadata)
+        assert caught.value.code().name == code
+    server.stub.Reload(pb.ReloadRequest(), metadata=(("authorization", "Bearer s3cret"),))
+    after = scrape(port)
+    for code in ("UNAUTHENTICATED", "PERMISSION_DENIED", "OK"):
+        assert value(after, "digits_rpcs_total", service=DIGITS, method="Reload", code=code) == 1, code
+    assert value(after, "digits_reloads_total") == 2  # at start, and the one allowed
+
+
 def test_a_taken_metrics_port_stops_the_server_at_start(models_copy):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
