@@ -1,8 +1,10 @@
 """digits: predict digits, list models, reload them, or draw one, against a digits server.
 
-Exit codes: 0 done; 1 some inputs could not be read or a reload met broken
-artifacts; 2 the server could not be reached or the command line is wrong;
-3 the server refused the request (the message says why).
+Exit codes: 0 done; 1 some inputs could not be read (each is named, the rest
+were predicted), or a reload left models unloaded; 2 the command line is wrong;
+3 the server refused the request (the message says why); 4 the server could
+not be reached or did not answer within --timeout; 5 a local file (--labels,
+a certificate or key, --output) could not be read or written.
 """
 
 from __future__ import annotations
@@ -17,29 +19,26 @@ from typing import Iterator
 
 import numpy as np
 
-from clients.connection import Connection, ConnectionOptions, ServerError, ServerUnavailable, default_address
-from clients.inputs import Item, read_items
+from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
+                                add_security_flags, default_address, security_options)
+from clients.inputs import Item, count_digits, read_items, read_labels
 from clients.output import WRITERS, Result, Scoreboard
-
-EXIT_INPUTS, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3
+from digitserve import exits, version
+from digitserve.idx import IdxError
 
 
 def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
     group.add_argument("--server", default=default_address(),
-                       help="HOST:PORT of the digits server [DIGITS_SERVER] (default: %(default)s)")
-    group.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (default: 30)")
+                       help="HOST[:PORT] of the digits server, port 50051 when none is given [DIGITS_SERVER] "
+                            "(default: %(default)s)")
+    group.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds to wait for each answer, also inside a stream (default: 30)")
     group.add_argument("--retries", type=int, default=4,
-                       help="retries with exponential backoff while the server is unavailable (default: 4)")
-    group.add_argument("--ca-cert", default=os.environ.get("DIGITS_CA_CERT", ""),
-                       help="PEM CA certificate: connect with TLS and verify the server [DIGITS_CA_CERT]")
-    group.add_argument("--client-cert", default=os.environ.get("DIGITS_CLIENT_CERT", ""),
-                       help="PEM client certificate, for servers that ask for one [DIGITS_CLIENT_CERT]")
-    group.add_argument("--client-key", default=os.environ.get("DIGITS_CLIENT_KEY", ""),
-                       help="PEM private key of --client-cert [DIGITS_CLIENT_KEY]")
-    group.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
-                       help="operator token, for servers that protect Reload [DIGITS_TOKEN]")
+                       help="how often to try again while the server is unavailable: each call at most 4 times "
+                            "(gRPC's limit), a stream resumes up to this many times (default: 4)")
+    add_security_flags(group)
     return common
 
 
@@ -48,38 +47,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digits", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = commands.add_parser(
         "predict", parents=[common], help="recognise the digits in images, stroke files, folders, IDX or .npy files",
         description="Recognise digits. PATH may be an image (PNG, JPEG, BMP, GIF, ...), a stroke file (.json, "
                     "saved by digits draw), a folder (searched recursively, in sorted order; DIGIT/ subfolders "
-                    "give labels), an MNIST IDX file or a .npy array of shape (N, 28, 28) or (N, 784).")
+                    "give labels), an MNIST IDX file or a .npy array of shape (N, 28, 28) or (N, 784); "
+                    "'-' reads more paths from standard input, one a line.")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", default="", help="model name (default: the server's default model)")
     predict.add_argument("--format", choices=sorted(WRITERS), default="table", help="output format (default: table)")
-    predict.add_argument("--output", "-o", type=Path, help="write results to this file instead of standard output")
+    predict.add_argument("--output", "-o", help="write results to this file instead of standard output ('-')")
     predict.add_argument("--top", type=int, default=0, metavar="K", help="also show the K most likely digits")
     predict.add_argument("--labels", type=Path, help="MNIST IDX labels for the IDX images given: report accuracy")
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
 
-    models = commands.add_parser("models", parents=[common], help="list the models the server knows")
+    models = commands.add_parser(
+        "models", parents=[common], help="list the models the server knows",
+        description="List the models the server knows: name, kind, test accuracy, size, load state, "
+                    "version and ensemble members; * marks the default model.")
     models.add_argument("--format", choices=["table", "json"], default="table")
 
-    reload = commands.add_parser("reload", parents=[common], help="make the server rescan its models folder")
+    reload = commands.add_parser(
+        "reload", parents=[common], help="make the server rescan its models folder",
+        description="Make the server rescan its models folder and show what was added, updated, removed "
+                    "or failed to load. Servers started with --token need the operator token (--token).")
     reload.add_argument("--format", choices=["table", "json"], default="table")
 
-    draw = commands.add_parser("draw", parents=[common], help="open the drawing window")
+    draw = commands.add_parser(
+        "draw", parents=[common], help="open the drawing window",
+        description="Open a window to draw a digit with the mouse and see what the server recognises, "
+                    "with every digit's probability; it reconnects by itself when the server restarts.")
     draw.add_argument("--model", default="", help="model to start with (default: the server's default)")
     return parser
 
 
 def _options(args: argparse.Namespace) -> ConnectionOptions:
-    return ConnectionOptions(address=args.server, timeout=args.timeout, retries=max(args.retries, 0),
-                             ca_cert=args.ca_cert, client_cert=args.client_cert, client_key=args.client_key,
-                             token=args.token)
+    return ConnectionOptions(address=args.server, timeout=args.timeout, retries=args.retries,
+                             **security_options(args))
+
+
+def _paths(given: list[str]) -> Iterator[str]:
+    """The paths given, with '-' replaced by the lines of standard input, read as they come."""
+    for path in given:
+        if path == "-":
+            yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
+        else:
+            yield path
 
 
 def _groups(items: Iterator[Item], size: int, groups: deque, leftovers: list) -> Iterator[np.ndarray]:
@@ -116,38 +134,62 @@ def _results(connection: Connection, items: Iterator[Item], model: str, size: in
         yield Result(item)
 
 
-def _progress():
-    """A progress bar on standard error, shown only on a terminal."""
+def _progress(paths: list[str]):
+    """A progress bar on standard error, shown only on a terminal; with a total and ETA when known."""
     from tqdm import tqdm
 
-    return tqdm(unit="img", desc="predicting", file=sys.stderr, disable=not sys.stderr.isatty(),
+    shown = sys.stderr.isatty()
+    total = count_digits(paths) if shown else None
+    return tqdm(total=total, unit="img", desc="predicting", file=sys.stderr, disable=not shown,
                 leave=False, mininterval=0.2)
 
 
+def _warn(text: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"digits: {text}", file=sys.stderr)  # clears a progress bar first
+
+
 def predict(args: argparse.Namespace) -> int:
-    if args.batch < 1 or args.top < 0 or args.top > 10:
-        print("digits predict: --batch must be at least 1 and --top between 0 and 10", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    if args.batch < 1 or not 0 <= args.top <= 10:
+        raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    labels = read_labels(args.labels) if args.labels else None
+    options = _options(args)
+    to_file = args.output not in (None, "-")
+    out = open(args.output, "w", newline="") if to_file else sys.stdout
     writer = WRITERS[args.format](out, args.top)
-    board, failed = Scoreboard(), 0
+    board, failed, written = Scoreboard(), 0, 0
     try:
-        with Connection(_options(args)) as connection, _progress() as bar:
-            items = read_items(args.paths, ink=args.ink, labels_file=args.labels)
+        with Connection(options) as connection, _progress(args.paths) as bar:
+            items = read_items(_paths(args.paths), ink=args.ink, labels=labels, warn=_warn)
             for result in _results(connection, items, args.model, args.batch):
-                writer.write(result)
+                _write(writer, result, out, bar)
+                written += 1
                 board.add(result)
                 if result.item.error:
                     failed += 1
-                    print(f"digits: {result.item.error}", file=sys.stderr)
+                    _warn(result.item.error)
                 bar.update()
         writer.close()
     finally:
-        if args.output:
+        if to_file:
             out.close()
     if board.total:
-        print(board.report(), file=sys.stdout if args.format == "table" and not args.output else sys.stderr)
-    return EXIT_INPUTS if failed else 0
+        print(board.report(), file=sys.stderr if args.format != "table" or to_file else sys.stdout)
+    if not written:
+        _warn(f"nothing to predict: no digits in {', '.join(args.paths)}")
+        return exits.FAILED
+    return exits.FAILED if failed else exits.OK
+
+
+def _write(writer, result: Result, out, bar) -> None:
+    """One result; on a terminal the progress bar steps aside so the two never mix."""
+    if bar.disable or not out.isatty():
+        writer.write(result)
+        return
+    with bar.external_write_mode(file=out):
+        writer.write(result)
+        out.flush()
 
 
 def models(args: argparse.Namespace) -> int:
@@ -197,7 +239,7 @@ def reload(args: argparse.Namespace) -> int:
             print(f"failed    {f['name']}: {f['path']}: {f['reason']}")
         print(f"unchanged {', '.join(changes['unchanged']) or '-'}; default model: "
               f"{changes['default_model'] or '-'} ({changes['seconds']:.2f}s)")
-    return EXIT_INPUTS if reply.failed else 0
+    return exits.FAILED if reply.failed else exits.OK
 
 
 def draw(args: argparse.Namespace) -> int:
@@ -211,15 +253,23 @@ def main(argv: list[str] | None = None) -> int:
     command = {"predict": predict, "models": models, "reload": reload, "draw": draw}[args.command]
     try:
         return command(args)
+    except UsageError as exc:
+        print(f"digits {args.command}: {exc}", file=sys.stderr)
+        return exits.USAGE
     except ServerUnavailable as exc:
         print(f"digits: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return exits.UNREACHABLE
     except ServerError as exc:
         print(f"digits: the server refused: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except (OSError, ValueError) as exc:
+        return exits.REFUSED
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, and keep Python's exit from
+        # complaining about the unflushed rest.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exits.OK
+    except (OSError, IdxError) as exc:
         print(f"digits: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return exits.LOCAL_FILE
     except KeyboardInterrupt:
         return 130
 

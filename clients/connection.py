@@ -1,13 +1,20 @@
-"""A client's connection to a digits server: TLS, token, deadlines and retries.
+"""A client's connection to a digits server: address, TLS, token, deadlines and retries.
 
-Both clients (the command line and the Tk window) talk to the server only
-through ``Connection``, so they retry, time out and report errors alike.
+Every client of the server — the command line, the Tk window and the
+trainer's ``--notify`` — talks to it only through ``Connection``, so they
+connect, authenticate, retry, time out and report errors alike.
+
+One reconnect strategy: the channel reconnects by itself, with a backoff
+capped at two seconds, and gRPC retries calls that found the server
+unavailable, following the retry policy in the channel's service config.
 """
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
+import json
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -21,16 +28,33 @@ import numpy as np
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
-DEFAULT_ADDRESS = "localhost:50051"
+DEFAULT_PORT = 50051
+DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
 PIXELS = 784
+SERVICE = "digitserve.v1.Digits"
+# gRPC caps a retry policy at five attempts, whatever it asks for.
+MAX_ATTEMPTS = 5
+# The longest the channel waits between two attempts to reach the server: gRPC's default
+# grows to two minutes, but a restarted server should be noticed within seconds.
+RECONNECT_MAX_SECONDS = 2.0
+RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
+NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
 
 
 def default_address() -> str:
     return os.environ.get("DIGITS_SERVER", DEFAULT_ADDRESS)
 
 
+class UsageError(ValueError):
+    """Connection options that contradict each other; the message says which flags."""
+
+
+class LocalFileError(OSError):
+    """A file the client needs (a certificate, a key) could not be read."""
+
+
 class ServerUnavailable(Exception):
-    """The server could not be reached (after retries)."""
+    """The server could not be reached, or did not answer in time (after retries)."""
 
     def __init__(self, address: str, detail: str):
         super().__init__(f"cannot reach the digits server at {address} ({detail}); "
@@ -42,10 +66,57 @@ class ServerUnavailable(Exception):
 class ServerError(Exception):
     """The server answered with an error status."""
 
-    def __init__(self, code: grpc.StatusCode, details: str):
+    def __init__(self, code: grpc.StatusCode, details: str, reason: str = ""):
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+        self.reason = reason  # google.rpc.ErrorInfo reason, when the server attached one
+
+
+def parse_address(text: str) -> str:
+    """``HOST[:PORT]`` as gRPC wants it: the default port when none is given.
+
+    ``localhost``, ``10.0.0.5``, ``::1`` and ``[::1]`` all get port 50051;
+    ``unix:`` socket addresses pass unchanged.
+    """
+    text = text.strip()
+    if not text:
+        raise UsageError("--server: empty address; expected HOST or HOST:PORT")
+    if text.startswith("unix:"):
+        return text
+    if text.startswith("["):  # [v6] or [v6]:port
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"--server {text!r}: expected [IPV6]:PORT")
+        return f"[{host}]:{_port(text, port)}"
+    if text.count(":") > 1:  # a bare IPv6 address has no room for a port
+        return f"[{text}]:{DEFAULT_PORT}"
+    host, _, port = text.partition(":")
+    if not host:
+        raise UsageError(f"--server {text!r}: no host; expected HOST or HOST:PORT")
+    return f"{host}:{_port(text, port)}"
+
+
+def _port(text: str, port: str) -> int:
+    if not port:
+        return DEFAULT_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--server {text!r}: port {port!r} is not a number from 1 to 65535")
+    return int(port)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a parsed address stays on this machine (no resolver is asked)."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -53,11 +124,69 @@ class ConnectionOptions:
     address: str = DEFAULT_ADDRESS
     timeout: float = 30.0
     retries: int = 4
-    backoff: float = 0.25
     ca_cert: str = ""
     client_cert: str = ""
     client_key: str = ""
     token: str = ""
+    insecure: bool = False  # allow the token over plaintext to another machine
+
+    def __post_init__(self):
+        object.__setattr__(self, "address", parse_address(self.address))
+        if bool(self.client_cert) != bool(self.client_key):
+            given, missing = ("--client-cert", "--client-key") if self.client_cert else ("--client-key", "--client-cert")
+            raise UsageError(f"{given} needs {missing} too (a client certificate and its private key go together)")
+        if self.timeout <= 0 or self.retries < 0:
+            raise UsageError("--timeout must be above 0 and --retries 0 or more")
+        if self.token and not self.tls and not self.insecure and not is_loopback(self.address):
+            raise UsageError(f"refusing to send the operator token in clear to {self.address}: use TLS "
+                             "(--ca-cert), or --insecure if the network between is trusted")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ca_cert or self.client_cert)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials (with the token as call credentials), or None for plaintext."""
+        if not self.tls:
+            return None
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(self.ca_cert, "--ca-cert"), private_key=_read(self.client_key, "--client-key"),
+            certificate_chain=_read(self.client_cert, "--client-cert"))
+        if self.token:
+            credentials = grpc.composite_channel_credentials(
+                credentials, grpc.access_token_call_credentials(self.token))
+        return credentials
+
+
+def _read(path: str, flag: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise LocalFileError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from exc
+
+
+def add_security_flags(group: argparse._ArgumentGroup) -> None:
+    """The TLS and token flags every client shares, with their environment variables."""
+    group.add_argument("--ca-cert", default=os.environ.get("DIGITS_CA_CERT", ""),
+                       help="PEM CA certificate: connect with TLS and verify the server [DIGITS_CA_CERT]")
+    group.add_argument("--client-cert", default=os.environ.get("DIGITS_CLIENT_CERT", ""),
+                       help="PEM client certificate, for servers that ask for one [DIGITS_CLIENT_CERT]")
+    group.add_argument("--client-key", default=os.environ.get("DIGITS_CLIENT_KEY", ""),
+                       help="PEM private key of --client-cert [DIGITS_CLIENT_KEY]")
+    group.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
+                       help="operator token, for servers that protect Reload [DIGITS_TOKEN]")
+    group.add_argument("--insecure", action="store_true",
+                       default=os.environ.get("DIGITS_INSECURE", "").lower() in ("1", "true", "yes"),
+                       help="allow sending --token without TLS to a server on another machine, over a "
+                            "network you trust [DIGITS_INSECURE=1]")
+
+
+def security_options(args: argparse.Namespace) -> dict:
+    """The ``add_security_flags`` values as ``ConnectionOptions`` keywords."""
+    return {"ca_cert": args.ca_cert, "client_cert": args.client_cert, "client_key": args.client_key,
+            "token": args.token, "insecure": args.insecure}
 
 
 @dataclass(frozen=True)
@@ -83,30 +212,55 @@ def _request(images: np.ndarray, model: str, sequence: int | None = None) -> pb.
     return pb.PredictRequest(u8=pixels.tobytes(), model=model, sequence=sequence)
 
 
+def _service_config(retries: int) -> str:
+    """Unary calls retried by gRPC while the server is UNAVAILABLE, with exponential backoff."""
+    if retries == 0:
+        return json.dumps({})
+    policy = {"maxAttempts": min(retries + 1, MAX_ATTEMPTS), "initialBackoff": f"{RETRY_BACKOFF_SECONDS}s",
+              "maxBackoff": f"{RECONNECT_MAX_SECONDS}s", "backoffMultiplier": 2,
+              "retryableStatusCodes": ["UNAVAILABLE"]}
+    methods = [{"service": SERVICE, "method": m} for m in ("Predict", "ListModels", "Reload")]
+    return json.dumps({"methodConfig": [{"name": methods, "retryPolicy": policy}]})
+
+
+def error_reason(exc: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason the server attached to an error, or ''."""
+    try:
+        from google.rpc import error_details_pb2
+        from grpc_status import rpc_status
+
+        status = rpc_status.from_call(exc)
+    except (ImportError, ValueError, AttributeError):  # no grpcio-status, or details that do not match
+        return ""
+    for detail in status.details if status else []:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""
+
+
 class Connection:
     """One channel to a server. Use as a context manager or call ``close``."""
 
-    def __init__(self, options: ConnectionOptions, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, options: ConnectionOptions):
         self.options = options
-        self._sleep = sleep
+        self._subscribed = False
         self.channel = self._open_channel()
         self.stub = digits_pb2_grpc.DigitsStub(self.channel)
         self._watchers: list[Callable[[grpc.ChannelConnectivity], None]] = []
 
     def _open_channel(self) -> grpc.Channel:
         o = self.options
-        # gRPC's own reconnect backoff grows to two minutes; a restarted server should be
-        # noticed within seconds, so cap it at the scale of our retry backoff.
-        limits = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
-                  ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
-                  ("grpc.max_reconnect_backoff_ms", 2000)]
-        if not o.ca_cert and not o.client_cert:
-            return grpc.insecure_channel(o.address, options=limits)
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=Path(o.ca_cert).read_bytes() if o.ca_cert else None,
-            private_key=Path(o.client_key).read_bytes() if o.client_key else None,
-            certificate_chain=Path(o.client_cert).read_bytes() if o.client_cert else None)
-        return grpc.secure_channel(o.address, credentials, options=limits)
+        settings = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20),
+                    # Not grpc.min_reconnect_backoff_ms: it also bounds each connection attempt,
+                    # and a TLS handshake on a busy machine needs longer than a backoff step.
+                    ("grpc.initial_reconnect_backoff_ms", int(RETRY_BACKOFF_SECONDS * 1000)),
+                    ("grpc.max_reconnect_backoff_ms", int(RECONNECT_MAX_SECONDS * 1000)), ("grpc.enable_retries", 1),
+                    ("grpc.service_config", _service_config(o.retries))]
+        credentials = o.channel_credentials()
+        if credentials is None:
+            return grpc.insecure_channel(o.address, options=settings)
+        return grpc.secure_channel(o.address, credentials, options=settings)
 
     def __enter__(self) -> Connection:
         return self
@@ -117,6 +271,10 @@ class Connection:
     def close(self) -> None:
         for watcher in self._watchers:
             self.channel.unsubscribe(watcher)
+        if self._subscribed:
+            # grpc polls a watched channel's state every 0.2 s and fails loudly in its own
+            # thread if the channel closes before the poller has noticed nobody watches.
+            time.sleep(0.25)
         self.channel.close()
 
     def watch(self, on_change: Callable[[grpc.ChannelConnectivity], None]) -> None:
@@ -140,34 +298,44 @@ class Connection:
                 self.channel.subscribe(changed, try_to_connect=True)
 
         self._watchers.append(changed)
+        self._subscribed = True
         self.channel.subscribe(changed, try_to_connect=True)
 
     @property
     def _metadata(self):
-        return [("authorization", f"Bearer {self.options.token}")] if self.options.token else None
+        """Over TLS the token travels as call credentials; in plaintext (loopback or --insecure) as metadata."""
+        if self.options.token and not self.options.tls:
+            return [("authorization", f"Bearer {self.options.token}")]
+        return None
 
-    def _delay(self, attempt: int) -> float:
-        return min(self.options.backoff * 2**attempt, 5.0) * random.uniform(0.8, 1.2)
+    def wait_for_ready(self, timeout: float) -> bool:
+        """Ask the channel to connect; True once it is connected, False after ``timeout`` seconds."""
+        self._subscribed = True
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+            return True
+        except grpc.FutureTimeoutError:
+            return False
 
     def _call(self, method, request):
-        """A unary call with a deadline, retried with backoff while the server is UNAVAILABLE."""
-        for attempt in range(self.options.retries + 1):
-            try:
-                return method(request, timeout=self.options.timeout, metadata=self._metadata)
-            except grpc.RpcError as exc:
-                last = exc
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.options.retries:
-                    break
-                self._sleep(self._delay(attempt))
-        raise self._error(last)
+        """A unary call with a deadline; gRPC retries it while the server is UNAVAILABLE."""
+        try:
+            return method(request, timeout=self.options.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
 
     def _error(self, exc: grpc.RpcError) -> Exception:
         code, details = exc.code(), exc.details() or ""
-        if code == grpc.StatusCode.UNAVAILABLE and "no model is loaded" not in details:
+        reason = error_reason(exc)
+        if code == grpc.StatusCode.UNAVAILABLE and reason != NO_MODEL_LOADED:
             return ServerUnavailable(self.options.address, details.splitlines()[0] if details else code.name)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ServerUnavailable(self.options.address, f"no answer within {self.options.timeout:g}s (--timeout)")
-        return ServerError(code, details)
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            details = "the server needs the operator token: pass --token or set DIGITS_TOKEN"
+        elif code == grpc.StatusCode.PERMISSION_DENIED:
+            details = "the server refused the operator token: check --token or DIGITS_TOKEN"
+        return ServerError(code, details, reason)
 
     def predict(self, images: np.ndarray, model: str = "") -> Answer:
         return _answer(self._call(self.stub.Predict, _request(images, model)))
@@ -182,13 +350,20 @@ class Connection:
         """Answers for each chunk of images, in order, through PredictStream.
 
         At most ``window`` chunks are in flight, so memory stays bounded however
-        long the input. When the server becomes unavailable mid-stream, the
-        unanswered chunks are sent again on a new stream after a backoff.
+        long the input. A stream that waits longer than the timeout for an
+        answer is cancelled. An exception raised by ``chunks`` ends the stream
+        and is raised here, as it was.
         """
+        # gRPC cannot retry a stream once an answer has arrived (the call is committed), and
+        # our chunks outgrow its replay buffer anyway; so when the server goes away mid-stream,
+        # the chunks it has not answered are replayed here, on a new stream once the channel
+        # has reconnected, after the retry policy's pause.
         source = iter(chunks)
         pending: deque[np.ndarray] = deque()
-        attempt = 0
-        while True:
+        failure: list[BaseException] = []
+        watchdog = _Watchdog(self.options.timeout)  # its clock runs on across replays
+        no_answer = f"no answer within {self.options.timeout:g}s (--timeout)"
+        for attempt in range(self.options.retries + 1):
             slots = threading.Semaphore(window)
             replay = list(pending)
             lock = threading.Lock()
@@ -197,22 +372,86 @@ class Connection:
                 for chunk in replay:
                     slots.acquire()
                     yield _request(chunk, model)
-                for chunk in source:
+                while True:
                     slots.acquire()
+                    try:
+                        chunk = next(source)
+                    except StopIteration:
+                        return
+                    except BaseException as exc:  # the caller's error, not the server's: hand it back
+                        failure.append(exc)
+                        return
                     with lock:
                         pending.append(chunk)
+                        watchdog.sent()
                     yield _request(chunk, model)
 
+            call = self.stub.PredictStream(requests(), metadata=self._metadata)
+            watchdog.watch(call)
             try:
-                for reply in self.stub.PredictStream(requests(), metadata=self._metadata):
+                for reply in call:
                     with lock:
                         pending.popleft()
+                        watchdog.answered(bool(pending))
                     slots.release()
-                    attempt = 0
                     yield _answer(reply)
+                if failure:
+                    raise failure[0]
                 return
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.options.retries:
-                    raise self._error(exc) from None
-                self._sleep(self._delay(attempt))
-                attempt += 1
+                if failure:
+                    raise failure[0] from None
+                if watchdog.overdue():
+                    raise ServerUnavailable(self.options.address, no_answer) from None
+                error = self._error(exc)
+                if not isinstance(error, ServerUnavailable) or attempt == self.options.retries:
+                    raise error from None
+                # The retry policy's schedule: a server that is up but unavailable (still loading,
+                # shutting down) leaves the channel ready, so waiting for the channel alone would not pause.
+                time.sleep(min(RETRY_BACKOFF_SECONDS * 2 ** attempt, RECONNECT_MAX_SECONDS, watchdog.remaining()))
+                self.wait_for_ready(min(watchdog.remaining(), RECONNECT_MAX_SECONDS))
+                if watchdog.overdue():
+                    raise ServerUnavailable(self.options.address, no_answer) from None
+            finally:
+                watchdog.stop()
+                call.cancel()
+
+
+class _Watchdog:
+    """Cancels a stream when an answer it waits for is ``timeout`` seconds late."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self._since: float | None = None  # when the wait for the oldest unanswered chunk began
+        self._stop = threading.Event()
+
+    def overdue(self) -> bool:
+        since = self._since
+        return since is not None and time.monotonic() - since > self.timeout
+
+    def remaining(self) -> float:
+        since = self._since
+        return self.timeout if since is None else max(0.0, self.timeout - (time.monotonic() - since))
+
+    def watch(self, call: grpc.Call) -> None:
+        """Cancel this call once an answer is overdue (until ``stop``)."""
+        self._stop = stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(min(self.timeout, 0.25)):
+                if self.overdue():
+                    call.cancel()
+                    return
+
+        threading.Thread(target=watch, name="digits-stream-watchdog", daemon=True).start()
+
+    def sent(self) -> None:
+        """A chunk went out; if nothing else was waiting, the clock starts now."""
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def answered(self, still_waiting: bool) -> None:
+        self._since = time.monotonic() if still_waiting else None
+
+    def stop(self) -> None:
+        self._stop.set()

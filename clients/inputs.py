@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from clients.drawing import Drawing, DrawingError
 from clients.preprocessing import PreprocessingError, prepare
-from digitserve.idx import IdxError, read_idx
+from digitserve.idx import IdxError, idx_shape, read_idx
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 STROKES_SUFFIX = ".json"
@@ -79,24 +79,80 @@ def _single(path: Path, ink: str) -> Item:
     return Item(str(path), pixels=pixels, label=_folder_label(path))
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Readable files below a folder in sorted order, one directory listing in memory at a time."""
+READABLE = "images, stroke files (.json), MNIST IDX files or .npy arrays"
+
+
+def _readable(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES | {STROKES_SUFFIX, ARRAY_SUFFIX} or is_idx(path)
+
+
+def _walk(folder: Path, warn: Callable[[str], None]) -> Iterator[Path]:
+    """Readable files below a folder in sorted order, one directory listing in memory at a time.
+
+    Files of other types are named in a warning, one per folder.
+    """
+    skipped = []
     for path in sorted(folder.iterdir()):
         if path.is_dir():
-            yield from _walk(path)
-        elif path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES | {STROKES_SUFFIX, ARRAY_SUFFIX}
-                                 or is_idx(path)):
+            yield from _walk(path, warn)
+        elif path.is_file() and _readable(path):
             yield path
+        else:
+            skipped.append(path.name)
+    if skipped:
+        names = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        warn(f"{folder}: skipped {len(skipped)} file(s) that are not {READABLE}: {names}")
 
 
-def read_items(paths: list[str | Path], ink: str = "auto", labels_file: str | Path | None = None) -> Iterator[Item]:
+def _files(given: Path, warn: Callable[[str], None]) -> Iterator[Path]:
+    if not given.is_dir():
+        yield given
+        return
+    found = False
+    for path in _walk(given, warn):
+        found = True
+        yield path
+    if not found:
+        warn(f"{given}: no {READABLE} in this folder")
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """An MNIST IDX labels file, checked: one dimension of digits 0..9. Raises IdxError."""
+    labels = read_idx(path)
+    if labels.ndim != 1 or (labels.size and labels.max() > 9):
+        raise IdxError(f"{path}: not a labels file: expected one digit 0..9 per image, "
+                       f"found shape {labels.shape}")
+    return labels
+
+
+def count_digits(paths: Iterable[str | Path]) -> int | None:
+    """How many digits ``read_items`` will yield, from file names and headers only; None if unknown."""
+    total = 0
+    for given in map(Path, paths):
+        if str(given) == "-":
+            return None
+        files = _walk(given, lambda _: None) if given.is_dir() else [given]
+        for path in files:
+            try:
+                if is_idx(path):
+                    total += idx_shape(path)[0]
+                elif path.suffix.lower() == ARRAY_SUFFIX:
+                    total += len(np.load(path, mmap_mode="r", allow_pickle=False))
+                else:
+                    total += 1
+            except (IdxError, ValueError, OSError, IndexError, TypeError):
+                total += 1  # an unreadable file is one failed item
+    return total
+
+
+def read_items(paths: Iterable[str | Path], ink: str = "auto", labels: np.ndarray | None = None,
+               warn: Callable[[str], None] = lambda _: None) -> Iterator[Item]:
     """Every digit in the given paths, in order; unreadable inputs become items with an ``error``."""
-    labels = read_idx(labels_file) if labels_file else None
     for given in map(Path, paths):
         if not given.exists():
             yield Item(str(given), error=f"{given}: no such file or folder")
             continue
-        for path in _walk(given) if given.is_dir() else [given]:
+        for path in _files(given, warn):
             try:
                 if is_idx(path):
                     yield from _array_items(path, read_idx(path), labels)

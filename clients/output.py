@@ -83,29 +83,36 @@ class CsvWriter:
 
 
 class TableWriter:
-    """Aligned columns for a terminal."""
+    """Aligned columns for a terminal: fixed-width columns first, the source last.
+
+    With a label known, a wrong answer is marked ``wrong``; the K likeliest
+    digits show ``<0.001`` rather than a misleading ``0.000``.
+    """
 
     def __init__(self, out: TextIO, top: int):
         self.out, self.top, self.header_done = out, top, False
 
     def write(self, result: Result) -> None:
         if not self.header_done:
-            extra = "  top" if self.top else ""
-            self.out.write(f"{'digit':>5}  {'confidence':>10}  {'label':>5}  source{extra}\n")
+            top = f"{'top':<{9 * self.top}}  " if self.top else ""
+            self.out.write(f"{'digit':>5}  {'confidence':>10}  {'label':>5}  {'':5}  {top}source\n")
             self.header_done = True
         record = result.record(self.top)
         source = record["source"] + (f"#{record['index']}" if "index" in record else "")
         label = "" if result.item.label is None else str(result.item.label)
         if "error" in record:
-            self.out.write(f"{'-':>5}  {'error':>10}  {label:>5}  {record['error']}\n")
+            self.out.write(f"{'-':>5}  {'error':>10}  {label:>5}  {'':5}  {record['error']}\n")
             return
-        line = f"{record['digit']:>5}  {record['confidence']:>10.4f}  {label:>5}  {source}"
-        if self.top:
-            line += "  " + " ".join(f"{d}:{p:.3f}" for d, p in record["top"])
-        self.out.write(line + "\n")
+        wrong = "wrong" if label and int(label) != record["digit"] else ""
+        top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
+        self.out.write(f"{record['digit']:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}\n")
 
     def close(self) -> None:
         pass
+
+
+def _share(p: float) -> str:
+    return "<0.001" if p < 0.0005 else f"{p:.3f}"
 
 
 WRITERS = {"table": TableWriter, "json": JsonWriter, "csv": CsvWriter}

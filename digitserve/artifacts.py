@@ -9,8 +9,9 @@ A models folder holds, for every model NAME:
   artifact's file name, sha256 and size.
 
 Writers write each file under a temporary dot-name and rename it into place,
-artifact first, manifest last: a reader sees either the old manifest or the
-new one, never half a file. The server loads an artifact only when its bytes
+artifacts first, manifests last: a reader sees either the old manifest or the
+new one, never half a file; a ``Publication`` renames a whole training run's
+files only once all of them are written. The server loads an artifact only when its bytes
 match the manifest's digest and only from the folder itself.
 
 Unpickling runs code: whoever can write the models folder can run code in the
@@ -103,7 +104,8 @@ def library_versions() -> dict[str, str]:
             "numpy": np.__version__, "joblib": joblib.__version__}
 
 
-def _atomic_write(directory: Path, final_name: str, data: bytes) -> None:
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file in ``directory``, on disk (fsynced) before it is renamed."""
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -111,11 +113,84 @@ def _atomic_write(directory: Path, final_name: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, directory / final_name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    return Path(tmp)
+
+
+class PublishError(OSError):
+    """A file of a publication could not be written; ``published`` names what was renamed into place."""
+
+    def __init__(self, path: Path, cause: OSError, published: list[str]):
+        super().__init__(f"cannot write {path}: {cause.strerror or cause}")
+        self.errno = cause.errno
+        self.path = path
+        self.published = published
+
+
+class Publication:
+    """Files written under temporary names, then renamed into place together.
+
+    A training run stages every artifact and manifest and publishes them only
+    once all are written, so a full disk or a crash midway leaves the folder's
+    set of models as it was. ``publish`` renames the artifacts first, then the
+    other files in the order staged (members' manifests before their
+    ensemble's). Unpublished temporary files are removed on leaving the block.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._staged: list[tuple[Path, str]] = []  # (temporary file, final name)
+
+    def __enter__(self) -> Publication:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for tmp, _ in self._staged:
+            tmp.unlink(missing_ok=True)
+        self._staged = []
+
+    def stage(self, final_name: str, data: bytes) -> None:
+        try:
+            self._staged.append((_write_temp(self.directory, data), final_name))
+        except OSError as exc:
+            raise PublishError(self.directory / final_name, exc, []) from exc
+
+    def stage_model(self, name: str, kind: str, estimator: Any, *, training_samples: int, probabilities: str,
+                    members: list[str] | None = None, evaluation: dict[str, Any] | None = None) -> Manifest:
+        """Stage a model's artifact and manifest; returns the manifest."""
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+        data = serialize(estimator)
+        digest = hashlib.sha256(data).hexdigest()
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        manifest = Manifest(
+            name=name, kind=kind, version=f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}",
+            artifact=f"{check_name(name)}-{digest[:12]}{ARTIFACT_SUFFIX}",
+            sha256=digest, size_bytes=len(data), created=now.isoformat().replace("+00:00", "Z"),
+            training_samples=int(training_samples), probabilities=probabilities,
+            members=list(members or []), compression="-".join(map(str, COMPRESSION)),
+            libraries=library_versions(), evaluation=evaluation or {},
+        )
+        self.stage(manifest.artifact, data)
+        self.stage(manifest_path(self.directory, name).name, manifest.to_json().encode())
+        return manifest
+
+    def publish(self) -> list[str]:
+        """Rename everything staged into place; returns the final names, in order."""
+        order = sorted(self._staged, key=lambda staged: not staged[1].endswith(ARTIFACT_SUFFIX))
+        published: list[str] = []
+        for tmp, final in order:
+            try:
+                os.replace(tmp, self.directory / final)
+            except OSError as exc:
+                raise PublishError(self.directory / final, exc, published) from exc
+            published.append(final)
+        self._staged = [(tmp, final) for tmp, final in self._staged if final not in published]
+        _fsync_dir(self.directory)
+        return published
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -138,24 +213,11 @@ def serialize(estimator: Any, compression: tuple[str, int] = COMPRESSION) -> byt
 def write_artifact(directory: str | Path, name: str, kind: str, estimator: Any, *,
                    training_samples: int, probabilities: str, members: list[str] | None = None,
                    evaluation: dict[str, Any] | None = None) -> Manifest:
-    """Write a model and its manifest atomically; returns the manifest written."""
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    data = serialize(estimator)
-    digest = hashlib.sha256(data).hexdigest()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    artifact = f"{check_name(name)}-{digest[:12]}{ARTIFACT_SUFFIX}"
-    manifest = Manifest(
-        name=name, kind=kind, version=f"{now:%Y%m%dT%H%M%SZ}-{digest[:8]}", artifact=artifact,
-        sha256=digest, size_bytes=len(data), created=now.isoformat().replace("+00:00", "Z"),
-        training_samples=int(training_samples), probabilities=probabilities,
-        members=list(members or []), compression="-".join(map(str, COMPRESSION)),
-        libraries=library_versions(), evaluation=evaluation or {},
-    )
-    _atomic_write(directory, artifact, data)
-    _atomic_write(directory, manifest_path(directory, name).name, manifest.to_json().encode())
+    """Write one model and its manifest atomically; returns the manifest written."""
+    with Publication(directory) as publication:
+        manifest = publication.stage_model(name, kind, estimator, training_samples=training_samples,
+                                           probabilities=probabilities, members=members, evaluation=evaluation)
+        publication.publish()
     return manifest
 
 

@@ -40,6 +40,21 @@ def read_idx(path: str | Path) -> np.ndarray:
     return parse_idx(data, path)
 
 
+def idx_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape an IDX file's header announces, reading only the header."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            head = f.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            dims = f.read(4 * ndim)
+    except (OSError, EOFError) as exc:
+        raise IdxError(f"{path}: cannot read: {exc}") from exc
+    if len(head) < 4 or len(dims) < 4 * ndim or ndim == 0:
+        raise IdxError(f"{path}: not an IDX file (the header is incomplete)")
+    return struct.unpack(f">{ndim}I", dims)
+
+
 def parse_idx(data: bytes, path: str | Path = "<bytes>") -> np.ndarray:
     """Decode IDX bytes, checking the header against the length of the data."""
     if len(data) < 4:

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from digitserve import version
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -79,6 +81,7 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
         description="Serve the digit models of a models folder over gRPC (digitserve.v1.Digits, "
                     "grpc.health.v1 and reflection).",
         epilog="Every flag can also be set by the environment variable shown in brackets.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     defaults = Settings()
     for f in fields(Settings):
         env, text = _HELP[f.name]

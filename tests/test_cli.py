@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,8 @@ from PIL import Image
 from clients.cli import main as digits
 from digitserve.idx import write_idx
 from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -75,7 +81,11 @@ def test_predict_idx_with_labels_reports_accuracy_and_confusion(server, capsys, 
                        "--labels", str(tmp_path / "t-labels-idx1-ubyte"), str(tmp_path / "t-images-idx3-ubyte"))
     assert code == 0
     lines = out.splitlines()
-    assert len([line for line in lines if "#" in line]) == 500
+    rows = [line.split() for line in lines if "#" in line]
+    assert len(rows) == 500
+    wrong = [row for row in rows if row[0] != row[2]]  # digit, confidence, label, [wrong], source
+    assert wrong and all(row[3] == "wrong" for row in wrong)
+    assert all(len(row) == 4 for row in rows if row[0] == row[2])
     accuracy = float(next(line for line in lines if line.startswith("accuracy:")).split()[1].rstrip("%"))
     assert accuracy > 93
     assert lines[-11].split() == [str(d) for d in range(10)]
@@ -151,13 +161,13 @@ def test_unknown_model_is_refused_with_the_servers_reason(server, capsys, photo_
     assert "NOT_FOUND" in err and "ensemble, knn, rf, svm" in err
 
 
-def test_unreachable_server_is_one_line_exit_2_without_traceback(tmp_path):
+def test_unreachable_server_is_one_line_exit_4_without_traceback(tmp_path):
     picture = tmp_path / "x.png"
     Image.new("L", (28, 28), 0).save(picture)
     proc = subprocess.run([sys.executable, "-m", "clients.cli", "predict", "--server", "127.0.0.1:9",
                            "--retries", "1", "--timeout", "3", str(picture)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert proc.returncode == 2
+    assert proc.returncode == 4
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.1:9" in lines[0] and "digits-server" in lines[0]
@@ -189,3 +199,171 @@ def test_memory_stays_bounded_however_many_images_a_folder_holds(server, test_di
     assert len(json.loads((tmp_path / "large.json").read_text())) == 20000
     print(f"peak memory: {small_rss // 1024} MiB for 2,000 images, {large_rss // 1024} MiB for 20,000")
     assert large_rss - small_rss < 10 * 1024
+
+
+def _digits(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    """digits as a user runs it: its own process."""
+    return subprocess.run([str(BIN / "digits"), *argv], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+@pytest.fixture
+def many(test_digits, tmp_path) -> Path:
+    path = tmp_path / "many.npy"
+    np.save(path, test_digits[0][:3000])
+    return path
+
+
+def test_every_command_has_a_version_and_every_subcommand_a_description():
+    for command in ("digits", "digits-server", "digits-train"):
+        done = subprocess.run([str(BIN / command), "--version"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.split()[0] == command and done.stdout.split()[1][0].isdigit()
+    from clients.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"predict", "models", "reload", "draw"}
+    for name, sub in commands.items():
+        assert name in parser.format_help() and len(sub.description or "") > 40, name  # says what it does
+
+
+def test_predict_honours_the_timeout_while_streaming(trained_models, many):
+    """A server that stops answering mid-run (here: stopped by SIGSTOP) ends the run after --timeout."""
+    import signal
+
+    from bench.process import ServerProcess
+
+    server = ServerProcess(trained_models)
+    try:
+        server.proc.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        done = _digits("predict", "--server", server.address, "--timeout", "3", "--format", "csv", str(many))
+        elapsed = time.monotonic() - started
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+    assert done.returncode == 4, done.stderr
+    assert "no answer within 3s" in done.stderr and "Traceback" not in done.stderr
+    assert elapsed < 8
+
+
+def test_a_client_certificate_without_its_key_is_a_usage_error(server, tmp_path):
+    (tmp_path / "client.pem").write_text("not used")
+    done = _digits("models", "--server", server.address, "--ca-cert", str(tmp_path / "client.pem"),
+                   "--client-cert", str(tmp_path / "client.pem"))
+    assert done.returncode == 2  # not SIGABRT (-6)
+    assert done.stderr.strip().splitlines() == [
+        "digits models: --client-cert needs --client-key too (a client certificate and its private key go together)"]
+
+
+def test_the_token_is_not_sent_in_clear_to_another_machine():
+    # In a network namespace of its own, so that even a client that tried could reach no other machine.
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare -n (a private network namespace)")
+    done = subprocess.run(["unshare", "-n", str(BIN / "digits"), "reload", "--server", "192.0.2.1", "--token", "secret"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "in clear to 192.0.2.1:50051" in done.stderr and "--ca-cert" in done.stderr and "--insecure" in done.stderr
+
+
+def test_a_missing_or_wrong_token_says_how_to_give_one(serve, trained_models):
+    serving = serve(trained_models, token="right")
+    missing = _digits("reload", "--server", serving.address, env={**os.environ, "DIGITS_TOKEN": ""})
+    assert missing.returncode == 3
+    assert "--token" in missing.stderr and "DIGITS_TOKEN" in missing.stderr and "metadata" not in missing.stderr
+    wrong = _digits("reload", "--server", serving.address, "--token", "wrong")
+    assert wrong.returncode == 3 and "--token" in wrong.stderr and "DIGITS_TOKEN" in wrong.stderr
+    assert _digits("reload", "--server", serving.address, "--token", "right").returncode == 0
+
+
+def test_unreadable_local_files_are_exit_5_and_named(server, test_digits, tmp_path):
+    write_idx(tmp_path / "t-images-idx3-ubyte", test_digits[0][:20].reshape(-1, 28, 28))
+    (tmp_path / "labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00")
+    done = _digits("predict", "--server", server.address, "--labels", str(tmp_path / "labels-idx1-ubyte"),
+                   str(tmp_path / "t-images-idx3-ubyte"))
+    assert done.returncode == 5
+    assert str(tmp_path / "labels-idx1-ubyte") in done.stderr and "refused" not in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    images = str(tmp_path / "t-images-idx3-ubyte")
+    missing_ca = _digits("predict", "--server", server.address, "--ca-cert", str(tmp_path / "ca.pem"), images)
+    assert missing_ca.returncode == 5 and f"--ca-cert {tmp_path / 'ca.pem'}: cannot read it" in missing_ca.stderr
+    unwritable = _digits("predict", "--server", server.address, "--output", str(tmp_path / "no" / "out.csv"), images)
+    assert unwritable.returncode == 5 and str(tmp_path / "no" / "out.csv") in unwritable.stderr
+
+
+def test_empty_folders_and_skipped_files_are_warned_and_an_empty_run_fails(server, photo_folder, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("hello")
+    done = _digits("predict", "--server", server.address, str(empty), str(tmp_path / "notes"))
+    assert done.returncode == 1
+    assert f"{empty}: no images" in done.stderr
+    assert "skipped 1 file(s)" in done.stderr and "readme.txt" in done.stderr
+    assert "nothing to predict" in done.stderr
+    mixed = tmp_path / "mixed"
+    shutil.copytree(photo_folder / "7", mixed)
+    (mixed / "scan-notes.pdf").write_bytes(b"%PDF")
+    done = _digits("predict", "--server", server.address, "--format", "json", str(mixed))
+    assert done.returncode == 0 and len(json.loads(done.stdout)) == len(list((photo_folder / "7").iterdir()))
+    assert "scan-notes.pdf" in done.stderr
+
+
+def test_paths_from_standard_input_and_results_to_standard_output(server, photo_folder):
+    files = sorted(str(p) for p in (photo_folder / "3").iterdir())
+    done = _digits("predict", "--server", server.address, "--format", "csv", "--output", "-", "-",
+                   input="\n".join(files) + "\n")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [r["source"] for r in rows] == files
+    assert sum(r["digit"] == "3" for r in rows) >= len(rows) - 1
+
+
+def test_piping_into_head_ends_quietly(server, many):
+    cli = subprocess.Popen([str(BIN / "digits"), "predict", "--server", server.address, "--batch", "100", str(many)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.run(["head", "-n", "3"], stdin=cli.stdout, capture_output=True, timeout=60)
+    cli.stdout.close()
+    assert cli.wait(timeout=60) == 0
+    assert cli.stderr.read() == b""
+    assert len(head.stdout.splitlines()) == 3
+
+
+def test_the_top_column_lines_up_and_runners_up_are_not_zero(server, many):
+    done = _digits("predict", "--server", server.address, "--top", "3", str(many))
+    lines = done.stdout.splitlines()
+    header, rows = lines[0], [line for line in lines if "#" in line]
+    column = header.index("top")
+    assert {row.index(str(many)) for row in rows} == {header.index("source")}  # the source starts in one column
+    assert all(row[column].isdigit() and row[column + 1] == ":" for row in rows)
+    assert "0.000" not in "".join(row[column:row.index(str(many))] for row in rows)
+    assert any("<0.001" in row for row in rows)
+
+
+def test_the_progress_bar_knows_its_total_and_never_mixes_with_the_results(server, many):
+    """On a terminal: a bar with the count and an ETA on stderr, and every result line intact."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    proc = subprocess.Popen([str(BIN / "digits"), "predict", "--server", server.address, "--batch", "20",
+                             str(many)], stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    screen = bytearray()
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the program ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(main)
+    text = screen.decode()
+    assert re.search(r"\d+/3000 \[\d\d:\d\d<\d\d:\d\d", text), text[:2000]  # the total and an ETA
+    rows = [line.rsplit("\r", 1)[-1] for line in text.split("\n") if "many.npy#" in line]
+    assert len(rows) == 3000
+    assert not [row for row in rows if "img/s" in row or "predicting" in row]

@@ -436,6 +436,6 @@ def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_pat
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)[0]["digit"] == int(test_digits[1][0])
     without_client_cert = subprocess.run(base, capture_output=True, text=True, timeout=60)
-    assert without_client_cert.returncode == 2 and "Traceback" not in without_client_cert.stderr
+    assert without_client_cert.returncode == 4 and "Traceback" not in without_client_cert.stderr
     plaintext = subprocess.run(base[:-2], capture_output=True, text=True, timeout=60)
-    assert plaintext.returncode == 2
+    assert plaintext.returncode == 4

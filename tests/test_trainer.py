@@ -54,12 +54,12 @@ def test_damaged_mnist_files_are_named_with_what_is_wrong(mnist_copy, damage, wo
         assert word in str(caught.value)
 
 
-def test_the_trainer_exits_2_with_one_line_on_bad_data(mnist_copy, tmp_path):
+def test_the_trainer_exits_5_with_one_line_on_bad_data(mnist_copy, tmp_path):
     (mnist_copy / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     proc = subprocess.run([sys.executable, "-m", "trainer.main", "--mnist-dir", str(mnist_copy),
                            "--out", str(tmp_path / "out"), "--limit", "100"], capture_output=True, text=True,
                           cwd=ROOT)
-    assert proc.returncode == 2
+    assert proc.returncode == 5
     assert "train-images-idx3-ubyte.gz" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -189,11 +189,86 @@ def test_notify_reloads_a_running_server(serve, trained_models, tmp_path, mnist_
     assert listed["svm"].training_samples == 600
 
 
-def test_notify_failure_is_exit_3_with_models_written(trained_models, tmp_path, mnist_dir):
+def test_notify_failure_is_exit_4_with_models_written(trained_models, tmp_path, mnist_dir):
     folder = tmp_path / "models"
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "knn", "--limit", "300",
-                  "--jobs", "1", "--no-report", "--notify", "127.0.0.1:9"]) == 3
+                  "--jobs", "1", "--no-report", "--notify", "127.0.0.1:9"]) == 4
     assert read_manifest(folder / "knn.manifest.json").name == "knn"
+
+
+def test_notify_reaches_a_tls_server_with_the_token_as_call_credentials(serve, trained_models, tmp_path,
+                                                                        mnist_dir):
+    from tests.test_hardening import _certificates
+
+    certs = _certificates(tmp_path)
+    folder = tmp_path / "models"
+    shutil.copytree(trained_models, folder)
+    serving = serve(folder, tls_cert=str(certs["server_cert"]), tls_key=str(certs["server_key"]), token="s3cret")
+    quick = ["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "knn", "--limit", "300",
+             "--jobs", "1", "--no-report"]
+    proc = subprocess.run([sys.executable, "-m", "trainer.main", *quick, "--notify", f"localhost:{serving.running.port}",
+                           "--ca-cert", str(certs["ca"]), "--token", "s3cret"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "reload on localhost:" in proc.stderr and "updated 1" in proc.stderr
+    refused = subprocess.run([sys.executable, "-m", "trainer.main", *quick, "--notify",
+                              f"localhost:{serving.running.port}", "--ca-cert", str(certs["ca"]), "--token", "wrong"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert refused.returncode == 3 and "DIGITS_TOKEN" in refused.stderr
+
+
+def test_notify_refuses_to_send_the_token_in_clear_to_another_machine(capsys):
+    from trainer.main import parse_args
+
+    with pytest.raises(SystemExit) as caught:  # the arguments alone are refused: nothing is trained or sent
+        parse_args(["--notify", "192.0.2.1:50051", "--token", "s3cret"])
+    assert caught.value.code == 2
+    assert "in clear to 192.0.2.1:50051" in capsys.readouterr().err
+
+
+def _fill(folder: Path, leave: int) -> None:
+    """Fill the file system holding ``folder`` until ``leave`` bytes are free."""
+    import os
+
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    (folder / "filler").write_bytes(b"\0" * max(free - leave, 0))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs, so that a training run really meets a full disk."""
+    import os
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_leaves_the_models_folder_as_it_was(small_disk, mnist_dir):
+    folder = small_disk / "models"
+    quick = [sys.executable, "-m", "trainer.main", "--mnist-dir", str(mnist_dir), "--out", str(folder),
+             "--limit", "1000", "--jobs", "1", "--no-report"]
+    assert subprocess.run(quick, capture_output=True, cwd=ROOT, timeout=300).returncode == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    artifacts = sum(read_manifest(p).size_bytes for p in find_manifests(folder))
+    _fill(small_disk, artifacts // 2)  # room for the first models of the next run, not for all
+    proc = subprocess.run(quick + ["--seed", "5"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 5
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "No space left on device" in message and str(folder) in message and ".joblib" in message
+    assert "nothing in" in message and "changed" in message and "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no new file, no temporary file
+    json.loads((folder / "training-summary.json").read_text())
+    for path in find_manifests(folder):
+        load_estimator(folder, read_manifest(path))
+    (small_disk / "filler").unlink()
+    assert subprocess.run(quick + ["--seed", "5"], capture_output=True, cwd=ROOT, timeout=300).returncode == 0
+    versions = {read_manifest(p).name: read_manifest(p).sha256 for p in find_manifests(folder)}
+    assert all(versions[name] != json.loads(before[f"{name}.manifest.json"])["sha256"] for name in versions)
 
 
 def test_unknown_model_names_are_a_usage_error(capsys):

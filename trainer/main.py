@@ -1,7 +1,10 @@
 """digits-train: MNIST in, verified and evaluated model artifacts out.
 
-Exit codes: 0 done; 1 training failed; 2 bad arguments or bad MNIST data;
-3 models written but the server named by --notify could not reload them.
+Exit codes: 0 done; 1 training failed; 2 bad arguments; 3 models written, but
+the server named by --notify refused to reload; 4 models written, but that
+server could not be reached; 5 MNIST files missing or damaged, or the models
+folder could not be written (nothing in it changed, or the message names
+exactly what did).
 """
 
 from __future__ import annotations
@@ -15,25 +18,29 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from digitserve.artifacts import ArtifactError, find_manifests, read_manifest, remove_leftovers, write_artifact
+from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
+                                add_security_flags, security_options)
+from digitserve import exits, version
+from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
+                                  read_manifest, remove_leftovers)
 from digitserve.estimators import DigitFeatures
 from trainer import report
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
 
-EXIT_FAILED, EXIT_USAGE, EXIT_NOTIFY = 1, 2, 3
+NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="digits-train",
         description="Train, evaluate and write the digit models (knn, svm, rf, ensemble) into a models folder.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help=f"comma-separated models to train (default: {','.join(DEFAULT_MODELS)})")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")),
@@ -50,10 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do nothing when every requested model already has a manifest in --out")
     parser.add_argument("--force", action="store_true", help="train even when the models exist (overrides --if-missing)")
     parser.add_argument("--no-report", action="store_true", help="skip the PNG pictures of each evaluation")
-    parser.add_argument("--notify", metavar="HOST:PORT", default=os.environ.get("DIGITS_NOTIFY", ""),
+    notify = parser.add_argument_group("--notify: the server to reload, reached like the digits client reaches it")
+    notify.add_argument("--notify", metavar="HOST[:PORT]", default=os.environ.get("DIGITS_NOTIFY", ""),
                         help="ask this server to Reload once the artifacts are written [DIGITS_NOTIFY]")
-    parser.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
-                        help="operator token for --notify [DIGITS_TOKEN]")
+    add_security_flags(notify)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in args.models if m not in RECIPES]
@@ -62,6 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      f"choose from {', '.join(RECIPES)}")
     if args.limit < 0 or args.jobs < 1:
         parser.error("--limit must be 0 or more and --jobs at least 1")
+    try:
+        args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
+                                        **security_options(args)) if args.notify else None
+    except UsageError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -117,16 +129,21 @@ def _ticking(bar: tqdm, every: float = 0.5):
         ticker.join()
 
 
-def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
-    """Fit, evaluate and write every requested model; returns one summary row each."""
+def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple]]:
+    """Fit, evaluate and publish every requested model as one set.
+
+    Returns one summary row per model, and what its report pictures need.
+    Nothing in ``args.out`` changes until every file of the run is written.
+    """
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
-    rows, tails, probabilities, fit_times = [], {}, {}, {}
-    with tqdm(total=len(plan) + 1, desc="training", unit="stage", file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar, _ticking(bar):
+    rows, reports, tails, probabilities, fit_times = [], [], {}, {}, {}
+    with Publication(args.out) as publication, \
+            tqdm(total=len(plan) + 1, desc="training", unit="stage", file=sys.stderr,
+                 disable=not sys.stderr.isatty()) as bar, _ticking(bar):
         bar.set_postfix_str("features")
         started = time.perf_counter()
         features = DigitFeatures().fit(train_x)
@@ -154,11 +171,10 @@ def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
             fit_times[name] = fit_seconds
             summary = evaluation.as_dict() | extra
             if name in args.models:
-                manifest = write_artifact(args.out, name, recipe.kind, model, training_samples=len(train_x),
-                                          probabilities=recipe.probabilities, members=list(recipe.members),
-                                          evaluation=summary)
-                if not args.no_report:
-                    _pictures(args.out, name, evaluation, test_x, test_y, probs)
+                manifest = publication.stage_model(name, recipe.kind, model, training_samples=len(train_x),
+                                                   probabilities=recipe.probabilities,
+                                                   members=list(recipe.members), evaluation=summary)
+                reports.append((name, evaluation, test_x, test_y, probs))
                 rows.append({"name": name, "kind": recipe.kind, "accuracy": evaluation.accuracy,
                              "fit_seconds": evaluation.fit_seconds, "size_mb": manifest.size_bytes / 1e6,
                              "single_ms": evaluation.single_image_ms,
@@ -166,7 +182,12 @@ def train(args: argparse.Namespace, data: Mnist) -> list[dict]:
                              "version": manifest.version, **extra})
             log(f"{name}: accuracy {evaluation.accuracy:.2%}, fitted in {evaluation.fit_seconds:.1f}s")
             bar.update()
-    return rows
+        publication.stage(SUMMARY, (json.dumps(rows, indent=2) + "\n").encode())
+        publication.publish()
+    return rows, reports
+
+
+SUMMARY = "training-summary.json"
 
 
 def _pictures(out: Path, name: str, evaluation, images, labels, probs) -> None:
@@ -190,46 +211,61 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def notify(address: str, token: str) -> str:
+def notify(options: ConnectionOptions) -> str:
     """Ask a server to Reload; returns a one-line description of what changed."""
-    from digitserve.v1 import digits_pb2, digits_pb2_grpc
-
-    metadata = [("authorization", f"Bearer {token}")] if token else None
-    with grpc.insecure_channel(address) as channel:
-        reply = digits_pb2_grpc.DigitsStub(channel).Reload(digits_pb2.ReloadRequest(), timeout=120,
-                                                           metadata=metadata)
+    with Connection(options) as connection:
+        reply = connection.reload()
     failed = "; ".join(f"{f.name}: {f.reason}" for f in reply.failed)
     return (f"added {len(reply.added)}, updated {len(reply.updated)}, removed {len(reply.removed)}, "
             f"failed {len(reply.failed)}" + (f" ({failed})" if failed else ""))
+
+
+def _unpublished(out: Path, exc: PublishError, models: list[str]) -> str:
+    """What a failed publication left in the models folder, model by model."""
+    changed = [name for name in models if manifest_path(out, name).name in exc.published]
+    if not changed:
+        return f"nothing in {out} changed: it holds the models it held before"
+    return (f"in {out}, these models were replaced: {', '.join(changed)}; these were not: "
+            f"{', '.join(m for m in models if m not in changed)}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.if_missing and not args.force and set(args.models) <= _existing(args.out):
         log(f"{args.out}: models {', '.join(args.models)} already present; nothing to do (use --force to retrain)")
-        return 0
+        return exits.OK
     try:
+        if args.server:
+            args.server.channel_credentials()  # unreadable certificates fail now, not after training
         data = load_mnist(args.mnist_dir, progress=sys.stderr.isatty())
-    except MnistError as exc:
+    except (MnistError, OSError) as exc:
         log(f"digits-train: {exc}")
-        return EXIT_USAGE
+        return exits.LOCAL_FILE
     log(f"MNIST from {data.source}: {len(data.train_labels):,} training and {len(data.test_labels):,} test images")
     try:
         with threadpool_limits(args.jobs):
-            rows = train(args, data)
+            rows, reports = train(args, data)
+    except PublishError as exc:
+        log(f"digits-train: {exc}; {_unpublished(args.out, exc, args.models)}")
+        return exits.LOCAL_FILE
     except (OSError, ValueError, MemoryError) as exc:
-        log(f"digits-train: training failed: {exc}")
-        return EXIT_FAILED
+        log(f"digits-train: training failed, nothing in {args.out} changed: {exc}")
+        return exits.FAILED
     print(summary_table(rows))
-    (args.out / "training-summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-    if args.notify:
+    try:
+        for report_args in [] if args.no_report else reports:
+            _pictures(args.out, *report_args)
+    except OSError as exc:
+        log(f"digits-train: models {', '.join(args.models)} written to {args.out}, but a report picture "
+            f"could not be: {exc}")
+        return exits.LOCAL_FILE
+    if args.server:
         try:
-            log(f"reload on {args.notify}: {notify(args.notify, args.token)}")
-        except grpc.RpcError as exc:
-            log(f"digits-train: models written to {args.out}, but {args.notify} did not reload: "
-                f"{exc.code().name}: {exc.details()}")
-            return EXIT_NOTIFY
-    return 0
+            log(f"reload on {args.server.address}: {notify(args.server)}")
+        except (ServerUnavailable, ServerError) as exc:
+            log(f"digits-train: models written to {args.out}, but {args.server.address} did not reload: {exc}")
+            return exits.UNREACHABLE if isinstance(exc, ServerUnavailable) else exits.REFUSED
+    return exits.OK
 
 
 if __name__ == "__main__":
