@@ -43,7 +43,7 @@ test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not heavy"
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -5,7 +5,8 @@ process, as users run it) and the same artifacts called in this process, with
 the numeric libraries pinned to the same thread count in both. The machine
 may be shared and noisy, so single-image latencies are repeated and the
 ratios within one run are what count. Results go to bench/results.json and
-bench/results.md.
+bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json) and
+``bench.estimators`` (ours against stock scikit-learn, results-estimators.json).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -26,31 +26,16 @@ import grpc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
-from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
     "grpc_p50_ms": 5.0, "grpc_overhead_ms": 0.5, "concurrent_ratio": 0.70, "stream_ratio": 0.90,
     "stream_images_per_s": 3000, "start_to_serving_s": 3.0, "artifacts_mb": 25.0,
 }
-
-
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1000
-    return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
-
-
-def timed(call, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def concurrent(call_for_thread, threads: int, per_thread: int) -> dict[str, float]:
@@ -174,8 +159,7 @@ def tutorial_reference(mnist_dir: Path, images, labels, train_limit: int) -> lis
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
-    train_x = read_idx(mnist_dir / "train-images-idx3-ubyte.gz").reshape(-1, 784)[:train_limit]
-    train_y = read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")[:train_limit]
+    train_x, train_y = mnist(mnist_dir, "train", train_limit)
     models = {
         "tutorial KNN(4)": KNeighborsClassifier(n_neighbors=4),
         "tutorial hard voting": VotingClassifier([("svc", SVC()), ("knn", KNeighborsClassifier(5)),
@@ -245,14 +229,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """--models-dir and --mnist-dir, shared by bench and soak."""
-    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
-    parser.add_argument("--mnist-dir", type=Path,
-                        default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = data_arguments(argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--threads", type=int, default=1, help="numeric threads, server and floor alike")
@@ -261,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent-requests", type=int, default=150, help="requests per client of 8")
     parser.add_argument("--tutorial-train", type=int, default=10000,
                         help="training images for the tutorials' reference recipes (0 skips them)")
+    parser.add_argument("--estimators-train", type=int, default=10000,
+                        help="training images for bench.estimators, ours against stock scikit-learn (0 skips it)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
 
@@ -268,11 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if not manifests:
         print(f"bench: no models in {args.models_dir}; run digits-train (or make train) first", file=sys.stderr)
         return 2
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    labels = read_idx(args.mnist_dir / "t10k-labels-idx1-ubyte.gz")
-    results: dict = {"machine": {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
-                                 "numeric_threads": args.threads, "python": platform.python_version(),
-                                 "platform": platform.platform()}}
+    images, labels = mnist(args.mnist_dir, "t10k")
+    results: dict = {"machine": machine(args.threads)}
     print(f"bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; numeric threads {args.threads}",
           file=sys.stderr)
     with threadpool_limits(args.threads):
@@ -319,7 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)
-    return 0
+    from bench import drawn, estimators
+
+    data = ["--mnist-dir", str(args.mnist_dir)]
+    status = drawn.main([*data, "--models-dir", str(args.models_dir), "--out", str(args.out / "results-drawn.json")])
+    if args.estimators_train:
+        status = status or estimators.main([*data, "--train", str(args.estimators_train),
+                                            "--out", str(args.out / "results-estimators.json")])
+    return status
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from bench.process import ServerProcess
-from bench.run import ROOT, data_arguments, percentiles
+from bench.common import ROOT, data_arguments, percentiles
 from digitserve.artifacts import read_manifest
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             while not stop.wait(args.reload_every):
                 publish(live, other if k % 2 == 0 else args.models_dir, "svm")
                 server.stub.Reload(pb.ReloadRequest(), timeout=60)
-                counts["reloads"] += 1
+                with lock:
+                    counts["reloads"] += 1
                 k += 1
 
         def vandal() -> None:
@@ -110,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                     raw(bad[k % len(bad)], timeout=10)
                 except grpc.RpcError as exc:
                     if exc.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
-                        errors.append(f"bad input answered {exc.code().name}")
-                counts["bad"] += 1
+                        with lock:
+                            errors.append(f"bad input answered {exc.code().name}")
+                with lock:
+                    counts["bad"] += 1
                 k += 1
 
         def sampler() -> None:
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error:", line, file=sys.stderr)
     (ROOT / "bench").mkdir(exist_ok=True)
     (ROOT / "bench" / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
-    healthy = not errors and not counts["foreign_versions"] and (growth != growth or growth < 25)
+    healthy = not errors and not counts["foreign_versions"] and (math.isnan(growth) or growth < 25)
     return 0 if healthy else 1
 
 

@@ -34,12 +34,17 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+# The artifact format: the manifest's fields and what the pickled classes of
+# digitserve.estimators store and compute. It changes with either, and an
+# artifact of another format is refused with "retrain it". 2: ensembles vote
+# with scikit-learn's VotingClassifier (the SoftVote class of format 1 is gone).
+FORMAT_VERSION = 2
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"
-# lz4 loads about as fast as an uncompressed pickle at sizes close to zlib's;
-# bench/compression.py measures the alternatives (gzip, zlib, xz levels).
+# lz4: about half the size of an uncompressed pickle for twice its (short)
+# load time, and loads three times faster than zlib or gzip at 20% more bytes;
+# `make bench` measures them all ("compression" in bench/results.json).
 COMPRESSION = ("lz4", 3)
 KINDS = ("knn", "svm", "rf", "ensemble")
 INPUT_PIXELS = 784
@@ -236,7 +241,8 @@ def read_manifest(path: str | Path) -> Manifest:
     if not isinstance(raw, dict):
         raise ArtifactError(path, "manifest must be a JSON object")
     if raw.get("format") != FORMAT_VERSION:
-        raise ArtifactError(path, f"field 'format' is {raw.get('format')!r}, expected {FORMAT_VERSION}")
+        raise ArtifactError(path, f"artifact format {raw.get('format')!r}, this digitserve reads format "
+                                  f"{FORMAT_VERSION}: retrain it with this version's digits-train")
     known = Manifest.__dataclass_fields__
     missing = [n for n in _REQUIRED if n not in raw]
     if missing:

@@ -1,13 +1,20 @@
 """The building blocks of every served model.
 
 Each class is a scikit-learn estimator, so a model is a plain ``Pipeline`` of
-these and is fitted, pickled and called like any other. They exist because the
-stock estimators are slow for one image at a time (per-call overheads of 1-3 ms
-each): these keep the fitting to scikit-learn and answer queries with a few
-numpy operations, so a model spends its time computing, not dispatching.
+these and is fitted, pickled and called like any other. ``DigitFeatures`` is
+the features themselves. The other classes keep the fitting to scikit-learn
+and answer queries with a few numpy operations, because the stock objects
+they stand in for spend 0.2-2 ms per call on dispatch and validation, more
+than the computing itself; ``python -m bench.estimators`` measures each
+against its stock counterpart, tests/test_estimators.py checks they give the
+same answers, and a class stays here only while the figures say it is needed
+(the soft vote did not: ensembles use scikit-learn's ``VotingClassifier``).
 
 The server unpickles artifacts built from these classes, so they live in the
-shared package that both the trainer and the server install.
+shared package that both the trainer and the server install. Changing what
+a class stores or computes changes the artifact format: bump
+``digitserve.artifacts.FORMAT_VERSION`` so older artifacts are refused with
+"retrain it" instead of answering wrongly.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
 SIDE = 28
@@ -181,8 +188,9 @@ class NearestNeighbours(ClassifierMixin, BaseEstimator):
     """k-nearest neighbours voting with inverse-distance weights.
 
     Small batches (a drawing, a single request) are answered by one
-    matrix-vector product and a partial sort; large batches go to
-    scikit-learn's multi-threaded brute-force search, which is faster there.
+    matrix-vector product and a partial sort, where scikit-learn's
+    ``KNeighborsClassifier`` spends most of a millisecond dispatching; large
+    batches go to that same classifier, which is as fast as ours there.
     """
 
     def __init__(self, n_neighbors: int = 4, small_batch: int = 32):
@@ -199,8 +207,8 @@ class NearestNeighbours(ClassifierMixin, BaseEstimator):
 
     def _index(self) -> None:
         self.sq_norms_ = np.einsum("ij,ij->i", self.points_, self.points_)
-        self.search_ = NearestNeighbors(n_neighbors=self.n_neighbors, algorithm="brute")
-        self.search_.fit(self.points_)
+        self.search_ = KNeighborsClassifier(self.n_neighbors, weights="distance", algorithm="brute")
+        self.search_.fit(self.points_, self.labels_)
 
     def __getstate__(self):
         # Points are stored as float16, halving the artifact (they are the bulk
@@ -231,6 +239,8 @@ class NearestNeighbours(ClassifierMixin, BaseEstimator):
         return dist, idx
 
     def predict_proba(self, X):
+        if len(X) > self.small_batch:
+            return self.search_.predict_proba(X)
         dist, idx = self.kneighbors(X)
         weights = 1.0 / np.maximum(dist, 1e-6)
         votes = np.zeros((len(dist), len(self.classes_)))
@@ -339,9 +349,16 @@ class PackedForest(ClassifierMixin, BaseEstimator):
     """A random forest whose trees are packed into flat arrays.
 
     Fitting is scikit-learn's. A query walks all trees at once, one level per
-    step, instead of calling each tree in turn; a leaf points to itself so
-    every walk can take the same number of steps.
+    step, instead of calling each tree in turn. Nodes are renumbered so that
+    a node's two children sit side by side: one step is ``children_[node] +
+    (x > threshold)``. A leaf is its own child with an infinite threshold, so
+    walks that have arrived stay put; every few levels they are dropped from
+    the batch, since most walks end well above the deepest leaf.
     """
+
+    # Levels between dropping finished walks: dropping costs a pass over the
+    # batch; on MNIST forests every 5-6 levels was fastest for 1,000 images.
+    COMPACT_EVERY = 6
 
     def __init__(self, n_estimators: int = 50, max_features="sqrt", min_samples_leaf: int = 1,
                  random_state: int = 0, n_jobs: int | None = None):
@@ -366,19 +383,19 @@ class PackedForest(ClassifierMixin, BaseEstimator):
 
     def _pack(self, trees) -> None:
         offsets = np.concatenate([[0], np.cumsum([t.node_count for t in trees])])
-        left, right, feature, threshold, value = [], [], [], [], []
+        children, feature, threshold, value = [], [], [], []
         for start, t in zip(offsets, trees):
-            nodes = np.arange(t.node_count)
-            leaf = t.children_left == -1
-            left.append(np.where(leaf, nodes, t.children_left) + start)
-            right.append(np.where(leaf, nodes, t.children_right) + start)
-            feature.append(np.where(leaf, 0, t.feature))
-            threshold.append(np.where(leaf, np.inf, t.threshold))
-            v = t.value[:, 0, :] * leaf[:, None]
+            order = _siblings_together(t.children_left, t.children_right)
+            renumbered = np.empty_like(order)
+            renumbered[order] = np.arange(len(order))
+            leaf = t.children_left[order] == -1
+            children.append(np.where(leaf, np.arange(len(order)), renumbered[t.children_left[order]]) + start)
+            feature.append(np.where(leaf, 0, t.feature[order]))
+            threshold.append(np.where(leaf, np.inf, t.threshold[order]))
+            v = t.value[order, 0, :] * leaf[:, None]
             value.append(v / np.maximum(v.sum(axis=1, keepdims=True), 1e-12))
         self.roots_ = offsets[:-1].astype(np.int32)
-        self.left_ = np.concatenate(left).astype(np.int32)
-        self.right_ = np.concatenate(right).astype(np.int32)
+        self.children_ = np.concatenate(children).astype(np.int32)
         self.feature_ = np.concatenate(feature).astype(np.int16)
         self.threshold_ = np.concatenate(threshold).astype(np.float32)
         self.value_ = np.concatenate(value).astype(np.float16)
@@ -389,12 +406,18 @@ class PackedForest(ClassifierMixin, BaseEstimator):
         x = np.ascontiguousarray(X, dtype=np.float32)
         n, width = x.shape
         flat = x.reshape(-1)
-        row_start = (np.arange(n) * width)[:, None]
-        node = np.broadcast_to(self.roots_, (n, len(self.roots_))).copy()
-        for _ in range(self.depth_):
-            goes_left = np.take(flat, row_start + self.feature_[node]) <= self.threshold_[node]
-            node = np.where(goes_left, self.left_[node], self.right_[node])
-        return node
+        trees = len(self.roots_)
+        reached = np.tile(self.roots_, n)
+        walking = np.arange(n * trees)  # which walks are still under way, and where they are
+        node = reached.copy()
+        row_start = np.repeat(np.arange(n) * width, trees)
+        for level in range(1, self.depth_ + 1):
+            node = self.children_[node] + (np.take(flat, row_start + self.feature_[node]) > self.threshold_[node])
+            if level % self.COMPACT_EVERY == 0 or level == self.depth_:
+                reached[walking] = node
+                going = self.children_[node] != node
+                walking, node, row_start = walking[going], node[going], row_start[going]
+        return reached.reshape(n, trees)
 
     def predict_proba(self, X):
         return self.value_[self.leaves(X)].astype(np.float32).mean(axis=1)
@@ -403,39 +426,10 @@ class PackedForest(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class SoftVote(ClassifierMixin, BaseEstimator):
-    """The weighted mean of its members' class probabilities.
-
-    With ``refit=False`` the members are taken as already fitted and ``fit``
-    only records the classes, so an ensemble reuses the models trained on
-    their own. (scikit-learn's ``VotingClassifier`` does the same job but
-    spends milliseconds per call on validation, more than the models need.)
-    """
-
-    def __init__(self, members=(), weights=None, refit: bool = True):
-        self.members = members
-        self.weights = weights
-        self.refit = refit
-
-    def fit(self, X, y):
-        for _, member in self.members:
-            if self.refit:
-                member.fit(X, y)
-        classes = [np.asarray(member.classes_) for _, member in self.members]
-        if any(not np.array_equal(c, classes[0]) for c in classes):
-            raise ValueError("members disagree on the classes")
-        self.classes_ = classes[0]
-        self.n_features_in_ = np.asarray(X).shape[1]
-        weights = np.ones(len(self.members)) if self.weights is None else np.asarray(self.weights, float)
-        self.weights_ = weights / weights.sum()
-        return self
-
-    def predict_proba(self, X):
-        total = None
-        for (_, member), weight in zip(self.members, self.weights_):
-            p = member.predict_proba(X) * weight
-            total = p if total is None else total + p
-        return total
-
-    def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+def _siblings_together(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """A tree's node ids in breadth-first order, each node's children one after the other."""
+    order = [0]
+    for node in order:  # grows while it is read
+        if left[node] != -1:
+            order += [left[node], right[node]]
+    return np.asarray(order)

@@ -1,4 +1,11 @@
-"""Shared fixtures: MNIST from MNIST_DIR, models trained on a subset, real servers on loopback."""
+"""Shared fixtures: MNIST from MNIST_DIR, models trained on a subset, real servers on loopback.
+
+Tiers: ``make test`` runs everything; ``make test-fast`` (the inner loop, under a
+minute) leaves out tests marked ``slow`` (the full training) or ``heavy`` (a
+whole-system run of several seconds: containers, killed processes, memory
+over thousands of requests). Mark a new test ``heavy`` when it takes seconds
+by design; the markers are declared in pyproject.toml.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from bench.process import free_port  # noqa: F401  (the tests import it from here)
 from digitserve.idx import read_idx
@@ -18,6 +26,17 @@ from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_LIMIT = 2500
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_numeric_thread():
+    """One BLAS/OpenMP thread, as the server runs (and sets for the whole process when a test starts one).
+
+    On a busy two-core machine threaded BLAS mostly waits for itself: the
+    estimator tests took 42 s with two threads and 10 s with one.
+    """
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="session")

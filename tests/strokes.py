@@ -200,3 +200,22 @@ def traced_drawing(image: np.ndarray, size: float = 200.0, centre: tuple[float, 
     drawn = [[(float(cx + factor * ((x - middle[0]) - slant * (y - middle[1]))),
                float(cy + factor * (y - middle[1]))) for x, y in s] for s in strokes]
     return Drawing(canvas[0], canvas[1], drawn)
+
+
+def drawn_test_digits(n: int = 1000, start: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST test digits as people draw them, as (n, 784) model inputs and their labels.
+
+    Each digit is traced into mouse strokes at a random size (60-250 px),
+    place and slant (within 0.3) on a 280x280 canvas, then rendered and
+    preprocessed as the drawing window does. The slow training test and
+    ``python -m bench.drawn`` both measure on these.
+    """
+    rng = np.random.default_rng(seed)
+    digits, labels = mnist_subset(n, "test", start=start)
+    vectors = []
+    for image in digits:
+        size = rng.uniform(60, 250)
+        margin = size / 2 + 10
+        centre = (rng.uniform(margin, 280 - margin), rng.uniform(margin, 280 - margin))
+        vectors.append(traced_drawing(image, size=size, centre=centre, slant=rng.uniform(-0.3, 0.3)).to_vector())
+    return np.array(vectors), labels

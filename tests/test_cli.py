@@ -186,6 +186,7 @@ def _peak_rss_kib(server, folder: Path, out: Path) -> int:
     return int(proc.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 def test_memory_stays_bounded_however_many_images_a_folder_holds(server, test_digits, tmp_path):
     images = test_digits[0]
     small, large = tmp_path / "small", tmp_path / "large"
@@ -226,6 +227,7 @@ def test_every_command_has_a_version_and_every_subcommand_a_description():
         assert name in parser.format_help() and len(sub.description or "") > 40, name  # says what it does
 
 
+@pytest.mark.heavy
 def test_predict_honours_the_timeout_while_streaming(trained_models, many):
     """A server that stops answering mid-run (here: stopped by SIGSTOP) ends the run after --timeout."""
     import signal

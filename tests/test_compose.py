@@ -390,6 +390,7 @@ def _models(stack: Stack, port: int) -> dict[str, dict]:
     return {m["name"]: m for m in json.loads(done.stdout)}
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_compose_services_train_serve_predict_and_reload(tmp_path, mnist_dir, test_digits):
     host_mnist = tmp_path / "host-mnist"

@@ -140,6 +140,7 @@ def test_calls_are_retried_by_grpc_while_the_server_is_unavailable():
         assert 0.2 < time.monotonic() - started < 15
 
 
+@pytest.mark.heavy
 def test_watch_reports_the_server_going_away_and_coming_back(trained_models):
     port = free_port()
     server = ServerProcess(trained_models, port=port)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.process import BIN, ServerProcess
-from digitserve.artifacts import Manifest, find_manifests, load_estimator, read_manifest, serialize
+from digitserve.artifacts import FORMAT_VERSION, Manifest, find_manifests, load_estimator, read_manifest, serialize
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.main import start
@@ -121,6 +121,7 @@ def server_process(trained_models):
         p.proc.wait()
 
 
+@pytest.mark.heavy
 def test_undecodable_requests_do_not_leak_memory(server_process):
     server = server_process()
     raw = server.channel.unary_unary("/digitserve.v1.Digits/Predict")
@@ -140,6 +141,7 @@ def test_undecodable_requests_do_not_leak_memory(server_process):
     assert grown < 3000 * 4  # a leak of 16 KiB per request would be 48,000 KiB
 
 
+@pytest.mark.heavy
 def test_abandoned_streams_and_vanished_clients_free_what_they_held(server_process, test_digits):
     server = server_process()
     # Small chunks keep the allocator's own churn low, so a per-call leak would stand out.
@@ -225,6 +227,7 @@ def test_overload_is_refused_at_once_and_deadlines_are_honoured(serve, trained_m
     assert time.perf_counter() - started < 1.0
 
 
+@pytest.mark.heavy
 def test_sixteen_clients_for_a_bounded_time_see_no_errors(serve, trained_models, test_digits):
     serving = serve(trained_models, workers=8)
     requests = [pb.PredictRequest(u8=test_digits[0][i:i + 1].tobytes()) for i in range(32)]
@@ -265,6 +268,7 @@ def _write_version(folder: Path, name: str, source: Path) -> str:
     return manifest.version
 
 
+@pytest.mark.heavy
 def test_reloads_every_fraction_of_a_second_while_artifacts_change_fail_no_request(
         serve, trained_models, tmp_path, mnist_dir, test_digits):
     from trainer.main import main as train
@@ -308,6 +312,7 @@ def test_reloads_every_fraction_of_a_second_while_artifacts_change_fail_no_reque
     print(f"{reloads} reloads, {len(answers)} answers, versions seen: {sorted(set(answers))}")
 
 
+@pytest.mark.heavy
 def test_a_trainer_killed_mid_run_leaves_only_loadable_models(mnist_dir, tmp_path):
     out = tmp_path / "models"
     proc = subprocess.Popen([str(BIN / "digits-train"), "--mnist-dir", str(mnist_dir), "--out", str(out),
@@ -349,7 +354,7 @@ def test_bad_artifacts_are_refused_with_reasons_and_the_rest_serves(serve, model
     unreadable = read_manifest(models_copy / "rf.manifest.json").artifact
     (models_copy / unreadable).unlink()
     (models_copy / unreadable).mkdir()  # cannot be read as a file (root ignores permission bits)
-    (models_copy / "nomanifest.manifest.json").write_text(json.dumps({"format": 1, "name": "nomanifest"}))
+    (models_copy / "nomanifest.manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, "name": "nomanifest"}))
     serving = serve(models_copy)
     listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
     assert listed["ensemble"].state == listed["svm"].state == listed["knn"].state == pb.LOADED
@@ -365,6 +370,7 @@ def test_bad_artifacts_are_refused_with_reasons_and_the_rest_serves(serve, model
     assert serving.stub.Predict(pb.PredictRequest(u8=bytes(784))).model == "ensemble"
 
 
+@pytest.mark.heavy
 def test_the_cli_carries_on_through_a_server_restart(trained_models, server_process, test_digits, tmp_path):
     port = free_port()
     server = server_process(port=port)

@@ -197,6 +197,7 @@ def test_a_corrupt_artifact_is_reported_and_the_old_version_keeps_serving(server
     assert listed["svm"].state == pb.LOADED and "truncated" in listed["svm"].error
 
 
+@pytest.mark.heavy
 def test_reload_while_clients_predict_fails_no_request(server, models_copy, mnist_dir, test_digits):
     images = test_digits[0][:8]
     failures, answers, stop = [], [], threading.Event()

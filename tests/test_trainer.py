@@ -196,6 +196,7 @@ def test_notify_failure_is_exit_4_with_models_written(trained_models, tmp_path, 
     assert read_manifest(folder / "knn.manifest.json").name == "knn"
 
 
+@pytest.mark.heavy
 def test_notify_reaches_a_tls_server_with_the_token_as_call_credentials(serve, trained_models, tmp_path,
                                                                         mnist_dir):
     from tests.test_hardening import _certificates
@@ -248,6 +249,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
+@pytest.mark.heavy
 def test_a_full_disk_leaves_the_models_folder_as_it_was(small_disk, mnist_dir):
     folder = small_disk / "models"
     quick = [sys.executable, "-m", "trainer.main", "--mnist-dir", str(mnist_dir), "--out", str(folder),
@@ -313,17 +315,10 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     assert total <= 25e6
     # Digits as people draw them: MNIST test digits traced into mouse strokes at random sizes,
     # places and slants, rendered and preprocessed as the drawing client does.
-    from tests.strokes import mnist_subset, traced_drawing
+    from tests.strokes import drawn_test_digits
 
-    rng = np.random.default_rng(0)
-    digits, labels = mnist_subset(1000, "test", start=2000)
-    vectors = []
-    for image in digits:
-        size = rng.uniform(60, 250)
-        margin = size / 2 + 10
-        centre = (rng.uniform(margin, 280 - margin), rng.uniform(margin, 280 - margin))
-        vectors.append(traced_drawing(image, size=size, centre=centre, slant=rng.uniform(-0.3, 0.3)).to_vector())
+    vectors, labels = drawn_test_digits()
     ensemble = load_estimator(tmp_path, read_manifest(tmp_path / "ensemble.manifest.json"))
-    drawn = (ensemble.predict_proba(np.array(vectors)).argmax(axis=1) == labels).mean()
+    drawn = (ensemble.predict_proba(vectors).argmax(axis=1) == labels).mean()
     print(f"traced drawings recognised: {drawn:.1%}")
     assert drawn >= 0.95

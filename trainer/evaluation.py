@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 from threadpoolctl import threadpool_limits
 
 N_CLASSES = 10
@@ -24,12 +25,6 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    matrix = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
-    np.add.at(matrix, (labels.astype(np.intp), predicted.astype(np.intp)), 1)
-    return matrix
 
 
 def single_image_ms(model: Any, images: np.ndarray, repeats: int = 50) -> float:
@@ -55,7 +50,7 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray,
     probabilities = np.asarray(model.predict_proba(images))
     rate = len(images) / (time.perf_counter() - started)
     predicted = probabilities.argmax(axis=1)
-    matrix = confusion_matrix(labels, predicted)
+    matrix = confusion_matrix(labels, predicted, labels=range(N_CLASSES))
     totals = np.maximum(matrix.sum(axis=1), 1)
     evaluation = Evaluation(
         accuracy=float((predicted == labels).mean()),

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sklearn.ensemble import VotingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection, SoftVote
+from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ def assemble(features: DigitFeatures, tail: Any) -> Pipeline:
 
 
 def build_ensemble(recipe: Recipe, features: DigitFeatures, tails: dict[str, Any], sample_x, sample_y) -> Pipeline:
-    """Soft voting over the already fitted members; nothing is refitted."""
-    voter = SoftVote([(name, tails[name]) for name in recipe.members], list(recipe.weights), refit=False)
+    """Soft voting over the already fitted members; frozen, so nothing is refitted."""
+    voter = VotingClassifier([(name, FrozenEstimator(tails[name])) for name in recipe.members],
+                             voting="soft", weights=list(recipe.weights))
     return assemble(features, voter.fit(sample_x, sample_y))

@@ -1,0 +1,52 @@
+"""What every benchmark module shares: where things are, timing, percentiles, the data flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitserve.idx import read_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 of durations in seconds, as milliseconds."""
+    ms = np.asarray(seconds) * 1000
+    return {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
+
+
+def timed(call, repeats: int) -> list[float]:
+    """The duration of each of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--models-dir and --mnist-dir, shared by every benchmark."""
+    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
+    parser.add_argument("--mnist-dir", type=Path,
+                        default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
+    return parser
+
+
+def mnist(mnist_dir: Path, part: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's ``train`` or ``t10k`` images as (n, 784) uint8 and their labels, the first ``limit`` of them."""
+    images = read_idx(mnist_dir / f"{part}-images-idx3-ubyte.gz").reshape(-1, 784)[:limit]
+    return images, read_idx(mnist_dir / f"{part}-labels-idx1-ubyte.gz")[:limit]
+
+
+def machine(numeric_threads: int) -> dict:
+    """The facts a reader needs to weigh a result: cores, load, thread count, Python."""
+    return {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
+            "numeric_threads": numeric_threads, "python": platform.python_version(),
+            "platform": platform.platform()}
