@@ -94,6 +94,7 @@ def answered_by(serve, trained_models, tmp_path, max_connection_age: float, seco
         forwarder.close()
 
 
+@pytest.mark.heavy
 def test_a_long_lived_client_moves_to_the_new_replica_after_max_connection_age(serve, trained_models, tmp_path):
     answers = answered_by(serve, trained_models, tmp_path, max_connection_age=1.0, seconds=10)
     moved_at, model = answers[-1]
@@ -103,6 +104,7 @@ def test_a_long_lived_client_moves_to_the_new_replica_after_max_connection_age(s
     assert {model for _, model in answers[:-1]} == {"svm"}
 
 
+@pytest.mark.heavy
 def test_without_it_the_client_stays_where_it_first_connected(serve, trained_models, tmp_path):
     answers = answered_by(serve, trained_models, tmp_path, max_connection_age=0, seconds=3)
     assert {model for _, model in answers} == {"svm"}
@@ -119,12 +121,14 @@ def slow_stream(stub, chunks: int, pause: float):
     return [reply.model for reply in stub.PredictStream(requests(), timeout=30)]
 
 
+@pytest.mark.heavy
 def test_a_stream_outliving_the_connection_age_finishes(serve, trained_models, tmp_path):
     server = serve(only(trained_models, "svm", tmp_path / "models"), max_connection_age=0.5)
     assert slow_stream(server.stub, chunks=10, pause=0.2) == ["svm"] * 10
     assert server.stub.Predict(ONE_IMAGE, timeout=5).model == "svm"  # on a new connection
 
 
+@pytest.mark.heavy
 def test_max_connection_age_grace_bounds_the_calls_left_on_an_aged_connection(serve, trained_models, tmp_path):
     server = serve(only(trained_models, "svm", tmp_path / "models"), max_connection_age=0.5,
                    max_connection_age_grace=0.5)

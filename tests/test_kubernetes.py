@@ -82,6 +82,7 @@ def test_every_kustomization_is_tested():
     assert {"base", "base/trainer", "overlays/dev", "overlays/prod", "retrain"} <= set(KUSTOMIZATIONS)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 @pytest.mark.parametrize("version", ["1.27.0", "1.37.0"])
 def test_every_kustomization_renders_and_validates_strictly(kustomization, version, tmp_path):
@@ -298,6 +299,7 @@ def test_the_readme_walks_an_operator_through_deploy_scale_retrain_and_rollout()
         assert command in readme
 
 
+@pytest.mark.heavy
 def test_the_dev_servers_environment_starts_a_real_server(models_copy):
     """digits-server with exactly the dev Deployment's variables (ports moved to free loopback ones) serves,
     and /metrics answers where the scrape annotation points."""

@@ -200,6 +200,7 @@ def test_refused_calls_are_counted_with_their_code(serve, models_copy):
     assert value(after, "digits_reloads_total") == 2  # at start, and the one allowed
 
 
+@pytest.mark.heavy
 def test_a_taken_metrics_port_stops_the_server_at_start(models_copy):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
