@@ -48,6 +48,7 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.metrics
+	$(BIN)/python -m bench.abuse
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -1,10 +1,15 @@
 """make soak: load, reload and bad-input campaigns against one server, for a bounded time.
 
 Sixteen clients send single-image requests while a reloader swaps the svm
-artifact back and forth and calls Reload, and a third party sends malformed
-requests. Prints requests sent, errors, bad inputs tried, reloads done,
-latency percentiles and the server's memory after warm-up, at the end and at
-its peak; exits 1 if any good request failed or memory kept growing.
+artifact back and forth and calls Reload, a third party sends malformed
+requests to every method of every service the server registers (Digits,
+health, reflection and whatever is added), idle clients hold more streams
+open than the server allows, and a prober times health checks. Prints
+requests sent, errors, bad inputs tried, reloads done, latency percentiles of
+requests and health checks, what became of the idle streams, and the server's
+memory after warm-up, at the end and at its peak; exits 1 if any good request
+failed, any bad one got another answer than its own error, or memory kept
+growing.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import time
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.process import ServerProcess
 from bench.common import ROOT, data_arguments, percentiles
+from bench.services import registered_methods
 from digitserve.artifacts import read_manifest
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=300, help="stop after this long at the latest")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--reload-every", type=float, default=0.25, help="seconds between reloads")
+    parser.add_argument("--idle-streams", type=int, default=24,
+                        help="clients holding a stream open without sending (the server allows 16)")
     args = parser.parse_args(argv)
 
     images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)[:256]
@@ -62,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         stop = threading.Event()
         latencies: list[float] = []
         errors: list[str] = []
-        counts = {"good": 0, "bad": 0, "reloads": 0, "foreign_versions": 0}
+        counts = {"good": 0, "bad": 0, "bad_other_services": 0, "reloads": 0, "foreign_versions": 0}
+        idle: dict[str, int] = {}
+        health_latencies: list[float] = []
         lock = threading.Lock()
         warm = {"done": threading.Event(), "rss": 0.0}
         peak = {"rss": 0.0}
@@ -118,12 +129,63 @@ def main(argv: list[str] | None = None) -> int:
                     counts["bad"] += 1
                 k += 1
 
+        methods = registered_methods(server.channel)  # before the idle clients take every stream slot
+
+        def every_service_vandal() -> None:
+            k = 0
+            while not stop.wait(0.005):
+                method = methods[k % len(methods)]
+                garbage = b"\xff\xfe" * (1 + k % 300)
+                try:
+                    answer = method.raw_call(server.channel)(
+                        iter([garbage]) if method.client_streaming else garbage, timeout=10)
+                    if method.server_streaming:
+                        list(answer)
+                    errors.append(f"{method.path} answered undecodable bytes")
+                except grpc.RpcError as exc:
+                    # With the idle clients holding every stream slot, a new stream is refused first.
+                    expected = {grpc.StatusCode.INVALID_ARGUMENT} | (
+                        {grpc.StatusCode.RESOURCE_EXHAUSTED} if method.client_streaming else set())
+                    if exc.code() not in expected:
+                        errors.append(f"{method.path}: undecodable bytes answered {exc.code().name}")
+                with lock:
+                    counts["bad_other_services"] += 1
+                k += 1
+
+        def idler() -> None:
+            """Opens a stream, sends one chunk and says nothing more; again whenever the server ends it."""
+            stub = digits_pb2_grpc.DigitsStub(server.channel)
+            while not stop.is_set():
+                def requests():
+                    yield pb.PredictRequest(u8=images[0].tobytes())
+                    stop.wait()
+                try:
+                    for _ in stub.PredictStream(requests(), timeout=args.seconds + 60):
+                        pass
+                    outcome = "ended"
+                except grpc.RpcError as exc:
+                    outcome = exc.code().name
+                with lock:
+                    idle[outcome] = idle.get(outcome, 0) + 1
+                stop.wait(0.5)
+
+        def prober() -> None:
+            health = health_pb2_grpc.HealthStub(server.channel)
+            while not stop.wait(0.05):
+                started = time.perf_counter()
+                try:
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    health_latencies.append(time.perf_counter() - started)
+                except grpc.RpcError as exc:
+                    errors.append(f"health check: {exc.code().name}")
+
         def sampler() -> None:
             while not stop.wait(0.5):
                 peak["rss"] = max(peak["rss"], server.memory_kib() / 1024)
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        threads += [threading.Thread(target=f) for f in (reloader, vandal, sampler)]
+        threads += [threading.Thread(target=f) for f in (reloader, vandal, every_service_vandal, prober, sampler)]
+        threads += [threading.Thread(target=idler) for _ in range(args.idle_streams)]
         started = time.perf_counter()
         for t in threads:
             t.start()
@@ -139,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     growth = end_rss - warm["rss"] if warm["done"].is_set() else float("nan")
     report = {
         "seconds": round(elapsed, 1), "requests": counts["good"], "errors": len(errors),
-        "bad_inputs": counts["bad"], "reloads": counts["reloads"],
+        "bad_inputs": counts["bad"], "bad_inputs_to_every_service": counts["bad_other_services"],
+        "reloads": counts["reloads"], "idle_streams_ended": idle,
+        "health_p99_ms": percentiles(health_latencies)["p99"] if health_latencies else None,
         "answers_from_unknown_versions": counts["foreign_versions"],
         "p50_ms": p["p50"], "p99_ms": p["p99"], "requests_per_s": round(counts["good"] / elapsed, 1),
         "rss_after_warmup_mb": round(warm["rss"], 1), "rss_end_mb": round(end_rss, 1),
@@ -149,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in errors[:5]:
         print("error:", line, file=sys.stderr)
     (ROOT / "bench").mkdir(exist_ok=True)
-    (ROOT / "bench" / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    (ROOT / "bench" / "results-soak.json").write_text(json.dumps(report, indent=2) + "\n")
     healthy = not errors and not counts["foreign_versions"] and (math.isnan(growth) or growth < 25)
     return 0 if healthy else 1
 

@@ -26,11 +26,12 @@ import json
 import os
 import platform
 import re
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -52,15 +53,24 @@ CLASSES = tuple(range(10))
 _REQUIRED = ("name", "kind", "version", "artifact", "sha256", "size_bytes", "created",
              "training_samples", "probabilities")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MANIFEST_MAX_BYTES = 1024 * 1024  # a real manifest is about 1 KiB
+# What the final step of each kind of model may be: ours, or scikit-learn's own.
+KIND_ESTIMATORS = {"knn": ("NearestNeighbours", "KNeighborsClassifier"), "svm": ("KernelSVM", "SVC"),
+                   "rf": ("PackedForest", "RandomForestClassifier"), "ensemble": ("SoftVote", "VotingClassifier")}
 
 
 class ArtifactError(Exception):
     """An artifact or manifest that cannot be served; the message says why."""
 
     def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
+        self.path = printable(str(path))
         self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def printable(text: str) -> str:
+    """A file name as valid UTF-8: bytes that are not are shown as escapes (\\xff)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -227,41 +237,106 @@ def write_artifact(directory: str | Path, name: str, kind: str, estimator: Any, 
 
 
 def find_manifests(directory: str | Path) -> list[Path]:
-    """The manifests in a models folder, sorted by model name."""
-    return sorted(Path(directory).glob(f"*{MANIFEST_SUFFIX}"))
+    """The manifests in a models folder, sorted by model name.
+
+    Raises OSError when the folder is missing, unreadable or not a folder, so a
+    vanished folder is never mistaken for an empty one.
+    """
+    directory = Path(directory)
+    with os.scandir(directory) as entries:
+        names = [e.name for e in entries if e.name.endswith(MANIFEST_SUFFIX) and not e.name.startswith(".")]
+    return [directory / name for name in sorted(names)]
+
+
+def read_folder_file(path: Path, limit: int, expected_size: int | None = None) -> bytes:
+    """The bytes of a regular file inside its folder (symbolic links may not lead out of it), at most ``limit``.
+
+    A FIFO, a device or a directory is refused without being read, so nothing
+    in the folder can block a reader or feed it without end.
+    """
+    folder = os.path.realpath(path.parent)
+    if os.path.commonpath([folder, os.path.realpath(path)]) != folder:
+        raise ArtifactError(path, f"is a link to {os.path.realpath(path)}, outside the models folder {folder}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+    except OSError as exc:
+        raise ArtifactError(path, f"cannot open: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtifactError(path, "not a regular file")
+        if info.st_size > limit:
+            raise ArtifactError(path, f"is {info.st_size:,} bytes, over the limit of {limit:,}")
+        if expected_size is not None and info.st_size != expected_size:
+            raise ArtifactError(path, f"size is {info.st_size} bytes, manifest says {expected_size} "
+                                      "(truncated or replaced)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit)
+    finally:
+        os.close(fd)
+
+
+def _wrong_type(name: str, value: Any, hint: Any) -> str | None:
+    """Why a manifest field does not have its declared type, or None when it does."""
+    kind, args = get_origin(hint) or hint, get_args(hint)
+    if type(value) is bool or not isinstance(value, kind):
+        return f"field {name!r} is {type(value).__name__}, expected {kind.__name__}"
+    if kind is int:
+        return None if 0 <= value < 2**63 else f"field {name!r} is {value}, expected a whole number from 0"
+    if kind is str:
+        texts = [value]
+    elif kind is list:
+        texts = value
+    else:  # a dict: its keys are text, and its values too for dict[str, str]
+        texts = list(value) + (list(value.values()) if args[1] is str else [])
+    for text in texts:
+        if not isinstance(text, str):
+            return f"field {name!r} holds {type(text).__name__}, expected str"
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"field {name!r} is not valid Unicode text"
+    return None
 
 
 def read_manifest(path: str | Path) -> Manifest:
     """Parse and check a manifest; raises ArtifactError naming the field at fault."""
     path = Path(path)
+    expected_name = path.name[: -len(MANIFEST_SUFFIX)]
+    if not _NAME.match(expected_name):
+        raise ArtifactError(path, "the file name is not a model name: use 1-64 letters, digits, '_', '.' or '-', "
+                                  "starting with a letter or digit")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(path, f"unreadable manifest: {exc}") from exc
+        raw = json.loads(read_folder_file(path, MANIFEST_MAX_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ArtifactError(path, f"unreadable manifest: {reason}") from exc
     if not isinstance(raw, dict):
         raise ArtifactError(path, "manifest must be a JSON object")
     if raw.get("format") != FORMAT_VERSION:
         raise ArtifactError(path, f"artifact format {raw.get('format')!r}, this digitserve reads format "
                                   f"{FORMAT_VERSION}: retrain it with this version's digits-train")
-    known = Manifest.__dataclass_fields__
     missing = [n for n in _REQUIRED if n not in raw]
     if missing:
         raise ArtifactError(path, f"missing field(s) {', '.join(missing)}")
-    try:
-        manifest = Manifest(**{k: v for k, v in raw.items() if k in known})
-    except TypeError as exc:
-        raise ArtifactError(path, f"malformed manifest: {exc}") from exc
-    expected_name = path.name[: -len(MANIFEST_SUFFIX)]
+    hints = get_type_hints(Manifest)
+    for name, value in raw.items():
+        problem = _wrong_type(name, value, hints[name]) if name in hints else None
+        if problem:
+            raise ArtifactError(path, problem)
+    accuracy = raw.get("evaluation", {}).get("accuracy", 0.0)
+    if type(accuracy) not in (int, float):
+        raise ArtifactError(path, f"field 'evaluation.accuracy' is {accuracy!r}, expected a number")
+    manifest = Manifest(**{k: v for k, v in raw.items() if k in hints})
     if manifest.name != expected_name:
         raise ArtifactError(path, f"field 'name' is {manifest.name!r}, expected {expected_name!r} (the file name)")
     if manifest.kind not in KINDS:
         raise ArtifactError(path, f"field 'kind' is {manifest.kind!r}, expected one of {', '.join(KINDS)}")
     artifact = manifest.artifact
-    if not isinstance(artifact, str) or Path(artifact).name != artifact or artifact.startswith(".") \
-            or not artifact.endswith(ARTIFACT_SUFFIX):
+    if Path(artifact).name != artifact or artifact.startswith(".") or not artifact.endswith(ARTIFACT_SUFFIX):
         raise ArtifactError(path, f"field 'artifact' is {artifact!r}, expected a *{ARTIFACT_SUFFIX} file "
                                   f"name inside the models folder")
-    if not isinstance(manifest.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", manifest.sha256):
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest.sha256):
         raise ArtifactError(path, "field 'sha256' must be 64 lowercase hex digits")
     return manifest
 
@@ -277,11 +352,9 @@ def load_estimator(directory: str | Path, manifest: Manifest) -> Any:
 
     path = Path(directory) / manifest.artifact
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(path, f"cannot read artifact: {exc.strerror or exc}") from exc
-    if len(data) != manifest.size_bytes:
-        raise ArtifactError(path, f"size is {len(data)} bytes, manifest says {manifest.size_bytes} (truncated or replaced)")
+        data = read_folder_file(path, manifest.size_bytes, expected_size=manifest.size_bytes)
+    except ArtifactError as exc:
+        raise ArtifactError(path, f"cannot read artifact: {exc.reason}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest.sha256:
         raise ArtifactError(path, f"sha256 is {digest}, manifest says {manifest.sha256}")
@@ -290,7 +363,17 @@ def load_estimator(directory: str | Path, manifest: Manifest) -> Any:
     except Exception as exc:  # unpickling can fail in any way
         raise ArtifactError(path, f"not a loadable joblib artifact: {type(exc).__name__}: {exc}") from exc
     check_estimator(path, estimator)
+    check_kind(path, manifest.kind, estimator)
     return estimator
+
+
+def check_kind(path: Path | str, kind: str, estimator: Any) -> None:
+    """Refuse an artifact whose model is not the kind its manifest says."""
+    final = estimator
+    while hasattr(final, "steps"):  # pipelines may nest: the classifier is the last step of the last one
+        final = final.steps[-1][1]
+    if type(final).__name__ not in KIND_ESTIMATORS[kind]:
+        raise ArtifactError(path, f"the manifest says kind {kind!r}, but the model is a {type(final).__name__}")
 
 
 def check_estimator(path: Path | str, estimator: Any) -> None:

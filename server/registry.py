@@ -20,9 +20,10 @@ from typing import Any, Callable, Mapping, Protocol
 
 import sklearn
 
-from digitserve.artifacts import ArtifactError, Manifest, find_manifests, load_estimator, read_manifest
+from digitserve.artifacts import (MANIFEST_SUFFIX, ArtifactError, Manifest, find_manifests, load_estimator, printable,
+                                  read_manifest)
 from server.batching import MicroBatcher
-from server.errors import ModelNotFound, NoModelLoaded
+from server.errors import ModelNotFound, NoModelLoaded, clip
 
 log = logging.getLogger("digitserve.registry")
 
@@ -84,7 +85,8 @@ class RegistryObserver(Protocol):
 
 
 def _name_of(manifest_file: Path) -> str:
-    return manifest_file.name.split(".manifest.json")[0]
+    """The model name a manifest file stands for, as valid UTF-8 even when the file name is not."""
+    return printable(manifest_file.name[: -len(MANIFEST_SUFFIX)])
 
 
 class ModelRegistry:
@@ -97,6 +99,7 @@ class ModelRegistry:
         self._on_change = on_change
         self._observer = observer
         self._reload_lock = threading.Lock()
+        self._scanned: tuple = ()  # the folder as the last reload found it
         self._snapshot = Snapshot(MappingProxyType({}), None, MappingProxyType({}))
 
     def snapshot(self) -> Snapshot:
@@ -111,7 +114,7 @@ class ModelRegistry:
         wanted = name or snap.default
         model = snap.models.get(wanted)
         if model is None:
-            raise ModelNotFound(f"model {wanted!r} not found; available: {', '.join(sorted(snap.models))}")
+            raise ModelNotFound(f"model {clip(wanted)} not found; available: {', '.join(sorted(snap.models))}")
         return model
 
     def _choose_default(self, names: Mapping[str, LoadedModel]) -> str | None:
@@ -126,6 +129,8 @@ class ModelRegistry:
         """Rescan the folder, load what is new or changed, drop what was removed."""
         with self._reload_lock:
             started = time.perf_counter()
+            # Taken before the scan: a change while it runs differs from it, so the watcher reloads again.
+            self._scanned = self.folder_signature()
             old = self._snapshot
             report = ReloadReport()
             models: dict[str, LoadedModel] = {}
@@ -133,8 +138,14 @@ class ModelRegistry:
             try:
                 manifest_files = find_manifests(self.directory)
             except OSError as exc:
-                manifest_files = []
-                report.failed.append(Failure("", str(self.directory), f"cannot list models folder: {exc}"))
+                # A folder that vanished is not an empty one: keep serving everything.
+                failure = Failure("", printable(str(self.directory)), f"cannot list the models folder: {exc.strerror}")
+                log.error("models folder unreadable; still serving what was loaded",
+                          extra={"models_dir": failure.path, "reason": failure.reason})
+                report.failed.append(failure)
+                report.unchanged, report.default = sorted(old.models), old.default
+                report.seconds = time.perf_counter() - started
+                return report
             present = {_name_of(p) for p in manifest_files}
             for path in manifest_files:
                 name = _name_of(path)
@@ -146,11 +157,16 @@ class ModelRegistry:
                         report.unchanged.append(name)
                         continue
                     model = self._load(manifest)
-                except ArtifactError as exc:
-                    failure = Failure(name, exc.path, exc.reason)
+                except Exception as exc:  # one bad model must never stop the others from loading
+                    if isinstance(exc, ArtifactError):
+                        failure = Failure(name, exc.path, exc.reason)
+                    else:
+                        log.exception("unexpected error loading a model", extra={"model": name})
+                        failure = Failure(name, printable(str(path)), f"unexpected {type(exc).__name__}: {exc}")
                     report.failed.append(failure)
                     failures[name] = failure
-                    log.error("model failed to load", extra={"model": name, "path": exc.path, "reason": exc.reason})
+                    log.error("model failed to load", extra={"model": name, "path": failure.path,
+                                                             "reason": failure.reason})
                     if current is not None:
                         models[name] = current
                     continue
@@ -177,9 +193,13 @@ class ModelRegistry:
         return report
 
     def folder_signature(self) -> tuple:
-        """What changes when a manifest is written, replaced or removed."""
+        """What changes when a manifest is written, replaced or removed, or the folder itself goes or comes."""
+        try:
+            paths = find_manifests(self.directory)
+        except OSError as exc:
+            return (("unlistable", exc.errno),)
         signature = []
-        for path in find_manifests(self.directory):
+        for path in paths:
             try:
                 stat = path.stat()
             except OSError:
@@ -188,14 +208,19 @@ class ModelRegistry:
         return tuple(signature)
 
     def watch(self, interval: float, stop: threading.Event) -> None:
-        """Reload whenever the manifests change, checking every ``interval`` seconds until ``stop``."""
-        seen = self.folder_signature()
+        """Reload whenever the manifests differ from what the last reload scanned, checking every
+        ``interval`` seconds until ``stop``.
+
+        Nothing ends the watch but ``stop``: an error is logged and the next change is still picked up.
+        """
         while not stop.wait(interval):
-            current = self.folder_signature()
-            if current != seen:
-                log.info("models folder changed", extra={"models_dir": str(self.directory)})
-                self.reload()
-                seen = current
+            try:
+                if self.folder_signature() != self._scanned:
+                    log.info("models folder changed", extra={"models_dir": str(self.directory)})
+                    self.reload()
+            except Exception:
+                log.exception("watching the models folder failed; still watching",
+                              extra={"models_dir": str(self.directory)})
 
     def _load(self, manifest: Manifest) -> LoadedModel:
         started = time.perf_counter()

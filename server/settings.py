@@ -8,6 +8,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from digitserve import version
+from digitserve.artifacts import INPUT_PIXELS
+
+# The largest encoding of an image: f32, four bytes a pixel. The rest of a
+# PredictRequest (model name, field tags, lengths) fits in the headroom.
+F32_IMAGE_BYTES = 4 * INPUT_PIXELS
+MESSAGE_HEADROOM = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,9 @@ class Settings:
     workers: int = 8
     max_concurrent: int = 64
     max_batch: int = 8192
-    max_message_mb: int = 8
+    max_message_mb: int = 25
+    max_streams: int = 16
+    stream_idle_timeout: float = 30.0
     numeric_threads: int = 1
     grace: float = 10.0
     watch: float = 0.0
@@ -49,7 +57,12 @@ _HELP = {
     "max_concurrent": ("DIGITS_MAX_CONCURRENT",
                        "requests running or queued at once; beyond it new ones get RESOURCE_EXHAUSTED"),
     "max_batch": ("DIGITS_MAX_BATCH", "most images in one Predict request or stream chunk"),
-    "max_message_mb": ("DIGITS_MAX_MESSAGE_MB", "largest message accepted, in MiB"),
+    "max_message_mb": ("DIGITS_MAX_MESSAGE_MB",
+                       "largest message accepted, in MiB; must hold --max-batch images as f32 (3,136 bytes each)"),
+    "max_streams": ("DIGITS_MAX_STREAMS", "request streams running at once, on threads of their own; "
+                                          "beyond it new ones get RESOURCE_EXHAUSTED"),
+    "stream_idle_timeout": ("DIGITS_STREAM_IDLE_TIMEOUT",
+                            "cancel a stream that waits this many seconds on its client (0: never)"),
     "numeric_threads": ("DIGITS_NUMERIC_THREADS", "BLAS/OpenMP threads per request"),
     "grace": ("DIGITS_GRACE", "seconds in-flight requests get to finish on SIGTERM"),
     "watch": ("DIGITS_WATCH", "check the models folder every this many seconds and reload on change (0: off)"),
@@ -70,6 +83,9 @@ _HELP = {
 }
 
 
+_KIND = {int: "a whole number", float: "a number", str: "text", Path: "a path"}
+
+
 def _parse_bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
@@ -88,7 +104,10 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if env in environ:
-            default = _parse_bool(environ[env]) if isinstance(default, bool) else type(default)(environ[env])
+            try:
+                default = _parse_bool(environ[env]) if isinstance(default, bool) else type(default)(environ[env])
+            except ValueError:
+                parser.error(f"{env}={environ[env]!r}: expected {_KIND[type(default)]}")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{text} [{env}]")
         else:
@@ -105,7 +124,15 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     for name in ("max_connection_age", "max_connection_age_grace", "metrics_port"):
         if getattr(settings, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 (off) or more")
-    for name in ("workers", "max_concurrent", "max_batch", "max_message_mb", "numeric_threads"):
+    for name in ("workers", "max_concurrent", "max_batch", "max_message_mb", "numeric_threads", "max_streams"):
         if getattr(settings, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if settings.stream_idle_timeout < 0:
+        parser.error("--stream-idle-timeout must be 0 (never) or more seconds")
+    needed = settings.max_batch * F32_IMAGE_BYTES + MESSAGE_HEADROOM
+    if needed > settings.max_message_mb * 1024 * 1024:
+        parser.error(f"--max-batch {settings.max_batch} images sent as f32 need {needed / 2**20:.1f} MiB, over "
+                     f"--max-message-mb {settings.max_message_mb}: raise --max-message-mb to "
+                     f"{-(-needed // 2**20)} or lower --max-batch to "
+                     f"{(settings.max_message_mb * 2**20 - MESSAGE_HEADROOM) // F32_IMAGE_BYTES}")
     return settings

@@ -15,9 +15,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.abuse import GARBAGE_METHODS, garbage_growth, starvation
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import FORMAT_VERSION, Manifest, find_manifests, load_estimator, read_manifest, serialize
 from digitserve.v1 import digits_pb2 as pb
@@ -30,12 +32,17 @@ MODELS = ("ensemble", "knn", "rf", "svm")
 
 
 @pytest.fixture(scope="module")
-def shared_server(trained_models):
+def shared_server_channel(trained_models):
     running = start(Settings(host="127.0.0.1", port=0, models_dir=trained_models, max_batch=64, max_message_mb=1))
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-    yield digits_pb2_grpc.DigitsStub(channel)
+    yield channel
     channel.close()
     running.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_server_channel):
+    return digits_pb2_grpc.DigitsStub(shared_server_channel)
 
 
 def expected_code(encoding: str, values: list, count_ok: bool, n_images: int, model: str, nbytes: int):
@@ -445,3 +452,237 @@ def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_pat
     assert without_client_cert.returncode == 4 and "Traceback" not in without_client_cert.stderr
     plaintext = subprocess.run(base[:-2], capture_output=True, text=True, timeout=60)
     assert plaintext.returncode == 4
+
+
+# --- every registered service, not only Digits ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def every_method(shared_server_channel):
+    from bench.services import registered_methods
+
+    methods = registered_methods(shared_server_channel)
+    assert len({m.path.split("/")[1] for m in methods}) >= 3
+    return methods
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 1000), payloads=st.lists(st.binary(max_size=64), min_size=1, max_size=3))
+def test_any_bytes_to_any_method_of_any_service_get_a_clean_answer(shared_server_channel, every_method, which,
+                                                                    payloads):
+    method = every_method[which % len(every_method)]
+    call = method.raw_call(shared_server_channel)
+    try:
+        answer = call(iter(payloads) if method.client_streaming else payloads[0], timeout=2)
+        if method.server_streaming:
+            for _ in answer:  # health's Watch never ends by itself: the deadline ends it
+                pass
+    except grpc.RpcError as exc:
+        allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED}
+        if method.path == "/grpc.health.v1.Health/Watch":
+            allowed.add(grpc.StatusCode.DEADLINE_EXCEEDED)
+        if method.path == "/digitserve.v1.Digits/Reload":
+            allowed.add(grpc.StatusCode.OK)
+        assert exc.code() in allowed, (method.path, exc.code(), exc.details())
+    health = health_pb2_grpc.HealthStub(shared_server_channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("method", GARBAGE_METHODS)
+def test_undecodable_requests_to_health_and_reflection_do_not_leak_memory(server_process, method):
+    server = server_process("--token", "s3cret", "--protect-all")
+    result = garbage_growth(server, method, 3000, metadata=[("authorization", "Bearer s3cret")])
+    print(f"RSS growth over 3,000 undecodable requests to {method}: {result['rss_growth_kib']} KiB")
+    assert result["codes"] == {"INVALID_ARGUMENT": 3000}
+    assert result["rss_growth_kib"] < 3000 * 4  # grpcio's own path keeps about 16 KiB each: 48,000 KiB
+
+
+# --- slow and idle clients ---------------------------------------------------------------------------
+
+def _idle_stream(stub, chunk, release: threading.Event, outcomes: list) -> None:
+    """A client that sends one chunk, takes its answer, then says nothing until ``release``."""
+    def requests():
+        yield chunk
+        release.wait(60)
+    try:
+        for _ in stub.PredictStream(requests(), timeout=60):
+            pass
+        outcomes.append(grpc.StatusCode.OK)
+    except grpc.RpcError as exc:
+        outcomes.append(exc.code())
+
+
+def test_idle_and_busy_streams_do_not_starve_single_requests_or_health(server_process, test_digits):
+    server = server_process()  # the defaults: --workers 8, --max-streams 16
+    result = starvation(server, test_digits[0], busy=8, idle=64)
+    print(f"8 busy + 64 idle streams: {result}")
+    assert not result["probe_failures"]
+    assert result["predict_p99_ms"] < 50
+    assert result["health_p99_ms"] < 100  # at once, where eight quiet streams made it miss a 2 s deadline
+    assert result["busy_outcomes"] == {"OK": 8}
+    assert result["idle_outcomes"] == {"OK": 8, "RESOURCE_EXHAUSTED": 56}  # refused at once beyond the cap
+
+
+def test_a_stream_idle_longer_than_the_timeout_is_cancelled_and_frees_its_slot(serve, trained_models):
+    serving = serve(trained_models, max_streams=1, stream_idle_timeout=0.5)
+    chunk = pb.PredictRequest(u8=bytes(784))
+    release, outcomes = threading.Event(), []
+    started = time.perf_counter()
+    _idle_stream(serving.stub, chunk, release, outcomes)  # returns when the server cancels it
+    waited = time.perf_counter() - started
+    assert outcomes == [grpc.StatusCode.CANCELLED] and 0.5 <= waited < 3
+    release.set()
+    assert len(list(serving.stub.PredictStream(iter([chunk, chunk]), timeout=10))) == 2
+
+
+def test_a_client_that_stops_reading_answers_is_cancelled_too(serve, trained_models):
+    serving = serve(trained_models, max_streams=1, stream_idle_timeout=0.5)
+    chunk = pb.PredictRequest(u8=bytes(784 * 512), model="rf")
+    # Without BDP probing the client's window stays at 64 KiB: a few unread answers fill it.
+    with grpc.insecure_channel(serving.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+        call = digits_pb2_grpc.DigitsStub(channel).PredictStream(iter([chunk] * 2000), timeout=60)
+        next(call)  # then read nothing: the answers pile up until flow control stops the server
+        deadline = time.time() + 10
+        while True:  # the one stream slot comes free once the server has cancelled the stream
+            try:
+                assert len(list(serving.stub.PredictStream(iter([chunk]), timeout=10))) == 1
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.time() < deadline, "a stream whose client stopped reading was never cancelled"
+                time.sleep(0.2)
+        with pytest.raises(grpc.RpcError) as ended:
+            list(call)
+        assert ended.value.code() == grpc.StatusCode.CANCELLED
+
+
+# --- the models folder: whatever is in it, the server keeps serving -------------------------------
+
+def _listed(serving) -> dict:
+    return {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest(), timeout=10).models}
+
+
+@pytest.mark.parametrize("replacement", ["nothing", "a file"])
+def test_a_vanished_models_folder_keeps_what_is_served(serve, models_copy, tmp_path, replacement):
+    serving = serve(models_copy)
+    models_copy.rename(tmp_path / "elsewhere")
+    if replacement == "a file":
+        models_copy.write_text("not a folder")
+    reply = serving.stub.Reload(pb.ReloadRequest(), timeout=10)
+    assert [f.path for f in reply.failed] == [str(models_copy)] and "cannot list the models folder" in \
+        reply.failed[0].reason
+    assert not reply.removed and sorted(reply.unchanged) == list(MODELS)
+    assert sorted(_listed(serving)) == list(MODELS)
+    health = health_pb2_grpc.HealthStub(serving.channel)
+    assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_watcher_keeps_serving_when_the_folder_vanishes_and_reloads_when_it_returns(serve, models_copy,
+                                                                                          tmp_path):
+    serving = serve(models_copy, watch=0.1)
+    models_copy.rename(tmp_path / "elsewhere")
+    time.sleep(1.0)
+    assert sorted(_listed(serving)) == list(MODELS)
+    (tmp_path / "elsewhere").rename(models_copy)
+    _add_copy_of_knn(models_copy, "knn2")
+    _wait_for(lambda: "knn2" in _listed(serving), "the watcher did not pick up the returned folder")
+
+
+def _add_copy_of_knn(folder: Path, name: str) -> None:
+    text = (folder / "knn.manifest.json").read_text().replace('"name": "knn"', f'"name": "{name}"')
+    (folder / f"{name}.manifest.json").write_text(text)
+
+
+def _wait_for(condition, message: str, seconds: float = 10) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, message
+        time.sleep(0.1)
+
+
+def _deeply_nested() -> str:
+    return '{"format": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+def _manifest_with(folder: Path, name: str, **fields) -> None:
+    raw = json.loads((folder / "knn.manifest.json").read_text())
+    raw.update(name=name, **fields)
+    (folder / f"{name}.manifest.json").write_text(json.dumps(raw))
+
+
+def _bad_manifests(folder: Path, outside: Path) -> dict[str, str]:
+    """Write one bad manifest of each kind; returns model name -> words its failure must contain."""
+    (folder / "nested.manifest.json").write_text(_deeply_nested())
+    _manifest_with(folder, "typed", size_bytes="big")
+    _manifest_with(folder, "members", members=[1, 2])
+    _manifest_with(folder, "numeric", version=20260101)
+    _manifest_with(folder, "surrogate", version="\udcff")
+    _manifest_with(folder, "accuracy", evaluation={"accuracy": "high"})
+    (folder / "zero.manifest.json").symlink_to("/dev/zero")
+    os.mkfifo(folder / "fifo.manifest.json")
+    with open(folder / "huge.manifest.json", "wb") as f:
+        f.truncate(100 * 1024 * 1024)  # sparse: 100 MB that cost no disk
+    (folder / b"latin-\xe9.manifest.json".decode("utf-8", "surrogateescape")).write_text("{}")
+    (folder / "bad name!.manifest.json").write_text("{}")
+    _manifest_with(folder, "wrongkind", kind="svm")  # the knn artifact under an svm manifest
+    svm = read_manifest(folder / "svm.manifest.json")
+    shutil.copyfile(folder / svm.artifact, outside / svm.artifact)
+    _manifest_with(folder, "linked", artifact=svm.artifact, sha256=svm.sha256, size_bytes=svm.size_bytes, kind="svm")
+    (folder / svm.artifact).rename(outside / "kept")
+    (folder / svm.artifact).symlink_to(outside / svm.artifact)  # an artifact linked from outside the folder
+    return {"nested": "nested too deeply", "typed": "field 'size_bytes' is str, expected int",
+            "members": "field 'members' holds int, expected str", "numeric": "field 'version' is int, expected str",
+            "surrogate": "not valid Unicode",
+            "accuracy": "evaluation.accuracy", "zero": "outside the models folder", "fifo": "not a regular file",
+            "huge": "over the limit", "latin-\\xe9": "not a model name", "bad name!": "not a model name",
+            "wrongkind": "kind 'svm', but the model is a NearestNeighbours",
+            "linked": "outside the models folder"}
+
+
+def test_each_bad_manifest_is_a_named_failure_of_that_model_only(serve, models_copy, tmp_path):
+    serving = serve(models_copy)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    expected = _bad_manifests(models_copy, outside)
+    started = time.perf_counter()
+    reply = serving.stub.Reload(pb.ReloadRequest(), timeout=20)
+    assert time.perf_counter() - started < 5  # the FIFO blocks nothing
+    failed = {f.name: f.reason for f in reply.failed}
+    assert set(failed) == set(expected)
+    for name, words in expected.items():
+        assert words in failed[name], (name, failed[name])
+    listed = _listed(serving)  # ListModels answers, the good models still serve
+    assert all(listed[name].state == pb.LOADED for name in MODELS)
+    assert all(listed[name].state == pb.FAILED for name in expected)
+    assert serving.stub.Predict(pb.PredictRequest(u8=bytes(784), model="knn")).model == "knn"
+
+
+def test_the_watcher_survives_bad_manifests_and_keeps_watching(serve, models_copy, tmp_path):
+    serving = serve(models_copy, watch=0.1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _bad_manifests(models_copy, outside)
+    _wait_for(lambda: "nested" in _listed(serving), "the watcher did not reload")
+    time.sleep(0.5)
+    _add_copy_of_knn(models_copy, "knn2")
+    _wait_for(lambda: "knn2" in _listed(serving), "the watcher died on a bad manifest")
+    assert _listed(serving)["knn2"].state == pb.LOADED
+
+
+def test_an_unknown_model_name_is_echoed_only_in_part(shared_server):
+    with pytest.raises(grpc.RpcError) as caught:
+        shared_server.Predict(pb.PredictRequest(u8=bytes(784), model="m" * 100_000), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "(100,000 characters)" in caught.value.details() and len(caught.value.details()) < 1000
+
+
+def test_the_largest_batch_is_accepted_as_f32_and_one_more_is_our_error(serve, trained_models):
+    serving = serve(trained_models)  # the default --max-batch and --max-message-mb
+    for images, code in ((8192, grpc.StatusCode.OK), (8193, grpc.StatusCode.INVALID_ARGUMENT)):
+        request = pb.PredictRequest(model="rf", f32=pb.FloatPixels(values=np.zeros(images * 784, np.float32)))
+        try:
+            assert len(serving.stub.Predict(request, timeout=60).predictions) == images
+            got = grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            got = exc.code()
+            assert "over the maximum of 8192" in exc.details()
+        assert got == code

@@ -60,8 +60,9 @@ class DigitsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Predict(self, request, context):
-        """Classifies a batch of 1 to max_batch images (default 8,192; about 4 MB)
-        with one model.
+        """Classifies a batch of 1 to max_batch images (default 8,192: 6.4 MB as
+        u8, 25.7 MB as f32; the default message limit, 25 MiB, is 26.2 MB) with
+        one model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
