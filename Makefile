@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto protos/digitserve/open_inference/grpc_service.proto
 
 train: install
 	$(BIN)/digits-train --out $(MODELS_DIR) --if-missing
@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.abuse
+	$(BIN)/python -m bench.open_inference
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -24,6 +24,9 @@ class Level(enum.Enum):
 # Keys are full method paths, or a service path ending in "/" for all its methods.
 POLICY: dict[str, Level] = {
     "/grpc.health.v1.Health/": Level.OPEN,
+    # The Open Inference Protocol's own probes, which say no more than health does.
+    "/inference.GRPCInferenceService/ServerLive": Level.OPEN,
+    "/inference.GRPCInferenceService/ServerReady": Level.OPEN,
     "/digitserve.v1.Digits/Reload": Level.OPERATOR,
 }
 DEFAULT = Level.READER

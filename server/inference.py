@@ -41,20 +41,20 @@ def _check_count(field: str, values: int, unit: str, max_batch: int) -> int:
     return whole
 
 
-def decode_u8(data: bytes, max_batch: int) -> np.ndarray:
-    """Images sent as uint8 bytes, viewed without a copy as (n, 784)."""
-    n = _check_count("u8", len(data), "bytes", max_batch)
+def decode_u8(data: bytes, max_batch: int, field: str = "u8") -> np.ndarray:
+    """Images sent as uint8 bytes, viewed without a copy as (n, 784); errors name ``field``."""
+    n = _check_count(field, len(data), "bytes", max_batch)
     return np.frombuffer(data, dtype=np.uint8).reshape(n, INPUT_PIXELS)
 
 
-def decode_f32(values: Sequence[float], max_batch: int) -> np.ndarray:
-    """Images sent as float values, checked to be finite and within 0..255."""
-    n = _check_count("f32.values", len(values), "values", max_batch)
+def decode_f32(values: Sequence[float] | np.ndarray, max_batch: int, field: str = "f32.values") -> np.ndarray:
+    """Images sent as numbers, checked to be finite and within 0..255, as float32; errors name ``field``."""
+    n = _check_count(field, len(values), "values", max_batch)
     images = np.asarray(values, dtype=np.float32).reshape(n, INPUT_PIXELS)
     bad = ~np.isfinite(images) | (images < 0) | (images > 255)
     if bad.any():
         image, pixel = map(int, np.argwhere(bad)[0])
-        raise InvalidInput(f"f32.values: image {image} pixel {pixel} is {images[image, pixel]!r}, "
+        raise InvalidInput(f"{field}: image {image} pixel {pixel} is {float(images[image, pixel])!r}, "
                            "expected a value from 0 to 255")
     return images
 

@@ -20,12 +20,14 @@ from grpc_reflection.v1alpha import reflection
 from threadpoolctl import threadpool_limits
 
 from digitserve import exits
+from digitserve.open_inference import grpc_service_pb2_grpc
 from digitserve.v1 import digits_pb2_grpc
 from server import logs
 from server.access import Access
 from server.inference import Predictor
 from server.metrics import ServerMetrics
 from server.interceptor import CallGate
+from server.open_inference import SERVICE as OPEN_INFERENCE, OpenInferenceServicer
 from server.registry import ModelRegistry, Snapshot
 from server.servicer import SERVICE, DigitsServicer
 from server.settings import Settings, parse_settings
@@ -135,7 +137,7 @@ def start(settings: Settings) -> RunningServer:
     def publish(snapshot: Snapshot) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if snapshot.models else \
             health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE):
+        for name in ("", SERVICE, OPEN_INFERENCE):
             health_servicer.set(name, status)
 
     publish(Snapshot({}, None, {}))
@@ -152,7 +154,8 @@ def start(settings: Settings) -> RunningServer:
     stream_pool = futures.ThreadPoolExecutor(max_workers=cores, thread_name_prefix="stream",
                                              initializer=_limit_numeric_threads,
                                              initargs=(settings.numeric_threads,))
-    servicer = DigitsServicer(registry, Predictor(registry), settings.max_batch, stream_pool=stream_pool,
+    predictor = Predictor(registry)
+    servicer = DigitsServicer(registry, predictor, settings.max_batch, stream_pool=stream_pool,
                               stream_depth=cores)
     streams = StreamLimits(settings.max_streams, settings.stream_idle_timeout)
     limit = settings.max_message_mb * 1024 * 1024
@@ -174,9 +177,12 @@ def start(settings: Settings) -> RunningServer:
         options=options,
     )
     digits_pb2_grpc.add_DigitsServicer_to_server(servicer, server)
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        OpenInferenceServicer(registry, predictor, settings.max_batch), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
     try:
         port = _listen(server, settings, credentials)
     except StartupError:

@@ -94,8 +94,8 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="digits-server",
-        description="Serve the digit models of a models folder over gRPC (digitserve.v1.Digits, "
-                    "grpc.health.v1 and reflection).",
+        description="Serve the digit models of a models folder over gRPC (digitserve.v1.Digits, the Open "
+                    "Inference Protocol's inference.GRPCInferenceService, grpc.health.v1 and reflection).",
         epilog="Every flag can also be set by the environment variable shown in brackets.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     defaults = Settings()

@@ -275,15 +275,18 @@ def test_protect_all_guards_predict_too(serve, models_copy):
 
 # --- the generated stubs -----------------------------------------------------------------------
 
-def test_generated_stubs_match_the_proto(tmp_path):
+@pytest.mark.parametrize("proto", ["digitserve/v1/digits.proto",
+                                   "digitserve/open_inference/grpc_service.proto"])
+def test_generated_stubs_match_the_proto(tmp_path, proto):
     from grpc_tools import protoc
 
     args = ["protoc", f"-I{ROOT / 'protos'}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
-            f"--grpc_python_out={tmp_path}", str(ROOT / "protos/digitserve/v1/digits.proto")]
+            f"--grpc_python_out={tmp_path}", str(ROOT / "protos" / proto)]
     assert protoc.main(args) == 0
-    for name in ("digits_pb2.py", "digits_pb2.pyi", "digits_pb2_grpc.py"):
-        assert filecmp.cmp(tmp_path / "digitserve/v1" / name, ROOT / "digitserve/v1" / name, shallow=False), \
-            f"digitserve/v1/{name} is out of date with protos/: run make proto"
+    stem = proto.removesuffix(".proto")
+    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
+        assert filecmp.cmp(tmp_path / (stem + suffix), ROOT / (stem + suffix), shallow=False), \
+            f"{stem}{suffix} is out of date with protos/: run make proto"
 
 
 def test_server_command_starts_serves_and_stops_on_sigterm(trained_models, tmp_path):
