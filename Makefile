@@ -6,12 +6,13 @@ MODELS_DIR ?= models
 PORT ?= 50051
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install proto run train serve test test-fast bench soak lint screenshot clean
+.PHONY: help host install proto run train serve test test-fast test-containers bench soak lint screenshot clean
 
 help:
 	@echo "make run    - install into $(VENV), train the default models if $(MODELS_DIR)/ is empty, serve on :$(PORT)"
-	@echo "make test   - install and run the whole test suite (needs xvfb for the Tk client)"
-	@echo "make bench  - accuracy, latency and throughput against the in-process baselines"
+	@echo "make test   - install what the tests need (as root: xvfb, podman) and run the whole suite"
+	@echo "make test-containers - build the images and run the compose stack under podman"
+	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; image sizes"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
 	@echo "make lint   - validate docker-compose.yml and the Kubernetes manifests, lint the Dockerfiles"
@@ -28,6 +29,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# System packages and the container runtime the tests use (installed when root, named otherwise).
+host:
+	deploy/setup-host.sh
+
 proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto protos/digitserve/open_inference/grpc_service.proto
 
@@ -39,17 +44,23 @@ serve: install
 
 run: train serve
 
-test: install
+test: host install
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not heavy"
+
+test-containers: host install
+	$(BIN)/python -m pytest tests/test_containers.py
 
 bench: install
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.abuse
 	$(BIN)/python -m bench.open_inference
+	$(BIN)/python -m bench.capacity
+	$(BIN)/python -m bench.containers
+	$(BIN)/python -m bench.numbers --models-dir $(MODELS_DIR)
 
 soak: install
 	$(BIN)/python -m bench.soak

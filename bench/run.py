@@ -5,7 +5,9 @@ process, as users run it) and the same artifacts called in this process, with
 the numeric libraries pinned to the same thread count in both. The machine
 may be shared and noisy, so single-image latencies are repeated and the
 ratios within one run are what count. Results go to bench/results.json and
-bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json) and
+bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json),
+``bench.confidence`` (calibration and "not sure" answers, results-confidence.json),
+``bench.photos`` (photographed digits, results-photos.json) and
 ``bench.estimators`` (ours against stock scikit-learn, results-estimators.json).
 """
 
@@ -294,10 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)
-    from bench import drawn, estimators
+    from bench import confidence, drawn, estimators, photos
 
     data = ["--mnist-dir", str(args.mnist_dir)]
     status = drawn.main([*data, "--models-dir", str(args.models_dir), "--out", str(args.out / "results-drawn.json")])
+    status = status or confidence.main([*data, "--models-dir", str(args.models_dir),
+                                        "--out", str(args.out / "results-confidence.json")])
+    status = status or photos.main([*data, "--models-dir", str(args.models_dir),
+                                    "--out", str(args.out / "results-photos.json")])
     if args.estimators_train:
         status = status or estimators.main([*data, "--train", str(args.estimators_train),
                                             "--out", str(args.out / "results-estimators.json")])

@@ -14,14 +14,17 @@ import json
 import os
 import sys
 from collections import deque
+from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, default_address, security_options)
-from clients.inputs import Item, count_digits, read_items, read_labels
+                                add_security_flags, addresses, default_address, security_options,
+                                stream_count)
+from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
+from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
 from digitserve.idx import IdxError
@@ -31,8 +34,9 @@ def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
     group.add_argument("--server", default=default_address(),
-                       help="HOST[:PORT] of the digits server, port 50051 when none is given [DIGITS_SERVER] "
-                            "(default: %(default)s)")
+                       help="HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
+                            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up "
+                            "[DIGITS_SERVER] (default: %(default)s)")
     group.add_argument("--timeout", type=float, default=30.0,
                        help="seconds to wait for each answer, also inside a stream (default: 30)")
     group.add_argument("--retries", type=int, default=4,
@@ -65,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
+    predict.add_argument("--number", action="store_true",
+                         help="read every input as a whole number of up to 32 digits (each digit with its box)")
+    predict.add_argument("--save-inputs", type=Path, metavar="DIR",
+                         help="write the 28x28 image sent for each input into DIR (PNG, named after the input)")
 
     models = commands.add_parser(
         "models", parents=[common], help="list the models the server knows",
@@ -126,10 +134,11 @@ def _groups(items: Iterator[Item], size: int, groups: deque, leftovers: list) ->
 def _results(connection: Connection, items: Iterator[Item], model: str, size: int) -> Iterator[Result]:
     groups: deque[list[Item]] = deque()
     leftovers: list[Item] = []
-    for answer in connection.predict_stream(_groups(items, size, groups, leftovers), model):
-        rows = iter(answer.probabilities)
+    streams = stream_count(connection.options.address)
+    for answer in connection.predict_streams(_groups(items, size, groups, leftovers), model, streams):
+        rows = iter(zip_longest(answer.probabilities, answer.doubts, fillvalue=""))
         for item in groups.popleft():
-            yield Result(item, None if item.pixels is None else next(rows))
+            yield Result(item) if item.pixels is None else Result(item, *next(rows))
     for item in leftovers:
         yield Result(item)
 
@@ -153,6 +162,8 @@ def _warn(text: str) -> None:
 def predict(args: argparse.Namespace) -> int:
     if args.batch < 1 or not 0 <= args.top <= 10:
         raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    if args.number:
+        return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None
     options = _options(args)
     to_file = args.output not in (None, "-")
@@ -162,6 +173,8 @@ def predict(args: argparse.Namespace) -> int:
     try:
         with Connection(options) as connection, _progress(args.paths) as bar:
             items = read_items(_paths(args.paths), ink=args.ink, labels=labels, warn=_warn)
+            if args.save_inputs:
+                items = save_inputs(items, args.save_inputs)
             for result in _results(connection, items, args.model, args.batch):
                 _write(writer, result, out, bar)
                 written += 1
@@ -169,6 +182,8 @@ def predict(args: argparse.Namespace) -> int:
                 if result.item.error:
                     failed += 1
                     _warn(result.item.error)
+                elif warning := digits_seen_warning(result.item):
+                    _warn(warning)
                 bar.update()
         writer.close()
     finally:
@@ -190,6 +205,26 @@ def _write(writer, result: Result, out, bar) -> None:
     with bar.external_write_mode(file=out):
         writer.write(result)
         out.flush()
+
+
+def predict_numbers(args: argparse.Namespace) -> int:
+    to_file = args.output not in (None, "-")
+    out = open(args.output, "w", newline="") if to_file else sys.stdout
+    writer = NUMBER_WRITERS[args.format](out, 0)
+    failed = 0
+    try:
+        with Connection(_options(args)) as connection:
+            items = read_items(_paths(args.paths), ink=args.ink, warn=_warn, whole=True)
+            for result in read_numbers(connection, items, args.model, args.ink):
+                writer.write(result)
+                if result.error:
+                    failed += 1
+                    _warn(result.error)
+        writer.close()
+    finally:
+        if to_file:
+            out.close()
+    return exits.FAILED if failed else exits.OK
 
 
 def models(args: argparse.Namespace) -> int:
@@ -216,7 +251,12 @@ def models(args: argparse.Namespace) -> int:
 
 
 def reload(args: argparse.Namespace) -> int:
-    with Connection(_options(args)) as connection:
+    options = _options(args)
+    if options.address.startswith("dns:") or len(addresses(options.address)) > 1:
+        # round_robin would carry the request to one replica only, and say nothing of the others
+        raise UsageError(f"--server {options.address!r}: reload asks one server; run it once per replica "
+                         "(or start the servers with --watch, which reload by themselves)")
+    with Connection(options) as connection:
         reply = connection.reload()
     changes = {
         "added": [{"name": c.name, "version": c.version} for c in reply.added],

@@ -7,14 +7,20 @@ connect, authenticate, retry, time out and report errors alike.
 One reconnect strategy: the channel reconnects by itself, with a backoff
 capped at two seconds, and gRPC retries calls that found the server
 unavailable, following the retry policy in the channel's service config.
+
+Many replicas: the address may be a comma-separated list or a ``dns:///``
+target, and the channel's ``round_robin`` policy sends each call to the next
+replica that is up, so a replica that goes away simply drops out of the turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import json
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -39,6 +45,9 @@ MAX_ATTEMPTS = 5
 RECONNECT_MAX_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
 NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
+# A stream of a parallel run carries this many chunks before a new one, opened on the next replica, takes over.
+CHUNKS_PER_STREAM = 2
+DNS_STREAMS = 4  # streams at once for a dns:/// target, whose number of replicas the client cannot know
 
 
 def default_address() -> str:
@@ -57,9 +66,10 @@ class ServerUnavailable(Exception):
     """The server could not be reached, or did not answer in time (after retries)."""
 
     def __init__(self, address: str, detail: str):
-        super().__init__(f"cannot reach the digits server at {address} ({detail}); "
-                         "check that digits-server runs there, the address and port (--server or "
-                         "DIGITS_SERVER), and TLS options (--ca-cert)")
+        where = [address] if address.startswith("dns:") else addresses(address)
+        at = f"the digits server at {where[0]}" if len(where) == 1 else f"any of the digits servers at {', '.join(where)}"
+        super().__init__(f"cannot reach {at} ({detail}); check that digits-server runs there, the addresses "
+                         "and ports (--server or DIGITS_SERVER), and TLS options (--ca-cert)")
         self.address = address
 
 
@@ -71,6 +81,26 @@ class ServerError(Exception):
         self.code = code
         self.details = details
         self.reason = reason  # google.rpc.ErrorInfo reason, when the server attached one
+
+
+def parse_server(text: str) -> str:
+    """``--server`` as gRPC wants it: one address, a comma-separated list of them, or a ``dns:`` target.
+
+    Each address gets the default port when it has none (see ``parse_address``),
+    and so does a ``dns:`` target (gRPC would otherwise assume 443).
+    """
+    text = text.strip()
+    if text.startswith("dns:"):
+        authority, name = ("", text[4:]) if not text.startswith("dns://") else text[6:].partition("/")[::2]
+        if not name or "," in name:
+            raise UsageError(f"--server {text!r}: expected dns:///NAME[:PORT]")
+        return f"dns://{authority}/{parse_address(name)}" if text.startswith("dns://") else f"dns:{parse_address(name)}"
+    if "," not in text:
+        return parse_address(text)
+    entries = [parse_address(entry) for entry in text.split(",")]
+    if any(entry.startswith("unix:") for entry in entries):
+        raise UsageError(f"--server {text!r}: a list holds HOST[:PORT] entries, not unix: sockets")
+    return ",".join(entries)
 
 
 def parse_address(text: str) -> str:
@@ -106,17 +136,71 @@ def _port(text: str, port: str) -> int:
     return int(port)
 
 
+def addresses(server: str) -> list[str]:
+    """The ``HOST:PORT`` entries of a parsed ``--server``: the list's, or a ``dns:`` target's one name."""
+    if server.startswith("dns:"):
+        return [server.rsplit("/", 1)[-1] if server.startswith("dns://") else server[4:]]
+    return server.split(",")
+
+
+def stream_count(server: str) -> int:
+    """Streams a large input runs at once: one per listed replica, a few for a ``dns:`` target."""
+    return DNS_STREAMS if server.startswith("dns:") else len(addresses(server))
+
+
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0].strip("[]")
+
+
 def is_loopback(address: str) -> bool:
     """Whether a parsed address stays on this machine (no resolver is asked)."""
     if address.startswith("unix:"):
         return True
-    host = address.rsplit(":", 1)[0].strip("[]")
+    host = _host(address)
     if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def channel_target(server: str) -> str:
+    """The target the channel opens: a list becomes an ``ipv4:``/``ipv6:`` URI, anything else is kept.
+
+    gRPC resolves a list of addresses by itself only in that form, one address
+    family per list; host names in a list are therefore resolved here, once,
+    when the connection opens (a ``dns:///`` target is resolved by gRPC and
+    followed as it changes).
+    """
+    entries = addresses(server)
+    if server.startswith("dns:") or len(entries) == 1:
+        return server
+    versions = {_ip_version(_host(entry)) for entry in entries} - {None}
+    if len(versions) > 1:
+        raise UsageError(f"--server {server!r}: a list mixes IPv4 and IPv6 addresses; gRPC balances over one "
+                         "family at a time: list one family, or use a dns:///NAME:PORT target")
+    family = socket.AF_INET6 if versions == {6} else socket.AF_INET
+    resolved = [_resolve(entry, family) for entry in entries]
+    return ("ipv6:" if family == socket.AF_INET6 else "ipv4:") + ",".join(resolved)
+
+
+def _ip_version(host: str) -> int | None:
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
+def _resolve(entry: str, family: socket.AddressFamily) -> str:
+    host, port = _host(entry), int(entry.rsplit(":", 1)[1])
+    if _ip_version(host) is None:
+        try:
+            host = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0][4][0]
+        except socket.gaierror as exc:
+            kind = "IPv6" if family == socket.AF_INET6 else "IPv4"
+            raise ServerUnavailable(entry, f"no {kind} address for {_host(entry)!r}: {exc.strerror}") from None
+    return f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -131,13 +215,13 @@ class ConnectionOptions:
     insecure: bool = False  # allow the token over plaintext to another machine
 
     def __post_init__(self):
-        object.__setattr__(self, "address", parse_address(self.address))
+        object.__setattr__(self, "address", parse_server(self.address))
         if bool(self.client_cert) != bool(self.client_key):
             given, missing = ("--client-cert", "--client-key") if self.client_cert else ("--client-key", "--client-cert")
             raise UsageError(f"{given} needs {missing} too (a client certificate and its private key go together)")
         if self.timeout <= 0 or self.retries < 0:
             raise UsageError("--timeout must be above 0 and --retries 0 or more")
-        if self.token and not self.tls and not self.insecure and not is_loopback(self.address):
+        if self.token and not self.tls and not self.insecure and not all(map(is_loopback, addresses(self.address))):
             raise UsageError(f"refusing to send the operator token in clear to {self.address}: use TLS "
                              "(--ca-cert), or --insecure if the network between is trusted")
 
@@ -196,6 +280,8 @@ class Answer:
     model: str
     version: str
     probabilities: np.ndarray  # (n, 10)
+    # Why the server doubts each answer ("" for none: Prediction.unsure_reason).
+    doubts: tuple[str, ...] = ()
 
     @property
     def digits(self) -> np.ndarray:
@@ -204,7 +290,7 @@ class Answer:
 
 def _answer(reply: pb.PredictResponse) -> Answer:
     probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, 10)
-    return Answer(reply.model, reply.version, probabilities)
+    return Answer(reply.model, reply.version, probabilities, tuple(p.unsure_reason for p in reply.predictions))
 
 
 def _request(images: np.ndarray, model: str, sequence: int | None = None) -> pb.PredictRequest:
@@ -213,14 +299,16 @@ def _request(images: np.ndarray, model: str, sequence: int | None = None) -> pb.
 
 
 def _service_config(retries: int) -> str:
-    """Unary calls retried by gRPC while the server is UNAVAILABLE, with exponential backoff."""
-    if retries == 0:
-        return json.dumps({})
-    policy = {"maxAttempts": min(retries + 1, MAX_ATTEMPTS), "initialBackoff": f"{RETRY_BACKOFF_SECONDS}s",
-              "maxBackoff": f"{RECONNECT_MAX_SECONDS}s", "backoffMultiplier": 2,
-              "retryableStatusCodes": ["UNAVAILABLE"]}
-    methods = [{"service": SERVICE, "method": m} for m in ("Predict", "ListModels", "Reload")]
-    return json.dumps({"methodConfig": [{"name": methods, "retryPolicy": policy}]})
+    """Each call to the next replica that is up (round_robin: per call, not per connection), and unary
+    calls retried by gRPC while the server is UNAVAILABLE, with exponential backoff."""
+    config: dict = {"loadBalancingConfig": [{"round_robin": {}}]}
+    if retries:
+        policy = {"maxAttempts": min(retries + 1, MAX_ATTEMPTS), "initialBackoff": f"{RETRY_BACKOFF_SECONDS}s",
+                  "maxBackoff": f"{RECONNECT_MAX_SECONDS}s", "backoffMultiplier": 2,
+                  "retryableStatusCodes": ["UNAVAILABLE"]}
+        methods = [{"service": SERVICE, "method": m} for m in ("Predict", "ListModels", "Reload")]
+        config["methodConfig"] = [{"name": methods, "retryPolicy": policy}]
+    return json.dumps(config)
 
 
 def error_reason(exc: grpc.RpcError) -> str:
@@ -257,10 +345,15 @@ class Connection:
                     ("grpc.initial_reconnect_backoff_ms", int(RETRY_BACKOFF_SECONDS * 1000)),
                     ("grpc.max_reconnect_backoff_ms", int(RECONNECT_MAX_SECONDS * 1000)), ("grpc.enable_retries", 1),
                     ("grpc.service_config", _service_config(o.retries))]
+        target = channel_target(o.address)
         credentials = o.channel_credentials()
         if credentials is None:
-            return grpc.insecure_channel(o.address, options=settings)
-        return grpc.secure_channel(o.address, credentials, options=settings)
+            return grpc.insecure_channel(target, options=settings)
+        if target != o.address:
+            # A resolved list names no host; every replica's certificate is checked against the first
+            # entry's name (replicas of one service share their certificate).
+            settings.append(("grpc.ssl_target_name_override", _host(addresses(o.address)[0])))
+        return grpc.secure_channel(target, credentials, options=settings)
 
     def __enter__(self) -> Connection:
         return self
@@ -359,34 +452,46 @@ class Connection:
         # the chunks it has not answered are replayed here, on a new stream once the channel
         # has reconnected, after the retry policy's pause.
         source = iter(chunks)
-        pending: deque[np.ndarray] = deque()
+        pending: deque[np.ndarray] = deque()  # sent or to be sent, not yet answered
+        to_send: deque[np.ndarray] = deque()  # not yet sent on the current stream
+        current = [0]  # the attempt whose stream is open
+        lock = threading.Lock()
+        reading = threading.Lock()  # gRPC reads the requests on a thread of its own, per stream
         failure: list[BaseException] = []
         watchdog = _Watchdog(self.options.timeout)  # its clock runs on across replays
         no_answer = f"no answer within {self.options.timeout:g}s (--timeout)"
+
+        def requests(attempt: int, slots: threading.Semaphore) -> Iterator[pb.PredictRequest]:
+            while True:
+                slots.acquire()
+                with reading:
+                    with lock:
+                        if attempt != current[0]:
+                            return
+                        chunk = to_send.popleft() if to_send else None
+                    if chunk is None:
+                        try:
+                            chunk = next(source)
+                        except StopIteration:
+                            return
+                        except BaseException as exc:  # the caller's error, not the server's: hand it back
+                            failure.append(exc)
+                            return
+                        with lock:
+                            pending.append(chunk)
+                            watchdog.sent()
+                            if attempt != current[0]:  # the stream ended while this chunk was read
+                                to_send.append(chunk)
+                                return
+                yield _request(chunk, model)
+
         for attempt in range(self.options.retries + 1):
             slots = threading.Semaphore(window)
-            replay = list(pending)
-            lock = threading.Lock()
-
-            def requests() -> Iterator[pb.PredictRequest]:
-                for chunk in replay:
-                    slots.acquire()
-                    yield _request(chunk, model)
-                while True:
-                    slots.acquire()
-                    try:
-                        chunk = next(source)
-                    except StopIteration:
-                        return
-                    except BaseException as exc:  # the caller's error, not the server's: hand it back
-                        failure.append(exc)
-                        return
-                    with lock:
-                        pending.append(chunk)
-                        watchdog.sent()
-                    yield _request(chunk, model)
-
-            call = self.stub.PredictStream(requests(), metadata=self._metadata)
+            with lock:
+                current[0] = attempt
+                to_send.clear()
+                to_send.extend(pending)
+            call = self.stub.PredictStream(requests(attempt, slots), metadata=self._metadata)
             watchdog.watch(call)
             try:
                 for reply in call:
@@ -415,6 +520,105 @@ class Connection:
             finally:
                 watchdog.stop()
                 call.cancel()
+                slots.release(window)  # a request thread still waiting for room sees the stream is over
+
+    def predict_streams(self, chunks: Iterable[np.ndarray], model: str = "", streams: int = 1,
+                        window: int = 4) -> Iterator[Answer]:
+        """Answers for each chunk, in order, from ``streams`` PredictStreams at once.
+
+        A stream takes the next chunk whenever its window has room, so a faster
+        replica takes more; the answers are put back in input order, with at
+        most ``streams * window`` chunks read ahead of the caller. Each stream
+        carries ``CHUNKS_PER_STREAM`` chunks, then a fresh one takes over while
+        it drains (sooner when the read-ahead is full, since a server holds
+        a stream's last chunk until the next arrives or the stream ends):
+        round_robin opens every stream on the next replica that is up, so the
+        streams spread evenly however many replicas were connected when the
+        run began, and reach replicas that come back. A stream whose
+        replica goes away replays its unanswered chunks on a new stream
+        (``predict_stream``), which round_robin opens on a replica still up.
+        """
+        if streams <= 1:
+            yield from self.predict_stream(chunks, model, window)
+            return
+        source = iter(chunks)
+        room = threading.Semaphore(streams * window)  # chunks read but not yet handed to the caller
+        reading = threading.Lock()  # the source is read by one stream at a time, in input order
+        done = threading.Condition()
+        answers: dict[int, Answer] = {}
+        state = {"read": 0, "streams": 0, "stopped": False, "exhausted": False}
+        errors: list[BaseException] = []  # a stream's failure, raised at once
+        source_error: list[BaseException] = []  # the caller's, raised after the answers before it
+
+        def stream_chunks(mine: deque[int]) -> Iterator[np.ndarray]:
+            """The stream's chunks; it holds room for its first one before it opens."""
+            for sent in range(CHUNKS_PER_STREAM):
+                # A server answers a chunk once the next one arrives or the stream ends: so a stream
+                # never waits for room with a chunk unanswered (nor open and idle), it ends instead.
+                if sent and not room.acquire(blocking=False):
+                    break
+                with reading:
+                    if state["stopped"] or state["exhausted"]:
+                        room.release()
+                        return
+                    try:
+                        chunk = next(source)
+                    except BaseException as exc:
+                        state["exhausted"] = True
+                        room.release()
+                        if not isinstance(exc, StopIteration):
+                            source_error.append(exc)
+                        return
+                    with done:
+                        mine.append(state["read"])
+                        state["read"] += 1
+                yield chunk
+            start_stream()  # the successor reads on while this stream drains
+
+        def stream() -> None:
+            mine: deque[int] = deque()
+            try:
+                while not room.acquire(timeout=0.1):
+                    if state["stopped"]:
+                        return
+                if state["exhausted"]:  # nothing left to send: open no stream
+                    room.release()
+                    return
+                for answer in self.predict_stream(stream_chunks(mine), model, window):
+                    with done:
+                        answers[mine.popleft()] = answer
+                        done.notify_all()
+            except BaseException as exc:  # handed to the caller's thread below
+                errors.append(exc)
+            finally:
+                with done:
+                    state["streams"] -= 1
+                    done.notify_all()
+
+        def start_stream() -> None:
+            if not (state["stopped"] or state["exhausted"]):
+                with done:
+                    state["streams"] += 1
+                threading.Thread(target=stream, name="digits-stream", daemon=True).start()
+
+        for _ in range(streams):
+            start_stream()
+        try:
+            for position in itertools.count():
+                with done:
+                    done.wait_for(lambda: position in answers or errors or (
+                        state["streams"] == 0 and position >= state["read"]))
+                    if errors:
+                        raise errors[0]
+                    if position not in answers:
+                        break
+                    answer = answers.pop(position)
+                room.release()
+                yield answer
+            if source_error:
+                raise source_error[0]
+        finally:
+            state["stopped"] = True
 
 
 class _Watchdog:

@@ -4,6 +4,7 @@ Everything becomes a lazy stream of ``Item``s, one per digit, in input order,
 so a folder of 100,000 images is read while earlier ones are being predicted.
 Image and stroke files go through the shared preprocessing; IDX and .npy files
 already hold MNIST-style 28x28 digits and are sent as they are.
+:func:`save_inputs` keeps a copy of what is sent, so a user can see what the model saw.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+from PIL import Image
 
+from clients import numbers
 from clients.drawing import Drawing, DrawingError
-from clients.preprocessing import PreprocessingError, prepare
+from clients.preprocessing import PreprocessingError, load_image, to_mnist
 from digitserve.idx import IdxError, idx_shape, read_idx
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -30,6 +33,8 @@ class Item:
     pixels: np.ndarray | None = None  # (784,) uint8, white ink on black
     label: int | None = None
     error: str | None = None
+    digits_seen: int | None = None  # separate digits found in a picture or drawing of what should be one
+    whole: Image.Image | np.ndarray | Drawing | None = None  # the input itself, to be read as a number
 
 
 def is_idx(path: Path) -> bool:
@@ -53,12 +58,13 @@ def _as_pixels(array: np.ndarray, source: Path) -> np.ndarray:
     return np.rint(values).astype(np.uint8)
 
 
-def _array_items(path: Path, array: np.ndarray, labels: np.ndarray | None) -> Iterator[Item]:
+def _array_items(path: Path, array: np.ndarray, labels: np.ndarray | None, whole: bool) -> Iterator[Item]:
     pixels = _as_pixels(array, path)
     if labels is not None and len(labels) != len(pixels):
         raise ValueError(f"{path}: {len(pixels)} images but {len(labels)} labels")
     for i, row in enumerate(pixels):
-        yield Item(str(path), i, row, None if labels is None else int(labels[i]))
+        label = None if labels is None else int(labels[i])
+        yield Item(str(path), i, label=label, whole=row.reshape(28, 28)) if whole else Item(str(path), i, row, label)
 
 
 def _folder_label(path: Path) -> int | None:
@@ -67,16 +73,22 @@ def _folder_label(path: Path) -> int | None:
     return int(name) if len(name) == 1 and name.isdigit() else None
 
 
-def _single(path: Path, ink: str) -> Item:
+def _single(path: Path, ink: str, whole: bool) -> Item:
     try:
         if path.suffix.lower() == STROKES_SUFFIX:
-            pixels = Drawing.load(path).to_vector()
+            drawing = Drawing.load(path)
+            if whole:
+                return Item(str(path), whole=drawing)
+            pixels, seen = drawing.to_vector(), numbers.count_drawn(drawing)
         else:
-            pixels = prepare(path, ink=ink)
+            image = load_image(path)
+            if whole:
+                return Item(str(path), whole=image)
+            pixels, seen = to_mnist(image, ink, source=str(path)), numbers.count_separate(image, ink)
     except (PreprocessingError, DrawingError, OSError) as exc:
         reason = str(exc)
         return Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
-    return Item(str(path), pixels=pixels, label=_folder_label(path))
+    return Item(str(path), pixels=pixels, label=_folder_label(path), digits_seen=seen)
 
 
 READABLE = "images, stroke files (.json), MNIST IDX files or .npy arrays"
@@ -146,8 +158,11 @@ def count_digits(paths: Iterable[str | Path]) -> int | None:
 
 
 def read_items(paths: Iterable[str | Path], ink: str = "auto", labels: np.ndarray | None = None,
-               warn: Callable[[str], None] = lambda _: None) -> Iterator[Item]:
-    """Every digit in the given paths, in order; unreadable inputs become items with an ``error``."""
+               warn: Callable[[str], None] = lambda _: None, whole: bool = False) -> Iterator[Item]:
+    """Every digit in the given paths, in order; unreadable inputs become items with an ``error``.
+
+    ``whole``: items carry each picture or drawing itself (``Item.whole``), to be read as a number.
+    """
     for given in map(Path, paths):
         if not given.exists():
             yield Item(str(given), error=f"{given}: no such file or folder")
@@ -155,11 +170,34 @@ def read_items(paths: Iterable[str | Path], ink: str = "auto", labels: np.ndarra
         for path in _files(given, warn):
             try:
                 if is_idx(path):
-                    yield from _array_items(path, read_idx(path), labels)
+                    yield from _array_items(path, read_idx(path), labels, whole)
                 elif path.suffix.lower() == ARRAY_SUFFIX:
-                    yield from _array_items(path, np.load(path, mmap_mode="r", allow_pickle=False), labels)
+                    yield from _array_items(path, np.load(path, mmap_mode="r", allow_pickle=False), labels, whole)
                 else:
-                    yield _single(path, ink)
+                    yield _single(path, ink, whole)
             except (IdxError, ValueError, OSError) as exc:
                 reason = str(exc)
                 yield Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
+
+
+def saved_name(position: int, item: Item) -> str:
+    """NNNNN-NAME.png, or NNNNN-NAME-INDEX.png for files of many digits: in input order, never clashing."""
+    index = "" if item.index is None else f"-{item.index}"
+    return f"{position:05d}-{Path(item.source).stem}{index}.png"
+
+
+def save_inputs(items: Iterator[Item], folder: Path) -> Iterator[Item]:
+    """Pass the items on, writing each digit's 28x28 image (as sent to the server) into ``folder``.
+
+    The folder is made now, so that a folder that cannot be made is reported before anything is sent.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def saving() -> Iterator[Item]:
+        for position, item in enumerate(items):
+            if item.pixels is not None:
+                image = Image.fromarray(np.asarray(item.pixels, np.uint8).reshape(28, 28), "L")
+                image.save(folder / saved_name(position, item))
+            yield item
+
+    return saving()

@@ -14,12 +14,14 @@ from typing import TextIO
 import numpy as np
 
 from clients.inputs import Item
+from digitserve.unsure import UNDECIDED
 
 
 @dataclass(frozen=True)
 class Result:
     item: Item
     probabilities: np.ndarray | None = None  # (10,), None when the item failed
+    doubt: str = ""  # why the server doubts the answer, "" when it does not
 
     @property
     def digit(self) -> int | None:
@@ -36,11 +38,16 @@ class Result:
             record["digit"] = self.digit
             record["confidence"] = round(float(p.max()), 6)
             record["probabilities"] = [round(float(v), 6) for v in p]
+            record["unsure"] = bool(self.doubt)
+            if self.doubt:
+                record["unsure_reason"] = self.doubt
             if top:
                 order = np.argsort(-p)[:top]
                 record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
         if self.item.label is not None:
             record["label"] = self.item.label
+        if (self.item.digits_seen or 0) > 1:
+            record["digits_seen"] = self.item.digits_seen
         return record
 
 
@@ -64,9 +71,9 @@ class CsvWriter:
 
     def __init__(self, out: TextIO, top: int):
         self.top = top
-        columns = ["source", "index", "digit", "confidence"] + [f"p{d}" for d in range(10)]
+        columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in range(10)]
         columns += [f"top{k}_{part}" for k in range(1, top + 1) for part in ("digit", "p")]
-        columns += ["label", "error"]
+        columns += ["label", "digits_seen", "error"]
         self.writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         self.writer.writeheader()
 
@@ -85,8 +92,10 @@ class CsvWriter:
 class TableWriter:
     """Aligned columns for a terminal: fixed-width columns first, the source last.
 
-    With a label known, a wrong answer is marked ``wrong``; the K likeliest
-    digits show ``<0.001`` rather than a misleading ``0.000``.
+    With a label known, a wrong answer is marked ``wrong``; an answer the
+    server doubts gets a ``?`` after its digit and the reason after its
+    source; the K likeliest digits show ``<0.001`` rather than a misleading
+    ``0.000``.
     """
 
     def __init__(self, out: TextIO, top: int):
@@ -105,10 +114,20 @@ class TableWriter:
             return
         wrong = "wrong" if label and int(label) != record["digit"] else ""
         top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
-        self.out.write(f"{record['digit']:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}\n")
+        digit = f"{record['digit']}?" if result.doubt else str(record["digit"])
+        doubt = f"  ({not_sure(result.probabilities, result.doubt)})" if result.doubt else ""
+        self.out.write(f"{digit:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}{doubt}\n")
 
     def close(self) -> None:
         pass
+
+
+def not_sure(probabilities, doubt: str) -> str:
+    """How clients put a doubted answer: "not sure: 4 or 9?" when torn between two digits."""
+    if doubt == UNDECIDED:
+        first, second = np.argsort(-np.asarray(probabilities))[:2]
+        return f"not sure: {first} or {second}?"
+    return f"not sure: {doubt}"
 
 
 def _share(p: float) -> str:

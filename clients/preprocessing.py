@@ -4,9 +4,17 @@ The models only ever saw MNIST: 28x28 greyscale, white ink (255) on black
 (0), the digit scaled so that its longer side is 20 pixels and shifted so that
 its centre of mass sits on pixel (14, 14). Everything here reproduces that
 recipe for images that are not MNIST yet: photos and scans (dark ink on grey
-or noisy paper), screenshots of the drawing canvas, tiny or huge digits. The
-CLI client and the Tk drawing client both go through :func:`to_mnist`, so the
-server sees the same kind of input from either.
+or noisy paper, under uneven light, on a table), screenshots of the drawing
+canvas, tiny or huge digits. The CLI client and the Tk drawing client both go
+through :func:`to_mnist`, so the server sees the same kind of input from either.
+
+Photos are evened out first: the paper's brightness is estimated at a scale
+much larger than a stroke (a median over two fifths of the picture, which
+keeps the edges of shadows and of the sheet sharp) and divided out, so a lamp's
+falloff, vignetting or a shadow leave flat paper behind. The ink is then
+thresholded above the paper's noise, and only the digit's own marks are kept:
+the most central, digit-sized piece of ink and the pieces next to it, not
+specks, a margin line or the edge of a table at the border of the picture.
 
 Only numpy and Pillow are used: the clients do not install scipy.
 """
@@ -35,6 +43,37 @@ _MIN_CONTRAST_NOISE = 8.0
 # the contrast) are paper, not ink: this removes JPEG ringing and paper grain.
 _NOISE_SIGMAS = 4.0
 _NOISE_FRACTION = 0.08
+# The paper's brightness is estimated on a copy shrunk to about this many
+# pixels (longer side), with a median over windows of _LIGHT_WINDOW of that.
+_LIGHT_WORK = 64
+_LIGHT_WINDOW = 0.4
+# Back at full size a pixel is background if it lies within the range of the
+# estimate this many shrunken pixels around it (edges of a tilted sheet move a little).
+_AROUND = 2
+# Light that varies by less than this (of 255) along the border, with no large
+# brighter part, counts as even: such images are read as before, against the
+# paper at their border.
+_EVEN_LIGHT = 12.0
+# A brighter part covering this fraction of the picture is a sheet of paper on a darker table.
+_SHEET = 0.3
+# Paper this many times darker than the best-lit paper is taken as that dark, not darker.
+_DARKEST_PAPER = 4.0
+# Paper at least this fraction as bright as the best-lit paper shows the paper's own grain.
+_WELL_LIT = 0.75
+# Pieces of ink smaller than this fraction of the digit's main piece are specks
+# unless they lie inside the digit's box; pieces within _NEAR of the digit's
+# longer side belong to it.
+_SPECK = 0.02
+_NEAR = 0.25
+# ... and pieces whose strongest ink is below this fraction of the digit's are
+# texture (a table's grain, a shadow's rim), not strokes.
+_FAINT = 0.5
+# A piece touching the picture's edge is less likely the digit (a digit cut by a
+# tight crop still wins by its size), and far less when it runs along _SPAN of
+# the picture: a table's or a shadow's edge, a margin line.
+_EDGE_PIECE = 0.3
+_EDGE_LINE = 0.02
+_SPAN = 0.9
 # Images larger than this (longer side) are max-pooled first: it keeps the
 # work to a few milliseconds and, unlike averaging, keeps thin strokes bright.
 _MAX_WORK = 1024
@@ -105,19 +144,25 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         grey = _greyscale(image)
         if not np.isfinite(grey).all():
             raise PreprocessingError("image holds NaN or infinite values")
-        border = _border(grey)
-        background = float(np.median(border))
-        dark_ink = ink == "dark" or (
-            ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
+        background = float(np.median(_border(grey)))
+        dark_ink = _is_dark_ink(grey, background, ink)
         if not dark_ink and grey.shape == (SIDE, SIDE) and background <= _BLACK:
             pixels = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
             if _is_mnist_style(pixels):
                 return pixels.reshape(-1)
+        # Uneven light is evened out for dark ink on paper (photos, scans). Light ink on a dark ground
+        # (screens, the drawing canvas) is taken as evenly lit, against the ground at its border.
+        light = _paper_light(grey) if ink != "light" else None
+        dark_ink = dark_ink or (ink == "auto" and light is not None and _ink_is_darker(grey, light))
         bright = 255.0 - grey if dark_ink else grey  # from here on ink is bright
+        light = 255.0 - light if dark_ink and light is not None else None
         if max(bright.shape) > _MAX_WORK:
-            bright = _max_pool(bright, -(-max(bright.shape) // _MAX_WORK))
-        ink_level = _remove_background(bright)
-        digit = _crop(ink_level)
+            factor = -(-max(bright.shape) // _MAX_WORK)
+            bright = _max_pool(bright, factor)
+            light = None if light is None else light[::factor, ::factor]
+        ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
+        # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
+        digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:
             digit = _stroke_to_mnist(digit)
         return _place(_scale(digit))
@@ -125,6 +170,25 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         if source is None:
             raise
         raise PreprocessingError(f"{source}: {exc}") from None
+
+
+def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:
+    """Ink strength 0..1 over the whole picture, background removed: what :func:`to_mnist` crops a digit from.
+
+    For callers that find several digits in one picture (clients/numbers.py).
+    """
+    if ink not in INKS:
+        raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
+    grey = _greyscale(image)
+    if not np.isfinite(grey).all():
+        raise PreprocessingError("image holds NaN or infinite values")
+    dark_ink = _is_dark_ink(grey, float(np.median(_border(grey))), ink)
+    return _remove_background(255.0 - grey if dark_ink else grey)
+
+
+def _is_dark_ink(grey: np.ndarray, background: float, ink: str) -> bool:
+    """Dark ink on light paper: as told, or when the paper is nearer the brightest pixel than the darkest."""
+    return ink == "dark" or (ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
 
 
 def _greyscale(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -244,25 +308,191 @@ def _max_pool(a: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def _remove_background(bright: np.ndarray) -> np.ndarray:
+def _paper_light(grey: np.ndarray) -> np.ndarray | None:
+    """The background's brightness at every pixel, or None when the light is even.
+
+    A median over windows of two fifths of the picture ignores strokes (they
+    cover less than half of any such window) but follows a lamp's falloff and
+    keeps the edges of shadows and of a sheet on a table where they are: a
+    median does not move a straight edge, unlike blurs or morphological
+    closing. It is computed on a shrunken copy; back at full size each pixel
+    takes its own value clipped to the range of the background around it, so
+    the pixels along a sharp edge (a shadow, the sheet's) are background on
+    whichever side they lie, and only marks darker or lighter than all the
+    background nearby stand out as ink.
+    """
+    h, w = grey.shape
+    factor = max(1, -(-max(h, w) // _LIGHT_WORK))
+    small = np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(factor)) if factor > 1 else grey
+    window = max(3, int(_LIGHT_WINDOW * max(small.shape)) | 1)
+    light = _median_filter(small, window)
+    low, middle, high = np.percentile(_border(light), [10, 50, 90])
+    # Uneven: the light changes along most of the border (a lamp, vignetting, a shadow), or a large part
+    # of the picture is brighter than its border (paper on a table). A bold digit's ink, which a median
+    # cannot quite ignore, is darker than the paper and reaches a short stretch of the border at most;
+    # a big light blob on black (a dot on the drawing canvas) covers less than _SHEET.
+    if high - low < _EVEN_LIGHT and float(np.mean(light > middle + _EVEN_LIGHT)) < _SHEET:
+        return None
+    around = np.lib.stride_tricks.sliding_window_view(np.pad(light, _AROUND, mode="edge"), (2 * _AROUND + 1,) * 2)
+    low, high = (np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)[:h, :w]
+                 for a in (around.min(axis=(2, 3)), around.max(axis=(2, 3))))
+    return np.clip(grey, low, high)
+
+
+def _median_filter(a: np.ndarray, window: int) -> np.ndarray:
+    """Separable median (rows, then columns) over ``window`` pixels, edge pixels repeated."""
+    half = window // 2
+    for axis in (1, 0):
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (half, half)
+        padded = np.pad(a, padding, mode="edge")  # a ramp stays a ramp (mirroring would fold it)
+        a = np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=axis), axis=-1)
+    return a.astype(np.float32)
+
+
+def _ink_is_darker(grey: np.ndarray, light: np.ndarray) -> bool:
+    """Under uneven light: is the ink darker than the paper around it (more dark marks than light ones)?"""
+    residual = grey - light  # zero wherever a pixel lies within the range of the background around it
+    # Only marks of ink-like contrast count: a table's grain or texture is fainter.
+    dark = np.clip(-residual - _MIN_CONTRAST, 0, None).sum()
+    return bool(dark >= np.clip(residual - _MIN_CONTRAST, 0, None).sum())  # no marks at all: paper
+
+
+def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink: str = "light") -> np.ndarray:
     """Ink strength 0..1: background level and paper noise estimated on the border, then removed.
 
-    Subtracting the background handles grey paper and dim photos; the noise
-    margin above it zeroes JPEG ringing and paper grain that would otherwise
-    widen the bounding box; the stretch makes the strongest ink 1.
+    Under uneven ``light`` (the background's brightness, ink bright) each
+    pixel is first divided by its paper's brightness, so ink reads the same
+    in the shadow as under the lamp. Subtracting the background handles grey
+    paper and dim photos; the noise margin above it zeroes JPEG ringing and
+    paper grain that would otherwise widen the bounding box; the stretch
+    makes the strongest ink 1.
     """
-    border = _border(bright)
-    background = float(np.median(border))
-    noise = 1.4826 * float(np.median(np.abs(border - background)))
+    if light is None:
+        border = _border(bright)
+        background = float(np.median(border))
+        noise = 1.4826 * float(np.median(np.abs(border - background)))
+    else:
+        # Divided by the paper's brightness, but not by a dark table's (whose grain it would magnify).
+        paper = 255.0 - light
+        bright = 255.0 * (bright - light) / np.maximum(paper, float(paper.max()) / _DARKEST_PAPER)
+        background = 0.0  # the background is what was divided out
+        # The paper's grain from neighbour differences, wherever the paper is well lit (not on a
+        # table, not in deep shadow): what is left of the light's slow changes does not count.
+        lit = paper >= _WELL_LIT * float(paper.max())
+        steps = np.diff(bright, axis=1)[lit[:, 1:] & lit[:, :-1]]
+        noise = 1.4826 / math.sqrt(2) * float(np.median(np.abs(steps))) if steps.size else 0.0
     peak = float(bright.max())
     contrast = peak - background
-    if contrast < max(_MIN_CONTRAST, _MIN_CONTRAST_NOISE * noise):
+    needed = max(_MIN_CONTRAST, _MIN_CONTRAST_NOISE * noise)
+    if contrast < needed:
+        paper = "paper" if ink == "dark" else "background"
+        grain = f" (the {paper}'s own grain is {noise:.0f})" if needed > _MIN_CONTRAST else ""
         raise PreprocessingError(
-            f"no ink found (the strongest ink differs from the background by {contrast:.0f} of 255)")
+            f"no ink found: looked for {ink} ink at least {needed:.0f} of 255 {ink}er than the {paper}{grain}, "
+            f"but the strongest mark differs from the {paper} by only {contrast:.0f}")
     floor = background + max(_NOISE_SIGMAS * noise, _NOISE_FRACTION * contrast)
     level = (bright - floor) * (1.0 / (peak - floor))
     np.clip(level, 0.0, 1.0, out=level)
     return level
+
+
+def _pieces(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected pieces (8-neighbours) of a boolean image: (runs, piece of each run).
+
+    runs is an (n, 3) array of row, first column, end column of every
+    horizontal run of ink. Runs are joined row by row with a union-find, so
+    the work grows with the number of runs, not of pixels.
+    """
+    edges = np.diff(np.pad(ink, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    row_starts = np.searchsorted(rows, np.arange(ink.shape[0] + 1))
+    for r in range(1, ink.shape[0]):
+        above, here = range(row_starts[r - 1], row_starts[r]), range(row_starts[r], row_starts[r + 1])
+        j = above.start
+        for i in here:
+            while j < above.stop and ends[j] < starts[i]:  # runs above ending before this one starts
+                j += 1
+            k = j
+            while k < above.stop and starts[k] <= ends[i]:  # touching, diagonals included
+                parent[root(k)] = root(i)
+                k += 1
+    labels = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
+    return np.stack([rows, starts, ends], axis=1), np.unique(labels, return_inverse=True)[1]
+
+
+def _digit(level: np.ndarray) -> np.ndarray:
+    """The digit's own ink, cropped: its main piece and the pieces beside it; clutter is zeroed.
+
+    The main piece is the one with the most ink, discounted by its distance from the middle
+    and when it touches the picture's edge (see _EDGE_PIECE). Pieces within
+    reach of the digit join it, except specks outside its box and, unless the
+    digit itself touches the edge, pieces at the edge, and faint pieces.
+    """
+    runs, piece = _pieces(level > 0)
+    if len(runs) == 0:
+        raise PreprocessingError("no ink found")
+    h, w = level.shape
+    count = int(piece.max()) + 1
+    # Each run's ink (sum and strongest pixel), gathered per piece: faint texture weighs little.
+    flat = np.append(level.ravel(), 0.0)
+    bounds = np.stack([runs[:, 0] * w + runs[:, 1], runs[:, 0] * w + runs[:, 2]], axis=1).ravel()
+    area = np.bincount(piece, weights=np.add.reduceat(flat, bounds)[::2], minlength=count)
+    peak = np.zeros(count)
+    np.maximum.at(peak, piece, np.maximum.reduceat(flat, bounds)[::2])
+    box = np.empty((count, 4), np.int64)  # top, left, bottom, right (exclusive)
+    box[:, 0] = h
+    box[:, 1] = w
+    box[:, 2:] = 0
+    np.minimum.at(box[:, 0], piece, runs[:, 0])
+    np.minimum.at(box[:, 1], piece, runs[:, 1])
+    np.maximum.at(box[:, 2], piece, runs[:, 0] + 1)
+    np.maximum.at(box[:, 3], piece, runs[:, 2])
+    at_edge = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == h) | (box[:, 3] == w)
+    centre = np.stack([(box[:, 0] + box[:, 2]) / 2 / h, (box[:, 1] + box[:, 3]) / 2 / w], axis=1) - 0.5
+    spans = (box[:, 2] - box[:, 0] >= _SPAN * h) | (box[:, 3] - box[:, 1] >= _SPAN * w)
+    edge_weight = np.where(at_edge & spans, _EDGE_LINE, np.where(at_edge, _EDGE_PIECE, 1.0))
+    # The outline of a sheet on a table surrounds the digit: a piece whose box holds a
+    # sizeable piece less than half its size is a frame, not a digit.
+    big = np.flatnonzero(area >= _SPECK * area.max())
+    size = box[big, 2:] - box[big, :2]
+    holds = ((box[big, None, :2] < box[None, big, :2]).all(axis=2) & (box[big, None, 2:] > box[None, big, 2:]).all(axis=2)
+             & (2 * size[None, :, :] < size[:, None, :]).all(axis=2) & (area[None, big] >= _SPECK * area[big, None]))
+    edge_weight[big[holds.any(axis=1)]] = _EDGE_LINE
+    score = area * (1 - np.hypot(*centre.T)) * edge_weight
+    main = int(np.argmax(score))
+    chosen = np.zeros(count, bool)
+    chosen[main] = True
+    group = box[main].copy()
+    grew = True
+    while grew:
+        grew = False
+        reach = _NEAR * max(group[2] - group[0], group[3] - group[1])
+        inside = (box[:, 0] >= group[0]) & (box[:, 1] >= group[1]) & (box[:, 2] <= group[2]) & (box[:, 3] <= group[3])
+        near = ((box[:, 0] < group[2] + reach) & (box[:, 2] > group[0] - reach)
+                & (box[:, 1] < group[3] + reach) & (box[:, 3] > group[1] - reach))
+        joins = (~chosen & near & (inside | (area >= _SPECK * area[main])) & (~at_edge | at_edge[main])
+                 & (peak >= _FAINT * peak[main]))
+        if joins.any():
+            chosen |= joins
+            group = np.concatenate([box[chosen, :2].min(axis=0), box[chosen, 2:].max(axis=0)])
+            grew = True
+    kept = runs[chosen[piece]]
+    edges = np.zeros((h, w + 1), np.int32)  # +1 where a kept run starts, -1 after it ends
+    np.add.at(edges, (kept[:, 0], kept[:, 1]), 1)
+    np.add.at(edges, (kept[:, 0], kept[:, 2]), -1)
+    keep = np.cumsum(edges[:, :w], axis=1) > 0
+    digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
+    return digit * (1.0 / float(digit.max()))
 
 
 def _crop(level: np.ndarray) -> np.ndarray:

@@ -39,7 +39,8 @@ import numpy as np
 # digitserve.estimators store and compute. It changes with either, and an
 # artifact of another format is refused with "retrain it". 2: ensembles vote
 # with scikit-learn's VotingClassifier (the SoftVote class of format 1 is gone).
-FORMAT_VERSION = 2
+# 3: the ensemble votes through digitserve.confidence.Calibrated.
+FORMAT_VERSION = 3
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"
@@ -369,9 +370,12 @@ def load_estimator(directory: str | Path, manifest: Manifest) -> Any:
 
 def check_kind(path: Path | str, kind: str, estimator: Any) -> None:
     """Refuse an artifact whose model is not the kind its manifest says."""
+    from digitserve.confidence import Calibrated
+
     final = estimator
-    while hasattr(final, "steps"):  # pipelines may nest: the classifier is the last step of the last one
-        final = final.steps[-1][1]
+    while hasattr(final, "steps") or isinstance(final, Calibrated):
+        # Pipelines may nest (the classifier is the last step of the last one); a calibration wraps it.
+        final = final.model if isinstance(final, Calibrated) else final.steps[-1][1]
     if type(final).__name__ not in KIND_ESTIMATORS[kind]:
         raise ArtifactError(path, f"the manifest says kind {kind!r}, but the model is a {type(final).__name__}")
 

@@ -177,6 +177,25 @@ class Projection(TransformerMixin, BaseEstimator):
                 self.bases_.append(None)
         return self
 
+    def residuals(self, X) -> np.ndarray:
+        """The share of each image's features, per part, that the components leave out: (n, parts), 0..1.
+
+        Digits like the training digits are mostly made of the components; a
+        letter or a scribble leaves more out (digitserve.confidence uses it).
+        """
+        X = np.asarray(X, dtype=np.float32)
+        shares = []
+        for (columns, _), mean, basis in zip(self._parts(), self.means_, self.bases_):
+            if basis is None:
+                continue
+            centred = X[:, columns] - mean
+            # The basis columns are orthogonal components all scaled alike: undo the scale.
+            unit = basis / np.linalg.norm(basis[:, 0])
+            left = centred - (centred @ unit) @ unit.T
+            shares.append(np.sqrt(np.einsum("ij,ij->i", left, left)
+                                  / np.maximum(np.einsum("ij,ij->i", centred, centred), 1e-12)))
+        return np.stack(shares, axis=1)
+
     def transform(self, X):
         X = np.asarray(X, dtype=np.float32)
         return np.hstack([(X[:, columns] - mean) @ basis

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from digitserve.artifacts import INPUT_PIXELS
+from digitserve.confidence import doubts
 from server.errors import InvalidInput
 from server.registry import ModelRegistry
 
@@ -18,6 +19,8 @@ class Result:
     version: str
     # (n, 10) float32; row i belongs to image i.
     probabilities: np.ndarray
+    # Why to doubt each answer, "" when there is no reason (digitserve.confidence).
+    doubts: list[str]
 
     @property
     def digits(self) -> np.ndarray:
@@ -67,4 +70,5 @@ class Predictor:
 
     def predict(self, model_name: str, images: np.ndarray) -> Result:
         model = self.registry.resolve(model_name)
-        return Result(model.name, model.version, model.batcher.predict_proba(images))
+        probabilities = model.batcher.predict_proba(images)
+        return Result(model.name, model.version, probabilities, doubts(model.estimator, images, probabilities))

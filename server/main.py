@@ -53,6 +53,7 @@ class RunningServer:
     stream_pool: futures.ThreadPoolExecutor
     stopping: threading.Event
     metrics: ServerMetrics | None = None
+    health_server: grpc.Server | None = None
 
     def stop(self, grace: float | None) -> None:
         """Refuse new calls, let running ones finish within ``grace`` seconds."""
@@ -62,6 +63,8 @@ class RunningServer:
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
         if self.metrics is not None:
             self.metrics.stop()
+        if self.health_server is not None:
+            self.health_server.stop(None)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -103,6 +106,22 @@ def _check_address_free(settings: Settings) -> None:
         # Only a port taken or forbidden is certain to fail; for the rest (no IPv6 here, say) grpcio decides.
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             raise StartupError(f"cannot listen on {settings.address}: {exc.strerror}") from exc
+
+
+def _start_health_server(settings: Settings, health_servicer: health.HealthServicer) -> grpc.Server:
+    """grpc.health.v1 alone, in plaintext, for probes that cannot speak the main port's TLS."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="health"),
+                         options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{settings.health_host}:{settings.health_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio's "Failed to bind"
+        port = 0
+    if port == 0:
+        raise StartupError(f"cannot listen on {address} (--health-port)")
+    server.start()
+    return server
 
 
 def _listen(server: grpc.Server, settings: Settings, credentials: grpc.ServerCredentials | None) -> int:
@@ -189,6 +208,8 @@ def start(settings: Settings) -> RunningServer:
         if metrics is not None:
             metrics.stop()
         raise
+    # NOT_SERVING to probes while the models load
+    health_server = _start_health_server(settings, health_servicer) if settings.health_port else None
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
                                       "max_concurrent": settings.max_concurrent,
@@ -202,7 +223,7 @@ def start(settings: Settings) -> RunningServer:
     threading.Thread(target=streams.watch, args=(stopping,), name="idle-streams", daemon=True).start()
     if settings.watch > 0:
         threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
-    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, metrics)
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, metrics, health_server)
 
 
 def _reload_on_hangup(hangup: threading.Event, registry: ModelRegistry) -> None:

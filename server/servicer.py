@@ -31,9 +31,9 @@ def _images(request: pb.PredictRequest, max_batch: int):
 def _response(result: Result) -> pb.PredictResponse:
     reply = pb.PredictResponse(model=result.model, version=result.version)
     add = reply.predictions.add
-    for digit, confidence, row in zip(result.digits.tolist(), result.confidences.tolist(),
-                                      result.probabilities.tolist()):
-        add(digit=digit, confidence=confidence, probabilities=row)
+    for digit, confidence, row, doubt in zip(result.digits.tolist(), result.confidences.tolist(),
+                                             result.probabilities.tolist(), result.doubts):
+        add(digit=digit, confidence=confidence, probabilities=row, unsure=bool(doubt), unsure_reason=doubt)
     return reply
 
 

@@ -20,6 +20,8 @@ MESSAGE_HEADROOM = 64 * 1024
 class Settings:
     host: str = "[::]"
     port: int = 50051
+    health_port: int = 0
+    health_host: str = "127.0.0.1"
     models_dir: Path = Path("models")
     default_model: str = ""
     workers: int = 8
@@ -51,6 +53,9 @@ class Settings:
 _HELP = {
     "host": ("DIGITS_HOST", "interface to listen on"),
     "port": ("DIGITS_PORT", "port to listen on (0 picks a free one)"),
+    "health_port": ("DIGITS_HEALTH_PORT", "plaintext port serving only grpc.health.v1, for probes inside the "
+                                          "container or pod when the main port speaks TLS (0: off)"),
+    "health_host": ("DIGITS_HEALTH_HOST", "interface of --health-port"),
     "models_dir": ("DIGITS_MODELS_DIR", "folder of model artifacts and manifests, as written by digits-train"),
     "default_model": ("DIGITS_DEFAULT_MODEL", "model for requests that name none (default: ensemble if present)"),
     "workers": ("DIGITS_WORKERS", "threads answering requests"),

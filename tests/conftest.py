@@ -74,6 +74,17 @@ def models_copy(trained_models, tmp_path) -> Path:
     return folder
 
 
+def require_system_package(present: bool, package: str, variable: str, what: str) -> None:
+    """Skip ``what`` with one line naming the missing Debian package, or fail when ``variable``=1
+    (.ci/run sets it: there the package must be installed, and a skip would hide that)."""
+    if present:
+        return
+    message = f"{what} need the Debian package {package} (deploy/setup-host.sh installs it when run as root)"
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{message}; {variable}=1 says they must run", pytrace=False)
+    pytest.skip(message, allow_module_level=True)  # so a module can skip all its tests in one line
+
+
 class Serving:
     """A running server and a stub on a channel to it."""
 

@@ -8,6 +8,7 @@ Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png from the screenshot test.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from clients.draw import DrawApp
 from clients.draw.state import BRUSH_MAX, DrawState, Level, Picture, Status
 from clients.drawing import DISPLAY_PEN, Drawing
 from digitserve.v1 import digits_pb2 as pb
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, require_system_package
 from tests.strokes import traced_drawing
 
 # MNIST test-set indices of digits that, traced into strokes, the default model gets right.
@@ -42,8 +43,8 @@ RECONNECT_BOUND = 10.0  # ... and that it is back (the channel's reconnect backo
 @pytest.fixture(scope="module")
 def display() -> str:
     """A private X server for this module's windows; DISPLAY points at it meanwhile."""
-    if shutil.which("Xvfb") is None:
-        pytest.fail("Xvfb is not installed: the Tk client's tests need it (apt-get install xvfb)")
+    require_system_package(shutil.which("Xvfb") is not None, "xvfb", "DIGITS_REQUIRE_DISPLAY",
+                           "the Tk client's tests")
     for n in range(90, 100):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
@@ -584,3 +585,62 @@ def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_pat
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(path, ROOT / "docs" / "tk-client.png")
+
+
+def test_the_window_says_when_the_server_is_not_sure(server, open_app):
+    app = open_app(server.address)
+    connected(app)
+    app.set_auto_predict(False)
+    # A zigzag filling the canvas: no digit, and far from every training digit.
+    drag(app, Drawing(strokes=[[(30 + 220 * (i % 2), 20 + 16 * i) for i in range(15)],
+                               [(30 + 16 * i, 30 + 220 * (i % 2)) for i in range(15)]]))
+    key(app, "<Return>")
+    answered(app)
+    assert app.state.result.doubt
+    assert app.state.message.text.startswith("not sure: ") and app.state.message.level is Level.WARN
+    assert app.view._digit_label.cget("text") == f"{app.state.result.digit}?"
+
+
+
+def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp_path):
+    """Number mode: a wide canvas, a box and an answer per digit, copy, resize, save and read back."""
+    from tests.test_numbers import _digits, _numbers
+
+    app = open_app(server.address)
+    pump(app, lambda: app.state.models, "the model list")
+    app.set_number_mode(True)
+    pump(app, lambda: app.canvas.winfo_width() > 280, "the wider canvas")
+    width, height = app.state.drawing.width, app.state.drawing.height
+    assert (width, height) == (app.canvas.winfo_width(), app.canvas.winfo_height()) and width > 2 * height
+
+    label, _, drawing = next(_numbers(1, 4, "clear", seed=6))
+    drag(app, drawing.fitted(width, height))
+    pump(app, lambda: app.state.number is not None and len(app.state.drawing.strokes) == len(drawing.strokes)
+         and not app.busy, "the number")
+    number = app.state.number
+    assert len(number.digits) == 4 and number.text == label
+    boxes = app.canvas.find_withtag("boxes")
+    assert len(boxes) == 2 * 4  # a box and an answer above it per digit
+    texts = [app.canvas.itemcget(i, "text") for i in boxes if app.canvas.type(i) == "text"]
+    assert "".join(t.rstrip("?") for t in texts) == label
+    assert "sure" in app.state.message.text
+
+    assert app.copy_number() and app.root.clipboard_get() == label
+
+    app.root.geometry(f"{app.root.winfo_width() + 200}x{app.root.winfo_height()}")  # the canvas follows the window
+    pump(app, lambda: app.state.drawing.width == app.canvas.winfo_width() > width, "the resized canvas")
+
+    path = tmp_path / "number.json"
+    assert app.save_to(path)
+    proc = _digits("predict", "--server", server.address, "--number", "--format", "json", str(path))
+    assert json.loads(proc.stdout)[0]["number"] == label
+
+    app.clear()
+    pump(app, lambda: app.state.number is None and not app.canvas.find_withtag("boxes"), "an empty canvas")
+    assert app.open_from(path)
+    pump(app, lambda: app.state.number is not None and not app.busy, "the opened number")
+    assert app.state.number.text == label
+
+    app.set_number_mode(False)  # back to one digit on the square canvas, the strokes fitted to it
+    pump(app, lambda: app.canvas.winfo_width() == 280, "the square canvas")
+    assert app.state.number is None and app.state.drawing.width == 280

@@ -21,9 +21,10 @@ from sklearn.svm import SVC
 
 from digitserve import artifacts
 from digitserve.artifacts import ArtifactError, FORMAT_VERSION, load_estimator, read_manifest, write_artifact
+from digitserve.confidence import Calibrated
 from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection, _softmax
 from digitserve.idx import read_idx
-from trainer.recipes import RECIPES, assemble, build_ensemble, build_tail
+from trainer.recipes import RECIPES, Recipe, assemble, build_ensemble, build_tail, build_voter
 
 TRAIN, TEST = 1200, 500
 
@@ -119,26 +120,33 @@ def test_the_ensemble_is_the_weighted_mean_of_its_unchanged_members(digits):
 
 
 # What each class pickles in artifact format FORMAT_VERSION. A change here changes the format.
+_FORMAT_2 = {
+    DigitFeatures: {"n_features_in_"},
+    Projection: {"pixel_components", "gradient_components", "random_state", "n_features_in_", "means_", "bases_"},
+    NearestNeighbours: {"n_neighbors", "small_batch", "classes_", "labels_", "points_", "n_features_in_"},
+    KernelSVM: {"C", "gamma", "sharpness", "calibration_size", "random_state", "classes_", "support_vectors_",
+                "pair_weights_", "pair_first_", "pair_second_", "intercept_", "gamma_", "temperature_",
+                "n_features_in_"},
+    PackedForest: {"n_estimators", "max_features", "min_samples_leaf", "random_state", "n_jobs", "classes_",
+                   "n_features_in_", "roots_", "children_", "feature_", "threshold_", "value_", "depth_"},
+}
 PICKLED = {
-    2: {
-        DigitFeatures: {"n_features_in_"},
-        Projection: {"pixel_components", "gradient_components", "random_state", "n_features_in_", "means_",
-                     "bases_"},
-        NearestNeighbours: {"n_neighbors", "small_batch", "classes_", "labels_", "points_", "n_features_in_"},
-        KernelSVM: {"C", "gamma", "sharpness", "calibration_size", "random_state", "classes_", "support_vectors_",
-                    "pair_weights_", "pair_first_", "pair_second_", "intercept_", "gamma_", "temperature_",
-                    "n_features_in_"},
-        PackedForest: {"n_estimators", "max_features", "min_samples_leaf", "random_state", "n_jobs", "classes_",
-                       "n_features_in_", "roots_", "children_", "feature_", "threshold_", "value_", "depth_"},
-    },
+    2: _FORMAT_2,
+    3: _FORMAT_2 | {Calibrated: {"model", "neighbours", "unlike_quantile", "undecided_quantile", "classes_",
+                                 "n_features_in_", "temperature_", "max_unlikeness_", "min_confidence_",
+                                 "min_ink_"}},
 }
 
 
 def test_what_the_estimators_pickle_is_pinned_to_the_artifact_format(digits, projected):
     features, train_f, train_y, _, _ = digits
     _, train_p, _ = projected
+    knn_only = Recipe(kind="ensemble", probabilities="", members=("knn",), weights=(1.0,))
+    voter = build_voter(knn_only, {"knn": build_tail(RECIPES["knn"], seed=0, jobs=1).fit(train_f, train_y)},
+                        train_f[:100], train_y[:100])
     fitted = [features, Projection(40, 40).fit(train_f), NearestNeighbours(6).fit(train_p, train_y),
-              KernelSVM().fit(train_p, train_y), PackedForest(5).fit(train_f, train_y)]
+              KernelSVM().fit(train_p, train_y), PackedForest(5).fit(train_f, train_y),
+              Calibrated(voter).fit(train_f[:300], train_y[:300])]
     assert FORMAT_VERSION in PICKLED, "a new artifact format: record what the classes pickle in it below"
     for estimator in fitted:
         stored = set(estimator.__getstate__()) - {"_sklearn_version"}

@@ -305,5 +305,5 @@ def test_fast_enough(digits):
     to_mnist(photo)
     photo_time = time.perf_counter() - start
     print(f"\n{per_image * 1e3:.2f} ms per picture of ~200 px, {photo_time * 1e3:.1f} ms for 1600x1200")
-    assert per_image < 0.02  # generous: ~1 ms on an idle machine
-    assert photo_time < 0.25
+    assert per_image < 0.04  # generous: a few ms on an idle machine (evening out the light, finding the pieces)
+    assert photo_time < 0.5

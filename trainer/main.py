@@ -29,6 +29,7 @@ from digitserve.artifacts import (ArtifactError, Publication, PublishError, find
                                   read_manifest, remove_leftovers)
 from digitserve.estimators import DigitFeatures
 from trainer import report
+from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
@@ -156,11 +157,16 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
             bar.set_postfix_str(name)
             started = time.perf_counter()
             if recipe.members:
-                model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100])
-                fit_seconds = sum(fit_times[m] for m in recipe.members)
+                calibration = (fit_calibration(recipe, train_f, train_y, args.seed, args.jobs)
+                               if recipe.calibration_size else None)
+                model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100], calibration)
+                fit_seconds = sum(fit_times[m] for m in recipe.members) + time.perf_counter() - started
                 member_p = [probabilities[m] for m in recipe.members]
                 evaluation, probs = evaluate(model, test_x, test_y, fit_seconds)
                 extra = {"voting": voting_accuracies(member_p, list(recipe.weights), test_y)}
+                if calibration is not None:
+                    raw = np.average(member_p, axis=0, weights=recipe.weights)
+                    extra["calibration"] = calibration_summary(calibration, raw, probs, test_y)
             else:
                 tails[name] = build_tail(recipe, args.seed, args.jobs).fit(train_f, train_y)
                 fit_seconds = time.perf_counter() - started
@@ -208,6 +214,10 @@ def summary_table(rows: list[dict]) -> str:
         if "voting" in r:
             v = r["voting"]
             lines.append(f"{'':<10} voting: soft {v['soft']:.2%} (served), hard {v['hard']:.2%}")
+        if "calibration" in r:
+            c = r["calibration"]
+            lines.append(f"{'':<10} calibration: temperature {c['temperature']:.2f}, expected calibration "
+                         f"error {c['ece_before']:.2%} before, {c['ece_after']:.2%} after")
     return "\n".join(lines)
 
 

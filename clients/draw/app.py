@@ -20,9 +20,10 @@ from clients import preprocessing
 from clients.connection import ConnectionOptions, ServerError, ServerUnavailable
 from clients.draw.state import DrawState, Level, Message, ModelChoice, Picture, Result, Status
 from clients.draw.view import DrawView
-from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, Predicted, Readiness, Request,
-                                 Worker)
+from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, NumberRead, Predicted, Readiness,
+                                 Request, Worker)
 from clients.drawing import Drawing, DrawingError
+from clients.output import not_sure
 from digitserve.v1 import digits_pb2 as pb
 
 # Predict as you draw: at most one prediction per LIVE_MS while the pen moves, and one
@@ -71,6 +72,11 @@ class DrawApp:
         if self.state.is_empty:
             self._say("Draw a digit first.")
             return False
+        if self.state.number_mode and self.state.picture is None:
+            d = self.state.drawing
+            self._awaiting = Request(None, self.state.model, self.state.epoch, Drawing(d.width, d.height, d.strokes))
+            self._worker.predict(self._awaiting)
+            return True
         try:
             vector = self.state.vector()
         except (DrawingError, preprocessing.PreprocessingError):  # all of it erased
@@ -164,6 +170,33 @@ class DrawApp:
             self._cancel_live()
         self.view.show(self.state)
 
+    def set_number_mode(self, on: bool) -> None:
+        """Read whole numbers on a wider canvas, or single digits again; what is drawn stays, fitted."""
+        if on == self.state.number_mode:
+            return
+        self._cancel_live()
+        self._awaiting = None
+        self.state.picture = None
+        self.state.set_number_mode(on)
+        self.view.set_number_mode(self.state)
+        self.state.message = Message()
+        self.view.show_canvas(self.state)
+        self._live()
+
+    def resize_canvas(self, width: int) -> None:
+        """The window was resized: in number mode the canvas takes the new width."""
+        if self.state.number_mode and width != self.state.drawing.width:
+            self.state.resize(width)
+
+    def copy_number(self) -> bool:
+        """Put the number on display on the clipboard."""
+        if self.state.number is None:
+            return False
+        self.root.clipboard_clear()
+        self.root.clipboard_append(self.state.number.text)
+        self._notice(f"Copied {self.state.number.text}")
+        return True
+
     def select_model(self, name: str) -> None:
         """Pick a model as the user would in the picker (it re-predicts what is shown)."""
         self.state.model = name
@@ -224,8 +257,8 @@ class DrawApp:
     # --- the worker's news ----------------------------------------------------------------------
 
     def _poll(self) -> None:
-        handlers = {Predicted: self._on_predicted, Listed: self._on_listed, Failed: self._on_failed,
-                    Readiness: self._on_readiness}
+        handlers = {Predicted: self._on_predicted, NumberRead: self._on_number_read, Listed: self._on_listed,
+                    Failed: self._on_failed, Readiness: self._on_readiness}
         while True:
             try:
                 event = self._events.get_nowait()
@@ -242,8 +275,23 @@ class DrawApp:
         if event.request.epoch != self.state.epoch:
             return  # about content that is no longer shown
         probabilities = tuple(float(p) for p in event.answer.probabilities[0])
-        self.state.result = Result(probabilities, event.answer.model, event.request.vector)
-        self._say(f"{max(probabilities):.0%} sure · {event.answer.model}")
+        doubt = event.answer.doubts[0] if event.answer.doubts else ""
+        self.state.result = Result(probabilities, event.answer.model, event.request.vector, doubt)
+        if doubt:
+            self._say(f"{not_sure(probabilities, doubt)} · {event.answer.model}", Level.WARN)
+        else:
+            self._say(f"{max(probabilities):.0%} sure · {event.answer.model}")
+
+    def _on_number_read(self, event: NumberRead) -> None:
+        self.state.round_trip_ms = event.seconds * 1000
+        if event.request is self._awaiting:
+            self._awaiting = None
+        if event.request.epoch != self.state.epoch or not self.state.number_mode:
+            return
+        number = event.number
+        self.state.number = number
+        doubtful = sum(d.uncertain for d in number.digits)
+        self._say(f"{number.confidence:.0%} sure" + (f" · {doubtful} unsure (?)" if doubtful else ""))
 
     def _on_listed(self, event: Listed) -> None:
         self.state.round_trip_ms = event.seconds * 1000
@@ -265,13 +313,15 @@ class DrawApp:
             headline = f"Server unreachable at {self.state.address}; reconnecting."
         elif isinstance(exc, ServerError):
             headline = _shorten(f"Server refused: {exc.code.name}: {exc.details}")
+        elif isinstance(exc, ValueError):  # a number that cannot be read (too many digits)
+            headline = _shorten(str(exc))
         else:
             headline = _shorten(f"Cannot connect: {exc}")
         if event.request is None:  # a model listing: an answer on display stays
             if self.state.result is None:
                 self._say(headline, Level.ERROR)
         elif event.request.epoch == self.state.epoch:
-            self.state.result = None
+            self.state.result, self.state.number = None, None
             self._say(headline, Level.ERROR)
 
     def _on_readiness(self, event: Readiness) -> None:

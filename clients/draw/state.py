@@ -16,8 +16,10 @@ import numpy as np
 from PIL import Image
 
 from clients.drawing import DISPLAY_PEN, Drawing, Stroke
+from clients.numbers import Number
 
 CANVAS = 280  # canvas side in pixels, the size Drawing's display pen is tuned for
+NUMBER_WIDTH = 840  # the canvas's width in number mode, until the window is resized (its height stays CANVAS)
 BRUSH_MIN, BRUSH_MAX = 6.0, 48.0  # pen widths the brush slider and the mouse wheel allow
 
 
@@ -59,6 +61,7 @@ class Result:
     probabilities: tuple[float, ...]
     model: str
     sent: np.ndarray
+    doubt: str = ""  # why the server doubts the answer (Prediction.unsure_reason), "" when it does not
 
     @property
     def digit(self) -> int:
@@ -102,6 +105,8 @@ class DrawState:
     models: list[ModelChoice] = field(default_factory=list)
     default_model: str = ""
     result: Result | None = None
+    number_mode: bool = False  # read the drawing as a whole number, digit by digit
+    number: Number | None = None  # the number read, in number mode
     message: Message = field(default_factory=Message)  # under the answer: confidence, a hint, an error
     notice: Message = field(default_factory=Message)  # under the buttons: the last save or open
     epoch: int = 0
@@ -139,7 +144,25 @@ class DrawState:
 
     def open_drawing(self, drawing: Drawing) -> None:
         self._remember()
-        self._replace(_Snapshot(tuple(drawing.fitted(CANVAS, CANVAS).strokes), None))
+        self._replace(_Snapshot(tuple(drawing.fitted(self.drawing.width, self.drawing.height).strokes), None))
+
+    def set_number_mode(self, on: bool, width: int = NUMBER_WIDTH) -> None:
+        """Number mode on a ``width`` x CANVAS canvas, or back to one digit; what is drawn is fitted to it.
+
+        The history is about strokes on the other canvas, so it starts afresh.
+        """
+        self.number_mode = on
+        size = (width, CANVAS) if on else (CANVAS, CANVAS)
+        self.drawing = self.drawing.fitted(*size)
+        self._undo.clear()
+        self._redo.clear()
+        self.result, self.number = None, None
+        self.epoch += 1
+
+    def resize(self, width: int) -> None:
+        """The number canvas got wider or narrower: strokes stay where they are."""
+        if self.number_mode and width >= CANVAS:
+            self.drawing.width = width
 
     def open_picture(self, picture: Picture) -> None:
         self._remember()
@@ -183,4 +206,4 @@ class DrawState:
         self.picture = snapshot.picture
         self.epoch += 1
         if self.is_empty:
-            self.result = None
+            self.result, self.number = None, None

@@ -45,6 +45,9 @@ class Actions(Protocol):
     def set_eraser(self, on: bool) -> None: ...
     def set_auto_predict(self, on: bool) -> None: ...
     def select_model(self, name: str) -> None: ...
+    def set_number_mode(self, on: bool) -> None: ...
+    def resize_canvas(self, width: int) -> None: ...
+    def copy_number(self) -> bool: ...
 
 
 class DrawView:
@@ -56,6 +59,7 @@ class DrawView:
         self._fonts = fonts(root)
         self._stroke_item: int | None = None
         self._shown_result: object = ()  # what the bars and preview show now (() before the first show)
+        self._shown_number: object = ()  # the number whose boxes the canvas shows now
         self._picker_values: list[str] = []
         self._picker_names: list[str] = []
         self._picture_image: tk.PhotoImage | None = None
@@ -67,7 +71,10 @@ class DrawView:
     def show(self, state: DrawState) -> None:
         """Everything but the canvas's strokes, as the state says now."""
         self._show_status(state)
-        if state.result is not self._shown_result:
+        if state.number_mode:
+            if state.number is not self._shown_number:
+                self._show_number(state)
+        elif state.result is not self._shown_result:
             self._show_result(state.result)
         self._message.configure(text=state.message.text, foreground=LEVEL_COLOURS[state.message.level])
         self._notice.configure(text=state.notice.text, foreground=LEVEL_COLOURS[state.notice.level])
@@ -81,12 +88,15 @@ class DrawView:
         self._brush_size.configure(text=f"{state.brush.width:.0f} px")
         self._eraser.set(state.brush.erase)
         self._auto.set(state.auto_predict)
+        self._number_mode.set(state.number_mode)
+        self._copy.state(["!disabled" if state.number is not None else "disabled"])
         self.canvas.configure(cursor="dotbox" if state.brush.erase else "pencil")
         self.canvas.itemconfigure(self._hint, state="normal" if state.is_empty else "hidden")
 
     def show_canvas(self, state: DrawState) -> None:
         """The canvas from scratch: the opened picture, or every stroke in order."""
-        self.canvas.delete("ink", "picture")
+        self.canvas.delete("ink", "picture", "boxes")
+        self._shown_number = ()
         self._stroke_item = None
         if state.picture is not None:
             self._picture_image = _photo(self.root, _fit(state.picture.image, CANVAS))
@@ -95,6 +105,37 @@ class DrawView:
             self._create_stroke(state.drawing, stroke)
         self.canvas.tag_raise(self._hint)
         self.show(state)
+
+    def set_number_mode(self, state: DrawState) -> None:
+        """A wide canvas that follows the window's width, with the number on the answer line; or back."""
+        on = state.number_mode
+        self.root.title("digits — write a number" if on else "digits — draw a digit")
+        self.root.resizable(on, False)
+        self.canvas.configure(width=state.drawing.width, height=state.drawing.height)
+        self._canvas_frame.pack_configure(fill="x" if on else "none", expand=on)
+        self.canvas.pack_configure(fill="x" if on else "none", expand=on)
+        self.canvas.itemconfigure(self._hint, text="write a number here" if on else "draw a digit here")
+        self._digit_label.configure(font=self._fonts["title" if on else "digit"], width=14 if on else 2)
+        if on:
+            self._copy.pack(pady=(2, 0))
+        else:
+            self._copy.pack_forget()
+            self.root.geometry("")  # back to the natural size
+        self._shown_result, self._shown_number = (), ()
+
+    def _show_number(self, state: DrawState) -> None:
+        """Each digit's box with its answer above it (uncertain ones marked), and the whole number."""
+        number = self._shown_number = state.number
+        self.canvas.delete("boxes")
+        self._digit_label.configure(text="?" if number is None else number.marked,
+                                    foreground=FAINT if number is None else ACCENT)
+        for digit in () if number is None else number.digits:
+            colour = WARN if digit.uncertain else ACCENT
+            left, top, right, bottom = digit.box
+            self.canvas.create_rectangle(left, top, right, bottom, outline=colour, dash=(4, 3), tags="boxes")
+            self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
+                                    text=f"{digit.value}?" if digit.uncertain else str(digit.value),
+                                    font=self._fonts["bold"], tags="boxes")
 
     def remove_picture(self) -> None:
         self.canvas.delete("picture")
@@ -135,8 +176,9 @@ class DrawView:
         self._shown_result = result
         digit = None if result is None else result.digit
         probabilities = (0.0,) * 10 if result is None else result.probabilities
-        self._digit_label.configure(text="?" if digit is None else str(digit),
-                                    foreground=FAINT if digit is None else ACCENT)
+        doubted = result is not None and bool(result.doubt)
+        self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
+                                    foreground=FAINT if digit is None or doubted else ACCENT)
         for d, (label, bar, value) in enumerate(self._bar_items):
             p = probabilities[d]
             top = d * BAR_ROW + 3
@@ -178,7 +220,10 @@ class DrawView:
         outer = ttk.Frame(root, style="App.TFrame", padding=(16, 16, 16, 8))
         outer.grid(row=0, column=0, sticky="nsew")
         left = self._card(outer)
-        left.grid(row=0, column=0, sticky="ns")
+        left.grid(row=0, column=0, sticky="nsew")
+        # In number mode the window may be widened: the drawing side, and its canvas, take the room.
+        root.columnconfigure(0, weight=1)
+        outer.columnconfigure(0, weight=1)
         right = self._card(outer)
         right.grid(row=0, column=1, sticky="ns", padx=(14, 0))
         self._build_drawing_side(left)
@@ -218,15 +263,16 @@ class DrawView:
         self._heading(card, "Draw a digit").pack(fill="x", pady=(0, 8))
 
         # The border is a frame around the canvas, so that event and drawing coordinates coincide.
-        frame = tk.Frame(card, background=BORDER, padx=1, pady=1)
+        frame = self._canvas_frame = tk.Frame(card, background=BORDER, padx=1, pady=1)
         frame.pack()
         self.canvas = tk.Canvas(frame, width=CANVAS, height=CANVAS, background=PAPER, highlightthickness=0,
                                 borderwidth=0, cursor="pencil")
         self.canvas.pack()
+        self.canvas.bind("<Configure>", lambda e: a.resize_canvas(e.width))
         self._hint = self.canvas.create_text(CANVAS / 2, CANVAS / 2, text="draw a digit here", fill=FAINT,
                                              font=self._fonts["title"])
-        self.canvas.bind("<ButtonPress-1>", lambda e: a.pen_down(*_point(e)))
-        self.canvas.bind("<B1-Motion>", lambda e: a.pen_move(*_point(e)))
+        self.canvas.bind("<ButtonPress-1>", lambda e: a.pen_down(*_point(e, self.canvas)))
+        self.canvas.bind("<B1-Motion>", lambda e: a.pen_move(*_point(e, self.canvas)))
         self.canvas.bind("<ButtonRelease-1>", lambda _e: a.pen_up())
         # The wheel changes the pen: X11 sends buttons 4 and 5, other systems MouseWheel with a delta.
         self.canvas.bind("<Button-4>", lambda _e: a.set_brush_width(self._brush.get() + WHEEL_STEP))
@@ -271,6 +317,12 @@ class DrawView:
                        font=self._fonts["base"], background=CARD, foreground=TEXT, activebackground=CARD,
                        activeforeground=TEXT, selectcolor=CARD, highlightthickness=0, borderwidth=0,
                        padx=0).pack(anchor="w", pady=(12, 0))
+        self._number_mode = tk.BooleanVar(self.root, value=False)
+        tk.Checkbutton(card, text="Read a whole number (wider canvas)", variable=self._number_mode,
+                       takefocus=False, command=lambda: a.set_number_mode(self._number_mode.get()),
+                       font=self._fonts["base"], background=CARD, foreground=TEXT, activebackground=CARD,
+                       activeforeground=TEXT, selectcolor=CARD, highlightthickness=0, borderwidth=0,
+                       padx=0).pack(anchor="w", pady=(4, 0))
         self._notice = tk.Label(card, text="", background=CARD, foreground=MUTED, font=self._fonts["small"],
                                 anchor="w", justify="left", wraplength=CANVAS)
         self._notice.pack(fill="x", pady=(8, 0))
@@ -294,6 +346,7 @@ class DrawView:
         self._message = tk.Label(answer, text="", background=CARD, foreground=MUTED, font=self._fonts["base"],
                                  justify="center", anchor="n", wraplength=170, height=3)
         self._message.pack(fill="x")
+        self._copy = ttk.Button(answer, text="Copy number", command=self._actions.copy_number, takefocus=False)
 
         sent = tk.Frame(middle, background=CARD)
         sent.pack(side="right", anchor="n", pady=(8, 0))
@@ -327,9 +380,12 @@ class DrawView:
             self._actions.select_model(self._picker_names[index])
 
 
-def _point(event: tk.Event) -> tuple[float, float]:
+def _point(event: tk.Event, canvas: tk.Canvas) -> tuple[float, float]:
     """The event's position, kept on the canvas so that what is sent is what is seen."""
-    return min(max(event.x, 0), CANVAS), min(max(event.y, 0), CANVAS)
+    mapped = canvas.winfo_ismapped()
+    width = canvas.winfo_width() if mapped else int(canvas.cget("width"))
+    height = canvas.winfo_height() if mapped else int(canvas.cget("height"))
+    return min(max(event.x, 0), width), min(max(event.y, 0), height)
 
 
 def _model_label(name: str, accuracy: float, default: str) -> str:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from clients import numbers
 from clients.connection import Answer, Connection, ConnectionOptions
+from clients.drawing import Drawing
 from digitserve.v1 import digits_pb2 as pb
 
 MODELS_REFRESH_SECONDS = 3.0
@@ -27,17 +29,25 @@ MODELS_REFRESH_SECONDS = 3.0
 
 @dataclass(frozen=True)
 class Request:
-    """One prediction: the pixels and model as they were when it was asked for."""
+    """One prediction: the pixels (or, in number mode, the drawing) and model as they were when it was asked for."""
 
-    vector: np.ndarray
+    vector: np.ndarray | None
     model: str
     epoch: int  # DrawState.epoch then: an answer about replaced content is not shown
+    drawing: Drawing | None = None  # read as a whole number instead of sending ``vector``
 
 
 @dataclass(frozen=True)
 class Predicted:
     request: Request
     answer: Answer
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NumberRead:
+    request: Request
+    number: numbers.Number
     seconds: float
 
 
@@ -60,7 +70,7 @@ class Readiness:
     ready: bool
 
 
-Event = Predicted | Listed | Failed | Readiness
+Event = Predicted | NumberRead | Listed | Failed | Readiness
 
 
 class Worker:
@@ -156,6 +166,11 @@ class Worker:
     def _predict(self, connection: Connection, request: Request) -> None:
         start = time.perf_counter()
         try:
+            if request.drawing is not None:  # the digits are found here, off the Tk thread
+                number = numbers.read_drawing(
+                    request.drawing, lambda vectors: connection.predict(vectors, request.model).probabilities)
+                self._events.put(NumberRead(request, number, time.perf_counter() - start))
+                return
             answer = connection.predict(request.vector.reshape(1, -1), request.model)
         except Exception as exc:  # any failure is shown in the window; the thread must live on
             self._events.put(Failed(exc, request))

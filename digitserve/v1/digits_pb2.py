@@ -24,37 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igitserve/v1/digits.proto\x12\rdigitserve.v1\"\x86\x01\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x02u8\x18\x02 \x01(\x0cH\x00\x12)\n\x03\x66\x33\x32\x18\x03 \x01(\x0b\x32\x1a.digitserve.v1.FloatPixelsH\x00\x12\x15\n\x08sequence\x18\x04 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06pixelsB\x0b\n\t_sequence\"\x1d\n\x0b\x46loatPixels\x12\x0e\n\x06values\x18\x01 \x03(\x02\"F\n\nPrediction\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\"\x85\x01\n\x0fPredictResponse\x12.\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x19.digitserve.v1.Prediction\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\x08sequence\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x0b\n\t_sequence\"\x13\n\x11ListModelsRequest\"\xa5\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x18\n\x10training_samples\x18\x07 \x01(\x04\x12\x15\n\rtest_accuracy\x18\x08 \x01(\x01\x12\x0f\n\x07\x63reated\x18\t \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\n \x01(\x08\x12\'\n\x05state\x18\x0b \x01(\x0e\x32\x18.digitserve.v1.LoadState\x12\x15\n\rprobabilities\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x14\n\x0cload_seconds\x18\x0e \x01(\x01\"U\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.digitserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"\x0f\n\rReloadRequest\"F\n\x0bModelChange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\"9\n\x0bLoadFailure\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xfc\x01\n\x0eReloadResponse\x12)\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12+\n\x07updated\x18\x02 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12+\n\x07removed\x18\x03 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12*\n\x06\x66\x61iled\x18\x04 \x03(\x0b\x32\x1a.digitserve.v1.LoadFailure\x12\x11\n\tunchanged\x18\x05 \x03(\t\x12\x15\n\rdefault_model\x18\x06 \x01(\t\x12\x0f\n\x07seconds\x18\x07 \x01(\x01*?\n\tLoadState\x12\x1a\n\x16LOAD_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06LOADED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x32\xc0\x02\n\x06\x44igits\x12H\n\x07Predict\x12\x1d.digitserve.v1.PredictRequest\x1a\x1e.digitserve.v1.PredictResponse\x12R\n\rPredictStream\x12\x1d.digitserve.v1.PredictRequest\x1a\x1e.digitserve.v1.PredictResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .digitserve.v1.ListModelsRequest\x1a!.digitserve.v1.ListModelsResponse\x12\x45\n\x06Reload\x12\x1c.digitserve.v1.ReloadRequest\x1a\x1d.digitserve.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64igitserve/v1/digits.proto\x12\rdigitserve.v1\"\x86\x01\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x02u8\x18\x02 \x01(\x0cH\x00\x12)\n\x03\x66\x33\x32\x18\x03 \x01(\x0b\x32\x1a.digitserve.v1.FloatPixelsH\x00\x12\x15\n\x08sequence\x18\x04 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06pixelsB\x0b\n\t_sequence\"\x1d\n\x0b\x46loatPixels\x12\x0e\n\x06values\x18\x01 \x03(\x02\"m\n\nPrediction\x12\r\n\x05\x64igit\x18\x01 \x01(\r\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x0e\n\x06unsure\x18\x04 \x01(\x08\x12\x15\n\runsure_reason\x18\x05 \x01(\t\"\x85\x01\n\x0fPredictResponse\x12.\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x19.digitserve.v1.Prediction\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x15\n\x08sequence\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x0b\n\t_sequence\"\x13\n\x11ListModelsRequest\"\xa5\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07members\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x18\n\x10training_samples\x18\x07 \x01(\x04\x12\x15\n\rtest_accuracy\x18\x08 \x01(\x01\x12\x0f\n\x07\x63reated\x18\t \x01(\t\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\n \x01(\x08\x12\'\n\x05state\x18\x0b \x01(\x0e\x32\x18.digitserve.v1.LoadState\x12\x15\n\rprobabilities\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x14\n\x0cload_seconds\x18\x0e \x01(\x01\"U\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.digitserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\"\x0f\n\rReloadRequest\"F\n\x0bModelChange\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x18\n\x10previous_version\x18\x03 \x01(\t\"9\n\x0bLoadFailure\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xfc\x01\n\x0eReloadResponse\x12)\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12+\n\x07updated\x18\x02 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12+\n\x07removed\x18\x03 \x03(\x0b\x32\x1a.digitserve.v1.ModelChange\x12*\n\x06\x66\x61iled\x18\x04 \x03(\x0b\x32\x1a.digitserve.v1.LoadFailure\x12\x11\n\tunchanged\x18\x05 \x03(\t\x12\x15\n\rdefault_model\x18\x06 \x01(\t\x12\x0f\n\x07seconds\x18\x07 \x01(\x01*?\n\tLoadState\x12\x1a\n\x16LOAD_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06LOADED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x32\xc0\x02\n\x06\x44igits\x12H\n\x07Predict\x12\x1d.digitserve.v1.PredictRequest\x1a\x1e.digitserve.v1.PredictResponse\x12R\n\rPredictStream\x12\x1d.digitserve.v1.PredictRequest\x1a\x1e.digitserve.v1.PredictResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .digitserve.v1.ListModelsRequest\x1a!.digitserve.v1.ListModelsResponse\x12\x45\n\x06Reload\x12\x1c.digitserve.v1.ReloadRequest\x1a\x1d.digitserve.v1.ReloadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'digitserve.v1.digits_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOADSTATE']._serialized_start=1228
-  _globals['_LOADSTATE']._serialized_end=1291
+  _globals['_LOADSTATE']._serialized_start=1267
+  _globals['_LOADSTATE']._serialized_end=1330
   _globals['_PREDICTREQUEST']._serialized_start=46
   _globals['_PREDICTREQUEST']._serialized_end=180
   _globals['_FLOATPIXELS']._serialized_start=182
   _globals['_FLOATPIXELS']._serialized_end=211
   _globals['_PREDICTION']._serialized_start=213
-  _globals['_PREDICTION']._serialized_end=283
-  _globals['_PREDICTRESPONSE']._serialized_start=286
-  _globals['_PREDICTRESPONSE']._serialized_end=419
-  _globals['_LISTMODELSREQUEST']._serialized_start=421
-  _globals['_LISTMODELSREQUEST']._serialized_end=440
-  _globals['_MODELINFO']._serialized_start=443
-  _globals['_MODELINFO']._serialized_end=736
-  _globals['_LISTMODELSRESPONSE']._serialized_start=738
-  _globals['_LISTMODELSRESPONSE']._serialized_end=823
-  _globals['_RELOADREQUEST']._serialized_start=825
-  _globals['_RELOADREQUEST']._serialized_end=840
-  _globals['_MODELCHANGE']._serialized_start=842
-  _globals['_MODELCHANGE']._serialized_end=912
-  _globals['_LOADFAILURE']._serialized_start=914
-  _globals['_LOADFAILURE']._serialized_end=971
-  _globals['_RELOADRESPONSE']._serialized_start=974
-  _globals['_RELOADRESPONSE']._serialized_end=1226
-  _globals['_DIGITS']._serialized_start=1294
-  _globals['_DIGITS']._serialized_end=1614
+  _globals['_PREDICTION']._serialized_end=322
+  _globals['_PREDICTRESPONSE']._serialized_start=325
+  _globals['_PREDICTRESPONSE']._serialized_end=458
+  _globals['_LISTMODELSREQUEST']._serialized_start=460
+  _globals['_LISTMODELSREQUEST']._serialized_end=479
+  _globals['_MODELINFO']._serialized_start=482
+  _globals['_MODELINFO']._serialized_end=775
+  _globals['_LISTMODELSRESPONSE']._serialized_start=777
+  _globals['_LISTMODELSRESPONSE']._serialized_end=862
+  _globals['_RELOADREQUEST']._serialized_start=864
+  _globals['_RELOADREQUEST']._serialized_end=879
+  _globals['_MODELCHANGE']._serialized_start=881
+  _globals['_MODELCHANGE']._serialized_end=951
+  _globals['_LOADFAILURE']._serialized_start=953
+  _globals['_LOADFAILURE']._serialized_end=1010
+  _globals['_RELOADRESPONSE']._serialized_start=1013
+  _globals['_RELOADRESPONSE']._serialized_end=1265
+  _globals['_DIGITS']._serialized_start=1333
+  _globals['_DIGITS']._serialized_end=1653
 # @@protoc_insertion_point(module_scope)

@@ -35,14 +35,18 @@ class FloatPixels(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("digit", "confidence", "probabilities")
+    __slots__ = ("digit", "confidence", "probabilities", "unsure", "unsure_reason")
     DIGIT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    UNSURE_FIELD_NUMBER: _ClassVar[int]
+    UNSURE_REASON_FIELD_NUMBER: _ClassVar[int]
     digit: int
     confidence: float
     probabilities: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
+    unsure: bool
+    unsure_reason: str
+    def __init__(self, digit: _Optional[int] = ..., confidence: _Optional[float] = ..., probabilities: _Optional[_Iterable[float]] = ..., unsure: _Optional[bool] = ..., unsure_reason: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("predictions", "model", "version", "sequence")

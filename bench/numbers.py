@@ -1,0 +1,295 @@
+"""Reading whole numbers: MNIST test digits composed into numbers, read as pictures and as drawings.
+
+Numbers of 2 to 8 digits are made from MNIST *test* digits at random sizes,
+baselines and slants. Each number has one kind of gap: "clear" (every pair
+apart), "touching" (one pair's ink touches) or "overlap" (one pair as close
+as it goes without touching, so their widths overlap). Each number is read
+twice: as a picture (dark ink on white) and as mouse strokes traced from the
+same digits. The baseline reads the same digits one by one, each alone in
+its own picture or drawing: the difference is what finding the digits costs.
+Everything goes through a real digits-server on loopback.
+
+    python -m bench.numbers [--models-dir DIR] [--model svm] [--per-cell 30]
+
+The svm of --models-dir is served (make bench passes models/, the trained
+default set); a folder without one, or no --models-dir, means an svm is
+trained on 10,000 training digits into a temporary folder first. Results go
+to bench/results-numbers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.process import BIN, ServerProcess
+from clients import numbers
+from clients.connection import Connection, ConnectionOptions
+from clients.drawing import Drawing
+from clients.preprocessing import to_mnist
+from digitserve.idx import read_idx
+from tests.strokes import traced_drawing
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("clear", "touching", "overlap")
+LENGTHS = range(2, 9)
+GOALS = {"digit_accuracy_cost_points": 0.5, "four_digit_clear_number_accuracy": 0.97}
+
+
+@dataclass
+class Sample:
+    label: str
+    picture: Image.Image  # the whole number, dark ink on white
+    drawing: Drawing  # the whole number as strokes
+    alone_pictures: list[np.ndarray]  # each digit in its own picture (light on black)
+    alone_drawings: list[Drawing]  # each digit in its own drawing
+
+
+def _glyph(digit: np.ndarray, height: float, slant: float) -> np.ndarray:
+    """An MNIST digit cropped to its ink, scaled to ``height`` pixels and sheared (top to the right for > 0)."""
+    ink = digit.reshape(28, 28).astype(np.float32) / 255
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    factor = height / ink.shape[0]
+    size = (max(1, round(ink.shape[1] * factor)), max(1, round(height)))
+    scaled = np.asarray(Image.fromarray(ink, "F").resize(size, Image.Resampling.BILINEAR))
+    h, w = scaled.shape
+    extra = int(abs(slant) * h) + 1
+    # x_out = x_in + slant * (h - y) + shift: the bottom row stays put, the top leans by slant * h.
+    shift = max(0.0, -slant * h)
+    sheared = Image.fromarray(scaled, "F").transform(
+        (w + extra, h), Image.Transform.AFFINE, (1, slant, -slant * h - shift, 0, 1, 0), Image.Resampling.BILINEAR)
+    out = np.clip(np.asarray(sheared), 0, 1)
+    cols = np.flatnonzero(out.max(axis=0) > 0.05)
+    return out[:, cols[0] : cols[-1] + 1]
+
+
+def _closest(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int) -> float:
+    """Over the rows both glyphs share, the smallest gap from the left glyph's ink to the right one's, if
+    the right glyph's box started at x = 0 and the left glyph's box ended at x = 0."""
+    gaps = []
+    for row in range(max(left_top, right_top), min(left_top + left.shape[0], right_top + right.shape[0])):
+        a, b = left[row - left_top] > 0.3, right[row - right_top] > 0.3
+        if a.any() and b.any():
+            gaps.append((left.shape[1] - 1 - np.flatnonzero(a)[-1]) + np.flatnonzero(b)[0])
+    return float(min(gaps)) if gaps else float(left.shape[1])
+
+
+def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str) -> tuple[Image.Image, list]:
+    """A number's picture and, per digit, its glyph, place and the gap before it (in units of its size)."""
+    size = float(rng.uniform(30, 110))
+    slant = float(rng.uniform(-0.25, 0.25))
+    special = int(rng.integers(1, length)) if kind != "clear" else -1
+    glyphs, places = [], []
+    x = 0.0
+    for k, digit in enumerate(digits):
+        glyph = _glyph(digit, size * rng.uniform(0.9, 1.1), slant + rng.uniform(-0.05, 0.05))
+        top = int(round(size * rng.uniform(-0.08, 0.08)))
+        if k:
+            prev, (px, ptop) = glyphs[-1], places[-1]
+            if k == special:
+                # Ink touching by one or two pixels, or as close as it goes while two pixels apart.
+                target = -rng.integers(1, 3) if kind == "touching" else 2
+                x = px + prev.shape[1] - _closest(prev, ptop, glyph, top) + target
+            else:
+                x = px + prev.shape[1] + size * rng.uniform(0.15, 0.5)
+        glyphs.append(glyph)
+        places.append((int(round(x)), top))
+    margin = int(size * 0.3)
+    lowest = min(t for _, t in places)
+    width = max(px + g.shape[1] for g, (px, _) in zip(glyphs, places)) + 2 * margin
+    height = max(t - lowest + g.shape[0] for g, (_, t) in zip(glyphs, places)) + 2 * margin
+    canvas = np.zeros((height, width), np.float32)
+    for glyph, (px, top) in zip(glyphs, places):
+        y = top - lowest + margin
+        view = canvas[y : y + glyph.shape[0], px + margin : px + margin + glyph.shape[1]]
+        np.maximum(view, glyph, out=view)
+    picture = Image.fromarray((255 - np.clip(canvas, 0, 1) * 255).astype(np.uint8))
+    return picture, glyphs
+
+
+def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str) -> tuple[Drawing, list[Drawing]]:
+    """The same digits traced into strokes on a wide canvas, with the number's kind of gap."""
+    size = float(rng.uniform(90, 200))
+    slant = float(rng.uniform(-0.25, 0.25))
+    length = len(digits)
+    special = int(rng.integers(1, length)) if kind != "clear" else -1
+    canvas = (int(length * size * 1.3 + 200), int(size * 1.6))
+    alone, strokes, x, previous = [], [], 0.0, 0.0
+    for k, digit in enumerate(digits):
+        d = traced_drawing(digit, size * rng.uniform(0.9, 1.1), (0.0, canvas[1] / 2 + size * rng.uniform(-0.08, 0.08)),
+                           slant + rng.uniform(-0.05, 0.05), canvas)
+        xs = [p[0] for s in d.strokes for p in s.points]
+        pen = d.display_pen_width()
+        low, high = min(xs) - pen / 2, max(xs) + pen / 2
+        if k == special:  # widths shared: a little, and never more than a third of the narrower digit
+            x -= min({"touching": 0.05, "overlap": 0.15}[kind] * size, (high - low) / 3, previous / 3)
+        elif k:
+            x += rng.uniform(0.15, 0.5) * size
+        shift = 100 + x - low
+        placed = [[(px + shift, py) for px, py in s.points] for s in d.strokes]
+        strokes.extend(placed)
+        alone.append(Drawing(canvas[0], canvas[1], placed))
+        x += high - low
+        previous = high - low
+    return Drawing(canvas[0], canvas[1], strokes), alone
+
+
+def make_samples(images: np.ndarray, labels: np.ndarray, per_cell: dict, seed: int = 0) -> list[tuple]:
+    """(length, kind, Sample) for every cell; each MNIST test digit is used at most once per run if it can be."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    used = 0
+    samples = []
+    for (length, kind), count in per_cell.items():
+        for _ in range(count):
+            pick = order[np.arange(used, used + length) % len(order)]
+            used += length
+            picture, glyphs = compose(rng, images[pick], length, kind)
+            drawing, alone = compose_drawing(rng, images[pick], kind)
+            pads = [np.pad(g, 4) for g in glyphs]
+            samples.append((length, kind, Sample("".join(str(int(v)) for v in labels[pick]), picture, drawing,
+                                                 pads, alone)))
+    return samples
+
+
+def edits(truth: str, read: str) -> int:
+    """Levenshtein distance: digits replaced, dropped or added to turn ``truth`` into ``read``."""
+    row = list(range(len(read) + 1))
+    for i, t in enumerate(truth, 1):
+        previous, row[0] = row[0], i
+        for j, r in enumerate(read, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (t != r))
+    return row[-1]
+
+
+def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
+    def classify(vectors: np.ndarray) -> np.ndarray:
+        return connection.predict(vectors, model).probabilities
+
+    cells: dict[str, dict] = {}
+    seconds = {"picture": 0.0, "drawing": 0.0}
+    for length, kind, sample in samples:
+        truth = [int(c) for c in sample.label]
+        for medium in ("picture", "drawing"):
+            started = time.perf_counter()
+            try:
+                read = (numbers.read_image(sample.picture, classify) if medium == "picture"
+                        else numbers.read_drawing(sample.drawing, classify))
+                text = read.text
+            except ValueError:
+                text = ""
+            seconds[medium] += time.perf_counter() - started
+            if medium == "picture":
+                alone = np.stack([to_mnist(g, ink="light") for g in sample.alone_pictures])
+            else:
+                alone = np.stack([d.to_vector() for d in sample.alone_drawings])
+            one_by_one = classify(alone).argmax(axis=1)
+            cell = cells.setdefault(f"{medium}/{length}/{kind}", {
+                "medium": medium, "length": length, "kind": kind, "numbers": 0, "numbers_right": 0,
+                "digits": 0, "digits_right": 0, "digits_right_alone": 0, "numbers_right_alone": 0,
+                "wrong_count": 0})
+            cell["numbers"] += 1
+            cell["numbers_right"] += text == sample.label
+            cell["digits"] += length
+            # Digit accuracy as in OCR: the digits minus the edits (wrong, missing, extra) from the truth.
+            cell["digits_right"] += max(0, length - edits(sample.label, text))
+            cell["wrong_count"] += len(text) != length
+            cell["digits_right_alone"] += int(sum(int(a) == b for a, b in zip(one_by_one, truth)))
+            cell["numbers_right_alone"] += bool(all(int(a) == b for a, b in zip(one_by_one, truth)))
+    return {"cells": list(cells.values()), "seconds": seconds}
+
+
+def _summary(cells: list[dict]) -> dict:
+    def rates(selected: list[dict]) -> dict:
+        n = sum(c["numbers"] for c in selected)
+        d = sum(c["digits"] for c in selected)
+        return {"numbers": n,
+                "number_accuracy": round(sum(c["numbers_right"] for c in selected) / n, 4),
+                "number_accuracy_one_by_one": round(sum(c["numbers_right_alone"] for c in selected) / n, 4),
+                "digit_accuracy": round(sum(c["digits_right"] for c in selected) / d, 4),
+                "digit_accuracy_one_by_one": round(sum(c["digits_right_alone"] for c in selected) / d, 4),
+                "wrong_digit_count": sum(c["wrong_count"] for c in selected)}
+
+    out: dict = {}
+    for medium in ("picture", "drawing"):
+        mine = [c for c in cells if c["medium"] == medium]
+        out[medium] = {
+            "all": rates(mine),
+            "by_kind": {k: rates([c for c in mine if c["kind"] == k]) for k in KINDS},
+            "by_length": {str(n): rates([c for c in mine if c["length"] == n]) for n in LENGTHS},
+            "four_digits_clear": rates([c for c in mine if c["length"] == 4 and c["kind"] == "clear"]),
+        }
+        everything = out[medium]["all"]
+        out[medium]["digit_accuracy_cost_points"] = round(
+            100 * (everything["digit_accuracy_one_by_one"] - everything["digit_accuracy"]), 2)
+    return out
+
+
+def _train(folder: Path, mnist_dir: str) -> None:
+    subprocess.run([str(BIN / "digits-train"), "--mnist-dir", mnist_dir, "--out", str(folder), "--limit", "10000",
+                    "--models", "svm", "--no-report"], check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.numbers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, help="served models (default: train an svm on 10,000 digits)")
+    parser.add_argument("--model", default="svm")
+    parser.add_argument("--per-cell", type=int, default=30, help="numbers per length and gap kind (default: 30)")
+    parser.add_argument("--four-clear", type=int, default=200, help="4-digit numbers with clear gaps (default: 200)")
+    parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR") or str(ROOT.parent / "shared" / "mnist"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
+    args = parser.parse_args(argv)
+
+    images = read_idx(Path(args.mnist_dir) / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    labels = read_idx(Path(args.mnist_dir) / "t10k-labels-idx1-ubyte.gz")
+    per_cell = {(n, k): args.per_cell for n in LENGTHS for k in KINDS}
+    per_cell[(4, "clear")] = max(args.four_clear, args.per_cell)
+    samples = make_samples(images, labels, per_cell, args.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        models_dir = args.models_dir
+        if models_dir is None or not (models_dir / f"{args.model}.manifest.json").exists():
+            models_dir = Path(scratch)
+            _train(models_dir, args.mnist_dir)
+        trained_on = json.loads((models_dir / f"{args.model}.manifest.json").read_text())["training_samples"]
+        server = ServerProcess(models_dir)
+        try:
+            with Connection(ConnectionOptions(address=server.address)) as connection:
+                measured = _evaluate(samples, connection, args.model)
+        finally:
+            server.stop()
+    summary = _summary(measured["cells"])
+    goals = {
+        medium: {
+            "digit_accuracy_cost_points": summary[medium]["digit_accuracy_cost_points"]
+            < GOALS["digit_accuracy_cost_points"],
+            "four_digit_clear_number_accuracy": summary[medium]["four_digits_clear"]["number_accuracy"]
+            >= GOALS["four_digit_clear_number_accuracy"]}
+        for medium in ("picture", "drawing")}
+    results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
+               "summary": summary, "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
+               "cells": measured["cells"]}
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for medium in ("picture", "drawing"):
+        s = summary[medium]
+        every = s["all"]
+        print(f"{medium}: numbers {every['number_accuracy']:.2%} (one by one {every['number_accuracy_one_by_one']:.2%}), "
+              f"digits {every['digit_accuracy']:.2%} (one by one {every['digit_accuracy_one_by_one']:.2%}), "
+              f"4-digit clear {s['four_digits_clear']['number_accuracy']:.2%}; by kind "
+              + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in s["by_kind"].items()))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

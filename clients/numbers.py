@@ -1,0 +1,452 @@
+"""Whole numbers: find the digits of a picture or a drawing, read them in one batch, choose by confidence.
+
+A number is cut into *atoms* first: the strokes of a drawing, or for a
+picture the connected components of its ink, where a component wide enough
+to hold touching digits is also sliced at the low points of its vertical ink
+profile. A digit is then a run of neighbouring atoms (a 5 and its detached
+bar, a 7 and its crossbar, the two halves of a cut). Every plausible run is
+turned into the 784 pixels of the MNIST recipe (clients/preprocessing.py,
+or Drawing.to_vector for strokes) and all of them go to the model in one
+batch; the reading kept is the split of the atoms into runs whose digits the
+model is most sure of, with a little geometry on top (digits of one number
+are about as tall as each other, no wider than tall, and do not sit on top
+of each other). That is recognition-driven segmentation: the cut between
+two touching digits is where the model reads two good digits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from clients import preprocessing
+from clients.drawing import Drawing, DrawingError
+
+MAX_DIGITS = 32
+LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
+# Pixels above this ink strength belong to a digit's shape: faint anti-aliased
+# fringes would otherwise join digits that merely come close.
+_INK = 0.25
+# A component smaller than this fraction of the largest one is dust, not a stroke.
+_DUST = 0.02
+_WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
+_MAX_RUN = 6  # atoms one digit may be made of (a traced 8 can take six strokes)
+# Geometry, in units of the line height H (the median height of the tall atoms).
+_MERGE_GAP = 0.25  # atoms further apart than this are never one digit
+_JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 2 reaches 1.8)
+_SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
+_SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
+# ... and so is one wider, for its height, than 90% of MNIST's training digits of the
+# digit read (widths of ink at 64 of 255 on the 28x28 images).
+_WIDEST = (1.11, 0.7, 1.25, 1.0, 1.0, 1.25, 0.95, 1.0, 1.0, 0.9)
+# Separate tall marks sharing more than _SHARED of the narrower one's width are
+# probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
+_SHARED = 0.5
+_SIDING = 6.0
+_CUT = 0.8  # what cutting through one stroke costs (in log-confidence)
+_CUT_ABOVE = 0.75  # a component wider than this may hold touching digits
+_CUT_MARGIN = 0.15  # no cut closer than this to a component's side
+_CUT_SPACING = 0.18  # nor closer than this to another cut
+_MAX_CUTS = 12
+
+Classify = Callable[[np.ndarray], np.ndarray]  # (n, 784) uint8 -> (n, 10) probabilities
+
+
+class NumberError(ValueError):
+    """Input that cannot be read as a number; the message says why."""
+
+
+@dataclass(frozen=True)
+class Digit:
+    value: int
+    confidence: float
+    probabilities: np.ndarray  # (10,)
+    box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
+
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence < LOW_CONFIDENCE
+
+    def record(self) -> dict:
+        return {"digit": self.value, "confidence": round(self.confidence, 6),
+                "probabilities": [round(float(p), 6) for p in self.probabilities],
+                "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
+
+
+@dataclass(frozen=True)
+class Number:
+    digits: list[Digit]
+
+    @property
+    def text(self) -> str:
+        return "".join(str(d.value) for d in self.digits)
+
+    @property
+    def confidence(self) -> float:
+        """The chance that every digit is right, taking the model's confidences at their word."""
+        return float(np.prod([d.confidence for d in self.digits]))
+
+    @property
+    def marked(self) -> str:
+        """The number with a ? after every uncertain digit, for people."""
+        return "".join(f"{d.value}?" if d.uncertain else str(d.value) for d in self.digits)
+
+
+@dataclass(eq=False)
+class _Atom:
+    """A piece of ink: its box (work coordinates) and what it is made of (runs of a picture, or a stroke)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    parts: list
+    origin: int = 0  # the component or stroke it comes from: slices of one component share it
+    crossing: float = 0.0  # for a slice, how many strokes the cut at its left edge goes through
+    points: np.ndarray | None = None  # for a stroke, its points, and the ink's reach around them:
+    reach: float = 0.0
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+
+# --- pictures ------------------------------------------------------------------------------
+
+
+def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
+    """The number written in a picture (dark ink on paper, light on dark, or detected)."""
+    level = preprocessing.ink_level(image, ink)
+    level, factor = _reduced(level)
+    atoms, height = _picture_atoms(level)
+
+    def pixels(group: list[_Atom]) -> np.ndarray:
+        return preprocessing.to_mnist(_cut_out(level, group), ink="light")
+
+    return _read(atoms, pixels, classify, factor, height)
+
+
+def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
+    """How many clearly separate digits a picture holds (no model asked): groups of ink with clear gaps between.
+
+    A picture no bigger than an MNIST digit holds one by construction, and
+    folders of those are read by the thousand: they are not searched.
+    """
+    size = image.size if isinstance(image, Image.Image) else np.shape(image)[:2]
+    if max(size) <= preprocessing.SIDE:
+        return 1
+    try:
+        level, _ = _reduced(preprocessing.ink_level(image, ink))
+    except preprocessing.PreprocessingError:
+        return 0
+    return _count_groups(_components(level > _INK))
+
+
+def _reduced(level: np.ndarray) -> tuple[np.ndarray, float]:
+    """The ink map shrunk (block maxima, so thin strokes survive) to at most _WORK pixels; and the factor."""
+    factor = -(-max(level.shape) // _WORK)
+    if factor == 1:
+        return level, 1.0
+    h, w = level.shape
+    padded = np.pad(level, ((0, -h % factor), (0, -w % factor)))
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return blocks.max(axis=(1, 3)), float(factor)
+
+
+def _components(mask: np.ndarray) -> list[_Atom]:
+    """8-connected components of a boolean image, as runs (row, start, end) of ink per row, dust dropped."""
+    runs: list[tuple[int, int, int]] = []
+    parent: list[int] = []
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    previous: list[int] = []  # run indices of the row above
+    for r in range(mask.shape[0]):
+        row = mask[r]
+        if not row.any():
+            previous = []
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
+        current = []
+        k = 0
+        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
+            index = len(runs)
+            runs.append((r, start, end))
+            parent.append(index)
+            current.append(index)
+            while k < len(previous) and runs[previous[k]][2] < start:  # ends before our diagonal reach
+                k += 1
+            j = k
+            while j < len(previous) and runs[previous[j]][1] <= end:  # starts within our diagonal reach
+                a, b = root(index), root(previous[j])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+                j += 1
+        previous = current
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(root(i), []).append(run)
+    atoms = [_runs_atom(g) for g in groups.values()]
+    if not atoms:
+        return []
+    areas = [sum(e - s for _, s, e in a.parts) for a in atoms]
+    biggest = max(areas)
+    return [a for a, area in zip(atoms, areas) if area >= _DUST * biggest]
+
+
+def _runs_atom(runs: list[tuple[int, int, int]]) -> _Atom:
+    rows = [r for r, _, _ in runs]
+    return _Atom(min(s for _, s, _ in runs), min(rows), max(e for _, _, e in runs), max(rows) + 1, runs)
+
+
+def _line_height(atoms: Sequence[_Atom]) -> float:
+    """The height of the digits: the median height of the atoms at least half as tall as the tallest."""
+    tallest = max(a.height for a in atoms)
+    return float(np.median([a.height for a in atoms if a.height >= 0.5 * tallest]))
+
+
+def _count_groups(atoms: list[_Atom]) -> int:
+    if not atoms:
+        return 0
+    height = _line_height(atoms)
+    groups, reach = 0, -math.inf
+    for atom in sorted(atoms, key=lambda a: a.left):
+        if atom.left - reach > _SEPARATE * height:
+            groups += 1
+        reach = max(reach, atom.right)
+    return groups
+
+
+def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float]:
+    """Components, the wide ones sliced at their candidate cuts; and the line height, from the components."""
+    components = _components(level > _INK)
+    if not components:
+        raise preprocessing.PreprocessingError("no ink found")
+    _check_count(len(components))
+    atoms: list[_Atom] = []
+    height = _line_height(components)
+    for origin, component in enumerate(components):
+        for piece in _slices(component, height):
+            piece.origin = origin
+            atoms.append(piece)
+    return atoms, height
+
+
+def _slices(component: _Atom, height: float) -> list[_Atom]:
+    """A component cut at the low points of its vertical ink profile, if it is wide enough to hold several digits."""
+    width = component.width
+    if width <= _CUT_ABOVE * height:
+        return [component]
+    mask = np.zeros((component.height, width), bool)
+    for r, start, end in component.parts:
+        mask[r - component.top, start - component.left : end - component.left] = True
+    profile = np.convolve(mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
+    margin = max(2, int(_CUT_MARGIN * height))
+    inner = range(margin, width - margin)
+    minima = [x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
+    cuts: list[int] = []
+    for x in sorted(minima, key=lambda x: profile[x]):
+        if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
+            cuts.append(x)
+    edges = [0, *sorted(cuts), width]
+    slices = []
+    for a, b in zip(edges, edges[1:]):
+        lo, hi = component.left + a, component.left + b
+        runs = [(r, max(s, lo), min(e, hi)) for r, s, e in component.parts if s < hi and e > lo]
+        if runs:
+            piece = _runs_atom(runs)
+            column = mask[:, a]  # the strokes a cut here goes through: runs of ink down the column
+            piece.crossing = float(max(1, np.count_nonzero(column[1:] & ~column[:-1]) + int(column[0])))
+            slices.append(piece)
+    return slices
+
+
+def _cut_out(level: np.ndarray, group: list[_Atom]) -> np.ndarray:
+    """The ink of these atoms alone (not of neighbours reaching into their box), with a black margin."""
+    left, top = min(a.left for a in group), min(a.top for a in group)
+    right, bottom = max(a.right for a in group), max(a.bottom for a in group)
+    margin = 2 + (bottom - top) // 10
+    out = np.zeros((bottom - top + 2 * margin, right - left + 2 * margin), np.float32)
+    for atom in group:
+        for r, s, e in atom.parts:
+            # One pixel around the run too: the faint anti-aliased edge of the stroke belongs to it.
+            r0, s0 = max(r - 1, 0), max(s - 1, 0)
+            patch = level[r0 : r + 2, s0 : e + 1]
+            view = out[r0 - top + margin : r0 - top + margin + patch.shape[0],
+                       s0 - left + margin : s0 - left + margin + patch.shape[1]]
+            np.maximum(view, patch, out=view)
+    return out
+
+
+# --- drawings ------------------------------------------------------------------------------
+
+
+def read_drawing(drawing: Drawing, classify: Classify) -> Number:
+    """The number written in a drawing: its strokes grouped into digits."""
+    atoms = drawing_atoms(drawing)
+    erasers = [s for s in drawing.strokes if s.erase]
+
+    def pixels(group: list[_Atom]) -> np.ndarray:
+        strokes = sorted((part for atom in group for part in atom.parts), key=lambda p: p[0])
+        # Erasers are painted in their place in time; one reaching into no stroke of the group changes nothing.
+        ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
+        return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
+
+    return _read(atoms, pixels, classify, 1.0, _line_height(atoms))
+
+
+def drawing_atoms(drawing: Drawing) -> list[_Atom]:
+    """One atom per ink stroke, its box including the pen."""
+    if drawing.is_empty:
+        raise DrawingError("drawing is empty")
+    atoms = []
+    for index, stroke in enumerate(drawing.strokes):
+        if stroke.erase:
+            continue
+        xs, ys = [p[0] for p in stroke.points], [p[1] for p in stroke.points]
+        half = drawing.pen_of(stroke) / 2
+        atoms.append(_Atom(min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half, [(index, stroke)], index,
+                           points=np.asarray(stroke.points, np.float64), reach=half))
+    _check_count(len(atoms))
+    return atoms
+
+
+def count_drawn(drawing: Drawing) -> int:
+    """How many clearly separate digits a drawing holds (no model asked)."""
+    return 0 if drawing.is_empty else _count_groups(drawing_atoms(drawing))
+
+
+# --- choosing the reading ------------------------------------------------------------------
+
+
+def _check_count(atoms: int) -> None:
+    if atoms > 3 * MAX_DIGITS:
+        raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
+
+
+def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
+          factor: float, height: float) -> Number:
+    atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
+    runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
+            if _joinable(atoms[i:j], height)]
+    boxes = {run: _box(atoms[run[0] : run[1]]) for run in runs}
+    vectors = []
+    for i, j in runs:
+        try:
+            vectors.append(pixels(atoms[i:j]))
+        except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
+            vectors.append(np.zeros(784, np.uint8))
+    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), 10)
+    scores = {run: math.log(max(float(p.max()), 1e-6)) + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()))
+              for run, p in zip(runs, probabilities)}
+    chosen = _best_split(atoms, scores, boxes)
+    if len(chosen) > MAX_DIGITS:
+        raise NumberError(f"{len(chosen)} digits found: at most {MAX_DIGITS} digits are read as one number")
+    index = {run: k for k, run in enumerate(runs)}
+    digits = []
+    for run in chosen:
+        p = probabilities[index[run]]
+        left, top, right, bottom = boxes[run]
+        digits.append(Digit(int(p.argmax()), float(p.max()), p.astype(np.float32),
+                            (left * factor, top * factor, right * factor, bottom * factor)))
+    return Number(digits)
+
+
+def _box(group: Sequence[_Atom]) -> tuple[float, float, float, float]:
+    return (min(a.left for a in group), min(a.top for a in group),
+            max(a.right for a in group), max(a.bottom for a in group))
+
+
+def _joinable(group: Sequence[_Atom], height: float) -> bool:
+    """May these neighbouring atoms be one digit: no clear gap between them, and not much wider than a digit."""
+    reach = group[0].right
+    for atom in group[1:]:
+        if atom.left - reach > _MERGE_GAP * height:
+            return False
+        reach = max(reach, atom.right)
+    left, _, right, _ = _box(group)
+    return len(group) == 1 or right - left <= _JOIN_WIDTH * height
+
+
+def _shape_score(group: Sequence[_Atom], height: float, digit: int) -> float:
+    """Log-odds-like penalty for a digit that does not look like one digit of the line.
+
+    Too short (a bar, a foot alone); too wide for the digit read (two digits read as one); or
+    made of separate tall marks that barely share their width (neighbours;
+    a short mark may stick out, like the bar of a 5).
+    """
+    left, top, right, bottom = _box(group)
+    h, w = bottom - top, right - left
+    score = 0.0
+    if h < _SHORT * height:
+        score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
+    widest = _WIDEST[digit]
+    if w > widest * h:
+        score -= 3.0 * (w / h - widest)
+    low, high = group[0].left, group[0].right  # the x-extent of the atoms so far
+    for k in range(1, len(group)):
+        atom, before = group[k], group[:k]
+        tall = atom.height >= _SHORT * height and max(a.height for a in before) >= _SHORT * height
+        if atom.origin != before[-1].origin and tall and not any(_crossing(atom, a) for a in before):
+            shared = (min(high, atom.right) - max(low, atom.left)) / max(min(atom.width, high - low), 1e-6)
+            score -= _SIDING * max(0.0, _SHARED - shared) / _SHARED
+        low, high = min(low, atom.left), max(high, atom.right)
+    return score
+
+
+def _crossing(a: _Atom, b: _Atom) -> bool:
+    """Do two strokes' inks meet (strokes that touch belong to one digit more often than not)?"""
+    if a.points is None or b.points is None:
+        return False
+    gaps = np.linalg.norm(a.points[:, None, :] - b.points[None, :, :], axis=2)
+    return float(gaps.min()) <= a.reach + b.reach
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """How much two boxes overlap in x, as a fraction of the narrower one."""
+    shared = min(a[2], b[2]) - max(a[0], b[0])
+    return max(0.0, shared) / max(min(a[2] - a[0], b[2] - b[0]), 1e-6)
+
+
+def _best_split(atoms: list[_Atom], scores: dict[tuple[int, int], float],
+                boxes: dict[tuple[int, int], tuple[float, float, float, float]]) -> list[tuple[int, int]]:
+    """The runs covering every atom in order with the highest total score (dynamic programming).
+
+    Between two neighbouring digits: cutting through ink costs _CUT per
+    stroke crossed, and separate marks that overlap in x pay for it (a stroke inside
+    another digit's width is more likely part of it).
+    """
+    def between(prev: tuple[int, int], run: tuple[int, int]) -> float:
+        if atoms[prev[1] - 1].origin == atoms[run[0]].origin:
+            return -_CUT * atoms[run[0]].crossing
+        return -_SIDING * max(0.0, _overlap(boxes[prev], boxes[run]) - _SHARED) / (1 - _SHARED)
+
+    best: dict[tuple[int, int], tuple[float, tuple[int, int] | None]] = {}
+    for run in sorted(scores, key=lambda r: r[1]):
+        i, _ = run
+        if i == 0:
+            best[run] = (scores[run], None)
+            continue
+        options = [(total + between(prev, run), prev) for prev, (total, _) in best.items() if prev[1] == i]
+        if options:
+            total, prev = max(options)
+            best[run] = (total + scores[run], prev)
+    ends = [run for run in best if run[1] == len(atoms)]
+    run: tuple[int, int] | None = max(ends, key=lambda r: best[r][0])
+    chosen = []
+    while run is not None:
+        chosen.append(run)
+        run = best[run][1]
+    return chosen[::-1]
