@@ -122,7 +122,8 @@ class ServerMetrics(grpc.ServerInterceptor):
 
     def model_label(self, request: object) -> str:
         """The model a request is answered by; "" for calls that name no model (ListModels, health)."""
-        name = getattr(request, "model", None)
+        # digitserve.v1 names it `model`, the Open Inference Protocol `model_name`.
+        name = getattr(request, "model", getattr(request, "model_name", None))
         if name is None:
             return ""
         snapshot = self._snapshot

@@ -98,6 +98,21 @@ def test_counters_move_by_exactly_the_traffic_sent(metered, test_digits):
     assert value(after, "process_cpu_seconds_total") > 0
 
 
+def test_open_inference_calls_are_counted_by_the_model_they_name(metered, test_digits):
+    from digitserve.open_inference import grpc_service_pb2_grpc
+    from tests.test_open_inference import infer_request
+
+    infer = grpc_service_pb2_grpc.GRPCInferenceServiceStub(metered.channel).ModelInfer
+    before = scrape(metered.metrics_port)
+    for _ in range(3):
+        infer(infer_request(test_digits[0][:2], model="knn"))
+    after = scrape(metered.metrics_port)
+    labels = {"service": "inference.GRPCInferenceService", "method": "ModelInfer"}
+    assert moved(before, after, "digits_rpcs_total", **labels, code="OK") == 3
+    assert moved(before, after, "digits_rpc_duration_seconds_count", **labels, model="knn") == 3
+    assert moved(before, after, "digits_images_predicted_total", model="knn") == 6
+
+
 def test_a_running_stream_is_counted_in_flight(metered):
     stub, port = metered.stub, metered.metrics_port
     seen: list[float] = []
