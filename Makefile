@@ -15,7 +15,7 @@ help:
 	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; image sizes"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
-	@echo "make lint   - validate docker-compose.yml and lint the Dockerfiles"
+	@echo "make lint   - validate docker-compose.yml and the Kubernetes manifests, lint the Dockerfiles"
 	@echo "make screenshot - retake docs/tk-client.png under Xvfb"
 
 $(BIN)/python:
@@ -57,6 +57,7 @@ test-containers: host install
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.abuse
 	$(BIN)/python -m bench.open_inference
 	$(BIN)/python -m bench.capacity
@@ -69,6 +70,8 @@ soak: install
 lint: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/hadolint server/Dockerfile trainer/Dockerfile clients/Dockerfile
+	for k in deploy/kubernetes/overlays/dev deploy/kubernetes/overlays/prod deploy/kubernetes/retrain; do \
+		kubectl kustomize $$k | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; done
 
 screenshot: install
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest tests/test_draw.py -k screenshot

@@ -10,7 +10,7 @@ the lead to the next waiting request, so nobody serves others indefinitely.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,15 +31,20 @@ class _Waiting:
 class MicroBatcher:
     """Runs ``estimator.predict_proba`` for concurrent callers, batching small requests."""
 
-    def __init__(self, estimator: Any):
+    def __init__(self, estimator: Any, on_batch: Callable[[int, int], None] | None = None):
         self.estimator = estimator
+        # Told (requests, images) after every model call that succeeded; metrics count batches with it.
+        self._on_batch = on_batch
         self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._busy = False
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         if len(images) > SMALL:
-            return np.asarray(self.estimator.predict_proba(images), dtype=np.float32)
+            probabilities = np.asarray(self.estimator.predict_proba(images), dtype=np.float32)
+            if self._on_batch is not None:
+                self._on_batch(1, len(images))
+            return probabilities
         me = _Waiting(images)
         with self._lock:
             self._queue.append(me)
@@ -67,7 +72,9 @@ class MicroBatcher:
         try:
             probabilities = np.asarray(self.estimator.predict_proba(np.concatenate([w.images for w in batch])),
                                        dtype=np.float32)
-        except BaseException as exc:  # every caller in the batch gets the model's error
+            if self._on_batch is not None:
+                self._on_batch(len(batch), len(probabilities))
+        except BaseException as exc:  # every caller in the batch gets the error; none is left waiting
             for waiting in batch:
                 waiting.error = exc
                 waiting.done.set()

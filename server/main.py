@@ -25,6 +25,7 @@ from server import logs
 from server.access import Access
 from server.described import enable_reflection
 from server.inference import Predictor
+from server.metrics import ServerMetrics
 from server.interceptor import CallGate
 from server.open_inference import SERVICE as OPEN_INFERENCE, OpenInferenceServicer
 from server.registry import ModelRegistry, Snapshot
@@ -51,6 +52,7 @@ class RunningServer:
     health: health.HealthServicer
     stream_pool: futures.ThreadPoolExecutor
     stopping: threading.Event
+    metrics: ServerMetrics | None = None
     health_server: grpc.Server | None = None
 
     def stop(self, grace: float | None) -> None:
@@ -59,6 +61,8 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.health_server is not None:
             self.health_server.stop(None)
 
@@ -156,7 +160,14 @@ def start(settings: Settings) -> RunningServer:
             health_servicer.set(name, status)
 
     publish(Snapshot({}, None, {}))
-    registry = ModelRegistry(settings.models_dir, settings.default_model, on_change=publish)
+    # Metrics first: a taken metrics port stops the server before it listens for calls.
+    metrics = ServerMetrics() if settings.metrics_port else None
+    if metrics is not None:
+        try:
+            metrics.serve(settings.host, settings.metrics_port)
+        except OSError as exc:
+            raise StartupError(str(exc)) from exc
+    registry = ModelRegistry(settings.models_dir, settings.default_model, on_change=publish, observer=metrics)
     cores = os.cpu_count() or 2
     # Stream chunks are computed here, one per core, whichever thread reads the stream.
     stream_pool = futures.ThreadPoolExecutor(max_workers=cores, thread_name_prefix="stream",
@@ -167,27 +178,41 @@ def start(settings: Settings) -> RunningServer:
                               stream_depth=cores)
     streams = StreamLimits(settings.max_streams, settings.stream_idle_timeout)
     limit = settings.max_message_mb * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
+               ("grpc.so_reuseport", 0)]
+    if settings.max_connection_age > 0:
+        # GOAWAY after this age makes clients reconnect (and re-resolve), so they reach replicas added since.
+        options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)))
+    if settings.max_connection_age_grace > 0:
+        options.append(("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace * 1000)))
     server = grpc.server(
         # Request streams hold a thread while they run: they get --max-streams threads of their own.
         futures.ThreadPoolExecutor(max_workers=settings.workers + settings.max_streams, thread_name_prefix="rpc",
                                    initializer=_limit_numeric_threads, initargs=(settings.numeric_threads,)),
-        interceptors=[CallGate(Access(settings.token, settings.protect_all), streams)],
+        # Metrics outermost, so they count the calls the gate refuses too.
+        interceptors=[*([metrics] if metrics is not None else []),
+                      CallGate(Access(settings.token, settings.protect_all), streams)],
         maximum_concurrent_rpcs=settings.max_concurrent,
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                 ("grpc.so_reuseport", 0)],
+        options=options,
     )
     digits_pb2_grpc.add_DigitsServicer_to_server(servicer, server)
     grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         OpenInferenceServicer(registry, predictor, settings.max_batch), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-    port = _listen(server, settings, credentials)
+    try:
+        port = _listen(server, settings, credentials)
+    except StartupError:
+        if metrics is not None:
+            metrics.stop()
+        raise
     # NOT_SERVING to probes while the models load
     health_server = _start_health_server(settings, health_servicer) if settings.health_port else None
     log.info("server started", extra={"address": f"{settings.host}:{port}", "tls": credentials is not None,
                                       "models_dir": str(settings.models_dir), "workers": settings.workers,
                                       "max_concurrent": settings.max_concurrent,
-                                      "max_streams": settings.max_streams, "token": bool(settings.token)})
+                                      "max_streams": settings.max_streams, "token": bool(settings.token),
+                                      "metrics_port": settings.metrics_port})
     # Load before answering: a client that connects meanwhile waits for the models instead of
     # being told NO_MODEL_LOADED by a server that is only starting (a restart, say).
     registry.reload()
@@ -196,7 +221,7 @@ def start(settings: Settings) -> RunningServer:
     threading.Thread(target=streams.watch, args=(stopping,), name="idle-streams", daemon=True).start()
     if settings.watch > 0:
         threading.Thread(target=registry.watch, args=(settings.watch, stopping), name="watch", daemon=True).start()
-    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, health_server)
+    return RunningServer(server, port, registry, health_servicer, stream_pool, stopping, metrics, health_server)
 
 
 def _reload_on_hangup(hangup: threading.Event, registry: ModelRegistry) -> None:

@@ -9,13 +9,14 @@ to load keeps serving its previous version.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import sklearn
 
@@ -34,10 +35,11 @@ class LoadedModel:
     manifest: Manifest
     estimator: Any
     load_seconds: float
+    on_batch: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
     batcher: MicroBatcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "batcher", MicroBatcher(self.estimator))
+        object.__setattr__(self, "batcher", MicroBatcher(self.estimator, self.on_batch))
 
     @property
     def name(self) -> str:
@@ -74,6 +76,14 @@ class ReloadReport:
     seconds: float = 0.0
 
 
+class RegistryObserver(Protocol):
+    """What the server's metrics hear from the registry."""
+
+    def reloaded(self, report: ReloadReport, snapshot: Snapshot) -> None: ...
+
+    def batched(self, model: str, requests: int, images: int) -> None: ...
+
+
 def _name_of(manifest_file: Path) -> str:
     """The model name a manifest file stands for, as valid UTF-8 even when the file name is not."""
     return printable(manifest_file.name[: -len(MANIFEST_SUFFIX)])
@@ -83,10 +93,11 @@ class ModelRegistry:
     """Loads the models of one folder and hands out consistent snapshots of them."""
 
     def __init__(self, directory: str | Path, default_model: str = "",
-                 on_change: Callable[[Snapshot], None] | None = None):
+                 on_change: Callable[[Snapshot], None] | None = None, observer: RegistryObserver | None = None):
         self.directory = Path(directory)
         self.default_model = default_model
         self._on_change = on_change
+        self._observer = observer
         self._reload_lock = threading.Lock()
         self._scanned: tuple = ()  # the folder as the last reload found it
         self._snapshot = Snapshot(MappingProxyType({}), None, MappingProxyType({}))
@@ -177,6 +188,8 @@ class ModelRegistry:
                 "seconds": round(report.seconds, 3)})
         if self._on_change is not None:
             self._on_change(self._snapshot)
+        if self._observer is not None:
+            self._observer.reloaded(report, self._snapshot)
         return report
 
     def folder_signature(self) -> tuple:
@@ -220,4 +233,5 @@ class ModelRegistry:
         log.info("model loaded", extra={"model": manifest.name, "version": manifest.version,
                                         "kind": manifest.kind, "bytes": manifest.size_bytes,
                                         "seconds": round(seconds, 3)})
-        return LoadedModel(manifest, estimator, seconds)
+        on_batch = functools.partial(self._observer.batched, manifest.name) if self._observer else None
+        return LoadedModel(manifest, estimator, seconds, on_batch)

@@ -33,6 +33,9 @@ class Settings:
     numeric_threads: int = 1
     grace: float = 10.0
     watch: float = 0.0
+    max_connection_age: float = 0.0
+    max_connection_age_grace: float = 0.0
+    metrics_port: int = 0
     log_level: str = "INFO"
     log_format: str = "json"
     token: str = ""
@@ -68,6 +71,13 @@ _HELP = {
     "numeric_threads": ("DIGITS_NUMERIC_THREADS", "BLAS/OpenMP threads per request"),
     "grace": ("DIGITS_GRACE", "seconds in-flight requests get to finish on SIGTERM"),
     "watch": ("DIGITS_WATCH", "check the models folder every this many seconds and reload on change (0: off)"),
+    "max_connection_age": ("DIGITS_MAX_CONNECTION_AGE",
+                           "after this many seconds a client connection takes no new calls, so long-lived "
+                           "clients reconnect and spread over new replicas (0: never)"),
+    "max_connection_age_grace": ("DIGITS_MAX_CONNECTION_AGE_GRACE",
+                                 "seconds the calls still running on an aged connection get before it is "
+                                 "closed (0: as long as they take, so long streams finish)"),
+    "metrics_port": ("DIGITS_METRICS_PORT", "serve Prometheus metrics over HTTP at :PORT/metrics (0: off)"),
     "log_level": ("DIGITS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
     "log_format": ("DIGITS_LOG_FORMAT", "json (one object per line) or text"),
     "token": ("DIGITS_TOKEN", "operator token required by Reload (empty: Reload is open)"),
@@ -116,6 +126,9 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
         parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     if settings.log_format not in ("json", "text"):
         parser.error(f"--log-format is {settings.log_format!r}, expected json or text")
+    for name in ("max_connection_age", "max_connection_age_grace", "metrics_port"):
+        if getattr(settings, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 (off) or more")
     for name in ("workers", "max_concurrent", "max_batch", "max_message_mb", "numeric_threads", "max_streams"):
         if getattr(settings, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import grpc
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from bench.process import free_port  # noqa: F401  (the tests import it from here)
 from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2_grpc
 from server.main import RunningServer, start
@@ -83,13 +83,6 @@ def require_system_package(present: bool, package: str, variable: str, what: str
     if os.environ.get(variable) == "1":
         pytest.fail(f"{message}; {variable}=1 says they must run", pytrace=False)
     pytest.skip(message, allow_module_level=True)  # so a module can skip all its tests in one line
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now, for servers that must come back on the same port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Serving:
