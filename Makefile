@@ -34,7 +34,9 @@ host:
 	deploy/setup-host.sh
 
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/digitserve/v1/digits.proto protos/digitserve/open_inference/grpc_service.proto
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. \
+		--include_source_info --include_imports --descriptor_set_out=digitserve/descriptors.binpb \
+		protos/digitserve/v1/digits.proto protos/digitserve/open_inference/grpc_service.proto
 
 train: install
 	$(BIN)/digits-train --out $(MODELS_DIR) --if-missing

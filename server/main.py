@@ -16,7 +16,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from threadpoolctl import threadpool_limits
 
 from digitserve import exits
@@ -24,6 +23,7 @@ from digitserve.open_inference import grpc_service_pb2_grpc
 from digitserve.v1 import digits_pb2_grpc
 from server import logs
 from server.access import Access
+from server.described import enable_reflection
 from server.inference import Predictor
 from server.metrics import ServerMetrics
 from server.interceptor import CallGate
@@ -199,9 +199,7 @@ def start(settings: Settings) -> RunningServer:
     grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         OpenInferenceServicer(registry, predictor, settings.max_batch), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+    enable_reflection(server, (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     try:
         port = _listen(server, settings, credentials)
     except StartupError:

@@ -158,7 +158,8 @@ def grpcurl(address: str, *args: str, data: dict | None = None) -> str:
 
 def test_grpcurl_lists_and_describes_both_services_through_reflection(shared):
     services = grpcurl(shared.address, "list").split()
-    assert {SERVICE, "digitserve.v1.Digits", "grpc.health.v1.Health"} <= set(services)
+    assert {SERVICE, "digitserve.v1.Digits", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection"} <= set(services)
     described = grpcurl(shared.address, "describe", SERVICE)
     for method in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
                    "ModelStreamInfer"):
@@ -167,6 +168,15 @@ def test_grpcurl_lists_and_describes_both_services_through_reflection(shared):
                                                                        "digitserve.v1.Digits")
     assert "repeated bytes raw_input_contents = 7;" in grpcurl(shared.address, "describe",
                                                                 "inference.ModelInferRequest")
+
+
+def test_grpcurl_describe_shows_the_protos_comments(shared):
+    request = grpcurl(shared.address, "describe", "digitserve.v1.PredictRequest")
+    assert "// N images of 784 bytes each, one uint8 per pixel, image after image:" in request
+    assert "bytes u8 = 2;" in request
+    assert "// The model to use; empty means the server's default model." in request
+    assert "rpc Check ( .grpc.health.v1.HealthCheckRequest )" in grpcurl(shared.address, "describe",
+                                                                        "grpc.health.v1.Health")
 
 
 def test_grpcurl_json_model_infer_and_predict_agree(shared, test_digits):

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -253,6 +254,17 @@ def test_reflection_lists_the_services(server):
     assert {"digitserve.v1.Digits", "grpc.health.v1.Health"} <= names
 
 
+def test_reflection_serves_the_stubs_descriptors_with_their_comments(server):
+    stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="digitserve.v1.PredictRequest")
+    reply = next(stub.ServerReflectionInfo(iter([request])))
+    served = descriptor_pb2.FileDescriptorProto.FromString(reply.file_descriptor_response.file_descriptor_proto[0])
+    comments = {location.leading_comments for location in served.source_code_info.location}
+    assert " The model to use; empty means the server's default model.\n" in comments
+    served.ClearField("source_code_info")  # otherwise just what the stubs carry: JSON names and all
+    assert served == descriptor_pb2.FileDescriptorProto.FromString(pb.DESCRIPTOR.serialized_pb)
+
+
 def test_reload_needs_the_operator_token_when_one_is_set(serve, models_copy):
     guarded = serve(models_copy, token="s3cret")
     code, details = code_and_details(lambda: guarded.stub.Reload(pb.ReloadRequest()))
@@ -275,18 +287,22 @@ def test_protect_all_guards_predict_too(serve, models_copy):
 
 # --- the generated stubs -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("proto", ["digitserve/v1/digits.proto",
-                                   "digitserve/open_inference/grpc_service.proto"])
-def test_generated_stubs_match_the_proto(tmp_path, proto):
+def test_generated_stubs_and_descriptor_set_match_the_protos(tmp_path):
     from grpc_tools import protoc
 
+    protos = ["digitserve/v1/digits.proto", "digitserve/open_inference/grpc_service.proto"]
+    descriptors = "digitserve/descriptors.binpb"
+    # the same command as `make proto`
     args = ["protoc", f"-I{ROOT / 'protos'}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
-            f"--grpc_python_out={tmp_path}", str(ROOT / "protos" / proto)]
+            f"--grpc_python_out={tmp_path}", "--include_source_info", "--include_imports",
+            f"--descriptor_set_out={tmp_path / descriptors}", *(str(ROOT / "protos" / proto) for proto in protos)]
+    (tmp_path / "digitserve").mkdir()
     assert protoc.main(args) == 0
-    stem = proto.removesuffix(".proto")
-    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
-        assert filecmp.cmp(tmp_path / (stem + suffix), ROOT / (stem + suffix), shallow=False), \
-            f"{stem}{suffix} is out of date with protos/: run make proto"
+    generated = [proto.removesuffix(".proto") + suffix for proto in protos
+                 for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")]
+    for path in [*generated, descriptors]:
+        assert filecmp.cmp(tmp_path / path, ROOT / path, shallow=False), \
+            f"{path} is out of date with protos/: run make proto"
 
 
 def test_server_command_starts_serves_and_stops_on_sigterm(trained_models, tmp_path):
