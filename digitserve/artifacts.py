@@ -57,7 +57,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MANIFEST_MAX_BYTES = 1024 * 1024  # a real manifest is about 1 KiB
 # What the final step of each kind of model may be: ours, or scikit-learn's own.
 KIND_ESTIMATORS = {"knn": ("NearestNeighbours", "KNeighborsClassifier"), "svm": ("KernelSVM", "SVC"),
-                   "rf": ("PackedForest", "RandomForestClassifier"), "ensemble": ("SoftVote", "VotingClassifier")}
+                   "rf": ("PackedForest", "RandomForestClassifier"), "ensemble": ("VotingClassifier",)}
 
 
 class ArtifactError(Exception):
