@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench.common import ROOT, data_arguments, machine, mnist
+from bench.common import ROOT, data_arguments, machine, mnist, model_manifest
 from bench.process import ServerProcess
 from bench.run import concurrent
 from clients.connection import Connection, ConnectionOptions
-from digitserve.artifacts import find_manifests, load_estimator, read_manifest
+from digitserve.artifacts import load_estimator
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_BUSY = 0.7  # plan cores to run at most this busy, leaving room for bursts and a replica lost
 
@@ -153,10 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-capacity.json")
     args = parser.parse_args(argv)
 
-    manifest = next((read_manifest(p) for p in find_manifests(args.models_dir)
-                     if read_manifest(p).name == args.model), None)
+    manifest = model_manifest(args.models_dir, args.model, "bench.capacity")
     if manifest is None:
-        print(f"bench.capacity: no model {args.model!r} in {args.models_dir}; run digits-train first", file=sys.stderr)
         return 2
     images, _ = mnist(args.mnist_dir, "t10k")
     results: dict = {"model": args.model, "clients": args.clients, "requests_per_client": args.requests,

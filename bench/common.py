@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from digitserve.artifacts import Manifest, find_manifests, read_manifest
 from digitserve.idx import read_idx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +52,11 @@ def machine(numeric_threads: int) -> dict:
     return {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
             "numeric_threads": numeric_threads, "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+def model_manifest(models_dir: Path, name: str, prog: str) -> Manifest | None:
+    """The manifest of model ``name`` in the models folder, or None after saying on stderr how to get it."""
+    found = {m.name: m for m in map(read_manifest, find_manifests(models_dir))}
+    if name not in found:
+        print(f"{prog}: no model {name!r} in {models_dir}; run digits-train (or make train) first", file=sys.stderr)
+    return found.get(name)

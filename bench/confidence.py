@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from threadpoolctl import threadpool_limits
 
-from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
+from bench.common import ROOT, data_arguments, machine, mnist, model_manifest, percentiles, timed
 from clients.preprocessing import to_mnist
-from digitserve.artifacts import find_manifests, load_estimator, read_manifest
+from digitserve.artifacts import load_estimator
 from digitserve.confidence import Calibrated, doubts, expected_calibration_error
 
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
@@ -97,12 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-confidence.json")
     args = parser.parse_args(argv)
 
-    manifests = {m.name: m for m in map(read_manifest, find_manifests(args.models_dir))}
-    if args.model not in manifests:
-        print(f"bench.confidence: no model {args.model!r} in {args.models_dir}; run digits-train first",
-              file=sys.stderr)
+    manifest = model_manifest(args.models_dir, args.model, "bench.confidence")
+    if manifest is None:
         return 2
-    manifest = manifests[args.model]
     model = load_estimator(args.models_dir, manifest)
     if not isinstance(model[-1], Calibrated):
         print(f"bench.confidence: {args.model} is not calibrated; retrain it", file=sys.stderr)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench.common import ROOT, data_arguments, machine, mnist
+from bench.common import ROOT, data_arguments, machine, mnist, model_manifest
 from bench.process import ServerProcess
-from digitserve.artifacts import find_manifests, load_estimator, read_manifest
+from digitserve.artifacts import load_estimator
 from digitserve.open_inference import grpc_service_pb2 as oip
 from digitserve.open_inference import grpc_service_pb2_grpc
 from digitserve.v1 import digits_pb2 as pb
@@ -92,16 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-open-inference.json")
     args = parser.parse_args(argv)
 
-    manifests = {m.name: m for m in map(read_manifest, find_manifests(args.models_dir))}
-    if args.model not in manifests:
-        print(f"bench.open_inference: no model {args.model!r} in {args.models_dir}; run digits-train "
-              "(or make train) first", file=sys.stderr)
+    manifest = model_manifest(args.models_dir, args.model, "bench.open_inference")
+    if manifest is None:
         return 2
     images, _ = mnist(args.mnist_dir, "t10k")
     results: dict = {"machine": machine(args.threads), "model": args.model,
-                     "version": manifests[args.model].version}
+                     "version": manifest.version}
     with threadpool_limits(args.threads):
-        estimator = load_estimator(args.models_dir, manifests[args.model])
+        estimator = load_estimator(args.models_dir, manifest)
         server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": str(args.threads)})
         try:
             print("bench.open_inference: single images ...", file=sys.stderr)

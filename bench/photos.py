@@ -204,8 +204,8 @@ def measure(images: np.ndarray, labels: np.ndarray, estimator, seed: int = 0) ->
 def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
-    from bench.common import data_arguments, machine, mnist
-    from digitserve.artifacts import find_manifests, load_estimator, read_manifest
+    from bench.common import data_arguments, machine, mnist, model_manifest
+    from digitserve.artifacts import load_estimator
 
     parser = data_arguments(argparse.ArgumentParser(prog="bench.photos", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--model", default="ensemble", help="model to measure (default: %(default)s)")
@@ -214,11 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-photos.json")
     args = parser.parse_args(argv)
 
-    manifests = {m.name: m for m in map(read_manifest, find_manifests(args.models_dir))}
-    if args.model not in manifests:
-        print(f"bench.photos: no model {args.model!r} in {args.models_dir}; run digits-train first", file=sys.stderr)
+    manifest = model_manifest(args.models_dir, args.model, "bench.photos")
+    if manifest is None:
         return 2
-    estimator = load_estimator(args.models_dir, manifests[args.model])
+    estimator = load_estimator(args.models_dir, manifest)
     images, labels = mnist(args.mnist_dir, "t10k", args.digits)
     results: dict = {"machine": machine(numeric_threads=1), "model": args.model,
                      "digits_per_condition": len(images), "seed": args.seed}
