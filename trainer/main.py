@@ -33,6 +33,7 @@ from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
+from trainer.styles import STYLES, augment
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
 
@@ -51,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "without it they are downloaded into the cache (DIGITS_CACHE_DIR)")
     parser.add_argument("--limit", type=int, default=0,
                         help="train on this many training images and test on at most this many (quick runs)")
+    parser.add_argument("--styles", type=float, default=0.25, metavar="SHARE",
+                        help="add styled copies of the training digits (slashed zeros, continental ones, ...: "
+                             f"{len(STYLES)} styles), each SHARE of its digit's count; 0 adds none (default: 0.25)")
+    parser.add_argument("--even-pen", type=float, default=0.2, metavar="SHARE",
+                        help="add this share of the training digits redrawn along their skeletons with an even "
+                             "pen, as mice and styluses draw; 0 adds none (default: 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for subsets, splits and forests")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("DIGITS_JOBS", os.cpu_count() or 1)),
                         help="CPU threads for fitting [DIGITS_JOBS] (default: all cores)")
@@ -68,8 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
-    if args.limit < 0 or args.jobs < 1:
-        parser.error("--limit must be 0 or more and --jobs at least 1")
+    if args.limit < 0 or args.jobs < 1 or not (0 <= args.styles <= 1 and 0 <= args.even_pen <= 1):
+        parser.error("--limit must be 0 or more, --jobs at least 1, --styles and --even-pen between 0 and 1")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
@@ -138,6 +145,11 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     """
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
+    mnist_samples = len(train_x)
+    started = run_started = time.perf_counter()
+    train_x, train_y, augmented = augment(train_x, train_y, args.styles, args.even_pen, args.seed)
+    log(f"augmentation: {sum(augmented.values()):,} digits added in {time.perf_counter() - started:.1f}s "
+        f"({', '.join(f'{n:,} {kind}' for kind, n in augmented.items())})")
     args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
@@ -175,9 +187,9 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                 extra = {}
             probabilities[name] = probs
             fit_times[name] = fit_seconds
-            summary = evaluation.as_dict() | extra
+            summary = evaluation.as_dict() | extra | {"augmented_training_digits": augmented}
             if name in args.models:
-                manifest = publication.stage_model(name, recipe.kind, model, training_samples=len(train_x),
+                manifest = publication.stage_model(name, recipe.kind, model, training_samples=mnist_samples,
                                                    probabilities=recipe.probabilities,
                                                    members=list(recipe.members), evaluation=summary)
                 reports.append((name, evaluation, test_x, test_y, probs))
@@ -185,7 +197,9 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                              "fit_seconds": evaluation.fit_seconds, "size_mb": manifest.size_bytes / 1e6,
                              "single_ms": evaluation.single_image_ms,
                              "images_per_s": evaluation.batch_images_per_second,
-                             "version": manifest.version, **extra})
+                             "version": manifest.version, "augmented_training_digits": augmented,
+                             # wall-clock seconds from the start of training until this model was ready
+                             "ready_after_s": round(time.perf_counter() - run_started, 1), **extra})
             log(f"{name}: accuracy {evaluation.accuracy:.2%}, fitted in {evaluation.fit_seconds:.1f}s")
             bar.update()
         publication.stage(SUMMARY, (json.dumps(rows, indent=2) + "\n").encode())
