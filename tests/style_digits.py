@@ -41,10 +41,7 @@ def _slashed_zero(j):
 def _continental_one(j):
     # The flag is long: from the stem's top down to about half the digit's height.
     stem_x = j(0.75)
-    strokes = [[(j(0.05), j(0.45)), (stem_x, j(0.0)), (j(stem_x), 1.0)]]
-    if j(0.5) > 0.2:  # most, not all, with a foot
-        strokes.append([(j(0.25), j(1.0)), (j(0.95), j(1.0))])
-    return strokes
+    return [[(j(0.05), j(0.45)), (stem_x, j(0.0)), (j(stem_x), 1.0)], [(j(0.25), j(1.0)), (j(0.95), j(1.0))]]
 
 
 def _looped_two(j):

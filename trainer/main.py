@@ -52,12 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "without it they are downloaded into the cache (DIGITS_CACHE_DIR)")
     parser.add_argument("--limit", type=int, default=0,
                         help="train on this many training images and test on at most this many (quick runs)")
-    parser.add_argument("--styles", type=float, default=0.25, metavar="SHARE",
+    parser.add_argument("--styles", type=float, default=0.2, metavar="SHARE",
                         help="add styled copies of the training digits (slashed zeros, continental ones, ...: "
-                             f"{len(STYLES)} styles), each SHARE of its digit's count; 0 adds none (default: 0.25)")
-    parser.add_argument("--even-pen", type=float, default=0.2, metavar="SHARE",
+                             f"{len(STYLES)} styles), each SHARE of its digit's count; 0 adds none (default: 0.1)")
+    parser.add_argument("--even-pen", type=float, default=0.1, metavar="SHARE",
                         help="add this share of the training digits redrawn along their skeletons with an even "
-                             "pen, as mice and styluses draw; 0 adds none (default: 0.2)")
+                             "pen, as mice and styluses draw; 0 adds none (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for subsets, splits and forests")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("DIGITS_JOBS", os.cpu_count() or 1)),
                         help="CPU threads for fitting [DIGITS_JOBS] (default: all cores)")

@@ -152,12 +152,11 @@ def continental_one(image: np.ndarray, shape: Shape, rng: np.random.Generator) -
     h = shape.height
     flag = [(top_x, shape.top + shape.pen / 2),
             (top_x - rng.uniform(0.2, 0.4) * h, shape.top + rng.uniform(0.3, 0.5) * h)]
-    strokes = [flag]
-    if rng.random() < 0.7:
-        half = rng.uniform(0.15, 0.3) * h
-        y = shape.bottom - shape.pen / 2
-        strokes.append([(bottom_x - half, y), (bottom_x + half * rng.uniform(0.8, 1.2), y)])
-    return draw_strokes(image, strokes, shape.pen)
+    # Always with its foot: a flag alone is how many sevens in MNIST look once deskewed.
+    half = rng.uniform(0.15, 0.3) * h
+    y = shape.bottom - shape.pen / 2
+    foot = [(bottom_x - half, y), (bottom_x + half * rng.uniform(0.8, 1.2), y)]
+    return draw_strokes(image, [flag, foot], shape.pen)
 
 
 def crossed_seven(image: np.ndarray, shape: Shape, rng: np.random.Generator) -> np.ndarray:
