@@ -5,7 +5,7 @@ Per model in a models folder: accuracy on each style of the style test set
 skeletons and preprocessed as the drawing window sends them), on the traced
 strokes set of bench.drawn (tests.strokes.drawn_test_digits), MNIST test
 accuracy and artifact size from the manifests, and the training's wall time and
-augmented training digits from its training-summary.json. ``--before`` measures a
+styled training digits from its training-summary.json. ``--before`` measures a
 second models folder (the recipe before the styles) on the same sets.
 Results: bench/results-styles.json.
 """
@@ -48,8 +48,8 @@ def measure_folder(models_dir: Path, sets: dict[str, tuple[np.ndarray, np.ndarra
     return {"models_dir": str(models_dir), "models": models,
             "artifacts_mb": round(sum(m["artifact_mb"] for m in models.values()), 2),
             "training_wall_s": max((r["ready_after_s"] for r in rows if "ready_after_s" in r), default=None),
-            "augmented_training_digits": next((r["augmented_training_digits"] for r in rows
-                                            if "augmented_training_digits" in r), None)}
+            "styled_training_digits": next((r["styled_training_digits"] for r in rows
+                                            if "styled_training_digits" in r), None)}
 
 
 def verdicts(after: dict) -> dict[str, bool]:

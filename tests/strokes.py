@@ -17,7 +17,6 @@ import numpy as np
 
 from clients.drawing import Drawing
 from digitserve.idx import read_idx
-from trainer.thinning import zhang_suen
 
 DEFAULT_MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "mnist"
 _FILES = {
@@ -78,6 +77,35 @@ def aligned_correlation(vector: np.ndarray, original: np.ndarray) -> float:
     b = np.asarray(original, dtype=np.float64).ravel()
     return max(float(np.corrcoef(np.roll(a, (dr, dc), axis=(0, 1)).ravel(), b)[0, 1])
                for dr in (-1, 0, 1) for dc in (-1, 0, 1))
+
+
+def zhang_suen(ink: np.ndarray) -> np.ndarray:
+    """Thin a boolean image to a one-pixel-wide 8-connected skeleton (Zhang & Suen, 1984).
+
+    Each pass removes, all at once, the boundary pixels whose removal keeps
+    the shape connected (one 0->1 transition around them, 2-6 ink
+    neighbours); the two sub-passes peel south-east and north-west sides.
+    """
+    img = np.pad(np.asarray(ink, dtype=bool), 1).astype(np.uint8)
+    while True:
+        changed = False
+        for sub in (0, 1):
+            # Neighbours P2..P9, clockwise from north.
+            p = [img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:], img[2:, 2:],
+                 img[2:, 1:-1], img[2:, :-2], img[1:-1, :-2], img[:-2, :-2]]
+            count = sum(q.astype(np.int16) for q in p)
+            transitions = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(np.int16) for i in range(8))
+            p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+            if sub == 0:
+                side = ((p2 & p4 & p6) == 0) & ((p4 & p6 & p8) == 0)
+            else:
+                side = ((p2 & p4 & p8) == 0) & ((p2 & p6 & p8) == 0)
+            remove = (img[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & side
+            if remove.any():
+                img[1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
 
 
 _STEPS = [(-1, 0), (0, 1), (1, 0), (0, -1)]

@@ -16,7 +16,7 @@ from tests.strokes import mnist_subset
 from tests.style_digits import STYLES as TEST_STYLES
 from tests.style_digits import styled_test_digits
 from trainer.main import main as train
-from trainer.styles import EVEN_PEN, STYLES, add_styles, augment, draw_strokes, even_pen, measure, pen_width, stylise
+from trainer.styles import STYLES, add_styles, draw_strokes, measure, pen_width, stylise
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_pen_width_reads_strokes_of_a_known_pen():
 @pytest.mark.parametrize("style", list(STYLES))
 def test_styles_are_drawn_in_the_digits_own_pen(digits, style):
     images, labels = digits
-    digit, draw = STYLES[style]
+    digit, draw, _ = STYLES[style]
     rng = np.random.default_rng(0)
     thin_and_thick = sorted(np.flatnonzero(labels == digit)[:40], key=lambda i: pen_width(images[i]))
     for i in (thin_and_thick[0], thin_and_thick[-1]):
@@ -56,42 +56,33 @@ def test_styled_copies_keep_their_labels_and_come_after_the_originals(digits):
     added = out_y[len(labels):]
     assert len(added) == sum(counts.values()) == len(out_x) - len(images)
     start = 0
-    for style, (digit, _) in STYLES.items():
-        assert counts[style] == round(0.1 * (labels == digit).sum())
+    for style, (digit, _, weight) in STYLES.items():
+        assert counts[style] == round(0.1 * weight * (labels == digit).sum())
         assert set(added[start: start + counts[style]]) == {digit}, style
         start += counts[style]
     assert out_x.dtype == np.uint8 and out_x.shape[1] == 784
 
 
-def test_augmentation_is_deterministic_under_its_seed(digits):
+def test_styles_are_deterministic_under_their_seed(digits):
     images, labels = digits
     flat = images[:600].reshape(600, -1)
-    a = augment(flat, labels[:600], 0.2, 0.2, seed=5)
-    b = augment(flat, labels[:600], 0.2, 0.2, seed=5)
-    c = augment(flat, labels[:600], 0.2, 0.2, seed=6)
+    a = add_styles(flat, labels[:600], 0.2, seed=5)
+    b = add_styles(flat, labels[:600], 0.2, seed=5)
+    c = add_styles(flat, labels[:600], 0.2, seed=6)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     assert not np.array_equal(a[0], c[0])
-    assert a[2][EVEN_PEN] == 120
 
 
 def test_styled_digits_sit_in_mnists_box_and_centre(digits):
     images, labels = digits
     rng = np.random.default_rng(1)
-    for style, (digit, _) in STYLES.items():
+    for style, (digit, _, _) in STYLES.items():
         image = images[np.flatnonzero(labels == digit)[0]]
         styled = stylise(image, style, rng).reshape(28, 28).astype(float)
         rows, cols = np.flatnonzero(styled.any(axis=1)), np.flatnonzero(styled.any(axis=0))
         assert max(rows[-1] - rows[0], cols[-1] - cols[0]) <= 21, style
         centre = np.array([(styled.sum(axis=1) * np.arange(28)).sum(), (styled.sum(axis=0) * np.arange(28)).sum()])
         assert np.all(np.abs(centre / styled.sum() - 13.5) <= 1.0), style
-
-
-def test_even_pen_redraws_the_digit_with_one_width(digits):
-    images, _ = digits
-    for pen in (2.2, 3.4):
-        redrawn = even_pen(images[7], pen)
-        assert abs(pen_width(redrawn) - pen) <= 0.5
-        assert np.corrcoef(redrawn.astype(float), images[7].reshape(-1).astype(float))[0, 1] > 0.6
 
 
 def test_the_style_test_set_is_drawn_as_the_window_sends_it():
@@ -113,10 +104,10 @@ def test_models_trained_with_the_styles_read_them(trained_models, mnist_dir, tmp
     sets = styled_test_digits(per_style=60, seed=11)
     ensemble = load_estimator(trained_models, read_manifest(trained_models / "ensemble.manifest.json"))
     styled = _style_accuracy(ensemble, sets)
-    assert read_manifest(trained_models / "ensemble.manifest.json").evaluation["augmented_training_digits"][
+    assert read_manifest(trained_models / "ensemble.manifest.json").evaluation["styled_training_digits"][
         "slashed zero"] > 0
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(tmp_path), "--models", "svm", "--limit", "2500",
-                  "--styles", "0", "--even-pen", "0", "--jobs", "1", "--no-report"]) == 0
+                  "--styles", "0", "--jobs", "1", "--no-report"]) == 0
     plain = _style_accuracy(load_estimator(tmp_path, read_manifest(tmp_path / "svm.manifest.json")), sets)
     print({style: (round(plain[style], 2), round(styled[style], 2)) for style in sets})
     for style, accuracy in styled.items():

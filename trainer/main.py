@@ -33,7 +33,7 @@ from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
-from trainer.styles import STYLES, augment
+from trainer.styles import STYLES, WEIGHT_OF_ZERO, add_styles
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
 
@@ -55,9 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--styles", type=float, default=0.2, metavar="SHARE",
                         help="add styled copies of the training digits (slashed zeros, continental ones, ...: "
                              f"{len(STYLES)} styles), each SHARE of its digit's count; 0 adds none (default: 0.1)")
-    parser.add_argument("--even-pen", type=float, default=0.1, metavar="SHARE",
-                        help="add this share of the training digits redrawn along their skeletons with an even "
-                             "pen, as mice and styluses draw; 0 adds none (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for subsets, splits and forests")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("DIGITS_JOBS", os.cpu_count() or 1)),
                         help="CPU threads for fitting [DIGITS_JOBS] (default: all cores)")
@@ -75,8 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
-    if args.limit < 0 or args.jobs < 1 or not (0 <= args.styles <= 1 and 0 <= args.even_pen <= 1):
-        parser.error("--limit must be 0 or more, --jobs at least 1, --styles and --even-pen between 0 and 1")
+    if args.limit < 0 or args.jobs < 1 or not 0 <= args.styles <= 1:
+        parser.error("--limit must be 0 or more, --jobs at least 1 and --styles between 0 and 1")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
@@ -147,9 +144,9 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
     mnist_samples = len(train_x)
     started = run_started = time.perf_counter()
-    train_x, train_y, augmented = augment(train_x, train_y, args.styles, args.even_pen, args.seed)
-    log(f"augmentation: {sum(augmented.values()):,} digits added in {time.perf_counter() - started:.1f}s "
-        f"({', '.join(f'{n:,} {kind}' for kind, n in augmented.items())})")
+    train_x, train_y, styled = add_styles(train_x, train_y, args.styles, args.seed)
+    log(f"styles: {sum(styled.values()):,} styled copies added in {time.perf_counter() - started:.1f}s "
+        f"({', '.join(f'{n:,} {style}' for style, n in styled.items())})")
     args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
@@ -187,7 +184,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                 extra = {}
             probabilities[name] = probs
             fit_times[name] = fit_seconds
-            summary = evaluation.as_dict() | extra | {"augmented_training_digits": augmented}
+            summary = evaluation.as_dict() | extra | {"styled_training_digits": styled}
             if name in args.models:
                 manifest = publication.stage_model(name, recipe.kind, model, training_samples=mnist_samples,
                                                    probabilities=recipe.probabilities,
@@ -197,7 +194,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                              "fit_seconds": evaluation.fit_seconds, "size_mb": manifest.size_bytes / 1e6,
                              "single_ms": evaluation.single_image_ms,
                              "images_per_s": evaluation.batch_images_per_second,
-                             "version": manifest.version, "augmented_training_digits": augmented,
+                             "version": manifest.version, "styled_training_digits": styled,
                              # wall-clock seconds from the start of training until this model was ready
                              "ready_after_s": round(time.perf_counter() - run_started, 1), **extra})
             log(f"{name}: accuracy {evaluation.accuracy:.2%}, fitted in {evaluation.fit_seconds:.1f}s")
