@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -241,6 +241,18 @@ class ConnectionOptions:
             credentials = grpc.composite_channel_credentials(
                 credentials, grpc.access_token_call_credentials(self.token))
         return credentials
+
+
+def each_replica(options: ConnectionOptions) -> list[ConnectionOptions]:
+    """One set of options per listed server, for a call every replica must get (Reload).
+
+    round_robin carries each call to one replica only; a ``dns:`` name hides
+    how many there are, so it is refused: serve those with ``--watch``.
+    """
+    if options.address.startswith("dns:"):
+        raise UsageError(f"{options.address!r}: a dns: name reaches one replica of many; list the replicas "
+                         "(host:port,host:port) or start the servers with --watch, which reload by themselves")
+    return [replace(options, address=address) for address in addresses(options.address)]
 
 
 def _read(path: str, flag: str) -> bytes | None:
