@@ -20,28 +20,30 @@ from typing import Iterator
 
 import numpy as np
 
-from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, addresses, default_address, security_options,
-                                stream_count)
+from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
+                                UsageError, add_security_flags, addresses, security_options, stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
 from digitserve.idx import IdxError
+from digitserve.settings import Setting, add_settings
+
+
+CONNECTION = (
+    Setting("--server", "DIGITS_SERVER", DEFAULT_ADDRESS,
+            "HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
+            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up"),
+    Setting("--timeout", "", 30.0, "seconds to wait for each answer, also inside a stream"),
+    Setting("--retries", "", 4, "how often to try again while the server is unavailable: each call at most 4 "
+                                "times (gRPC's limit), a stream resumes up to this many times", minimum=0),
+)
 
 
 def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
-    group.add_argument("--server", default=default_address(),
-                       help="HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
-                            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up "
-                            "[DIGITS_SERVER] (default: %(default)s)")
-    group.add_argument("--timeout", type=float, default=30.0,
-                       help="seconds to wait for each answer, also inside a stream (default: 30)")
-    group.add_argument("--retries", type=int, default=4,
-                       help="how often to try again while the server is unavailable: each call at most 4 times "
-                            "(gRPC's limit), a stream resumes up to this many times (default: 4)")
+    add_settings(group, CONNECTION)
     add_security_flags(group)
     return common
 
