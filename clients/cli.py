@@ -26,6 +26,7 @@ from clients.inputs import Item, count_digits, read_items, read_labels, save_inp
 from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.idx import IdxError
 from digitserve.settings import Setting, add_settings
 
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", parents=[common], help="recognise the digits in images, stroke files, folders, IDX or .npy files",
         description="Recognise digits. PATH may be an image (PNG, JPEG, BMP, GIF, ...), a stroke file (.json, "
                     "saved by digits draw), a folder (searched recursively, in sorted order; DIGIT/ subfolders "
-                    "give labels), an MNIST IDX file or a .npy array of shape (N, 28, 28) or (N, 784); "
+                    f"give labels), an MNIST IDX file or a .npy array of shape (N, {IMAGE_SIDE}, {IMAGE_SIDE}) or "
+                    f"(N, {PIXELS}); "
                     "'-' reads more paths from standard input, one a line.")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", default="", help="model name (default: the server's default model)")
@@ -162,8 +164,8 @@ def _warn(text: str) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    if args.batch < 1 or not 0 <= args.top <= 10:
-        raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    if args.batch < 1 or not 0 <= args.top <= len(CLASSES):
+        raise UsageError(f"--batch must be at least 1 and --top between 0 and {len(CLASSES)}")
     if args.number:
         return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None

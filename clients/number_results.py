@@ -18,6 +18,7 @@ from clients.drawing import Drawing, DrawingError
 from clients.inputs import Item
 from clients.output import JsonWriter
 from clients.preprocessing import PreprocessingError
+from digitserve.contract import CLASSES
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class NumberCsvWriter:
     """One row per digit, with its number's columns repeated (an unreadable input: one row with the error)."""
 
     COLUMNS = (["source", "index", "number", "confidence", "position", "digit", "digit_confidence", "uncertain",
-                "left", "top", "right", "bottom"] + [f"p{d}" for d in range(10)] + ["error"])
+                "left", "top", "right", "bottom"] + [f"p{d}" for d in CLASSES] + ["error"])
 
     def __init__(self, out: TextIO, top: int = 0):
         self.writer = csv.DictWriter(out, fieldnames=self.COLUMNS, lineterminator="\n")

@@ -25,6 +25,7 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 MAX_DIGITS = 32
 LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
@@ -141,7 +142,7 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
     folders of those are read by the thousand: they are not searched.
     """
     size = image.size if isinstance(image, Image.Image) else np.shape(image)[:2]
-    if max(size) <= preprocessing.SIDE:
+    if max(size) <= IMAGE_SIDE:
         return 1
     try:
         level, _ = _reduced(preprocessing.ink_level(image, ink))
@@ -347,8 +348,8 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
         try:
             vectors.append(pixels(atoms[i:j]))
         except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
-            vectors.append(np.zeros(784, np.uint8))
-    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), 10)
+            vectors.append(np.zeros(PIXELS, np.uint8))
+    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), len(CLASSES))
     scores = {run: math.log(max(float(p.max()), 1e-6)) + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()))
               for run, p in zip(runs, probabilities)}
     chosen = _best_split(atoms, scores, boxes)

@@ -14,13 +14,14 @@ from typing import TextIO
 import numpy as np
 
 from clients.inputs import Item
+from digitserve.contract import CLASSES
 from digitserve.unsure import UNDECIDED
 
 
 @dataclass(frozen=True)
 class Result:
     item: Item
-    probabilities: np.ndarray | None = None  # (10,), None when the item failed
+    probabilities: np.ndarray | None = None  # (len(CLASSES),), None when the item failed
     doubt: str = ""  # why the server doubts the answer, "" when it does not
 
     @property
@@ -71,7 +72,7 @@ class CsvWriter:
 
     def __init__(self, out: TextIO, top: int):
         self.top = top
-        columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in range(10)]
+        columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in CLASSES]
         columns += [f"top{k}_{part}" for k in range(1, top + 1) for part in ("digit", "p")]
         columns += ["label", "digits_seen", "error"]
         self.writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -141,7 +142,7 @@ class Scoreboard:
     """Accuracy and confusion matrix over the results that carry a label."""
 
     def __init__(self):
-        self.confusion = np.zeros((10, 10), dtype=np.int64)
+        self.confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
 
     def add(self, result: Result) -> None:
         if result.item.label is not None and result.digit is not None:
@@ -158,7 +159,7 @@ class Scoreboard:
     def report(self) -> str:
         lines = [f"accuracy: {self.accuracy:.2%} ({np.trace(self.confusion)} of {self.total} labelled digits)",
                  "confusion matrix (rows: true digit, columns: predicted):",
-                 "      " + "".join(f"{d:>6}" for d in range(10))]
-        for t in range(10):
+                 "      " + "".join(f"{d:>6}" for d in CLASSES)]
+        for t in CLASSES:
             lines.append(f"{t:>6}" + "".join(f"{int(v):>6}" for v in self.confusion[t]))
         return "\n".join(lines)

@@ -18,6 +18,7 @@ from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, R
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 PREVIEW_ZOOM = 4
 BAR_ROW = 21
@@ -175,7 +176,7 @@ class DrawView:
         """The big digit, the ten bars and the pixels sent; None shows the empty state."""
         self._shown_result = result
         digit = None if result is None else result.digit
-        probabilities = (0.0,) * 10 if result is None else result.probabilities
+        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
         doubted = result is not None and bool(result.doubt)
         self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
                                     foreground=FAINT if digit is None or doubted else ACCENT)
@@ -189,8 +190,8 @@ class DrawView:
             self._bars.itemconfigure(value, text="" if result is None else f"{p:.0%}",
                                      fill=TEXT if winner else MUTED)
         # The 28x28 pixels sent, zoomed without smoothing so each model pixel is a visible square.
-        pixels = np.zeros(784, np.uint8) if result is None else np.asarray(result.sent, np.uint8)
-        image = tk.PhotoImage(master=self.root, data=b"P5\n28 28\n255\n" + pixels.tobytes(), format="PPM")
+        pixels = np.zeros(PIXELS, np.uint8) if result is None else np.asarray(result.sent, np.uint8)
+        image = tk.PhotoImage(master=self.root, data=f"P5\n{IMAGE_SIDE} {IMAGE_SIDE}\n255\n".encode() + pixels.tobytes(), format="PPM")
         self._preview_image = image.zoom(PREVIEW_ZOOM)  # Tk keeps no reference of its own
         self._preview.configure(image=self._preview_image)
 
@@ -350,7 +351,7 @@ class DrawView:
 
         sent = tk.Frame(middle, background=CARD)
         sent.pack(side="right", anchor="n", pady=(8, 0))
-        side = 28 * PREVIEW_ZOOM
+        side = IMAGE_SIDE * PREVIEW_ZOOM
         self._preview = tk.Label(sent, background="#000000", borderwidth=0, highlightthickness=1,
                                  highlightbackground=BORDER, width=side, height=side)
         self._preview.pack()
@@ -358,10 +359,10 @@ class DrawView:
                  font=self._fonts["small"]).pack(pady=(4, 0))
 
         self._heading(card, "Probabilities").pack(fill="x", pady=(8, 6))
-        self._bars = tk.Canvas(card, width=BAR_WIDTH, height=10 * BAR_ROW, background=CARD, highlightthickness=0)
+        self._bars = tk.Canvas(card, width=BAR_WIDTH, height=len(CLASSES) * BAR_ROW, background=CARD, highlightthickness=0)
         self._bars.pack()
         self._bar_items = []
-        for d in range(10):
+        for d in CLASSES:
             top = d * BAR_ROW + 3
             label = self._bars.create_text(8, top + 7, text=str(d), fill=MUTED, font=self._fonts["bold"])
             self._bars.create_rectangle(BAR_LEFT, top, BAR_RIGHT, top + 14, fill=TRACK, outline="")
