@@ -14,7 +14,6 @@ import json
 import os
 import sys
 from collections import deque
-from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
@@ -140,9 +139,9 @@ def _results(connection: Connection, items: Iterator[Item], model: str, size: in
     leftovers: list[Item] = []
     streams = stream_count(connection.options.address)
     for answer in connection.predict_streams(_groups(items, size, groups, leftovers), model, streams):
-        rows = iter(zip_longest(answer.probabilities, answer.doubts, fillvalue=""))
+        predictions = iter(answer.predictions())
         for item in groups.popleft():
-            yield Result(item) if item.pixels is None else Result(item, *next(rows))
+            yield Result(item) if item.pixels is None else Result(item, next(predictions))
     for item in leftovers:
         yield Result(item)
 

@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Iterator
 import grpc
 import numpy as np
 
+from clients.prediction import Prediction
 from digitserve.contract import CLASSES, DEFAULT_PORT, PIXELS
 from digitserve.settings import Setting, add_settings
 from digitserve.v1 import digits_pb2 as pb
@@ -280,6 +281,11 @@ class Answer:
     @property
     def digits(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
+
+    def predictions(self) -> list[Prediction]:
+        """One ``Prediction`` per image, in the order they were sent."""
+        doubts = self.doubts or ("",) * len(self.probabilities)
+        return [Prediction(p, doubt, self.model) for p, doubt in zip(self.probabilities, doubts)]
 
 
 def _answer(reply: pb.PredictResponse) -> Answer:

@@ -75,7 +75,7 @@ class NumberTableWriter:
             self.out.write(f"{'-':>10}  {'error':>10}  {result.error}\n")
             return
         number = result.number
-        digits = " ".join(f"{d.value}{'?' if d.uncertain else ''}:{d.confidence:.2f}" for d in number.digits)
+        digits = " ".join(f"{d.digit}{'?' if d.uncertain else ''}:{d.confidence:.2f}" for d in number.digits)
         self.out.write(f"{number.marked:>10}  {number.confidence:>10.4f}  {source}  {digits}\n")
 
     def close(self) -> None:

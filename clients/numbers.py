@@ -25,6 +25,7 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
+from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 MAX_DIGITS = 32
@@ -61,19 +62,15 @@ class NumberError(ValueError):
     """Input that cannot be read as a number; the message says why."""
 
 
-@dataclass(frozen=True)
-class Digit:
-    value: int
-    confidence: float
-    probabilities: np.ndarray  # (10,)
-    box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
+class Digit(Prediction):
+    """One digit of a number: the prediction for its box (in the input's coordinates)."""
 
     @property
     def uncertain(self) -> bool:
         return self.confidence < LOW_CONFIDENCE
 
     def record(self) -> dict:
-        return {"digit": self.value, "confidence": round(self.confidence, 6),
+        return {"digit": self.digit, "confidence": round(self.confidence, 6),
                 "probabilities": [round(float(p), 6) for p in self.probabilities],
                 "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
 
@@ -84,7 +81,7 @@ class Number:
 
     @property
     def text(self) -> str:
-        return "".join(str(d.value) for d in self.digits)
+        return "".join(str(d.digit) for d in self.digits)
 
     @property
     def confidence(self) -> float:
@@ -94,7 +91,7 @@ class Number:
     @property
     def marked(self) -> str:
         """The number with a ? after every uncertain digit, for people."""
-        return "".join(f"{d.value}?" if d.uncertain else str(d.value) for d in self.digits)
+        return "".join(f"{d.digit}?" if d.uncertain else str(d.digit) for d in self.digits)
 
 
 @dataclass(eq=False)
@@ -360,8 +357,7 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     for run in chosen:
         p = probabilities[index[run]]
         left, top, right, bottom = boxes[run]
-        digits.append(Digit(int(p.argmax()), float(p.max()), p.astype(np.float32),
-                            (left * factor, top * factor, right * factor, bottom * factor)))
+        digits.append(Digit(p.astype(np.float32), box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 

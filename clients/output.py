@@ -14,19 +14,17 @@ from typing import TextIO
 import numpy as np
 
 from clients.inputs import Item
+from clients.prediction import Prediction
 from digitserve.contract import CLASSES
 from digitserve.unsure import UNDECIDED
 
 
 @dataclass(frozen=True)
 class Result:
-    item: Item
-    probabilities: np.ndarray | None = None  # (len(CLASSES),), None when the item failed
-    doubt: str = ""  # why the server doubts the answer, "" when it does not
+    """An input and the server's answer about it; no answer when the input could not be read."""
 
-    @property
-    def digit(self) -> int | None:
-        return None if self.probabilities is None else int(self.probabilities.argmax())
+    item: Item
+    prediction: Prediction | None = None
 
     def record(self, top: int) -> dict:
         record: dict = {"source": self.item.source}
@@ -35,13 +33,14 @@ class Result:
         if self.item.error is not None:
             record["error"] = self.item.error
         else:
-            p = self.probabilities
-            record["digit"] = self.digit
-            record["confidence"] = round(float(p.max()), 6)
+            prediction = self.prediction
+            p = prediction.probabilities
+            record["digit"] = prediction.digit
+            record["confidence"] = round(prediction.confidence, 6)
             record["probabilities"] = [round(float(v), 6) for v in p]
-            record["unsure"] = bool(self.doubt)
-            if self.doubt:
-                record["unsure_reason"] = self.doubt
+            record["unsure"] = bool(prediction.doubt)
+            if prediction.doubt:
+                record["unsure_reason"] = prediction.doubt
             if top:
                 order = np.argsort(-p)[:top]
                 record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
@@ -115,8 +114,9 @@ class TableWriter:
             return
         wrong = "wrong" if label and int(label) != record["digit"] else ""
         top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
-        digit = f"{record['digit']}?" if result.doubt else str(record["digit"])
-        doubt = f"  ({not_sure(result.probabilities, result.doubt)})" if result.doubt else ""
+        prediction = result.prediction
+        digit = f"{record['digit']}?" if prediction.doubt else str(record["digit"])
+        doubt = f"  ({not_sure(prediction.probabilities, prediction.doubt)})" if prediction.doubt else ""
         self.out.write(f"{digit:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}{doubt}\n")
 
     def close(self) -> None:
@@ -145,8 +145,8 @@ class Scoreboard:
         self.confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
 
     def add(self, result: Result) -> None:
-        if result.item.label is not None and result.digit is not None:
-            self.confusion[result.item.label, result.digit] += 1
+        if result.item.label is not None and result.prediction is not None:
+            self.confusion[result.item.label, result.prediction.digit] += 1
 
     @property
     def total(self) -> int:
