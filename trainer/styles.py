@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-SIDE = 28
+from digitserve.contract import IMAGE_SIDE
+
+SIDE = IMAGE_SIDE
 BOX = 20  # MNIST fits each digit's longer side into 20 pixels
 INK = 128  # pixels at least this bright are ink when measuring a digit
 _SUPERSAMPLE = 4
