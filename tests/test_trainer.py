@@ -326,7 +326,7 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     # The world's digit styles (tests/style_digits.py), which the default training adds.
     from tests.style_digits import styled_test_digits
 
-    for style, (vectors, digit) in styled_test_digits(per_style=100).items():
+    for style, (vectors, digit) in styled_test_digits(per_style=300).items():  # the set bench.styles reads
         read = (ensemble.predict(vectors) == digit).mean()
         print(f"{style}: {read:.0%}")
         assert read >= 0.95, style
