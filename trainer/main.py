@@ -45,7 +45,7 @@ SETTINGS = (
     Setting("--limit", "", 0, "train on this many training images and test on at most this many (quick runs)",
             minimum=0, zero="all"),
     Setting("--jobs", "DIGITS_JOBS", os.cpu_count() or 1, "CPU threads for fitting", minimum=1, shown="all cores"),
-    Setting("--styles", "", 0.1, f"add styled copies of the training digits (slashed zeros, continental ones, ...: "
+    Setting("--styles", "", 0.05, f"add styled copies of the training digits (slashed zeros, continental ones, ...: "
             f"{len(STYLES)} styles), each SHARE of its digit's count ({WEIGHT_OF_ZERO:g} times that for slashed "
             "zeros), at most 1", minimum=0, zero="none", metavar="SHARE"),
 )
