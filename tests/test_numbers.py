@@ -42,7 +42,7 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     for _ in range(count):
         pick = rng.choice(len(images), length, replace=False)
-        picture, _ = compose(rng, images[pick].reshape(-1, 784), length, kind)
+        picture, _, _ = compose(rng, images[pick].reshape(-1, 784), length, kind)
         drawing, _ = compose_drawing(rng, images[pick].reshape(-1, 784), kind)
         yield "".join(map(str, labels[pick])), picture, drawing
 

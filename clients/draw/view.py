@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Result, Status
+from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Result, Status, fit
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
@@ -99,8 +99,12 @@ class DrawView:
         self._shown_number = ()
         self._stroke_item = None
         if state.picture is not None:
-            self._picture_image = _photo(self.root, _fit(state.picture.image, CANVAS))
-            self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
+            if state.number_mode:  # fitted to the canvas when opened, where the digits' boxes are drawn
+                self._picture_image = _photo(self.root, state.picture.image.convert("RGB"))
+                self.canvas.create_image(0, 0, anchor="nw", image=self._picture_image, tags="picture")
+            else:
+                self._picture_image = _photo(self.root, fit(state.picture.image, CANVAS, CANVAS))
+                self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
         for stroke in state.drawing.strokes:
             self._create_stroke(state.drawing, stroke)
         self.canvas.tag_raise(self._hint)
@@ -391,16 +395,6 @@ def _point(event: tk.Event, canvas: tk.Canvas) -> tuple[float, float]:
 def _model_label(name: str, accuracy: float, default: str) -> str:
     label = f"{name}  ·  {accuracy:.1%}"
     return label + "  ·  default" if name == default else label
-
-
-def _fit(image: Image.Image, side: int) -> Image.Image:
-    """The picture scaled to fit a side x side square, on the canvas's white."""
-    picture = image.convert("RGB")
-    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-    if picture.size[0] < side / 2 and picture.size[1] < side / 2:  # tiny pictures (28x28) are enlarged
-        factor = side // max(picture.size)
-        picture = picture.resize((picture.size[0] * factor, picture.size[1] * factor), Image.Resampling.NEAREST)
-    return picture
 
 
 def _photo(root: tk.Misc, image: Image.Image) -> tk.PhotoImage:
