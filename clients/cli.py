@@ -14,35 +14,37 @@ import json
 import os
 import sys
 from collections import deque
-from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, addresses, default_address, security_options,
-                                stream_count)
+from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
+                                UsageError, add_security_flags, each_replica, security_options, stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import (NUMBER_WRITERS, LabelsError, NumberScoreboard, digits_seen_warning,
                                     read_number_labels, read_numbers)
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.idx import IdxError
+from digitserve.settings import Setting, add_settings
+
+
+CONNECTION = (
+    Setting("--server", "DIGITS_SERVER", DEFAULT_ADDRESS,
+            "HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
+            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up"),
+    Setting("--timeout", "", 30.0, "seconds to wait for each answer, also inside a stream"),
+    Setting("--retries", "", 4, "how often to try again while the server is unavailable: each call at most 4 "
+                                "times (gRPC's limit), a stream resumes up to this many times", minimum=0),
+)
 
 
 def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
-    group.add_argument("--server", default=default_address(),
-                       help="HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
-                            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up "
-                            "[DIGITS_SERVER] (default: %(default)s)")
-    group.add_argument("--timeout", type=float, default=30.0,
-                       help="seconds to wait for each answer, also inside a stream (default: 30)")
-    group.add_argument("--retries", type=int, default=4,
-                       help="how often to try again while the server is unavailable: each call at most 4 times "
-                            "(gRPC's limit), a stream resumes up to this many times (default: 4)")
+    add_settings(group, CONNECTION)
     add_security_flags(group)
     return common
 
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", parents=[common], help="recognise the digits in images, stroke files, folders, IDX or .npy files",
         description="Recognise digits. PATH may be an image (PNG, JPEG, BMP, GIF, ...), a stroke file (.json, "
                     "saved by digits draw), a folder (searched recursively, in sorted order; DIGIT/ subfolders "
-                    "give labels), an MNIST IDX file or a .npy array of shape (N, 28, 28) or (N, 784); "
+                    f"give labels), an MNIST IDX file or a .npy array of shape (N, {IMAGE_SIDE}, {IMAGE_SIDE}) or "
+                    f"(N, {PIXELS}); "
                     "'-' reads more paths from standard input, one a line.")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", default="", help="model name (default: the server's default model)")
@@ -139,9 +142,9 @@ def _results(connection: Connection, items: Iterator[Item], model: str, size: in
     leftovers: list[Item] = []
     streams = stream_count(connection.options.address)
     for answer in connection.predict_streams(_groups(items, size, groups, leftovers), model, streams):
-        rows = iter(zip_longest(answer.probabilities, answer.doubts, fillvalue=""))
+        predictions = iter(answer.predictions())
         for item in groups.popleft():
-            yield Result(item) if item.pixels is None else Result(item, *next(rows))
+            yield Result(item) if item.pixels is None else Result(item, next(predictions))
     for item in leftovers:
         yield Result(item)
 
@@ -163,8 +166,8 @@ def _warn(text: str) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    if args.batch < 1 or not 0 <= args.top <= 10:
-        raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    if args.batch < 1 or not 0 <= args.top <= len(CLASSES):
+        raise UsageError(f"--batch must be at least 1 and --top between 0 and {len(CLASSES)}")
     if args.number:
         return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None
@@ -260,15 +263,8 @@ def models(args: argparse.Namespace) -> int:
     return 0
 
 
-def reload(args: argparse.Namespace) -> int:
-    options = _options(args)
-    if options.address.startswith("dns:") or len(addresses(options.address)) > 1:
-        # round_robin would carry the request to one replica only, and say nothing of the others
-        raise UsageError(f"--server {options.address!r}: reload asks one server; run it once per replica "
-                         "(or start the servers with --watch, which reload by themselves)")
-    with Connection(options) as connection:
-        reply = connection.reload()
-    changes = {
+def _changes(reply) -> dict:
+    return {
         "added": [{"name": c.name, "version": c.version} for c in reply.added],
         "updated": [{"name": c.name, "version": c.version, "previous_version": c.previous_version}
                     for c in reply.updated],
@@ -276,20 +272,48 @@ def reload(args: argparse.Namespace) -> int:
         "failed": [{"name": f.name, "path": f.path, "reason": f.reason} for f in reply.failed],
         "unchanged": list(reply.unchanged), "default_model": reply.default_model, "seconds": reply.seconds,
     }
+
+
+def _print_changes(changes: dict) -> None:
+    for c in changes["added"]:
+        print(f"added     {c['name']} {c['version']}")
+    for c in changes["updated"]:
+        print(f"updated   {c['name']} {c['previous_version']} -> {c['version']}")
+    for c in changes["removed"]:
+        print(f"removed   {c['name']} {c['previous_version']}")
+    for f in changes["failed"]:
+        print(f"failed    {f['name']}: {f['path']}: {f['reason']}")
+    print(f"unchanged {', '.join(changes['unchanged']) or '-'}; default model: "
+          f"{changes['default_model'] or '-'} ({changes['seconds']:.2f}s)")
+
+
+def reload(args: argparse.Namespace) -> int:
+    """Reload every listed server; one that cannot be reached or refuses does not stop the others."""
+    replicas = each_replica(_options(args))
+    results: list[dict] = []
+    errors: list[Exception] = []
+    for options in replicas:
+        try:
+            with Connection(options) as connection:
+                results.append({"server": options.address, **_changes(connection.reload())})
+        except (ServerUnavailable, ServerError) as exc:
+            if len(replicas) == 1:
+                raise
+            errors.append(exc)
+            results.append({"server": options.address, "error": str(exc)})
     if args.format == "json":
-        print(json.dumps(changes, indent=2))
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:
-        for c in changes["added"]:
-            print(f"added     {c['name']} {c['version']}")
-        for c in changes["updated"]:
-            print(f"updated   {c['name']} {c['previous_version']} -> {c['version']}")
-        for c in changes["removed"]:
-            print(f"removed   {c['name']} {c['previous_version']}")
-        for f in changes["failed"]:
-            print(f"failed    {f['name']}: {f['path']}: {f['reason']}")
-        print(f"unchanged {', '.join(changes['unchanged']) or '-'}; default model: "
-              f"{changes['default_model'] or '-'} ({changes['seconds']:.2f}s)")
-    return exits.FAILED if reply.failed else exits.OK
+        for result in results:
+            if len(results) > 1:
+                print(f"{result['server']}:")
+            if "error" not in result:
+                _print_changes(result)
+    for exc in errors:
+        print(f"digits: {exc}", file=sys.stderr)
+    if errors:
+        return exits.UNREACHABLE if any(isinstance(e, ServerUnavailable) for e in errors) else exits.REFUSED
+    return exits.FAILED if any(r["failed"] for r in results) else exits.OK
 
 
 def draw(args: argparse.Namespace) -> int:

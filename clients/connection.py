@@ -19,24 +19,24 @@ import argparse
 import ipaddress
 import itertools
 import json
-import os
 import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import grpc
 import numpy as np
 
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES, DEFAULT_PORT, PIXELS
+from digitserve.settings import Setting, add_settings
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
-DEFAULT_PORT = 50051
 DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
-PIXELS = 784
 SERVICE = "digitserve.v1.Digits"
 # gRPC caps a retry policy at five attempts, whatever it asks for.
 MAX_ATTEMPTS = 5
@@ -45,13 +45,10 @@ MAX_ATTEMPTS = 5
 RECONNECT_MAX_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
 NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
+TOO_MANY_STREAMS = "TOO_MANY_STREAMS"  # the reason on RESOURCE_EXHAUSTED: the server's streams are all taken
 # A stream of a parallel run carries this many chunks before a new one, opened on the next replica, takes over.
 CHUNKS_PER_STREAM = 2
 DNS_STREAMS = 4  # streams at once for a dns:/// target, whose number of replicas the client cannot know
-
-
-def default_address() -> str:
-    return os.environ.get("DIGITS_SERVER", DEFAULT_ADDRESS)
 
 
 class UsageError(ValueError):
@@ -242,6 +239,18 @@ class ConnectionOptions:
         return credentials
 
 
+def each_replica(options: ConnectionOptions) -> list[ConnectionOptions]:
+    """One set of options per listed server, for a call every replica must get (Reload).
+
+    round_robin carries each call to one replica only; a ``dns:`` name hides
+    how many there are, so it is refused: serve those with ``--watch``.
+    """
+    if options.address.startswith("dns:"):
+        raise UsageError(f"{options.address!r}: a dns: name reaches one replica of many; list the replicas "
+                         "(host:port,host:port) or start the servers with --watch, which reload by themselves")
+    return [replace(options, address=address) for address in addresses(options.address)]
+
+
 def _read(path: str, flag: str) -> bytes | None:
     if not path:
         return None
@@ -251,20 +260,19 @@ def _read(path: str, flag: str) -> bytes | None:
         raise LocalFileError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from exc
 
 
+SECURITY = (
+    Setting("--ca-cert", "DIGITS_CA_CERT", "", "PEM CA certificate: connect with TLS and verify the server"),
+    Setting("--client-cert", "DIGITS_CLIENT_CERT", "", "PEM client certificate, for servers that ask for one"),
+    Setting("--client-key", "DIGITS_CLIENT_KEY", "", "PEM private key of --client-cert"),
+    Setting("--token", "DIGITS_TOKEN", "", "operator token, for servers that protect Reload"),
+    Setting("--insecure", "DIGITS_INSECURE", False,
+            "allow sending --token without TLS to a server on another machine, over a network you trust"),
+)
+
+
 def add_security_flags(group: argparse._ArgumentGroup) -> None:
     """The TLS and token flags every client shares, with their environment variables."""
-    group.add_argument("--ca-cert", default=os.environ.get("DIGITS_CA_CERT", ""),
-                       help="PEM CA certificate: connect with TLS and verify the server [DIGITS_CA_CERT]")
-    group.add_argument("--client-cert", default=os.environ.get("DIGITS_CLIENT_CERT", ""),
-                       help="PEM client certificate, for servers that ask for one [DIGITS_CLIENT_CERT]")
-    group.add_argument("--client-key", default=os.environ.get("DIGITS_CLIENT_KEY", ""),
-                       help="PEM private key of --client-cert [DIGITS_CLIENT_KEY]")
-    group.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
-                       help="operator token, for servers that protect Reload [DIGITS_TOKEN]")
-    group.add_argument("--insecure", action="store_true",
-                       default=os.environ.get("DIGITS_INSECURE", "").lower() in ("1", "true", "yes"),
-                       help="allow sending --token without TLS to a server on another machine, over a "
-                            "network you trust [DIGITS_INSECURE=1]")
+    add_settings(group, SECURITY)
 
 
 def security_options(args: argparse.Namespace) -> dict:
@@ -287,9 +295,14 @@ class Answer:
     def digits(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
 
+    def predictions(self) -> list[Prediction]:
+        """One ``Prediction`` per image, in the order they were sent."""
+        doubts = self.doubts or ("",) * len(self.probabilities)
+        return [Prediction(p, doubt, self.model) for p, doubt in zip(self.probabilities, doubts)]
+
 
 def _answer(reply: pb.PredictResponse) -> Answer:
-    probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, 10)
+    probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, len(CLASSES))
     return Answer(reply.model, reply.version, probabilities, tuple(p.unsure_reason for p in reply.predictions))
 
 
@@ -509,7 +522,10 @@ class Connection:
                 if watchdog.overdue():
                     raise ServerUnavailable(self.options.address, no_answer) from None
                 error = self._error(exc)
-                if not isinstance(error, ServerUnavailable) or attempt == self.options.retries:
+                # A server whose streams are all taken is busy, not wrong: the next stream waits a
+                # little and goes, through round_robin, to the next replica.
+                busy = isinstance(error, ServerError) and error.reason == TOO_MANY_STREAMS
+                if not (isinstance(error, ServerUnavailable) or busy) or attempt == self.options.retries:
                     raise error from None
                 # The retry policy's schedule: a server that is up but unavailable (still loading,
                 # shutting down) leaves the channel ready, so waiting for the channel alone would not pause.
@@ -530,8 +546,8 @@ class Connection:
         replica takes more; the answers are put back in input order, with at
         most ``streams * window`` chunks read ahead of the caller. Each stream
         carries ``CHUNKS_PER_STREAM`` chunks, then a fresh one takes over while
-        it drains (sooner when the read-ahead is full, since a server holds
-        a stream's last chunk until the next arrives or the stream ends):
+        it drains (sooner when the read-ahead is full: a stream does not sit
+        open and idle, holding one of its server's stream slots):
         round_robin opens every stream on the next replica that is up, so the
         streams spread evenly however many replicas were connected when the
         run began, and reach replicas that come back. A stream whose
@@ -553,8 +569,8 @@ class Connection:
         def stream_chunks(mine: deque[int]) -> Iterator[np.ndarray]:
             """The stream's chunks; it holds room for its first one before it opens."""
             for sent in range(CHUNKS_PER_STREAM):
-                # A server answers a chunk once the next one arrives or the stream ends: so a stream
-                # never waits for room with a chunk unanswered (nor open and idle), it ends instead.
+                # A stream never waits for room open and idle, holding one of its server's
+                # --max-streams slots: it ends instead.
                 if sent and not room.acquire(blocking=False):
                     break
                 with reading:

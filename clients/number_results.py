@@ -21,6 +21,7 @@ from clients.drawing import Drawing, DrawingError
 from clients.inputs import Item
 from clients.output import JsonWriter, probability_text
 from clients.preprocessing import PreprocessingError
+from digitserve.contract import CLASSES
 
 
 class LabelsError(ValueError):
@@ -146,7 +147,7 @@ class NumberTableWriter:
             self.out.write(f"{'-':>10}  {'error':>10}  {label:>10}  {wrong:5}  {result.error}\n")
             return
         number = result.number
-        digits = " ".join(f"{d.value}{'?' if d.uncertain else ''}:{d.confidence:.2f}" + self._top(d)
+        digits = " ".join(f"{d.digit}{'?' if d.uncertain else ''}:{d.confidence:.2f}" + self._top(d)
                           for d in number.digits)
         self.out.write(f"{number.marked:>10}  {number.confidence:>10.4f}  {label:>10}  {wrong:5}  {source}  {digits}\n")
 
@@ -163,7 +164,7 @@ class NumberCsvWriter:
     """One row per digit, with its number's columns repeated (an unreadable input: one row with the error)."""
 
     COLUMNS = (["source", "index", "number", "confidence", "label", "position", "digit", "digit_confidence",
-                "uncertain", "left", "top", "right", "bottom"] + [f"p{d}" for d in range(10)])
+                "uncertain", "left", "top", "right", "bottom"] + [f"p{d}" for d in CLASSES])
 
     def __init__(self, out: TextIO, top: int = 0):
         self.top = top

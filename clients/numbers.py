@@ -31,6 +31,8 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.estimators import deskew
 
 MAX_DIGITS = 32
@@ -76,24 +78,20 @@ class NumberError(ValueError):
     """Input that cannot be read as a number; the message says why."""
 
 
-@dataclass(frozen=True)
-class Digit:
-    value: int
-    confidence: float
-    probabilities: np.ndarray  # (10,)
-    box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
+class Digit(Prediction):
+    """One digit of a number: the prediction for its box (in the input's coordinates)."""
 
     @property
     def uncertain(self) -> bool:
         return self.confidence < LOW_CONFIDENCE
 
     def top(self, k: int) -> list[tuple[int, float]]:
-        """The k likeliest values with their probabilities, likeliest first."""
+        """The k likeliest digits with their probabilities, likeliest first."""
         order = np.argsort(-self.probabilities, kind="stable")[:k]
         return [(int(d), float(self.probabilities[d])) for d in order]
 
     def record(self, top: int = 0) -> dict:
-        record = {"digit": self.value, "confidence": round(self.confidence, 6),
+        record = {"digit": self.digit, "confidence": round(self.confidence, 6),
                   "probabilities": [round(float(p), 6) for p in self.probabilities],
                   "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
         if top:
@@ -107,7 +105,7 @@ class Number:
 
     @property
     def text(self) -> str:
-        return "".join(str(d.value) for d in self.digits)
+        return "".join(str(d.digit) for d in self.digits)
 
     @property
     def confidence(self) -> float:
@@ -117,7 +115,7 @@ class Number:
     @property
     def marked(self) -> str:
         """The number with a ? after every uncertain digit, for people."""
-        return "".join(f"{d.value}?" if d.uncertain else str(d.value) for d in self.digits)
+        return "".join(f"{d.digit}?" if d.uncertain else str(d.digit) for d in self.digits)
 
 
 @dataclass(eq=False)
@@ -165,7 +163,7 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
     folders of those are read by the thousand: they are not searched.
     """
     size = image.size if isinstance(image, Image.Image) else np.shape(image)[:2]
-    if max(size) <= preprocessing.SIDE:
+    if max(size) <= IMAGE_SIDE:
         return 1
     try:
         level, _ = _reduced(preprocessing.ink_level(image, ink))
@@ -426,9 +424,9 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
         try:
             vectors.append(pixels(atoms[i:j]))
         except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
-            vectors.append(np.zeros(784, np.uint8))
+            vectors.append(np.zeros(PIXELS, np.uint8))
     vectors = np.stack(vectors)
-    probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), 10)
+    probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
     aspects = ink_aspects(vectors)
     scores = {run: math.log(max(float(p.max()), 1e-6)) + _aspect_score(aspect, int(p.argmax()))
               + _shape_score(atoms[run[0] : run[1]], height)
@@ -441,8 +439,7 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     for run in chosen:
         p = probabilities[index[run]]
         left, top, right, bottom = boxes[run]
-        digits.append(Digit(int(p.argmax()), float(p.max()), p.astype(np.float32),
-                            (left * factor, top * factor, right * factor, bottom * factor)))
+        digits.append(Digit(p.astype(np.float32), box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 
@@ -465,7 +462,7 @@ def _joinable(group: Sequence[_Atom], height: float) -> bool:
 
 def ink_aspects(vectors: np.ndarray) -> np.ndarray:
     """Width over height of the ink of 28x28 images (n, 784), straightened as the models straighten them."""
-    ink = deskew(vectors).reshape(-1, preprocessing.SIDE, preprocessing.SIDE) > 64
+    ink = deskew(vectors).reshape(-1, IMAGE_SIDE, IMAGE_SIDE) > 64
 
     def spans(mask: np.ndarray) -> np.ndarray:
         first, last = mask.argmax(axis=1), mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)

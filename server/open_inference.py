@@ -11,16 +11,18 @@ parsing and errors are server/interceptor.py's, as for every service.
 from __future__ import annotations
 
 import struct
+from concurrent.futures import Executor, Future
 from importlib import metadata
 from typing import Iterator
 
 import numpy as np
 
-from digitserve.artifacts import CLASSES, INPUT_PIXELS
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
 from server.errors import InvalidInput, ModelNotFound, ServingError, clip
 from server.inference import Predictor, Result, decode_f32, decode_u8
+from server.pipeline import in_order
 from server.registry import LoadedModel, ModelRegistry
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -36,13 +38,12 @@ PLATFORM = "sklearn_joblib"
 INPUT = "pixels"
 PROBABILITIES = "probabilities"
 DIGIT = "digit"
-SIDE = 28
 _Tensor = pb.ModelMetadataResponse.TensorMetadata
 # FP32 (values 0..255) and the shape [-1, 28, 28] are accepted too; metadata names one of each.
-INPUTS = (_Tensor(name=INPUT, datatype="UINT8", shape=[-1, INPUT_PIXELS]),)
+INPUTS = (_Tensor(name=INPUT, datatype="UINT8", shape=[-1, PIXELS]),)
 OUTPUTS = (_Tensor(name=PROBABILITIES, datatype="FP32", shape=[-1, len(CLASSES)]),
            _Tensor(name=DIGIT, datatype="INT64", shape=[-1]))
-_EXPECTED = f"one input {INPUT!r}, UINT8 or FP32, of shape [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]"
+_EXPECTED = f"one input {INPUT!r}, UINT8 or FP32, of shape [n, {PIXELS}] or [n, {IMAGE_SIDE}, {IMAGE_SIDE}]"
 
 
 def _shape_text(shape: list[int]) -> str:
@@ -52,9 +53,9 @@ def _shape_text(shape: list[int]) -> str:
 
 def _image_count(shape: list[int]) -> int:
     """How many images a shape [n, 784] or [n, 28, 28] holds."""
-    if shape and shape[0] >= 0 and (shape[1:] == [INPUT_PIXELS] or shape[1:] == [SIDE, SIDE]):
+    if shape and shape[0] >= 0 and (shape[1:] == [PIXELS] or shape[1:] == [IMAGE_SIDE, IMAGE_SIDE]):
         return shape[0]
-    raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} is not [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]")
+    raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} is not [n, {PIXELS}] or [n, {IMAGE_SIDE}, {IMAGE_SIDE}]")
 
 
 def _raw_contents(request: pb.ModelInferRequest) -> bytes | None:
@@ -142,8 +143,11 @@ def _infer_response(request: pb.ModelInferRequest, result: Result,
 
 
 class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int):
+    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
+                 stream_pool: Executor, stream_depth: int = 2):
         self.registry = registry
+        self.stream_pool = stream_pool
+        self.stream_depth = stream_depth
         self.predictor = predictor
         self.max_batch = max_batch
 
@@ -185,9 +189,13 @@ class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         return self._infer(request)
 
     def ModelStreamInfer(self, requests, context) -> Iterator[pb.ModelStreamInferResponse]:
-        """Answers each request in order; a refused one is answered with its error and the stream goes on."""
-        for request in requests:
+        """Answers each request in order, computing the next ones on the stream pool meanwhile;
+        a refused request is answered with its error and the stream goes on."""
+        def answer(request: pb.ModelInferRequest, future: Future) -> pb.ModelStreamInferResponse:
             try:
-                yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
+                return pb.ModelStreamInferResponse(infer_response=future.result())
             except ServingError as exc:
-                yield pb.ModelStreamInferResponse(error_message=f"{exc.code.name}: {exc}")
+                return pb.ModelStreamInferResponse(error_message=f"{exc.code.name}: {exc}")
+
+        return in_order(requests, lambda request: self.stream_pool.submit(self._infer, request), answer,
+                        self.stream_depth)

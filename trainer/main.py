@@ -23,18 +23,31 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, security_options)
+                                add_security_flags, each_replica, security_options)
 from digitserve import exits, version
 from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
                                   read_manifest, remove_leftovers)
 from digitserve.estimators import DigitFeatures
+from digitserve.settings import Setting, add_settings
 from trainer import report
 from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
-from trainer.mnist import Mnist, MnistError, load_mnist
+from trainer.mnist import CACHE_DIR, Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
+
+SETTINGS = (
+    Setting("--out", "DIGITS_MODELS_DIR", Path("models"), "models folder to write"),
+    Setting("--mnist-dir", "MNIST_DIR", None, "folder holding the four MNIST .gz files; without it they are "
+            f"downloaded into the cache ({CACHE_DIR.env})", type=Path, shown="download"),
+    Setting("--limit", "", 0, "train on this many training images and test on at most this many (quick runs)",
+            minimum=0, zero="all"),
+    Setting("--jobs", "DIGITS_JOBS", os.cpu_count() or 1, "CPU threads for fitting", minimum=1, shown="all cores"),
+)
+NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
+                  "Reload once the artifacts are written",
+                  metavar="HOST[:PORT]"),)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,23 +57,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help=f"comma-separated models to train (default: {','.join(DEFAULT_MODELS)})")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")),
-                        help="models folder to write [DIGITS_MODELS_DIR] (default: models)")
-    parser.add_argument("--mnist-dir", type=Path, default=os.environ.get("MNIST_DIR") or None,
-                        help="folder holding the four MNIST .gz files [MNIST_DIR]; "
-                             "without it they are downloaded into the cache (DIGITS_CACHE_DIR)")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="train on this many training images and test on at most this many (quick runs)")
+    add_settings(parser, SETTINGS)
     parser.add_argument("--seed", type=int, default=0, help="random seed for subsets, splits and forests")
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("DIGITS_JOBS", os.cpu_count() or 1)),
-                        help="CPU threads for fitting [DIGITS_JOBS] (default: all cores)")
     parser.add_argument("--if-missing", action="store_true",
                         help="do nothing when every requested model already has a manifest in --out")
     parser.add_argument("--force", action="store_true", help="train even when the models exist (overrides --if-missing)")
     parser.add_argument("--no-report", action="store_true", help="skip the PNG pictures of each evaluation")
     notify = parser.add_argument_group("--notify: the server to reload, reached like the digits client reaches it")
-    notify.add_argument("--notify", metavar="HOST[:PORT]", default=os.environ.get("DIGITS_NOTIFY", ""),
-                        help="ask this server to Reload once the artifacts are written [DIGITS_NOTIFY]")
+    add_settings(notify, NOTIFY)
     add_security_flags(notify)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -68,11 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
-    if args.limit < 0 or args.jobs < 1:
-        parser.error("--limit must be 0 or more and --jobs at least 1")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
+        if args.server:
+            each_replica(args.server)  # a dns: name is refused now, not after training
     except UsageError as exc:
         parser.error(str(exc))
     return args
@@ -221,13 +225,21 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def notify(options: ConnectionOptions) -> str:
-    """Ask a server to Reload; returns a one-line description of what changed."""
-    with Connection(options) as connection:
-        reply = connection.reload()
-    failed = "; ".join(f"{f.name}: {f.reason}" for f in reply.failed)
-    return (f"added {len(reply.added)}, updated {len(reply.updated)}, removed {len(reply.removed)}, "
-            f"failed {len(reply.failed)}" + (f" ({failed})" if failed else ""))
+def notify(options: ConnectionOptions) -> list[tuple[str, str | ServerUnavailable | ServerError]]:
+    """Ask every listed server to Reload: for each, a one-line description of what changed, or its error."""
+    outcomes: list[tuple[str, str | ServerUnavailable | ServerError]] = []
+    for replica in each_replica(options):
+        try:
+            with Connection(replica) as connection:
+                reply = connection.reload()
+        except (ServerUnavailable, ServerError) as exc:
+            outcomes.append((replica.address, exc))
+            continue
+        failed = "; ".join(f"{f.name}: {f.reason}" for f in reply.failed)
+        outcomes.append((replica.address, f"added {len(reply.added)}, updated {len(reply.updated)}, "
+                                          f"removed {len(reply.removed)}, failed {len(reply.failed)}"
+                                          + (f" ({failed})" if failed else "")))
+    return outcomes
 
 
 def _unpublished(out: Path, exc: PublishError, models: list[str]) -> str:
@@ -269,12 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"digits-train: models {', '.join(args.models)} written to {args.out}, but a report picture "
             f"could not be: {exc}")
         return exits.LOCAL_FILE
-    if args.server:
-        try:
-            log(f"reload on {args.server.address}: {notify(args.server)}")
-        except (ServerUnavailable, ServerError) as exc:
-            log(f"digits-train: models written to {args.out}, but {args.server.address} did not reload: {exc}")
-            return exits.UNREACHABLE if isinstance(exc, ServerUnavailable) else exits.REFUSED
+    errors = []
+    for address, outcome in notify(args.server) if args.server else []:
+        if isinstance(outcome, str):
+            log(f"reload on {address}: {outcome}")
+        else:
+            log(f"digits-train: models written to {args.out}, but {address} did not reload: {outcome}")
+            errors.append(outcome)
+    if errors:
+        return exits.UNREACHABLE if any(isinstance(e, ServerUnavailable) for e in errors) else exits.REFUSED
     return exits.OK
 
 
