@@ -59,6 +59,9 @@ _ASPECT = ((0.52, 0.65, 1.11, 1.40), (0.14, 0.15, 0.35, 0.71), (0.52, 0.67, 1.17
            (0.40, 0.50, 0.90, 1.11), (0.40, 0.50, 0.85, 1.05))
 _WIDE = 2.0  # what a candidate costs per (99th - 90th percentile) of width beyond their midpoint
 _NARROW = 1.0  # ... and one as narrow as the 1st
+# For drawings the check is on the strokes' box: wider, for its height, than 90% of
+# MNIST's training digits of the digit read (widths of ink at 64 of 255 on the 28x28 images).
+_WIDEST = (1.11, 0.7, 1.25, 1.0, 1.0, 1.25, 0.95, 1.0, 1.0, 0.9)
 # Separate tall marks sharing more than _SHARED of the narrower one's width are
 # probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
 _SHARED = 0.5
@@ -153,7 +156,7 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _read(atoms, pixels, classify, factor, height)
+    return _read(atoms, pixels, classify, factor, height, straightened_widths=True)
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -381,7 +384,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _read(atoms, pixels, classify, 1.0, _line_height(atoms))
+    return _read(atoms, pixels, classify, 1.0, _line_height(atoms), straightened_widths=False)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -414,7 +417,13 @@ def _check_count(atoms: int) -> None:
 
 
 def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-          factor: float, height: float) -> Number:
+          factor: float, height: float, straightened_widths: bool) -> Number:
+    """The best reading of these atoms.
+
+    The one-digit check looks at widths on the straightened 28x28 image
+    (pictures) or on the strokes' box (drawings: traced strokes are drawn with
+    a pen unlike MNIST's, and the box check measured better on them).
+    """
     atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
@@ -427,9 +436,9 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
             vectors.append(np.zeros(PIXELS, np.uint8))
     vectors = np.stack(vectors)
     probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
-    aspects = ink_aspects(vectors)
-    scores = {run: math.log(max(float(p.max()), 1e-6)) + _aspect_score(aspect, int(p.argmax()))
-              + _shape_score(atoms[run[0] : run[1]], height)
+    aspects = ink_aspects(vectors) if straightened_widths else [None] * len(runs)
+    scores = {run: math.log(max(float(p.max()), 1e-6))
+              + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()), aspect)
               for run, p, aspect in zip(runs, probabilities, aspects)}
     chosen = _best_split(atoms, scores, boxes)
     if len(chosen) > MAX_DIGITS:
@@ -479,18 +488,23 @@ def _aspect_score(aspect: float, digit: int) -> float:
             - _NARROW * max(0.0, narrow - aspect) / (narrow - low))
 
 
-def _shape_score(group: Sequence[_Atom], height: float) -> float:
+def _shape_score(group: Sequence[_Atom], height: float, digit: int, aspect: float | None) -> float:
     """Log-odds-like penalty for a digit that does not look like one digit of the line.
 
-    Too short (a bar, a foot alone); or made of separate tall marks that
-    barely share their width (neighbours; a short mark may stick out, like
-    the bar of a 5).
+    Too short (a bar, a foot alone); too wide or narrow for the digit read
+    (the one-digit check: on the straightened image's ``aspect`` when given,
+    else on the box); or made of separate tall marks that barely share their
+    width (neighbours; a short mark may stick out, like the bar of a 5).
     """
     left, top, right, bottom = box_of(group)
-    h = bottom - top
+    h, w = bottom - top, right - left
     score = 0.0
     if h < _SHORT * height:
         score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
+    if aspect is not None:
+        score += _aspect_score(aspect, digit)
+    elif w > _WIDEST[digit] * h:
+        score -= 3.0 * (w / h - _WIDEST[digit])
     low, high = group[0].left, group[0].right  # the x-extent of the atoms so far
     for k in range(1, len(group)):
         atom, before = group[k], group[:k]
