@@ -121,6 +121,7 @@ class DrawView:
         self._canvas_frame.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.itemconfigure(self._hint, text="write a number here" if on else "draw a digit here")
+        self._drawing_heading.configure(text="Write a number" if on else "Draw a digit")
         self._digit_label.configure(font=self._fonts["title" if on else "digit"], width=14 if on else 2)
         if on:
             self._copy.pack(pady=(2, 0))
@@ -267,7 +268,8 @@ class DrawView:
 
     def _build_drawing_side(self, card: tk.Frame) -> None:
         a = self._actions
-        self._heading(card, "Draw a digit").pack(fill="x", pady=(0, 8))
+        self._drawing_heading = self._heading(card, "Draw a digit")
+        self._drawing_heading.pack(fill="x", pady=(0, 8))
 
         # The border is a frame around the canvas, so that event and drawing coordinates coincide.
         frame = self._canvas_frame = tk.Frame(card, background=BORDER, padx=1, pady=1)
