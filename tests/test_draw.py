@@ -561,14 +561,20 @@ def test_draw_without_a_display_says_so_in_one_line(monkeypatch, capsys):
 
 
 def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_path):
-    from PIL import ImageGrab
-
     images, _ = test_digits
     app = open_app(server.address)
     connected(app)
     drag(app, traced_drawing(images[TWO]))
     answered(app)
     assert_answer(app, 2)
+    shot, canvas = screenshot(app, tmp_path / "tk-client.png")
+    assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.03  # the digit is on screen, in black ink
+
+
+def screenshot(app: DrawApp, path: Path):
+    """The window as the X server shows it, and its canvas; saved to ``path``, into docs/ too with UPDATE_SCREENSHOT=1."""
+    from PIL import ImageGrab
+
     root = app.root
     root.update()
     time.sleep(0.2)  # let the X server finish painting
@@ -578,13 +584,12 @@ def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_pat
     shot = ImageGrab.grab(bbox=box, xdisplay=os.environ["DISPLAY"])
     assert shot.size == (root.winfo_width(), root.winfo_height())
     x, y = app.canvas.winfo_rootx() - box[0], app.canvas.winfo_rooty() - box[1]
-    ink = np.asarray(shot.convert("L").crop((x, y, x + 280, y + 280)))
-    assert (ink < 64).mean() > 0.03  # the digit is on screen, in black ink
-    path = tmp_path / "tk-client.png"
+    canvas = shot.crop((x, y, x + app.canvas.winfo_width(), y + app.canvas.winfo_height()))
     shot.save(path)
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, ROOT / "docs" / "tk-client.png")
+        shutil.copyfile(path, ROOT / "docs" / path.name)
+    return shot, canvas
 
 
 def test_the_window_says_when_the_server_is_not_sure(server, open_app):
@@ -678,8 +683,6 @@ def test_number_mode_opens_a_picture_and_reads_the_whole_number(server, open_app
 
 
 def test_screenshot_of_a_number_read_in_number_mode(server, open_app, tmp_path):
-    from PIL import ImageGrab
-
     from tests.test_numbers import _numbers
 
     app = open_app(server.address)
@@ -689,18 +692,5 @@ def test_screenshot_of_a_number_read_in_number_mode(server, open_app, tmp_path):
     pump(app, lambda: app.state.number is not None and len(app.state.drawing.strokes) == len(drawing.strokes)
          and not app.busy, "the number")
     assert app.state.number.text == label
-    root = app.root
-    root.update()
-    time.sleep(0.2)  # let the X server finish painting
-    root.update()
-    box = (root.winfo_rootx(), root.winfo_rooty(),
-           root.winfo_rootx() + root.winfo_width(), root.winfo_rooty() + root.winfo_height())
-    shot = ImageGrab.grab(bbox=box, xdisplay=os.environ["DISPLAY"])
-    x, y = app.canvas.winfo_rootx() - box[0], app.canvas.winfo_rooty() - box[1]
-    canvas = np.asarray(shot.convert("RGB").crop((x, y, x + app.canvas.winfo_width(), y + app.canvas.winfo_height())))
-    assert (canvas.min(axis=2) < 64).mean() > 0.01  # the number is on screen, in black ink
-    path = tmp_path / "tk-client-number.png"
-    shot.save(path)
-    if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, ROOT / "docs" / "tk-client-number.png")
+    _, canvas = screenshot(app, tmp_path / "tk-client-number.png")
+    assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.01  # the number is on screen, in black ink
