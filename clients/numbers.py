@@ -33,7 +33,6 @@ from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
-from digitserve.estimators import deskew
 
 MAX_DIGITS = 32
 LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
@@ -50,13 +49,13 @@ _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
-# image the model sees, straightened as the models straighten it (deskew). Per digit,
+# image the model sees, taken across its slant (ink_aspects). Per digit,
 # the 1st, 10th, 90th and 99th percentiles of MNIST's 60,000 training digits (ink at
 # 64 of 255). Two touching digits read as one are wider than almost any digit of
 # that class; a slice of a digit is narrower.
-_ASPECT = ((0.52, 0.65, 1.11, 1.40), (0.14, 0.15, 0.35, 0.71), (0.52, 0.67, 1.17, 1.58), (0.43, 0.55, 0.94, 1.12),
-           (0.45, 0.57, 1.00, 1.24), (0.48, 0.62, 1.05, 1.33), (0.40, 0.50, 0.92, 1.17), (0.45, 0.55, 1.00, 1.25),
-           (0.40, 0.50, 0.90, 1.11), (0.40, 0.50, 0.85, 1.05))
+_ASPECT = ((0.52, 0.68, 1.12, 1.43), (0.15, 0.19, 0.38, 0.80), (0.54, 0.69, 1.18, 1.64), (0.44, 0.58, 0.94, 1.14),
+           (0.48, 0.59, 1.00, 1.23), (0.49, 0.63, 1.05, 1.33), (0.41, 0.52, 0.95, 1.18), (0.46, 0.58, 1.00, 1.28),
+           (0.41, 0.52, 0.90, 1.14), (0.40, 0.51, 0.86, 1.07))
 _WIDE = 2.0  # what a candidate costs per (99th - 90th percentile) of width beyond their midpoint
 _NARROW = 1.0  # ... and one as narrow as the 1st
 # For drawings the check is on the strokes' box: wider, for its height, than 90% of
@@ -156,7 +155,7 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _read(atoms, pixels, classify, factor, height, straightened_widths=True)
+    return _read(atoms, pixels, classify, factor, height, image_widths=True)
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -282,10 +281,7 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
     ends = np.array([e for _, _, e in component.parts], np.float64)
     lengths = ends - starts
     centre_row = float((rows * lengths).sum() / lengths.sum())
-    centres = (starts + ends - 1) / 2
-    dy = rows - centre_row
-    dx = centres - float((centres * lengths).sum() / lengths.sum())
-    slant = float(np.clip((dx * dy * lengths).sum() / max(float((dy * dy * lengths).sum()), 1e-6), -1.0, 1.0))
+    slant = _slant(rows, (starts + ends - 1) / 2, lengths)  # each run as its centre, weighed by its length
     shift = {r: int(round(slant * (r - centre_row))) for r in range(component.top, component.bottom)}
     low = min(s - shift[r] for r, s, _ in component.parts)
     width = max(e - shift[r] for r, _, e in component.parts) - low
@@ -384,7 +380,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _read(atoms, pixels, classify, 1.0, _line_height(atoms), straightened_widths=False)
+    return _read(atoms, pixels, classify, 1.0, _line_height(atoms), image_widths=False)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -417,10 +413,10 @@ def _check_count(atoms: int) -> None:
 
 
 def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-          factor: float, height: float, straightened_widths: bool) -> Number:
+          factor: float, height: float, image_widths: bool) -> Number:
     """The best reading of these atoms.
 
-    The one-digit check looks at widths on the straightened 28x28 image
+    The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
     a pen unlike MNIST's, and the box check measured better on them).
     """
@@ -436,7 +432,7 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
             vectors.append(np.zeros(PIXELS, np.uint8))
     vectors = np.stack(vectors)
     probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
-    aspects = ink_aspects(vectors) if straightened_widths else [None] * len(runs)
+    aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
     scores = {run: math.log(max(float(p.max()), 1e-6))
               + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()), aspect)
               for run, p, aspect in zip(runs, probabilities, aspects)}
@@ -470,14 +466,33 @@ def _joinable(group: Sequence[_Atom], height: float) -> bool:
 
 
 def ink_aspects(vectors: np.ndarray) -> np.ndarray:
-    """Width over height of the ink of 28x28 images (n, 784), straightened as the models straighten them."""
-    ink = deskew(vectors).reshape(-1, IMAGE_SIDE, IMAGE_SIDE) > 64
+    """Width over height of the ink of 28x28 images (n, 784), measured along each image's slant.
 
-    def spans(mask: np.ndarray) -> np.ndarray:
-        first, last = mask.argmax(axis=1), mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
-        return np.where(mask.any(axis=1), last - first + 1, 0)
+    The slant is the one the models straighten (second moments of the ink);
+    the width is taken across it, so a slanted 1 is as narrow as an upright one.
+    """
+    images = np.asarray(vectors, np.float64).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    coords = np.arange(IMAGE_SIDE, dtype=np.float64)
+    rows = np.broadcast_to(coords[None, :, None], images.shape)
+    cols = np.broadcast_to(coords[None, None, :], images.shape)
+    slant = np.array([_slant(rows[k].ravel(), cols[k].ravel(), image.ravel()) for k, image in enumerate(images)])
+    ink = images > 64
+    centre = rows - (images * rows).sum(axis=(1, 2), keepdims=True) / np.maximum(images.sum(axis=(1, 2), keepdims=True), 1e-6)
+    across = cols - slant[:, None, None] * centre
+    left = np.where(ink, across, np.inf).min(axis=(1, 2))
+    right = np.where(ink, across, -np.inf).max(axis=(1, 2))
+    top = np.where(ink, rows, np.inf).min(axis=(1, 2))
+    bottom = np.where(ink, rows, -np.inf).max(axis=(1, 2))
+    found = ink.any(axis=(1, 2))
+    return np.where(found, (right - left + 1) / np.where(found, bottom - top + 1, 1), 0.0)
 
-    return spans(ink.any(axis=1)) / np.maximum(spans(ink.any(axis=2)), 1)
+
+def _slant(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> float:
+    """How far the ink leans: columns moved per row (second moments), between -1 and 1."""
+    total = max(float(weights.sum()), 1e-6)
+    dy = rows - float((rows * weights).sum()) / total
+    dx = cols - float((cols * weights).sum()) / total
+    return float(np.clip((dx * dy * weights).sum() / max(float((dy * dy * weights).sum()), 1e-6), -1.0, 1.0))
 
 
 def _aspect_score(aspect: float, digit: int) -> float:
@@ -492,7 +507,7 @@ def _shape_score(group: Sequence[_Atom], height: float, digit: int, aspect: floa
     """Log-odds-like penalty for a digit that does not look like one digit of the line.
 
     Too short (a bar, a foot alone); too wide or narrow for the digit read
-    (the one-digit check: on the straightened image's ``aspect`` when given,
+    (the one-digit check: on the 28x28 image's ``aspect`` when given,
     else on the box); or made of separate tall marks that barely share their
     width (neighbours; a short mark may stick out, like the bar of a 5).
     """

@@ -250,3 +250,10 @@ def test_touching_pairs_cut_along_the_slant_through_their_contact():
     left = sum(e - s for piece in pieces[:cut] for _, s, e in piece.parts)
     right = sum(e - s for piece in pieces[cut:] for _, s, e in piece.parts)
     assert abs(left - 4 * 50) <= 6 and abs(right - 4 * 50) <= 6  # each bar whole on its side
+
+
+def test_the_clients_read_numbers_without_scikit_learn():
+    """The client image has no scikit-learn: finding digits must not need the server's estimators."""
+    code = ("import sys, clients.cli, clients.numbers, clients.number_results; "
+            "sys.exit('sklearn' in sys.modules or 'scipy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
