@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Status
+from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Status, fit
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
@@ -101,8 +101,12 @@ class DrawView:
         self._shown_number = ()
         self._stroke_item = None
         if state.picture is not None:
-            self._picture_image = _photo(self.root, _fit(state.picture.image, CANVAS))
-            self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
+            if state.number_mode:  # fitted to the canvas when opened, where the digits' boxes are drawn
+                self._picture_image = _photo(self.root, state.picture.image.convert("RGB"))
+                self.canvas.create_image(0, 0, anchor="nw", image=self._picture_image, tags="picture")
+            else:
+                self._picture_image = _photo(self.root, fit(state.picture.image, CANVAS, CANVAS))
+                self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
         for stroke in state.drawing.strokes:
             self._create_stroke(state.drawing, stroke)
         self.canvas.tag_raise(self._hint)
@@ -117,6 +121,7 @@ class DrawView:
         self._canvas_frame.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.itemconfigure(self._hint, text="write a number here" if on else "draw a digit here")
+        self._drawing_heading.configure(text="Write a number" if on else "Draw a digit")
         self._digit_label.configure(font=self._fonts["title" if on else "digit"], width=14 if on else 2)
         if on:
             self._copy.pack(pady=(2, 0))
@@ -263,7 +268,8 @@ class DrawView:
 
     def _build_drawing_side(self, card: tk.Frame) -> None:
         a = self._actions
-        self._heading(card, "Draw a digit").pack(fill="x", pady=(0, 8))
+        self._drawing_heading = self._heading(card, "Draw a digit")
+        self._drawing_heading.pack(fill="x", pady=(0, 8))
 
         # The border is a frame around the canvas, so that event and drawing coordinates coincide.
         frame = self._canvas_frame = tk.Frame(card, background=BORDER, padx=1, pady=1)
@@ -394,16 +400,6 @@ def _point(event: tk.Event, canvas: tk.Canvas) -> tuple[float, float]:
 def _model_label(name: str, accuracy: float, default: str) -> str:
     label = f"{name}  ·  {accuracy:.1%}"
     return label + "  ·  default" if name == default else label
-
-
-def _fit(image: Image.Image, side: int) -> Image.Image:
-    """The picture scaled to fit a side x side square, on the canvas's white."""
-    picture = image.convert("RGB")
-    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-    if picture.size[0] < side / 2 and picture.size[1] < side / 2:  # tiny pictures (28x28) are enlarged
-        factor = side // max(picture.size)
-        picture = picture.resize((picture.size[0] * factor, picture.size[1] * factor), Image.Resampling.NEAREST)
-    return picture
 
 
 def _photo(root: tk.Misc, image: Image.Image) -> tk.PhotoImage:
