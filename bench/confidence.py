@@ -25,6 +25,8 @@ from PIL import Image, ImageDraw, ImageFont
 from threadpoolctl import threadpool_limits
 
 from bench.common import ROOT, data_arguments, machine, mnist, model_manifest, percentiles, timed
+from bench.process import ServerProcess
+from bench.run import bench_model
 from clients.preprocessing import to_mnist
 from digitserve.artifacts import load_estimator
 from digitserve.confidence import Calibrated, assess, expected_calibration_error
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="ensemble", help="the calibrated model to measure (default: ensemble)")
     parser.add_argument("--digits", type=int, default=10000, help="MNIST test digits (default: all 10,000)")
     parser.add_argument("--samples", type=int, default=1000, help="scribbles and near-blank images each")
+    parser.add_argument("--requests", type=int, default=500, help="single-image requests per round of 3")
     parser.add_argument("--drawn", type=int, default=1000, help="traced drawings of MNIST test digits")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-confidence.json")
     args = parser.parse_args(argv)
@@ -153,6 +156,19 @@ def main(argv: list[str] | None = None) -> int:
             "predict_proba": percentiles(timed(lambda: model.predict_proba(one), 300)),
             "answer_then_doubts": percentiles(timed(two_passes, 300)),
             "assess": percentiles(timed(lambda: assess(model, one), 300))}
+        # Served: bench.run's single-image measurement, gRPC next to the in-process floor (predict_proba
+        # alone), so that the judging the server adds shows as the gap between them.
+        server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": "1"})
+        try:
+            served = bench_model(args.model, model, server, test_x, test_y,
+                                 argparse.Namespace(rounds=3, requests=args.requests, concurrent_requests=150))
+        finally:
+            server.stop()
+        results["served_single_image"] = {k: served["single"][k] for k in
+                                          ("floor_ms", "grpc_ms", "overhead_p50_ms", "grpc_p50_spread_ms",
+                                           "floor_p50_spread_ms")}
+        print(f"single image: gRPC p50 {served['single']['grpc_ms']['p50']} ms, in-process "
+              f"{served['single']['floor_ms']['p50']} ms", file=sys.stderr)
     c, m = results["calibration"], results["mnist_test"]
     print(f"traced drawings: {results['traced_drawings']['flagged']:.2%} flagged", file=sys.stderr)
     print(f"MNIST test: {m['flagged']:.2%} flagged; ECE {c['ece_before']:.2%} -> {c['ece_after']:.2%}",
