@@ -27,8 +27,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.process import ServerProcess
-from bench.common import ROOT, data_arguments, percentiles
-from digitserve.idx import read_idx
+from bench.common import ROOT, data_arguments, mnist, percentiles
 from digitserve.v1 import digits_pb2 as pb
 
 GARBAGE = b"\xff\xfe" * 300
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="current")
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args(argv)
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)[:64]
+    images = mnist(args.mnist_dir, "t10k", 64)[0]
     report = {}
     for method in GARBAGE_METHODS:
         server = ServerProcess(args.models_dir)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from digitserve.artifacts import Manifest, find_manifests, read_manifest
+from digitserve.contract import PIXELS
 from digitserve.idx import read_idx
+from digitserve.settings import Setting, add_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,17 +35,21 @@ def timed(call, repeats: int) -> list[float]:
     return times
 
 
+MODELS_DIR = Setting("--models-dir", "DIGITS_MODELS_DIR", Path("models"), "the trained models")
+MNIST_DIR = Setting("--mnist-dir", "MNIST_DIR", ROOT.parent / "shared" / "mnist",
+                    "folder holding the four MNIST .gz files")
+DATA = (MODELS_DIR, MNIST_DIR)
+
+
 def data_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """--models-dir and --mnist-dir, shared by every benchmark."""
-    parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")))
-    parser.add_argument("--mnist-dir", type=Path,
-                        default=Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared/mnist")))
+    add_settings(parser, DATA)
     return parser
 
 
 def mnist(mnist_dir: Path, part: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MNIST's ``train`` or ``t10k`` images as (n, 784) uint8 and their labels, the first ``limit`` of them."""
-    images = read_idx(mnist_dir / f"{part}-images-idx3-ubyte.gz").reshape(-1, 784)[:limit]
+    images = read_idx(mnist_dir / f"{part}-images-idx3-ubyte.gz").reshape(-1, PIXELS)[:limit]
     return images, read_idx(mnist_dir / f"{part}-labels-idx1-ubyte.gz")[:limit]
 
 

@@ -30,6 +30,7 @@ from bench.run import bench_model
 from clients.preprocessing import to_mnist
 from digitserve.artifacts import load_estimator
 from digitserve.confidence import Calibrated, assess, expected_calibration_error
+from digitserve.contract import IMAGE_SIDE, PIXELS
 from tests.strokes import drawn_test_digits
 
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
@@ -75,17 +76,17 @@ def scribbles(n: int, seed: int = 1) -> np.ndarray:
 def near_blank(n: int, seed: int = 2) -> np.ndarray:
     """28x28 images with next to no ink: a few stray pixels, faint noise, or one small speck."""
     rng = np.random.default_rng(seed)
-    images = np.zeros((n, 28, 28), np.uint8)
+    images = np.zeros((n, IMAGE_SIDE, IMAGE_SIDE), np.uint8)
     for image, kind in zip(images, rng.integers(0, 3, size=n)):
         if kind == 0:
-            rows, cols = rng.integers(0, 28, size=(2, rng.integers(1, 6)))
+            rows, cols = rng.integers(0, IMAGE_SIDE, size=(2, rng.integers(1, 6)))
             image[rows, cols] = rng.integers(60, 256, size=len(rows))
         elif kind == 1:
-            image[:] = rng.integers(0, 40, size=(28, 28))
+            image[:] = rng.integers(0, 40, size=(IMAGE_SIDE, IMAGE_SIDE))
         else:
             r, c = rng.integers(8, 19, size=2)
             image[r:r + 2, c:c + 2] = 255
-    return images.reshape(n, 784)
+    return images.reshape(n, PIXELS)
 
 
 def main(argv: list[str] | None = None) -> int:

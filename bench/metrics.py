@@ -20,9 +20,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.process import ServerProcess, free_port
-from bench.run import ROOT, data_arguments, percentiles, timed
+from bench.common import ROOT, data_arguments, mnist, percentiles, timed
 from digitserve.artifacts import find_manifests
-from digitserve.idx import read_idx
 from digitserve.v1 import digits_pb2 as pb
 
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.metrics: no models in {args.models_dir}; run digits-train (or make train) first",
               file=sys.stderr)
         return 2
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)[:64]
+    images = mnist(args.mnist_dir, "t10k", 64)[0]
     requests = [pb.PredictRequest(u8=image.tobytes()) for image in images]
     metrics_port = free_port()
     load_before = [round(v, 2) for v in os.getloadavg()]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -31,15 +30,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.common import MNIST_DIR, ROOT, mnist
 from bench.process import BIN, ServerProcess
 from clients import numbers
 from clients.connection import Connection, ConnectionOptions
 from clients.drawing import Drawing
 from clients.preprocessing import to_mnist
-from digitserve.idx import read_idx
+from digitserve.contract import IMAGE_SIDE
+from digitserve.settings import add_settings
 from tests.strokes import traced_drawing
 
-ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("clear", "touching", "overlap")
 LENGTHS = range(2, 9)
 GOALS = {"digit_accuracy_cost_points": 0.5, "four_digit_clear_number_accuracy": 0.97}
@@ -56,7 +56,7 @@ class Sample:
 
 def _glyph(digit: np.ndarray, height: float, slant: float) -> np.ndarray:
     """An MNIST digit cropped to its ink, scaled to ``height`` pixels and sheared (top to the right for > 0)."""
-    ink = digit.reshape(28, 28).astype(np.float32) / 255
+    ink = digit.reshape(IMAGE_SIDE, IMAGE_SIDE).astype(np.float32) / 255
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     factor = height / ink.shape[0]
@@ -246,13 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="svm")
     parser.add_argument("--per-cell", type=int, default=30, help="numbers per length and gap kind (default: 30)")
     parser.add_argument("--four-clear", type=int, default=200, help="4-digit numbers with clear gaps (default: 200)")
-    parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR") or str(ROOT.parent / "shared" / "mnist"))
+    add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
     args = parser.parse_args(argv)
 
-    images = read_idx(Path(args.mnist_dir) / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    labels = read_idx(Path(args.mnist_dir) / "t10k-labels-idx1-ubyte.gz")
+    images, labels = mnist(args.mnist_dir, "t10k")
     per_cell = {(n, k): args.per_cell for n in LENGTHS for k in KINDS}
     per_cell[(4, "clear")] = max(args.four_clear, args.per_cell)
     samples = make_samples(images, labels, per_cell, args.seed)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from digitserve.contract import IMAGE_SIDE, PIXELS
+
 CONDITIONS = ("clean", "gradient", "vignetting", "grain", "blur", "shadow", "table", "rotation", "perspective",
               "jpeg", "clutter", "phone")
 # Which effects each condition applies; "phone" is all of them, milder.
@@ -128,7 +130,7 @@ def _table(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 def photo(digit: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
     """An (h, w, 3) uint8 picture of a 28x28 MNIST digit (white on black) taken under ``condition``."""
     effects = _EFFECTS[condition]
-    side = round(28 * rng.uniform(4, 7))
+    side = round(IMAGE_SIDE * rng.uniform(4, 7))
     size = (round(side * rng.uniform(1.5, 2.2)), round(side * rng.uniform(1.5, 2.2)))
     sheet = _sheet(digit, side, size, effects, rng)
     scene = sheet
@@ -183,7 +185,7 @@ def measure(images: np.ndarray, labels: np.ndarray, estimator, seed: int = 0) ->
                 vectors.append(to_mnist(picture))
             except PreprocessingError as exc:
                 refused.append(i)
-                vectors.append(np.zeros(784, np.uint8))
+                vectors.append(np.zeros(PIXELS, np.uint8))
                 if len(refused) <= 3:
                     print(f"bench.photos: {condition} #{i} refused: {exc}", file=sys.stderr)
         seconds = time.perf_counter() - started
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                      "digits_per_condition": len(images), "seed": args.seed}
     with threadpool_limits(1):
         results["mnist_accuracy"] = round(float((estimator.predict(images) == labels).mean()), 4)
-        conditions = results["conditions"] = measure(images.reshape(-1, 28, 28), labels, estimator, args.seed)
+        conditions = results["conditions"] = measure(images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE), labels, estimator, args.seed)
     results["targets"] = {
         f"every condition >= {TARGET_ACCURACY:.0%}": all(c["accuracy"] >= TARGET_ACCURACY for c in conditions.values()),
         f"at most {TARGET_REFUSED:.0%} refused in every condition": all(

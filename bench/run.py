@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
+from digitserve.contract import PIXELS
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
@@ -80,7 +81,7 @@ def echo_rtt(requests: int) -> dict[str, float]:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{proc.stdout.readline().strip()}") as channel:
             stub = digits_pb2_grpc.DigitsStub(channel)
-            request = pb.PredictRequest(u8=bytes(784))
+            request = pb.PredictRequest(u8=bytes(PIXELS))
             timed(lambda: stub.Predict(request, wait_for_ready=True), 100)
             return percentiles(timed(lambda: stub.Predict(request), requests))
     finally:

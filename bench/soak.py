@@ -29,10 +29,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.process import ServerProcess
-from bench.common import ROOT, data_arguments, percentiles
+from bench.common import ROOT, data_arguments, mnist, percentiles
 from bench.services import registered_methods
 from digitserve.artifacts import read_manifest
-from digitserve.idx import read_idx
+from digitserve.contract import PIXELS
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="clients holding a stream open without sending (the server allows 16)")
     args = parser.parse_args(argv)
 
-    images = read_idx(args.mnist_dir / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)[:256]
+    images = mnist(args.mnist_dir, "t10k", 256)[0]
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         live, other = Path(tmp) / "live", Path(tmp) / "other"
         shutil.copytree(args.models_dir, live)
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         def vandal() -> None:
             raw = server.channel.unary_unary("/digitserve.v1.Digits/Predict")
             bad = [b"\xff" * 50, pb.PredictRequest(u8=b"\x01" * 783).SerializeToString(),
-                   pb.PredictRequest(model="nope", u8=bytes(784)).SerializeToString(),
-                   pb.PredictRequest(f32=pb.FloatPixels(values=[300.0] * 784)).SerializeToString()]
+                   pb.PredictRequest(model="nope", u8=bytes(PIXELS)).SerializeToString(),
+                   pb.PredictRequest(f32=pb.FloatPixels(values=[300.0] * PIXELS)).SerializeToString()]
             k = 0
             while not stop.wait(0.002):
                 try:

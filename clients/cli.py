@@ -14,34 +14,36 @@ import json
 import os
 import sys
 from collections import deque
-from itertools import zip_longest
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, default_address, each_replica, security_options,
-                                stream_count)
+from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
+                                UsageError, add_security_flags, each_replica, security_options, stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.idx import IdxError
+from digitserve.settings import Setting, add_settings
+
+
+CONNECTION = (
+    Setting("--server", "DIGITS_SERVER", DEFAULT_ADDRESS,
+            "HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
+            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up"),
+    Setting("--timeout", "", 30.0, "seconds to wait for each answer, also inside a stream"),
+    Setting("--retries", "", 4, "how often to try again while the server is unavailable: each call at most 4 "
+                                "times (gRPC's limit), a stream resumes up to this many times", minimum=0),
+)
 
 
 def _connection_flags() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
-    group.add_argument("--server", default=default_address(),
-                       help="HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
-                            "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up "
-                            "[DIGITS_SERVER] (default: %(default)s)")
-    group.add_argument("--timeout", type=float, default=30.0,
-                       help="seconds to wait for each answer, also inside a stream (default: 30)")
-    group.add_argument("--retries", type=int, default=4,
-                       help="how often to try again while the server is unavailable: each call at most 4 times "
-                            "(gRPC's limit), a stream resumes up to this many times (default: 4)")
+    add_settings(group, CONNECTION)
     add_security_flags(group)
     return common
 
@@ -58,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", parents=[common], help="recognise the digits in images, stroke files, folders, IDX or .npy files",
         description="Recognise digits. PATH may be an image (PNG, JPEG, BMP, GIF, ...), a stroke file (.json, "
                     "saved by digits draw), a folder (searched recursively, in sorted order; DIGIT/ subfolders "
-                    "give labels), an MNIST IDX file or a .npy array of shape (N, 28, 28) or (N, 784); "
+                    f"give labels), an MNIST IDX file or a .npy array of shape (N, {IMAGE_SIDE}, {IMAGE_SIDE}) or "
+                    f"(N, {PIXELS}); "
                     "'-' reads more paths from standard input, one a line.")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--model", default="", help="model name (default: the server's default model)")
@@ -136,9 +139,9 @@ def _results(connection: Connection, items: Iterator[Item], model: str, size: in
     leftovers: list[Item] = []
     streams = stream_count(connection.options.address)
     for answer in connection.predict_streams(_groups(items, size, groups, leftovers), model, streams):
-        rows = iter(zip_longest(answer.probabilities, answer.doubts, fillvalue=""))
+        predictions = iter(answer.predictions())
         for item in groups.popleft():
-            yield Result(item) if item.pixels is None else Result(item, *next(rows))
+            yield Result(item) if item.pixels is None else Result(item, next(predictions))
     for item in leftovers:
         yield Result(item)
 
@@ -160,8 +163,8 @@ def _warn(text: str) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    if args.batch < 1 or not 0 <= args.top <= 10:
-        raise UsageError("--batch must be at least 1 and --top between 0 and 10")
+    if args.batch < 1 or not 0 <= args.top <= len(CLASSES):
+        raise UsageError(f"--batch must be at least 1 and --top between 0 and {len(CLASSES)}")
     if args.number:
         return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None

@@ -19,7 +19,6 @@ import argparse
 import ipaddress
 import itertools
 import json
-import os
 import socket
 import threading
 import time
@@ -31,12 +30,13 @@ from typing import Callable, Iterable, Iterator
 import grpc
 import numpy as np
 
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES, DEFAULT_PORT, PIXELS
+from digitserve.settings import Setting, add_settings
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
-DEFAULT_PORT = 50051
 DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
-PIXELS = 784
 SERVICE = "digitserve.v1.Digits"
 # gRPC caps a retry policy at five attempts, whatever it asks for.
 MAX_ATTEMPTS = 5
@@ -49,10 +49,6 @@ TOO_MANY_STREAMS = "TOO_MANY_STREAMS"  # the reason on RESOURCE_EXHAUSTED: the s
 # A stream of a parallel run carries this many chunks before a new one, opened on the next replica, takes over.
 CHUNKS_PER_STREAM = 2
 DNS_STREAMS = 4  # streams at once for a dns:/// target, whose number of replicas the client cannot know
-
-
-def default_address() -> str:
-    return os.environ.get("DIGITS_SERVER", DEFAULT_ADDRESS)
 
 
 class UsageError(ValueError):
@@ -264,20 +260,19 @@ def _read(path: str, flag: str) -> bytes | None:
         raise LocalFileError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from exc
 
 
+SECURITY = (
+    Setting("--ca-cert", "DIGITS_CA_CERT", "", "PEM CA certificate: connect with TLS and verify the server"),
+    Setting("--client-cert", "DIGITS_CLIENT_CERT", "", "PEM client certificate, for servers that ask for one"),
+    Setting("--client-key", "DIGITS_CLIENT_KEY", "", "PEM private key of --client-cert"),
+    Setting("--token", "DIGITS_TOKEN", "", "operator token, for servers that protect Reload"),
+    Setting("--insecure", "DIGITS_INSECURE", False,
+            "allow sending --token without TLS to a server on another machine, over a network you trust"),
+)
+
+
 def add_security_flags(group: argparse._ArgumentGroup) -> None:
     """The TLS and token flags every client shares, with their environment variables."""
-    group.add_argument("--ca-cert", default=os.environ.get("DIGITS_CA_CERT", ""),
-                       help="PEM CA certificate: connect with TLS and verify the server [DIGITS_CA_CERT]")
-    group.add_argument("--client-cert", default=os.environ.get("DIGITS_CLIENT_CERT", ""),
-                       help="PEM client certificate, for servers that ask for one [DIGITS_CLIENT_CERT]")
-    group.add_argument("--client-key", default=os.environ.get("DIGITS_CLIENT_KEY", ""),
-                       help="PEM private key of --client-cert [DIGITS_CLIENT_KEY]")
-    group.add_argument("--token", default=os.environ.get("DIGITS_TOKEN", ""),
-                       help="operator token, for servers that protect Reload [DIGITS_TOKEN]")
-    group.add_argument("--insecure", action="store_true",
-                       default=os.environ.get("DIGITS_INSECURE", "").lower() in ("1", "true", "yes"),
-                       help="allow sending --token without TLS to a server on another machine, over a "
-                            "network you trust [DIGITS_INSECURE=1]")
+    add_settings(group, SECURITY)
 
 
 def security_options(args: argparse.Namespace) -> dict:
@@ -300,9 +295,14 @@ class Answer:
     def digits(self) -> np.ndarray:
         return self.probabilities.argmax(axis=1)
 
+    def predictions(self) -> list[Prediction]:
+        """One ``Prediction`` per image, in the order they were sent."""
+        doubts = self.doubts or ("",) * len(self.probabilities)
+        return [Prediction(p, doubt, self.model) for p, doubt in zip(self.probabilities, doubts)]
+
 
 def _answer(reply: pb.PredictResponse) -> Answer:
-    probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, 10)
+    probabilities = np.array([p.probabilities for p in reply.predictions], dtype=np.float32).reshape(-1, len(CLASSES))
     return Answer(reply.model, reply.version, probabilities, tuple(p.unsure_reason for p in reply.predictions))
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.preprocessing import PreprocessingError, load_image, to_mnist
+from digitserve.contract import IMAGE_SIDE, PIXELS
 from digitserve.idx import IdxError, idx_shape, read_idx
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -44,10 +45,10 @@ def is_idx(path: Path) -> bool:
 
 def _as_pixels(array: np.ndarray, source: Path) -> np.ndarray:
     """MNIST-style arrays as (n, 784) uint8; floats in 0..1 are scaled to 0..255."""
-    if array.ndim == 3 and array.shape[1:] == (28, 28):
-        array = array.reshape(len(array), 784)
-    if array.ndim != 2 or array.shape[1] != 784:
-        raise ValueError(f"{source}: array of shape {array.shape}, expected (N, 28, 28) or (N, 784)")
+    if array.ndim == 3 and array.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
+        array = array.reshape(len(array), PIXELS)
+    if array.ndim != 2 or array.shape[1] != PIXELS:
+        raise ValueError(f"{source}: array of shape {array.shape}, expected (N, {IMAGE_SIDE}, {IMAGE_SIDE}) or (N, {PIXELS})")
     if array.dtype == np.uint8:
         return array
     values = np.asarray(array, dtype=np.float64)
@@ -64,7 +65,7 @@ def _array_items(path: Path, array: np.ndarray, labels: np.ndarray | None, whole
         raise ValueError(f"{path}: {len(pixels)} images but {len(labels)} labels")
     for i, row in enumerate(pixels):
         label = None if labels is None else int(labels[i])
-        yield Item(str(path), i, label=label, whole=row.reshape(28, 28)) if whole else Item(str(path), i, row, label)
+        yield Item(str(path), i, label=label, whole=row.reshape(IMAGE_SIDE, IMAGE_SIDE)) if whole else Item(str(path), i, row, label)
 
 
 def _folder_label(path: Path) -> int | None:
@@ -196,7 +197,7 @@ def save_inputs(items: Iterator[Item], folder: Path) -> Iterator[Item]:
     def saving() -> Iterator[Item]:
         for position, item in enumerate(items):
             if item.pixels is not None:
-                image = Image.fromarray(np.asarray(item.pixels, np.uint8).reshape(28, 28), "L")
+                image = Image.fromarray(np.asarray(item.pixels, np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE), "L")
                 image.save(folder / saved_name(position, item))
             yield item
 

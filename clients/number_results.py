@@ -18,6 +18,7 @@ from clients.drawing import Drawing, DrawingError
 from clients.inputs import Item
 from clients.output import JsonWriter
 from clients.preprocessing import PreprocessingError
+from digitserve.contract import CLASSES
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class NumberTableWriter:
             self.out.write(f"{'-':>10}  {'error':>10}  {result.error}\n")
             return
         number = result.number
-        digits = " ".join(f"{d.value}{'?' if d.uncertain else ''}:{d.confidence:.2f}" for d in number.digits)
+        digits = " ".join(f"{d.digit}{'?' if d.uncertain else ''}:{d.confidence:.2f}" for d in number.digits)
         self.out.write(f"{number.marked:>10}  {number.confidence:>10.4f}  {source}  {digits}\n")
 
     def close(self) -> None:
@@ -85,7 +86,7 @@ class NumberCsvWriter:
     """One row per digit, with its number's columns repeated (an unreadable input: one row with the error)."""
 
     COLUMNS = (["source", "index", "number", "confidence", "position", "digit", "digit_confidence", "uncertain",
-                "left", "top", "right", "bottom"] + [f"p{d}" for d in range(10)] + ["error"])
+                "left", "top", "right", "bottom"] + [f"p{d}" for d in CLASSES] + ["error"])
 
     def __init__(self, out: TextIO, top: int = 0):
         self.writer = csv.DictWriter(out, fieldnames=self.COLUMNS, lineterminator="\n")

@@ -25,6 +25,8 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 MAX_DIGITS = 32
 LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
@@ -60,19 +62,15 @@ class NumberError(ValueError):
     """Input that cannot be read as a number; the message says why."""
 
 
-@dataclass(frozen=True)
-class Digit:
-    value: int
-    confidence: float
-    probabilities: np.ndarray  # (10,)
-    box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
+class Digit(Prediction):
+    """One digit of a number: the prediction for its box (in the input's coordinates)."""
 
     @property
     def uncertain(self) -> bool:
         return self.confidence < LOW_CONFIDENCE
 
     def record(self) -> dict:
-        return {"digit": self.value, "confidence": round(self.confidence, 6),
+        return {"digit": self.digit, "confidence": round(self.confidence, 6),
                 "probabilities": [round(float(p), 6) for p in self.probabilities],
                 "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
 
@@ -83,7 +81,7 @@ class Number:
 
     @property
     def text(self) -> str:
-        return "".join(str(d.value) for d in self.digits)
+        return "".join(str(d.digit) for d in self.digits)
 
     @property
     def confidence(self) -> float:
@@ -93,7 +91,7 @@ class Number:
     @property
     def marked(self) -> str:
         """The number with a ? after every uncertain digit, for people."""
-        return "".join(f"{d.value}?" if d.uncertain else str(d.value) for d in self.digits)
+        return "".join(f"{d.digit}?" if d.uncertain else str(d.digit) for d in self.digits)
 
 
 @dataclass(eq=False)
@@ -141,7 +139,7 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
     folders of those are read by the thousand: they are not searched.
     """
     size = image.size if isinstance(image, Image.Image) else np.shape(image)[:2]
-    if max(size) <= preprocessing.SIDE:
+    if max(size) <= IMAGE_SIDE:
         return 1
     try:
         level, _ = _reduced(preprocessing.ink_level(image, ink))
@@ -347,8 +345,8 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
         try:
             vectors.append(pixels(atoms[i:j]))
         except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
-            vectors.append(np.zeros(784, np.uint8))
-    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), 10)
+            vectors.append(np.zeros(PIXELS, np.uint8))
+    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), len(CLASSES))
     scores = {run: math.log(max(float(p.max()), 1e-6)) + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()))
               for run, p in zip(runs, probabilities)}
     chosen = _best_split(atoms, scores, boxes)
@@ -359,8 +357,7 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     for run in chosen:
         p = probabilities[index[run]]
         left, top, right, bottom = boxes[run]
-        digits.append(Digit(int(p.argmax()), float(p.max()), p.astype(np.float32),
-                            (left * factor, top * factor, right * factor, bottom * factor)))
+        digits.append(Digit(p.astype(np.float32), box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 

@@ -14,18 +14,17 @@ from typing import TextIO
 import numpy as np
 
 from clients.inputs import Item
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES
 from digitserve.unsure import UNDECIDED
 
 
 @dataclass(frozen=True)
 class Result:
-    item: Item
-    probabilities: np.ndarray | None = None  # (10,), None when the item failed
-    doubt: str = ""  # why the server doubts the answer, "" when it does not
+    """An input and the server's answer about it; no answer when the input could not be read."""
 
-    @property
-    def digit(self) -> int | None:
-        return None if self.probabilities is None else int(self.probabilities.argmax())
+    item: Item
+    prediction: Prediction | None = None
 
     def record(self, top: int) -> dict:
         record: dict = {"source": self.item.source}
@@ -34,13 +33,14 @@ class Result:
         if self.item.error is not None:
             record["error"] = self.item.error
         else:
-            p = self.probabilities
-            record["digit"] = self.digit
-            record["confidence"] = round(float(p.max()), 6)
+            prediction = self.prediction
+            p = prediction.probabilities
+            record["digit"] = prediction.digit
+            record["confidence"] = round(prediction.confidence, 6)
             record["probabilities"] = [round(float(v), 6) for v in p]
-            record["unsure"] = bool(self.doubt)
-            if self.doubt:
-                record["unsure_reason"] = self.doubt
+            record["unsure"] = bool(prediction.doubt)
+            if prediction.doubt:
+                record["unsure_reason"] = prediction.doubt
             if top:
                 order = np.argsort(-p)[:top]
                 record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
@@ -71,7 +71,7 @@ class CsvWriter:
 
     def __init__(self, out: TextIO, top: int):
         self.top = top
-        columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in range(10)]
+        columns = ["source", "index", "digit", "confidence", "unsure", "unsure_reason"] + [f"p{d}" for d in CLASSES]
         columns += [f"top{k}_{part}" for k in range(1, top + 1) for part in ("digit", "p")]
         columns += ["label", "digits_seen", "error"]
         self.writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -114,8 +114,9 @@ class TableWriter:
             return
         wrong = "wrong" if label and int(label) != record["digit"] else ""
         top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
-        digit = f"{record['digit']}?" if result.doubt else str(record["digit"])
-        doubt = f"  ({not_sure(result.probabilities, result.doubt)})" if result.doubt else ""
+        prediction = result.prediction
+        digit = f"{record['digit']}?" if prediction.doubt else str(record["digit"])
+        doubt = f"  ({not_sure(prediction.probabilities, prediction.doubt)})" if prediction.doubt else ""
         self.out.write(f"{digit:>5}  {record['confidence']:>10.4f}  {label:>5}  {wrong:5}  {top}{source}{doubt}\n")
 
     def close(self) -> None:
@@ -141,11 +142,11 @@ class Scoreboard:
     """Accuracy and confusion matrix over the results that carry a label."""
 
     def __init__(self):
-        self.confusion = np.zeros((10, 10), dtype=np.int64)
+        self.confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
 
     def add(self, result: Result) -> None:
-        if result.item.label is not None and result.digit is not None:
-            self.confusion[result.item.label, result.digit] += 1
+        if result.item.label is not None and result.prediction is not None:
+            self.confusion[result.item.label, result.prediction.digit] += 1
 
     @property
     def total(self) -> int:
@@ -158,7 +159,7 @@ class Scoreboard:
     def report(self) -> str:
         lines = [f"accuracy: {self.accuracy:.2%} ({np.trace(self.confusion)} of {self.total} labelled digits)",
                  "confusion matrix (rows: true digit, columns: predicted):",
-                 "      " + "".join(f"{d:>6}" for d in range(10))]
-        for t in range(10):
+                 "      " + "".join(f"{d:>6}" for d in CLASSES)]
+        for t in CLASSES:
             lines.append(f"{t:>6}" + "".join(f"{int(v):>6}" for v in self.confusion[t]))
         return "\n".join(lines)

@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-SIDE = 28  # MNIST images are SIDE x SIDE
+from digitserve.contract import IMAGE_SIDE
+
+# MNIST's recipe: an IMAGE_SIDE x IMAGE_SIDE image ...
 BOX = 20  # ... with the digit scaled so its longer side is BOX pixels
 CENTRE = 14.0  # ... and its centre of mass on this row and column (0-based)
 INKS = ("auto", "dark", "light")
@@ -146,7 +148,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             raise PreprocessingError("image holds NaN or infinite values")
         background = float(np.median(_border(grey)))
         dark_ink = _is_dark_ink(grey, background, ink)
-        if not dark_ink and grey.shape == (SIDE, SIDE) and background <= _BLACK:
+        if not dark_ink and grey.shape == (IMAGE_SIDE, IMAGE_SIDE) and background <= _BLACK:
             pixels = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
             if _is_mnist_style(pixels):
                 return pixels.reshape(-1)
@@ -233,8 +235,8 @@ def _array_greyscale(array: np.ndarray) -> np.ndarray:
     nothing exceeds 1 and 0..255 otherwise, booleans are ink/no ink.
     """
     a = np.asarray(array)
-    if a.ndim == 1 and a.size == SIDE * SIDE:
-        a = a.reshape(SIDE, SIDE)
+    if a.ndim == 1 and a.size == IMAGE_SIDE * IMAGE_SIDE:
+        a = a.reshape(IMAGE_SIDE, IMAGE_SIDE)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
@@ -288,7 +290,7 @@ def _is_mnist_style(pixels: np.ndarray) -> bool:
         return False
     mass = pixels.astype(np.float64)
     total = mass.sum()
-    coords = np.arange(SIDE)
+    coords = np.arange(IMAGE_SIDE)
     centre_row = mass.sum(axis=1) @ coords / total
     centre_col = mass.sum(axis=0) @ coords / total
     return abs(centre_row - CENTRE) <= 0.6 and abs(centre_col - CENTRE) <= 0.6
@@ -617,8 +619,8 @@ def _place(small: np.ndarray) -> np.ndarray:
     total = float(small.sum())
     centre_row = float(small.sum(axis=1) @ np.arange(h)) / total
     centre_col = float(small.sum(axis=0) @ np.arange(w)) / total
-    top = min(max(int(round(CENTRE - centre_row)), 0), SIDE - h)
-    left = min(max(int(round(CENTRE - centre_col)), 0), SIDE - w)
-    field = np.zeros((SIDE, SIDE), np.float32)
+    top = min(max(int(round(CENTRE - centre_row)), 0), IMAGE_SIDE - h)
+    left = min(max(int(round(CENTRE - centre_col)), 0), IMAGE_SIDE - w)
+    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
     field[top : top + h, left : left + w] = small
     return np.clip(np.rint(field * 255.0), 0, 255).astype(np.uint8).reshape(-1)

@@ -35,6 +35,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
+from digitserve.contract import CLASSES, PIXELS
 # The artifact format: the manifest's fields and what the pickled classes of
 # digitserve.estimators store and compute. It changes with either, and an
 # artifact of another format is refused with "retrain it". 2: ensembles vote
@@ -50,8 +51,6 @@ TEMP_PREFIX = ".tmp-"
 # `make bench` measures them all ("compression" in bench/results.json).
 COMPRESSION = ("lz4", 3)
 KINDS = ("knn", "svm", "rf", "ensemble")
-INPUT_PIXELS = 784
-CLASSES = tuple(range(10))
 _REQUIRED = ("name", "kind", "version", "artifact", "sha256", "size_bytes", "created",
              "training_samples", "probabilities")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -386,17 +385,17 @@ def check_estimator(path: Path | str, estimator: Any) -> None:
     if not callable(getattr(estimator, "predict_proba", None)):
         raise ArtifactError(path, f"holds a {type(estimator).__name__}, not a classifier with predict_proba")
     n_features = getattr(estimator, "n_features_in_", None)
-    if n_features != INPUT_PIXELS:
-        raise ArtifactError(path, f"model expects {n_features} input values per image, expected {INPUT_PIXELS}")
+    if n_features != PIXELS:
+        raise ArtifactError(path, f"model expects {n_features} input values per image, expected {PIXELS}")
     classes = getattr(estimator, "classes_", None)
     if classes is None or list(np.asarray(classes).tolist()) != list(CLASSES):
         raise ArtifactError(path, f"model classes are {classes!r}, expected the digits 0..9")
     try:
-        probe = np.asarray(estimator.predict_proba(np.zeros((2, INPUT_PIXELS), np.uint8)))
+        probe = np.asarray(estimator.predict_proba(np.zeros((2, PIXELS), np.uint8)))
     except Exception as exc:
         raise ArtifactError(path, f"model fails on a test image: {type(exc).__name__}: {exc}") from exc
     if probe.shape != (2, len(CLASSES)) or not np.all(np.isfinite(probe)):
-        raise ArtifactError(path, f"model answers a test image with shape {probe.shape}, expected (2, 10) probabilities")
+        raise ArtifactError(path, f"model answers a test image with shape {probe.shape}, expected (2, {len(CLASSES)}) probabilities")
 
 
 def remove_leftovers(directory: str | Path) -> list[Path]:

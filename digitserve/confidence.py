@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from digitserve.contract import PIXELS
 from digitserve.unsure import BLANK, UNDECIDED, UNLIKE
 
 
@@ -225,7 +226,7 @@ def network_output(layers: list[np.ndarray], x: np.ndarray) -> np.ndarray:
 
 def _inked(X: np.ndarray) -> np.ndarray:
     """Pixels more than half inked, of the 784 deskewed pixels (0..1) that start the features."""
-    return (X[:, :784] > 0.5).sum(axis=1)
+    return (X[:, :PIXELS] > 0.5).sum(axis=1)
 
 
 def assess(estimator: Any, images: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -27,10 +27,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
-SIDE = 28
-PIXELS = SIDE * SIDE
-_COORD = np.arange(SIDE, dtype=np.float32)
-_COLUMNS = np.arange(SIDE)
+from digitserve.contract import IMAGE_SIDE, PIXELS
+
+_COORD = np.arange(IMAGE_SIDE, dtype=np.float32)
+_COLUMNS = np.arange(IMAGE_SIDE)
 
 
 def _shift_rows(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -41,12 +41,12 @@ def _shift_rows(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
     zeros outside the image.
     """
     n, rows, _ = images.shape
-    width = SIDE * 3 + 1
+    width = IMAGE_SIDE * 3 + 1
     padded = np.zeros((n, rows, width), np.float32)
-    padded[:, :, SIDE : 2 * SIDE] = images
+    padded[:, :, IMAGE_SIDE : 2 * IMAGE_SIDE] = images
     whole = np.floor(shift)
     frac = (shift - whole).astype(np.float32)[:, :, None]
-    start = np.clip(whole.astype(np.intp) + SIDE, 0, 2 * SIDE)
+    start = np.clip(whole.astype(np.intp) + IMAGE_SIDE, 0, 2 * IMAGE_SIDE)
     offsets = (np.arange(n * rows).reshape(n, rows) * width + start)[:, :, None] + _COLUMNS
     flat = padded.reshape(-1)
     left = np.take(flat, offsets)
@@ -64,7 +64,7 @@ def deskew(images: np.ndarray) -> np.ndarray:
     the variance of its rows (second image moments); every row is shifted
     sideways to undo it and the centre of mass is moved to the centre.
     """
-    x = np.asarray(images, dtype=np.float32).reshape(-1, SIDE, SIDE)
+    x = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     row_mass = x.sum(axis=2)
     col_mass = x.sum(axis=1)
     total = row_mass.sum(axis=1) + 1e-6
@@ -75,8 +75,8 @@ def deskew(images: np.ndarray) -> np.ndarray:
     var_rows = (row_mass * dr**2).sum(axis=1) / total
     cov = (np.matmul(x, dc[:, :, None])[:, :, 0] * dr).sum(axis=1) / total
     slant = np.clip(cov / np.maximum(var_rows, 1e-6), -1.0, 1.0)
-    half = SIDE / 2
-    vertical = np.repeat((centre_row - half)[:, None], SIDE, axis=1)
+    half = IMAGE_SIDE / 2
+    vertical = np.repeat((centre_row - half)[:, None], IMAGE_SIDE, axis=1)
     centred = _shift_rows(x.transpose(0, 2, 1), vertical).transpose(0, 2, 1)
     sideways = slant[:, None] * (_COORD[None, :] - half) + (centre_col - half)[:, None]
     return _shift_rows(np.ascontiguousarray(centred), sideways).reshape(-1, PIXELS)
@@ -84,7 +84,7 @@ def deskew(images: np.ndarray) -> np.ndarray:
 
 GRADIENT_BINS = 8
 GRADIENT_CELL = 4
-GRADIENT_FEATURES = GRADIENT_BINS * (SIDE // GRADIENT_CELL) ** 2
+GRADIENT_FEATURES = GRADIENT_BINS * (IMAGE_SIDE // GRADIENT_CELL) ** 2
 
 
 def gradient_histograms(images: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def gradient_histograms(images: np.ndarray) -> np.ndarray:
     result (392 values) describes the shape of the strokes rather than where
     their ink lies, which is what nearest neighbours and kernels compare best.
     """
-    x = np.asarray(images, dtype=np.float32).reshape(-1, SIDE, SIDE)
+    x = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     n = len(x)
     gx = np.zeros_like(x)
     gy = np.zeros_like(x)
@@ -103,7 +103,7 @@ def gradient_histograms(images: np.ndarray) -> np.ndarray:
     np.subtract(x[:, 2:, :], x[:, :-2, :], out=gy[:, 1:-1, :])
     magnitude = np.sqrt(gx * gx + gy * gy)
     position = (np.arctan2(gy, gx) + np.pi) * (GRADIENT_BINS / (2 * np.pi))
-    cells = SIDE // GRADIENT_CELL
+    cells = IMAGE_SIDE // GRADIENT_CELL
     out = np.empty((n, GRADIENT_BINS, cells, cells), np.float32)
     for b in range(GRADIENT_BINS):
         distance = np.abs(position - b)
@@ -120,8 +120,8 @@ def _cell_sums(a: np.ndarray) -> np.ndarray:
     Explicit additions of strided views: several times faster than
     ``reshape(...).sum(axis=(2, 4))``, which reduces over non-adjacent axes.
     """
-    n, cells = len(a), SIDE // GRADIENT_CELL
-    rows = a.reshape(n, SIDE, cells, GRADIENT_CELL)
+    n, cells = len(a), IMAGE_SIDE // GRADIENT_CELL
+    rows = a.reshape(n, IMAGE_SIDE, cells, GRADIENT_CELL)
     across = rows[..., 0] + rows[..., 1] + rows[..., 2] + rows[..., 3]
     cols = across.reshape(n, cells, GRADIENT_CELL, cells)
     return cols[:, :, 0] + cols[:, :, 1] + cols[:, :, 2] + cols[:, :, 3]

@@ -6,20 +6,26 @@ The container's health check (docker-compose.yml). It asks the plaintext health-
 
 from __future__ import annotations
 
-import os
 import sys
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from server.settings import SETTINGS
+
 
 def main() -> int:
-    port = os.environ.get("DIGITS_HEALTH_PORT", "0")
-    if port in ("", "0"):
+    by_flag = {setting.flag: setting for setting in SETTINGS}
+    try:
+        port, host = by_flag["--health-port"].read(), by_flag["--health-host"].read()
+    except ValueError as exc:
+        print(f"healthcheck: {exc}", file=sys.stderr)
+        return 2
+    if not port:
         print("healthcheck: DIGITS_HEALTH_PORT is not set: the server has no health port to ask",
               file=sys.stderr)
         return 2
-    address = f"{os.environ.get('DIGITS_HEALTH_HOST') or '127.0.0.1'}:{port}"
+    address = f"{host}:{port}"
     with grpc.insecure_channel(address) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)

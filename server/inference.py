@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from digitserve.artifacts import INPUT_PIXELS
+from digitserve.contract import PIXELS
 from server.errors import InvalidInput
 from server.registry import ModelRegistry
 
@@ -32,11 +32,11 @@ class Result:
 
 def _check_count(field: str, values: int, unit: str, max_batch: int) -> int:
     if values == 0:
-        raise InvalidInput(f"{field}: the batch is empty; send 1 to {max_batch} images of {INPUT_PIXELS} pixels")
-    whole, rest = divmod(values, INPUT_PIXELS)
+        raise InvalidInput(f"{field}: the batch is empty; send 1 to {max_batch} images of {PIXELS} pixels")
+    whole, rest = divmod(values, PIXELS)
     if rest:
-        raise InvalidInput(f"{field}: {values} {unit} is not a whole number of {INPUT_PIXELS}-pixel images: "
-                           f"image {whole} has {rest} pixels, expected {INPUT_PIXELS}")
+        raise InvalidInput(f"{field}: {values} {unit} is not a whole number of {PIXELS}-pixel images: "
+                           f"image {whole} has {rest} pixels, expected {PIXELS}")
     if whole > max_batch:
         raise InvalidInput(f"{field}: batch of {whole} images is over the maximum of {max_batch}; "
                            "split it or use PredictStream")
@@ -46,13 +46,13 @@ def _check_count(field: str, values: int, unit: str, max_batch: int) -> int:
 def decode_u8(data: bytes, max_batch: int, field: str = "u8") -> np.ndarray:
     """Images sent as uint8 bytes, viewed without a copy as (n, 784); errors name ``field``."""
     n = _check_count(field, len(data), "bytes", max_batch)
-    return np.frombuffer(data, dtype=np.uint8).reshape(n, INPUT_PIXELS)
+    return np.frombuffer(data, dtype=np.uint8).reshape(n, PIXELS)
 
 
 def decode_f32(values: Sequence[float] | np.ndarray, max_batch: int, field: str = "f32.values") -> np.ndarray:
     """Images sent as numbers, checked to be finite and within 0..255, as float32; errors name ``field``."""
     n = _check_count(field, len(values), "values", max_batch)
-    images = np.asarray(values, dtype=np.float32).reshape(n, INPUT_PIXELS)
+    images = np.asarray(values, dtype=np.float32).reshape(n, PIXELS)
     bad = ~np.isfinite(images) | (images < 0) | (images > 255)
     if bad.any():
         image, pixel = map(int, np.argwhere(bad)[0])

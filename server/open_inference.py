@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from digitserve.artifacts import CLASSES, INPUT_PIXELS
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
 from server.errors import InvalidInput, ModelNotFound, ServingError, clip
@@ -38,13 +38,12 @@ PLATFORM = "sklearn_joblib"
 INPUT = "pixels"
 PROBABILITIES = "probabilities"
 DIGIT = "digit"
-SIDE = 28
 _Tensor = pb.ModelMetadataResponse.TensorMetadata
 # FP32 (values 0..255) and the shape [-1, 28, 28] are accepted too; metadata names one of each.
-INPUTS = (_Tensor(name=INPUT, datatype="UINT8", shape=[-1, INPUT_PIXELS]),)
+INPUTS = (_Tensor(name=INPUT, datatype="UINT8", shape=[-1, PIXELS]),)
 OUTPUTS = (_Tensor(name=PROBABILITIES, datatype="FP32", shape=[-1, len(CLASSES)]),
            _Tensor(name=DIGIT, datatype="INT64", shape=[-1]))
-_EXPECTED = f"one input {INPUT!r}, UINT8 or FP32, of shape [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]"
+_EXPECTED = f"one input {INPUT!r}, UINT8 or FP32, of shape [n, {PIXELS}] or [n, {IMAGE_SIDE}, {IMAGE_SIDE}]"
 
 
 def _shape_text(shape: list[int]) -> str:
@@ -54,9 +53,9 @@ def _shape_text(shape: list[int]) -> str:
 
 def _image_count(shape: list[int]) -> int:
     """How many images a shape [n, 784] or [n, 28, 28] holds."""
-    if shape and shape[0] >= 0 and (shape[1:] == [INPUT_PIXELS] or shape[1:] == [SIDE, SIDE]):
+    if shape and shape[0] >= 0 and (shape[1:] == [PIXELS] or shape[1:] == [IMAGE_SIDE, IMAGE_SIDE]):
         return shape[0]
-    raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} is not [n, {INPUT_PIXELS}] or [n, {SIDE}, {SIDE}]")
+    raise InvalidInput(f"{INPUT}: shape {_shape_text(shape)} is not [n, {PIXELS}] or [n, {IMAGE_SIDE}, {IMAGE_SIDE}]")
 
 
 def _raw_contents(request: pb.ModelInferRequest) -> bytes | None:

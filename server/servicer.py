@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, Future
 from typing import Iterator
 
+from digitserve.contract import PIXELS
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.errors import InvalidInput
@@ -25,7 +26,7 @@ def _images(request: pb.PredictRequest, max_batch: int):
         return decode_u8(request.u8, max_batch)
     if which == "f32":
         return decode_f32(request.f32.values, max_batch)
-    raise InvalidInput("pixels: the request holds no images; set u8 (784 bytes per image) or f32.values")
+    raise InvalidInput(f"pixels: the request holds no images; set u8 ({PIXELS} bytes per image) or f32.values")
 
 
 def _response(result: Result) -> pb.PredictResponse:

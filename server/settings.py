@@ -1,18 +1,17 @@
-"""Server settings: every flag has an environment variable of the same name."""
+"""Server settings: every flag has an environment variable (digitserve.settings reads both)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from digitserve import version
-from digitserve.artifacts import INPUT_PIXELS
+from digitserve.contract import F32_IMAGE_BYTES
+from digitserve.settings import Setting, add_settings
 
-# The largest encoding of an image: f32, four bytes a pixel. The rest of a
-# PredictRequest (model name, field tags, lengths) fits in the headroom.
-F32_IMAGE_BYTES = 4 * INPUT_PIXELS
+# The rest of a PredictRequest (model name, field tags, lengths) fits in this headroom.
 MESSAGE_HEADROOM = 64 * 1024
 
 
@@ -49,91 +48,69 @@ class Settings:
         return f"{self.host}:{self.port}"
 
 
-# flag -> (environment variable, help)
-_HELP = {
-    "host": ("DIGITS_HOST", "interface to listen on"),
-    "port": ("DIGITS_PORT", "port to listen on (0 picks a free one)"),
-    "health_port": ("DIGITS_HEALTH_PORT", "plaintext port serving only grpc.health.v1, for probes inside the "
-                                          "container or pod when the main port speaks TLS (0: off)"),
-    "health_host": ("DIGITS_HEALTH_HOST", "interface of --health-port"),
-    "models_dir": ("DIGITS_MODELS_DIR", "folder of model artifacts and manifests, as written by digits-train"),
-    "default_model": ("DIGITS_DEFAULT_MODEL", "model for requests that name none (default: ensemble if present)"),
-    "workers": ("DIGITS_WORKERS", "threads answering requests"),
-    "max_concurrent": ("DIGITS_MAX_CONCURRENT",
-                       "requests running or queued at once; beyond it new ones get RESOURCE_EXHAUSTED"),
-    "max_batch": ("DIGITS_MAX_BATCH", "most images in one Predict request or stream chunk"),
-    "max_message_mb": ("DIGITS_MAX_MESSAGE_MB",
-                       "largest message accepted, in MiB; must hold --max-batch images as f32 (3,136 bytes each)"),
-    "max_streams": ("DIGITS_MAX_STREAMS", "request streams running at once, on threads of their own; "
-                                          "beyond it new ones get RESOURCE_EXHAUSTED"),
-    "stream_idle_timeout": ("DIGITS_STREAM_IDLE_TIMEOUT",
-                            "cancel a stream that waits this many seconds on its client (0: never)"),
-    "numeric_threads": ("DIGITS_NUMERIC_THREADS", "BLAS/OpenMP threads per request"),
-    "grace": ("DIGITS_GRACE", "seconds in-flight requests get to finish on SIGTERM"),
-    "watch": ("DIGITS_WATCH", "check the models folder every this many seconds and reload on change (0: off)"),
-    "max_connection_age": ("DIGITS_MAX_CONNECTION_AGE",
-                           "after this many seconds a client connection takes no new calls, so long-lived "
-                           "clients reconnect and spread over new replicas (0: never)"),
-    "max_connection_age_grace": ("DIGITS_MAX_CONNECTION_AGE_GRACE",
-                                 "seconds the calls still running on an aged connection get before it is "
-                                 "closed (0: as long as they take, so long streams finish)"),
-    "metrics_port": ("DIGITS_METRICS_PORT", "serve Prometheus metrics over HTTP at :PORT/metrics (0: off)"),
-    "log_level": ("DIGITS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
-    "log_format": ("DIGITS_LOG_FORMAT", "json (one object per line) or text"),
-    "token": ("DIGITS_TOKEN", "operator token required by Reload (empty: Reload is open)"),
-    "protect_all": ("DIGITS_PROTECT_ALL", "require the token for Predict and ListModels too"),
-    "tls_cert": ("DIGITS_TLS_CERT", "PEM certificate chain; with --tls-key serves TLS"),
-    "tls_key": ("DIGITS_TLS_KEY", "PEM private key of --tls-cert"),
-    "tls_client_ca": ("DIGITS_TLS_CLIENT_CA", "PEM CA bundle; when set, clients must present a certificate it signed"),
-}
+_D = Settings()
+SETTINGS = (
+    Setting("--host", "DIGITS_HOST", _D.host, "interface to listen on"),
+    Setting("--port", "DIGITS_PORT", _D.port, "port to listen on (0 picks a free one)", minimum=0),
+    Setting("--health-port", "DIGITS_HEALTH_PORT", _D.health_port,
+            "plaintext port serving only grpc.health.v1, for probes inside the container or pod when the main "
+            "port speaks TLS", minimum=0, zero="off"),
+    Setting("--health-host", "DIGITS_HEALTH_HOST", _D.health_host, "interface of --health-port"),
+    Setting("--models-dir", "DIGITS_MODELS_DIR", _D.models_dir,
+            "folder of model artifacts and manifests, as written by digits-train"),
+    Setting("--default-model", "DIGITS_DEFAULT_MODEL", _D.default_model, "model for requests that name none",
+            shown="ensemble if present"),
+    Setting("--workers", "DIGITS_WORKERS", _D.workers, "threads answering requests", minimum=1),
+    Setting("--max-concurrent", "DIGITS_MAX_CONCURRENT", _D.max_concurrent,
+            "requests running or queued at once; beyond it new ones get RESOURCE_EXHAUSTED", minimum=1),
+    Setting("--max-batch", "DIGITS_MAX_BATCH", _D.max_batch, "most images in one Predict request or stream chunk",
+            minimum=1),
+    Setting("--max-message-mb", "DIGITS_MAX_MESSAGE_MB", _D.max_message_mb,
+            f"largest message accepted, in MiB; must hold --max-batch images as f32 ({F32_IMAGE_BYTES:,} bytes each)",
+            minimum=1),
+    Setting("--max-streams", "DIGITS_MAX_STREAMS", _D.max_streams,
+            "request streams running at once, on threads of their own; beyond it new ones get RESOURCE_EXHAUSTED",
+            minimum=1),
+    Setting("--stream-idle-timeout", "DIGITS_STREAM_IDLE_TIMEOUT", _D.stream_idle_timeout,
+            "cancel a stream that waits this many seconds on its client", minimum=0, zero="never"),
+    Setting("--numeric-threads", "DIGITS_NUMERIC_THREADS", _D.numeric_threads, "BLAS/OpenMP threads per request",
+            minimum=1),
+    Setting("--grace", "DIGITS_GRACE", _D.grace, "seconds in-flight requests get to finish on SIGTERM", minimum=0),
+    Setting("--watch", "DIGITS_WATCH", _D.watch,
+            "check the models folder every this many seconds and reload on change", minimum=0, zero="off"),
+    Setting("--max-connection-age", "DIGITS_MAX_CONNECTION_AGE", _D.max_connection_age,
+            "after this many seconds a client connection takes no new calls, so long-lived clients reconnect "
+            "and spread over new replicas", minimum=0, zero="never"),
+    Setting("--max-connection-age-grace", "DIGITS_MAX_CONNECTION_AGE_GRACE", _D.max_connection_age_grace,
+            "seconds the calls still running on an aged connection get before it is closed (0: as long as they "
+            "take, so long streams finish)", minimum=0, zero="unbounded"),
+    Setting("--metrics-port", "DIGITS_METRICS_PORT", _D.metrics_port,
+            "serve Prometheus metrics over HTTP at :PORT/metrics", minimum=0, zero="off"),
+    Setting("--log-level", "DIGITS_LOG_LEVEL", _D.log_level, "DEBUG, INFO, WARNING or ERROR"),
+    Setting("--log-format", "DIGITS_LOG_FORMAT", _D.log_format, "one JSON object per line, or text",
+            choices=("json", "text")),
+    Setting("--token", "DIGITS_TOKEN", _D.token, "operator token required by Reload (empty: Reload is open)"),
+    Setting("--protect-all", "DIGITS_PROTECT_ALL", _D.protect_all, "require the token for Predict and ListModels too"),
+    Setting("--tls-cert", "DIGITS_TLS_CERT", _D.tls_cert, "PEM certificate chain; with --tls-key serves TLS"),
+    Setting("--tls-key", "DIGITS_TLS_KEY", _D.tls_key, "PEM private key of --tls-cert"),
+    Setting("--tls-client-ca", "DIGITS_TLS_CLIENT_CA", _D.tls_client_ca,
+            "PEM CA bundle; when set, clients must present a certificate it signed"),
+)
 
 
-_KIND = {int: "a whole number", float: "a number", str: "text", Path: "a path"}
-
-
-def _parse_bool(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
-
-
-def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
+def parse_settings(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="digits-server",
         description="Serve the digit models of a models folder over gRPC (digitserve.v1.Digits, the Open "
                     "Inference Protocol's inference.GRPCInferenceService, grpc.health.v1 and reflection).",
         epilog="Every flag can also be set by the environment variable shown in brackets.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    defaults = Settings()
-    for f in fields(Settings):
-        env, text = _HELP[f.name]
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if env in environ:
-            try:
-                default = _parse_bool(environ[env]) if isinstance(default, bool) else type(default)(environ[env])
-            except ValueError:
-                parser.error(f"{env}={environ[env]!r}: expected {_KIND[type(default)]}")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=f"{text} [{env}]")
-        else:
-            parser.add_argument(flag, type=type(default), default=default,
-                                help=f"{text} [{env}] (default: {default or 'none'})")
-    args = parser.parse_args(argv)
-    settings = Settings(**vars(args))
+    add_settings(parser, SETTINGS, environ)
+    settings = Settings(**vars(parser.parse_args(argv)))
     if bool(settings.tls_cert) != bool(settings.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     if settings.tls_client_ca and not settings.tls_cert:
         parser.error("--tls-client-ca needs --tls-cert and --tls-key")
-    if settings.log_format not in ("json", "text"):
-        parser.error(f"--log-format is {settings.log_format!r}, expected json or text")
-    for name in ("max_connection_age", "max_connection_age_grace", "metrics_port"):
-        if getattr(settings, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be 0 (off) or more")
-    for name in ("workers", "max_concurrent", "max_batch", "max_message_mb", "numeric_threads", "max_streams"):
-        if getattr(settings, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if settings.stream_idle_timeout < 0:
-        parser.error("--stream-idle-timeout must be 0 (never) or more seconds")
     needed = settings.max_batch * F32_IMAGE_BYTES + MESSAGE_HEADROOM
     if needed > settings.max_message_mb * 1024 * 1024:
         parser.error(f"--max-batch {settings.max_batch} images sent as f32 need {needed / 2**20:.1f} MiB, over "

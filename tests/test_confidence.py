@@ -19,6 +19,7 @@ from bench.confidence import letters, near_blank, scribbles
 from clients.connection import Connection, ConnectionOptions
 from clients.inputs import Item
 from clients.output import JsonWriter, Result, TableWriter, not_sure
+from clients.prediction import Prediction
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
 from digitserve.confidence import Calibrated, assess, expected_calibration_error, fold_network, network_output
 from digitserve.unsure import BLANK, REASONS, UNDECIDED
@@ -118,8 +119,8 @@ def test_the_cli_marks_a_doubted_answer_in_the_table_and_in_json():
     item = Item(source="four.png")
     table, js = io.StringIO(), io.StringIO()
     for writer in (TableWriter(table, top=0), JsonWriter(js, top=0)):
-        writer.write(Result(item, p, UNDECIDED))
-        writer.write(Result(Item(source="sure.png"), np.eye(10, dtype=np.float32)[7]))
+        writer.write(Result(item, Prediction(p, UNDECIDED)))
+        writer.write(Result(Item(source="sure.png"), Prediction(np.eye(10, dtype=np.float32)[7])))
         writer.close()
     doubted, sure = table.getvalue().splitlines()[1:]
     assert doubted.split()[0] == "4?" and doubted.endswith("four.png  (not sure: 4 or 9?)")

@@ -140,7 +140,7 @@ def assert_answer(app: DrawApp, label: int) -> None:
     result = app.state.result
     assert result is not None and result.digit == label, result
     assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-3)
-    np.testing.assert_array_equal(result.sent, app.state.vector())  # the answer is about what is shown
+    np.testing.assert_array_equal(result.pixels, app.state.vector())  # the answer is about what is shown
     assert app.state.status is Status.CONNECTED and app.state.round_trip_ms is not None
 
 
@@ -218,11 +218,11 @@ def test_live_prediction_answers_while_the_pen_is_still_moving(server, open_app,
     for x, y in points[1:half]:
         app.canvas.event_generate("<B1-Motion>", x=x, y=y)
     pump(app, lambda: app.state.result is not None, "an answer while the button is held")
-    first = app.state.result.sent
+    first = app.state.result.pixels
     np.testing.assert_array_equal(first, Drawing(strokes=[points[:half]]).to_vector())
     for x, y in points[half:]:  # the pen moves on, the button still held
         app.canvas.event_generate("<B1-Motion>", x=x, y=y)
-    pump(app, lambda: not np.array_equal(app.state.result.sent, first), "an answer about the longer stroke")
+    pump(app, lambda: not np.array_equal(app.state.result.pixels, first), "an answer about the longer stroke")
     app.canvas.event_generate("<ButtonRelease-1>", x=points[-1][0], y=points[-1][1])
     answered(app)
     assert_answer(app, int(labels[SEVEN]))  # and the last one is about the finished drawing
@@ -285,7 +285,7 @@ def test_a_slow_server_blocks_nothing_and_only_the_newest_drawing_is_sent_next(m
     pump(app, lambda: not app.busy, "the newest answer")
     assert len(GatedConnection.sent) == 2
     np.testing.assert_array_equal(GatedConnection.sent[1], newest)
-    np.testing.assert_array_equal(app.state.result.sent, newest)
+    np.testing.assert_array_equal(app.state.result.pixels, newest)
     assert app.state.result.digit == 3
 
 
@@ -477,7 +477,7 @@ def test_strokes_saved_and_opened_again_predict_the_same(server, open_app, test_
     drag(app, traced_drawing(images[TWO]))
     answered(app)
     assert_answer(app, 2)
-    drawn, sent = Drawing.from_json(app.state.drawing.to_json()), app.state.result.sent
+    drawn, sent = Drawing.from_json(app.state.drawing.to_json()), app.state.result.pixels
     path = tmp_path / "two.json"
     assert app.save_to(path)
     assert Drawing.load(path) == drawn and app.state.notice.text == "Saved two.json"
@@ -489,7 +489,7 @@ def test_strokes_saved_and_opened_again_predict_the_same(server, open_app, test_
     assert app.state.drawing == drawn and len(ink_items(app)) == len(drawn.strokes)
     answered(app)
     assert_answer(app, 2)
-    np.testing.assert_array_equal(app.state.result.sent, sent)
+    np.testing.assert_array_equal(app.state.result.pixels, sent)
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"canvas": [280, 280], "strokes": [[[1, "a"]]]}')
@@ -522,7 +522,7 @@ def test_a_saved_png_and_a_photo_open_as_pictures_and_are_recognised(server, ope
         assert app.canvas.find_withtag("picture") and ink_items(app) == ()
         answered(app)
         assert_answer(app, int(label))
-        np.testing.assert_array_equal(app.state.result.sent, preprocessing.prepare(path))
+        np.testing.assert_array_equal(app.state.result.pixels, preprocessing.prepare(path))
         assert app.state.notice.text == f"Opened {path.name}"
 
     drag(app, traced_drawing(images[ONE]))  # drawing on a picture starts a new drawing

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from bench.process import ServerProcess
+from digitserve.settings import variables
 from digitserve.v1 import digits_pb2 as pb
-from server.settings import _HELP, parse_settings
+from server.settings import SETTINGS, parse_settings
 from tests.conftest import ROOT, free_port
 
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -272,7 +273,7 @@ def test_a_cluster_ip_and_a_headless_service_reach_the_grpc_port(overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_server_setting_in_the_manifests_exists(overlay):
     server = find(overlay, "Deployment")
-    known = {variable for variable, _ in _HELP.values()}
+    known = variables(SETTINGS)
     used = set(env(server))
     assert used - known == set(), "the manifests set variables digits-server does not read"
 

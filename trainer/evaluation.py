@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 from threadpoolctl import threadpool_limits
 
-N_CLASSES = 10
+from digitserve.contract import CLASSES
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray,
     probabilities = np.asarray(model.predict_proba(images))
     rate = len(images) / (time.perf_counter() - started)
     predicted = probabilities.argmax(axis=1)
-    matrix = confusion_matrix(labels, predicted, labels=range(N_CLASSES))
+    matrix = confusion_matrix(labels, predicted, labels=CLASSES)
     totals = np.maximum(matrix.sum(axis=1), 1)
     evaluation = Evaluation(
         accuracy=float((predicted == labels).mean()),
@@ -67,7 +67,7 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray,
 def voting_accuracies(member_probabilities: list[np.ndarray], weights: list[float],
                       labels: np.ndarray) -> dict[str, float]:
     """Accuracy of hard voting (weighted majority of predicted digits) and soft voting (weighted mean)."""
-    hard = sum(w * np.eye(N_CLASSES)[p.argmax(axis=1)] for p, w in zip(member_probabilities, weights))
+    hard = sum(w * np.eye(len(CLASSES))[p.argmax(axis=1)] for p, w in zip(member_probabilities, weights))
     soft = sum(w * p for p, w in zip(member_probabilities, weights))
     return {"hard": float((hard.argmax(axis=1) == labels).mean()),
             "soft": float((soft.argmax(axis=1) == labels).mean())}

@@ -28,13 +28,26 @@ from digitserve import exits, version
 from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
                                   read_manifest, remove_leftovers)
 from digitserve.estimators import DigitFeatures
+from digitserve.settings import Setting, add_settings
 from trainer import report
 from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
-from trainer.mnist import Mnist, MnistError, load_mnist
+from trainer.mnist import CACHE_DIR, Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
+
+SETTINGS = (
+    Setting("--out", "DIGITS_MODELS_DIR", Path("models"), "models folder to write"),
+    Setting("--mnist-dir", "MNIST_DIR", None, "folder holding the four MNIST .gz files; without it they are "
+            f"downloaded into the cache ({CACHE_DIR.env})", type=Path, shown="download"),
+    Setting("--limit", "", 0, "train on this many training images and test on at most this many (quick runs)",
+            minimum=0, zero="all"),
+    Setting("--jobs", "DIGITS_JOBS", os.cpu_count() or 1, "CPU threads for fitting", minimum=1, shown="all cores"),
+)
+NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
+                  "Reload once the artifacts are written",
+                  metavar="HOST[:PORT]"),)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,24 +57,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help=f"comma-separated models to train (default: {','.join(DEFAULT_MODELS)})")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("DIGITS_MODELS_DIR", "models")),
-                        help="models folder to write [DIGITS_MODELS_DIR] (default: models)")
-    parser.add_argument("--mnist-dir", type=Path, default=os.environ.get("MNIST_DIR") or None,
-                        help="folder holding the four MNIST .gz files [MNIST_DIR]; "
-                             "without it they are downloaded into the cache (DIGITS_CACHE_DIR)")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="train on this many training images and test on at most this many (quick runs)")
+    add_settings(parser, SETTINGS)
     parser.add_argument("--seed", type=int, default=0, help="random seed for subsets, splits and forests")
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("DIGITS_JOBS", os.cpu_count() or 1)),
-                        help="CPU threads for fitting [DIGITS_JOBS] (default: all cores)")
     parser.add_argument("--if-missing", action="store_true",
                         help="do nothing when every requested model already has a manifest in --out")
     parser.add_argument("--force", action="store_true", help="train even when the models exist (overrides --if-missing)")
     parser.add_argument("--no-report", action="store_true", help="skip the PNG pictures of each evaluation")
     notify = parser.add_argument_group("--notify: the server to reload, reached like the digits client reaches it")
-    notify.add_argument("--notify", metavar="HOST[:PORT]", default=os.environ.get("DIGITS_NOTIFY", ""),
-                        help="ask this server (or each of HOST:PORT,HOST:PORT) to Reload once the artifacts are written "
-                             "[DIGITS_NOTIFY]")
+    add_settings(notify, NOTIFY)
     add_security_flags(notify)
     args = parser.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -69,8 +72,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
-    if args.limit < 0 or args.jobs < 1:
-        parser.error("--limit must be 0 or more and --jobs at least 1")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, parse_idx
+from digitserve.settings import Setting
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,11 @@ class MnistFile:
 
 FILES = {
     "train_images": MnistFile("train-images-idx3-ubyte.gz",
-                              "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", (60000, 28, 28)),
+                              "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", (60000, IMAGE_SIDE, IMAGE_SIDE)),
     "train_labels": MnistFile("train-labels-idx1-ubyte.gz",
                               "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", (60000,)),
     "test_images": MnistFile("t10k-images-idx3-ubyte.gz",
-                             "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", (10000, 28, 28)),
+                             "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", (10000, IMAGE_SIDE, IMAGE_SIDE)),
     "test_labels": MnistFile("t10k-labels-idx1-ubyte.gz",
                              "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", (10000,)),
 }
@@ -44,6 +46,9 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "https://yann.lecun.com/exdb/mnist/",
 )
+# Variables without a flag (the trainer's flags are in trainer/main.py).
+CACHE_DIR = Setting("", "DIGITS_CACHE_DIR", None, "download cache", type=Path, shown="~/.cache/digitserve")
+MIRROR_LIST = Setting("", "DIGITS_MNIST_MIRRORS", "", "comma-separated download mirrors, tried in order")
 
 
 class MnistError(Exception):
@@ -61,13 +66,12 @@ class Mnist:
 
 def mirrors() -> list[str]:
     """Download locations, in order; ``DIGITS_MNIST_MIRRORS`` (comma-separated) replaces them."""
-    configured = os.environ.get("DIGITS_MNIST_MIRRORS", "")
-    chosen = [m.strip() for m in configured.split(",") if m.strip()] or list(MIRRORS)
+    chosen = [m.strip() for m in MIRROR_LIST.read().split(",") if m.strip()] or list(MIRRORS)
     return [m if m.endswith("/") else m + "/" for m in chosen]
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("DIGITS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digitserve"
+    base = CACHE_DIR.read() or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "digitserve"
     return Path(base) / "mnist"
 
 
@@ -94,8 +98,8 @@ def read_verified(path: Path, spec: MnistFile) -> np.ndarray:
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise MnistError(f"{path}: content sha256 is {digest}, expected {spec.sha256} (damaged or a different file)")
-    if array.ndim == 1 and array.max(initial=0) > 9:
-        raise MnistError(f"{path}: holds label {int(array.max())}, expected digits 0..9")
+    if array.ndim == 1 and array.max(initial=0) > max(CLASSES):
+        raise MnistError(f"{path}: holds label {int(array.max())}, expected digits 0..{max(CLASSES)}")
     return array
 
 
@@ -144,9 +148,9 @@ def load_mnist(mnist_dir: str | Path | None = None, progress: bool = True) -> Mn
             path = download(spec, folder, progress)
         arrays[key] = read_verified(path, spec)
     return Mnist(
-        train_images=arrays["train_images"].reshape(-1, 784),
+        train_images=arrays["train_images"].reshape(-1, PIXELS),
         train_labels=arrays["train_labels"],
-        test_images=arrays["test_images"].reshape(-1, 784),
+        test_images=arrays["test_images"].reshape(-1, PIXELS),
         test_labels=arrays["test_labels"],
         source=str(folder),
     )

@@ -12,13 +12,14 @@ from __future__ import annotations
 import queue
 import sys
 import tkinter as tk
+from dataclasses import replace
 from pathlib import Path
 from tkinter import filedialog
 
 
 from clients import preprocessing
 from clients.connection import ConnectionOptions, ServerError, ServerUnavailable
-from clients.draw.state import DrawState, Level, Message, ModelChoice, Picture, Result, Status
+from clients.draw.state import DrawState, Level, Message, ModelChoice, Picture, Status
 from clients.draw.view import DrawView
 from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, NumberRead, Predicted, Readiness,
                                  Request, Worker)
@@ -274,13 +275,12 @@ class DrawApp:
             self._awaiting = None
         if event.request.epoch != self.state.epoch:
             return  # about content that is no longer shown
-        probabilities = tuple(float(p) for p in event.answer.probabilities[0])
-        doubt = event.answer.doubts[0] if event.answer.doubts else ""
-        self.state.result = Result(probabilities, event.answer.model, event.request.vector, doubt)
-        if doubt:
-            self._say(f"{not_sure(probabilities, doubt)} · {event.answer.model}", Level.WARN)
+        answer = replace(event.answer.predictions()[0], pixels=event.request.vector)
+        self.state.result = answer
+        if answer.doubt:
+            self._say(f"{not_sure(answer.probabilities, answer.doubt)} · {answer.model}", Level.WARN)
         else:
-            self._say(f"{max(probabilities):.0%} sure · {event.answer.model}")
+            self._say(f"{answer.confidence:.0%} sure · {answer.model}")
 
     def _on_number_read(self, event: NumberRead) -> None:
         self.state.round_trip_ms = event.seconds * 1000

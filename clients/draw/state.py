@@ -17,6 +17,7 @@ from PIL import Image
 
 from clients.drawing import DISPLAY_PEN, Drawing, Stroke
 from clients.numbers import Number
+from clients.prediction import Prediction
 
 CANVAS = 280  # canvas side in pixels, the size Drawing's display pen is tuned for
 NUMBER_WIDTH = 840  # the canvas's width in number mode, until the window is resized (its height stays CANVAS)
@@ -55,20 +56,6 @@ class Picture:
 
 
 @dataclass(frozen=True)
-class Result:
-    """The server's answer on display and the 784 pixels it was about."""
-
-    probabilities: tuple[float, ...]
-    model: str
-    sent: np.ndarray
-    doubt: str = ""  # why the server doubts the answer (Prediction.unsure_reason), "" when it does not
-
-    @property
-    def digit(self) -> int:
-        return int(np.argmax(self.probabilities))
-
-
-@dataclass(frozen=True)
 class ModelChoice:
     name: str
     accuracy: float
@@ -104,7 +91,7 @@ class DrawState:
     round_trip_ms: float | None = None
     models: list[ModelChoice] = field(default_factory=list)
     default_model: str = ""
-    result: Result | None = None
+    result: Prediction | None = None  # the answer on display, with the pixels it was about
     number_mode: bool = False  # read the drawing as a whole number, digit by digit
     number: Number | None = None  # the number read, in number mode
     message: Message = field(default_factory=Message)  # under the answer: confidence, a hint, an error

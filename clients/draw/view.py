@@ -14,10 +14,12 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Result, Status
+from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Status
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
+from clients.prediction import Prediction
+from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 PREVIEW_ZOOM = 4
 BAR_ROW = 21
@@ -134,7 +136,7 @@ class DrawView:
             left, top, right, bottom = digit.box
             self.canvas.create_rectangle(left, top, right, bottom, outline=colour, dash=(4, 3), tags="boxes")
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
-                                    text=f"{digit.value}?" if digit.uncertain else str(digit.value),
+                                    text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
 
     def remove_picture(self) -> None:
@@ -171,16 +173,16 @@ class DrawView:
         self._status.configure(text="  ·  ".join(parts))
         self._dot.itemconfigure(self._dot_item, fill=STATUS_COLOURS[state.status])
 
-    def _show_result(self, result: Result | None) -> None:
+    def _show_result(self, result: Prediction | None) -> None:
         """The big digit, the ten bars and the pixels sent; None shows the empty state."""
         self._shown_result = result
         digit = None if result is None else result.digit
-        probabilities = (0.0,) * 10 if result is None else result.probabilities
+        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
         doubted = result is not None and bool(result.doubt)
         self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
                                     foreground=FAINT if digit is None or doubted else ACCENT)
         for d, (label, bar, value) in enumerate(self._bar_items):
-            p = probabilities[d]
+            p = float(probabilities[d])
             top = d * BAR_ROW + 3
             self._bars.coords(bar, BAR_LEFT, top, BAR_LEFT + (BAR_RIGHT - BAR_LEFT) * p, top + 14)
             winner = d == digit
@@ -189,8 +191,9 @@ class DrawView:
             self._bars.itemconfigure(value, text="" if result is None else f"{p:.0%}",
                                      fill=TEXT if winner else MUTED)
         # The 28x28 pixels sent, zoomed without smoothing so each model pixel is a visible square.
-        pixels = np.zeros(784, np.uint8) if result is None else np.asarray(result.sent, np.uint8)
-        image = tk.PhotoImage(master=self.root, data=b"P5\n28 28\n255\n" + pixels.tobytes(), format="PPM")
+        pixels = np.zeros(PIXELS, np.uint8) if result is None else np.asarray(result.pixels, np.uint8)
+        header = f"P5\n{IMAGE_SIDE} {IMAGE_SIDE}\n255\n".encode()
+        image = tk.PhotoImage(master=self.root, data=header + pixels.tobytes(), format="PPM")
         self._preview_image = image.zoom(PREVIEW_ZOOM)  # Tk keeps no reference of its own
         self._preview.configure(image=self._preview_image)
 
@@ -350,7 +353,7 @@ class DrawView:
 
         sent = tk.Frame(middle, background=CARD)
         sent.pack(side="right", anchor="n", pady=(8, 0))
-        side = 28 * PREVIEW_ZOOM
+        side = IMAGE_SIDE * PREVIEW_ZOOM
         self._preview = tk.Label(sent, background="#000000", borderwidth=0, highlightthickness=1,
                                  highlightbackground=BORDER, width=side, height=side)
         self._preview.pack()
@@ -358,10 +361,10 @@ class DrawView:
                  font=self._fonts["small"]).pack(pady=(4, 0))
 
         self._heading(card, "Probabilities").pack(fill="x", pady=(8, 6))
-        self._bars = tk.Canvas(card, width=BAR_WIDTH, height=10 * BAR_ROW, background=CARD, highlightthickness=0)
+        self._bars = tk.Canvas(card, width=BAR_WIDTH, height=len(CLASSES) * BAR_ROW, background=CARD, highlightthickness=0)
         self._bars.pack()
         self._bar_items = []
-        for d in range(10):
+        for d in CLASSES:
             top = d * BAR_ROW + 3
             label = self._bars.create_text(8, top + 7, text=str(d), fill=MUTED, font=self._fonts["bold"])
             self._bars.create_rectangle(BAR_LEFT, top, BAR_RIGHT, top + 14, fill=TRACK, outline="")
