@@ -72,12 +72,12 @@ class Calibrated(ClassifierMixin, BaseEstimator):
     with a ``Projection``. How unlike the training digits an image is, is
     measured three ways: the mean distance to its nearest training digits, the
     share of its features the neighbours' projection leaves out, and how sure a
-    small network (``hidden`` units; on the ``shapes`` projection and what it
-    leaves out) is that the image is no digit. That network learns from
-    training digits against drawn non-digits (trainer.nondigits); the limits
-    learn from held-out digits only. The model itself is never refitted, so it
-    may be swapped for one trained on more digits afterwards
-    (``set_params(model=...)``). ``unlike_quantile`` is the share of held-out
+    small network (``hidden`` units; on the ``shapes`` member's projection and
+    what it leaves out) is that the image is no digit. That network learns from
+    training digits against drawn non-digits (trainer.nondigits) and keeps the
+    projection it learnt on; the limits learn from held-out digits only. The
+    model itself is never refitted, so it may be swapped for one trained on
+    more digits afterwards (``set_params(model=...)``). ``unlike_quantile`` is the share of held-out
     digits of each answered class allowed beyond each measure,
     ``undecided_quantile`` the share below the confidence limit.
     """
@@ -102,6 +102,9 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         self.classes_ = np.asarray(self.model.classes_)
         self.n_features_in_ = X.shape[1]
+        # The judge's own copy: a swapped-in model's projection is fitted anew, and its
+        # components may come out in another order or with flipped signs.
+        self.shape_projection_ = self._member(self.shapes)[0]
         self.rejecter_ = self._fit_rejecter(np.asarray(digits, np.float32), np.asarray(non_digits, np.float32))
         raw, unlikeness = self._pass(X)
         self.temperature_ = fit_temperature(raw, np.searchsorted(self.classes_, y))
@@ -132,12 +135,9 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         member = self.model.named_estimators_[name]
         return getattr(member, "estimator", member)  # unwrap a FrozenEstimator
 
-    def _shape(self, X: np.ndarray, projected: np.ndarray | None = None) -> np.ndarray:
-        """What the judge of shapes sees: the ``shapes`` projection and the shares it leaves out."""
-        projection = self._member(self.shapes)[0]
-        if projected is None:
-            projected = projection.transform(X)
-        return np.hstack([projected, projection.residuals(X)])
+    def _shape(self, X: np.ndarray) -> np.ndarray:
+        """What the judge of shapes sees: its projection of the features and the shares it leaves out."""
+        return np.hstack([self.shape_projection_.transform(X), self.shape_projection_.residuals(X)])
 
     def rejection(self, shape: np.ndarray) -> np.ndarray:
         """How sure the judge of shapes is that each image is no digit, 0..1."""
@@ -152,10 +152,9 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         """The vote's raw probabilities and the unlikeness of each image, each member run once.
 
         The same arithmetic as ``VotingClassifier.predict_proba``, except that
-        the neighbours member votes from the search the unlikeness needs too,
-        and the shapes member's projection is kept for the judge of shapes.
+        the neighbours member votes from the search the unlikeness needs too.
         """
-        probabilities, dist, shape = [], None, None
+        probabilities, dist = [], None
         for name in self.model.named_estimators_:
             member = self._member(name)
             projected = X
@@ -167,10 +166,8 @@ class Calibrated(ClassifierMixin, BaseEstimator):
                 probabilities.append(last.vote(dist, idx))
             else:
                 probabilities.append(last.predict_proba(projected))
-            if name == self.shapes:
-                shape = self._shape(X, projected)
         raw = np.average(probabilities, axis=0, weights=self.model.weights)
-        return raw, self._unlikeness(X, dist, shape)
+        return raw, self._unlikeness(X, dist, self._shape(X))
 
     def _scaled(self, raw: np.ndarray) -> np.ndarray:
         return _softmax(_log(raw) * self.temperature_)

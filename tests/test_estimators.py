@@ -136,7 +136,8 @@ PICKLED = {
                                  "n_features_in_", "temperature_", "max_unlikeness_", "min_confidence_",
                                  "min_ink_"}},
     4: _FORMAT_2 | {Calibrated: {"model", "neighbours", "shapes", "unlike_quantile", "undecided_quantile", "hidden",
-                                 "random_state", "classes_", "n_features_in_", "rejecter_", "temperature_",
+                                 "random_state", "classes_", "n_features_in_", "shape_projection_", "rejecter_",
+                                 "temperature_",
                                  "max_unlikeness_", "min_confidence_", "min_ink_"}},
 }
 
