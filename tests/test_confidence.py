@@ -29,7 +29,7 @@ def assert_full_model_flags(ensemble, test_images: np.ndarray) -> None:
     """The flagging figures of an ensemble trained on all 60,000 digits, on smaller samples.
 
     The slow training test calls it; bench/results-confidence.json has the whole sets
-    (1.60% of MNIST test digits, 86.2% of scribbles, 76.9% of letters, 100% of near-blank).
+    (1.53% of MNIST test digits, 86.1% of scribbles, 76.0% of letters, 100% of near-blank).
     """
     def share(images):
         return float(np.mean([bool(d) for d in assess(ensemble, images)[1]]))
