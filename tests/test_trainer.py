@@ -323,3 +323,6 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     drawn = (ensemble.predict_proba(vectors).argmax(axis=1) == labels).mean()
     print(f"traced drawings recognised: {drawn:.1%}")
     assert drawn >= 0.95
+    from tests.test_confidence import assert_full_model_flags
+
+    assert_full_model_flags(ensemble, load_mnist(mnist_dir).test_images.reshape(-1, 784))

@@ -161,7 +161,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
             bar.set_postfix_str(name)
             started = time.perf_counter()
             if recipe.members:
-                calibration = (fit_calibration(recipe, train_f, train_y, args.seed, args.jobs)
+                calibration = (fit_calibration(recipe, features, train_f, train_y, args.seed, args.jobs)
                                if recipe.calibration_size else None)
                 model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100], calibration)
                 fit_seconds = sum(fit_times[m] for m in recipe.members) + time.perf_counter() - started
