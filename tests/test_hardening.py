@@ -487,6 +487,7 @@ def test_any_bytes_to_any_method_of_any_service_get_a_clean_answer(shared_server
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("method", GARBAGE_METHODS)
 def test_undecodable_requests_to_health_and_reflection_do_not_leak_memory(server_process, method):
     server = server_process("--token", "s3cret", "--protect-all")
@@ -511,6 +512,7 @@ def _idle_stream(stub, chunk, release: threading.Event, outcomes: list) -> None:
         outcomes.append(exc.code())
 
 
+@pytest.mark.heavy
 def test_idle_and_busy_streams_do_not_starve_single_requests_or_health(server_process, test_digits):
     server = server_process()  # the defaults: --workers 8, --max-streams 16
     result = starvation(server, test_digits[0], busy=8, idle=64)
