@@ -680,7 +680,8 @@ def test_an_unknown_model_name_is_echoed_only_in_part(shared_server):
 def test_the_largest_batch_is_accepted_as_f32_and_one_more_is_our_error(serve, trained_models):
     serving = serve(trained_models)  # the default --max-batch and --max-message-mb
     for images, code in ((8192, grpc.StatusCode.OK), (8193, grpc.StatusCode.INVALID_ARGUMENT)):
-        request = pb.PredictRequest(model="rf", f32=pb.FloatPixels(values=np.zeros(images * 784, np.float32)))
+        # From a list: protobuf takes a numpy array's 6.4 million values one by one, seven times slower.
+        request = pb.PredictRequest(model="rf", f32=pb.FloatPixels(values=[0.0] * (images * 784)))
         try:
             assert len(serving.stub.Predict(request, timeout=60).predictions) == images
             got = grpc.StatusCode.OK
