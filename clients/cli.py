@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
-                                UsageError, add_security_flags, addresses, security_options, stream_count)
+                                UsageError, add_security_flags, each_replica, security_options, stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
 from clients.output import WRITERS, Result, Scoreboard
@@ -253,15 +253,8 @@ def models(args: argparse.Namespace) -> int:
     return 0
 
 
-def reload(args: argparse.Namespace) -> int:
-    options = _options(args)
-    if options.address.startswith("dns:") or len(addresses(options.address)) > 1:
-        # round_robin would carry the request to one replica only, and say nothing of the others
-        raise UsageError(f"--server {options.address!r}: reload asks one server; run it once per replica "
-                         "(or start the servers with --watch, which reload by themselves)")
-    with Connection(options) as connection:
-        reply = connection.reload()
-    changes = {
+def _changes(reply) -> dict:
+    return {
         "added": [{"name": c.name, "version": c.version} for c in reply.added],
         "updated": [{"name": c.name, "version": c.version, "previous_version": c.previous_version}
                     for c in reply.updated],
@@ -269,20 +262,48 @@ def reload(args: argparse.Namespace) -> int:
         "failed": [{"name": f.name, "path": f.path, "reason": f.reason} for f in reply.failed],
         "unchanged": list(reply.unchanged), "default_model": reply.default_model, "seconds": reply.seconds,
     }
+
+
+def _print_changes(changes: dict) -> None:
+    for c in changes["added"]:
+        print(f"added     {c['name']} {c['version']}")
+    for c in changes["updated"]:
+        print(f"updated   {c['name']} {c['previous_version']} -> {c['version']}")
+    for c in changes["removed"]:
+        print(f"removed   {c['name']} {c['previous_version']}")
+    for f in changes["failed"]:
+        print(f"failed    {f['name']}: {f['path']}: {f['reason']}")
+    print(f"unchanged {', '.join(changes['unchanged']) or '-'}; default model: "
+          f"{changes['default_model'] or '-'} ({changes['seconds']:.2f}s)")
+
+
+def reload(args: argparse.Namespace) -> int:
+    """Reload every listed server; one that cannot be reached or refuses does not stop the others."""
+    replicas = each_replica(_options(args))
+    results: list[dict] = []
+    errors: list[Exception] = []
+    for options in replicas:
+        try:
+            with Connection(options) as connection:
+                results.append({"server": options.address, **_changes(connection.reload())})
+        except (ServerUnavailable, ServerError) as exc:
+            if len(replicas) == 1:
+                raise
+            errors.append(exc)
+            results.append({"server": options.address, "error": str(exc)})
     if args.format == "json":
-        print(json.dumps(changes, indent=2))
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:
-        for c in changes["added"]:
-            print(f"added     {c['name']} {c['version']}")
-        for c in changes["updated"]:
-            print(f"updated   {c['name']} {c['previous_version']} -> {c['version']}")
-        for c in changes["removed"]:
-            print(f"removed   {c['name']} {c['previous_version']}")
-        for f in changes["failed"]:
-            print(f"failed    {f['name']}: {f['path']}: {f['reason']}")
-        print(f"unchanged {', '.join(changes['unchanged']) or '-'}; default model: "
-              f"{changes['default_model'] or '-'} ({changes['seconds']:.2f}s)")
-    return exits.FAILED if reply.failed else exits.OK
+        for result in results:
+            if len(results) > 1:
+                print(f"{result['server']}:")
+            if "error" not in result:
+                _print_changes(result)
+    for exc in errors:
+        print(f"digits: {exc}", file=sys.stderr)
+    if errors:
+        return exits.UNREACHABLE if any(isinstance(e, ServerUnavailable) for e in errors) else exits.REFUSED
+    return exits.FAILED if any(r["failed"] for r in results) else exits.OK
 
 
 def draw(args: argparse.Namespace) -> int:

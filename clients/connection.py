@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -45,6 +45,7 @@ MAX_ATTEMPTS = 5
 RECONNECT_MAX_SECONDS = 2.0
 RETRY_BACKOFF_SECONDS = 0.25  # the first pause before trying again; it doubles up to RECONNECT_MAX_SECONDS
 NO_MODEL_LOADED = "NO_MODEL_LOADED"  # google.rpc.ErrorInfo reason on UNAVAILABLE: the server runs, empty
+TOO_MANY_STREAMS = "TOO_MANY_STREAMS"  # the reason on RESOURCE_EXHAUSTED: the server's streams are all taken
 # A stream of a parallel run carries this many chunks before a new one, opened on the next replica, takes over.
 CHUNKS_PER_STREAM = 2
 DNS_STREAMS = 4  # streams at once for a dns:/// target, whose number of replicas the client cannot know
@@ -236,6 +237,18 @@ class ConnectionOptions:
             credentials = grpc.composite_channel_credentials(
                 credentials, grpc.access_token_call_credentials(self.token))
         return credentials
+
+
+def each_replica(options: ConnectionOptions) -> list[ConnectionOptions]:
+    """One set of options per listed server, for a call every replica must get (Reload).
+
+    round_robin carries each call to one replica only; a ``dns:`` name hides
+    how many there are, so it is refused: serve those with ``--watch``.
+    """
+    if options.address.startswith("dns:"):
+        raise UsageError(f"{options.address!r}: a dns: name reaches one replica of many; list the replicas "
+                         "(host:port,host:port) or start the servers with --watch, which reload by themselves")
+    return [replace(options, address=address) for address in addresses(options.address)]
 
 
 def _read(path: str, flag: str) -> bytes | None:
@@ -509,7 +522,10 @@ class Connection:
                 if watchdog.overdue():
                     raise ServerUnavailable(self.options.address, no_answer) from None
                 error = self._error(exc)
-                if not isinstance(error, ServerUnavailable) or attempt == self.options.retries:
+                # A server whose streams are all taken is busy, not wrong: the next stream waits a
+                # little and goes, through round_robin, to the next replica.
+                busy = isinstance(error, ServerError) and error.reason == TOO_MANY_STREAMS
+                if not (isinstance(error, ServerUnavailable) or busy) or attempt == self.options.retries:
                     raise error from None
                 # The retry policy's schedule: a server that is up but unavailable (still loading,
                 # shutting down) leaves the channel ready, so waiting for the channel alone would not pause.
@@ -530,8 +546,8 @@ class Connection:
         replica takes more; the answers are put back in input order, with at
         most ``streams * window`` chunks read ahead of the caller. Each stream
         carries ``CHUNKS_PER_STREAM`` chunks, then a fresh one takes over while
-        it drains (sooner when the read-ahead is full, since a server holds
-        a stream's last chunk until the next arrives or the stream ends):
+        it drains (sooner when the read-ahead is full: a stream does not sit
+        open and idle, holding one of its server's stream slots):
         round_robin opens every stream on the next replica that is up, so the
         streams spread evenly however many replicas were connected when the
         run began, and reach replicas that come back. A stream whose
@@ -553,8 +569,8 @@ class Connection:
         def stream_chunks(mine: deque[int]) -> Iterator[np.ndarray]:
             """The stream's chunks; it holds room for its first one before it opens."""
             for sent in range(CHUNKS_PER_STREAM):
-                # A server answers a chunk once the next one arrives or the stream ends: so a stream
-                # never waits for room with a chunk unanswered (nor open and idle), it ends instead.
+                # A stream never waits for room open and idle, holding one of its server's
+                # --max-streams slots: it ends instead.
                 if sent and not room.acquire(blocking=False):
                     break
                 with reading:

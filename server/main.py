@@ -197,7 +197,8 @@ def start(settings: Settings) -> RunningServer:
     )
     digits_pb2_grpc.add_DigitsServicer_to_server(servicer, server)
     grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        OpenInferenceServicer(registry, predictor, settings.max_batch), server)
+        OpenInferenceServicer(registry, predictor, settings.max_batch, stream_pool=stream_pool, stream_depth=cores),
+        server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (SERVICE, OPEN_INFERENCE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     try:

@@ -11,6 +11,7 @@ parsing and errors are server/interceptor.py's, as for every service.
 from __future__ import annotations
 
 import struct
+from concurrent.futures import Executor, Future
 from importlib import metadata
 from typing import Iterator
 
@@ -21,6 +22,7 @@ from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
 from server.errors import InvalidInput, ModelNotFound, ServingError, clip
 from server.inference import Predictor, Result, decode_f32, decode_u8
+from server.pipeline import in_order
 from server.registry import LoadedModel, ModelRegistry
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -141,8 +143,11 @@ def _infer_response(request: pb.ModelInferRequest, result: Result,
 
 
 class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int):
+    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
+                 stream_pool: Executor, stream_depth: int = 2):
         self.registry = registry
+        self.stream_pool = stream_pool
+        self.stream_depth = stream_depth
         self.predictor = predictor
         self.max_batch = max_batch
 
@@ -184,9 +189,13 @@ class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
         return self._infer(request)
 
     def ModelStreamInfer(self, requests, context) -> Iterator[pb.ModelStreamInferResponse]:
-        """Answers each request in order; a refused one is answered with its error and the stream goes on."""
-        for request in requests:
+        """Answers each request in order, computing the next ones on the stream pool meanwhile;
+        a refused request is answered with its error and the stream goes on."""
+        def answer(request: pb.ModelInferRequest, future: Future) -> pb.ModelStreamInferResponse:
             try:
-                yield pb.ModelStreamInferResponse(infer_response=self._infer(request))
+                return pb.ModelStreamInferResponse(infer_response=future.result())
             except ServingError as exc:
-                yield pb.ModelStreamInferResponse(error_message=f"{exc.code.name}: {exc}")
+                return pb.ModelStreamInferResponse(error_message=f"{exc.code.name}: {exc}")
+
+        return in_order(requests, lambda request: self.stream_pool.submit(self._infer, request), answer,
+                        self.stream_depth)

@@ -6,7 +6,6 @@ server/interceptor.py applies them to every method of every service alike.
 
 from __future__ import annotations
 
-from collections import deque
 from concurrent.futures import Executor, Future
 from typing import Iterator
 
@@ -15,6 +14,7 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.errors import InvalidInput
 from server.inference import Predictor, Result, decode_f32, decode_u8
+from server.pipeline import in_order
 from server.registry import ModelRegistry, ReloadReport, Snapshot
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Digits"].full_name
@@ -77,36 +77,21 @@ class DigitsServicer(digits_pb2_grpc.DigitsServicer):
         return _response(self.predictor.predict(request.model, _images(request, self.max_batch)))
 
     def PredictStream(self, requests, context) -> Iterator[pb.PredictResponse]:
-        """Chunks are predicted ``stream_depth`` at a time on the stream pool, answered in order.
+        """Chunks are predicted ``stream_depth`` at a time on the stream pool, answered in order."""
+        def start(numbered: tuple[int, pb.PredictRequest]) -> Future:
+            position, request = numbered
+            if request.HasField("sequence") and request.sequence != position:
+                raise InvalidInput(f"sequence: chunk {position} has sequence {request.sequence}, "
+                                   f"expected {position}")
+            return self.stream_pool.submit(self.predictor.predict, request.model, _images(request, self.max_batch))
 
-        While one chunk is computed the next is decoded and started, so a
-        stream keeps both cores busy. A bad chunk is refused only after every
-        chunk before it has been answered.
-        """
-        running: deque[tuple[pb.PredictRequest, Future]] = deque()
-
-        def answer(request: pb.PredictRequest, future: Future) -> pb.PredictResponse:
+        def answer(numbered: tuple[int, pb.PredictRequest], future: Future) -> pb.PredictResponse:
             reply = _response(future.result())
-            if request.HasField("sequence"):
-                reply.sequence = request.sequence
+            if numbered[1].HasField("sequence"):
+                reply.sequence = numbered[1].sequence
             return reply
 
-        try:
-            for position, request in enumerate(requests):
-                if request.HasField("sequence") and request.sequence != position:
-                    raise InvalidInput(f"sequence: chunk {position} has sequence {request.sequence}, "
-                                       f"expected {position}")
-                images = _images(request, self.max_batch)
-                running.append((request, self.stream_pool.submit(self.predictor.predict, request.model, images)))
-                while len(running) >= self.stream_depth:
-                    yield answer(*running.popleft())
-        finally:
-            while running:
-                request, future = running.popleft()
-                if context.is_active():
-                    yield answer(request, future)
-                else:
-                    future.cancel()
+        return in_order(enumerate(requests), start, answer, self.stream_depth)
 
     def ListModels(self, request, context):
         snapshot = self.registry.snapshot()

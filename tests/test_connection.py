@@ -13,6 +13,7 @@ import pytest
 from bench.process import ServerProcess
 from clients.connection import (NO_MODEL_LOADED, Connection, ConnectionOptions, ServerError, ServerUnavailable,
                                 UsageError, is_loopback, parse_address)
+from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from tests.conftest import free_port
 
@@ -110,8 +111,6 @@ class _Flaky(digits_pb2_grpc.DigitsServicer):
         self.calls += 1
         if self.calls <= self.failures:
             context.abort(grpc.StatusCode.UNAVAILABLE, "starting up")
-        from digitserve.v1 import digits_pb2 as pb
-
         return pb.ListModelsResponse()
 
 
@@ -138,6 +137,43 @@ def test_calls_are_retried_by_grpc_while_the_server_is_unavailable():
         with pytest.raises(ServerUnavailable):  # nobody there: four retries with backoff, then the error
             connection.list_models()
         assert 0.2 < time.monotonic() - started < 15
+
+
+def _hold_stream_slot(serving) -> tuple[threading.Event, grpc.Call]:
+    """A PredictStream that holds one of the server's stream slots until the event is set."""
+    release = threading.Event()
+
+    def one_chunk_then_quiet():
+        yield pb.PredictRequest(u8=bytes(784))
+        release.wait(20)
+
+    call = serving.stub.PredictStream(one_chunk_then_quiet(), timeout=30)
+    next(call)  # answered: the server has admitted the stream
+    return release, call
+
+
+def test_a_stream_refused_by_a_busy_server_is_tried_again_elsewhere(serve, models_copy, test_digits):
+    images = test_digits[0][:20]
+    busy, free = serve(models_copy, max_streams=1), serve(models_copy, max_streams=1)
+    release, held = _hold_stream_slot(busy)
+    try:
+        # Both replicas: each stream refused by the busy one goes on, through round_robin, to the other.
+        options = ConnectionOptions(address=f"{busy.address},{free.address}", retries=3, timeout=20)
+        with Connection(options) as connection:
+            for _ in range(4):
+                assert len(np.concatenate([a.digits for a in connection.predict_stream([images])])) == 20
+        # One replica that stays busy: the refusal, once the retries are spent.
+        with Connection(ConnectionOptions(address=busy.address, retries=1, timeout=20)) as connection:
+            with pytest.raises(ServerError) as caught:
+                list(connection.predict_stream([images]))
+            assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # One replica that frees its slot while the client waits: the stream goes through.
+        threading.Timer(0.3, release.set).start()
+        with Connection(ConnectionOptions(address=busy.address, retries=4, timeout=20)) as connection:
+            assert len(np.concatenate([a.digits for a in connection.predict_stream([images])])) == 20
+    finally:
+        release.set()
+        held.cancel()
 
 
 @pytest.mark.heavy

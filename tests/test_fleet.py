@@ -206,11 +206,17 @@ def test_a_malformed_entry_on_the_command_line_is_exit_2_naming_it():
     assert done.returncode == 2 and "host:notaport" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_reload_names_one_server_since_round_robin_would_reach_only_one():
-    for target in ("127.0.0.1:5001,127.0.0.1:5002", "dns:///localhost:5001"):
-        done = subprocess.run([str(BIN / "digits"), "reload", "--server", target], capture_output=True, text=True,
-                              timeout=60)
-        assert done.returncode == 2 and "once per replica" in done.stderr
+def test_reload_reaches_every_listed_replica_and_names_the_one_that_is_down(replicas):
+    down = f"127.0.0.1:{free_port()}"
+    done = subprocess.run([str(BIN / "digits"), "reload", "--format", "json", "--retries", "0", "--timeout", "5",
+                           "--server", f"{_list(replicas)},{down}"], capture_output=True, text=True, timeout=60)
+    results = json.loads(done.stdout)
+    assert [r["server"] for r in results] == [*(f"127.0.0.1:{p.port}" for p in replicas), down]
+    assert all("unchanged" in r for r in results[:-1]) and "error" in results[-1]
+    assert done.returncode == 4 and down in done.stderr
+    refused = subprocess.run([str(BIN / "digits"), "reload", "--server", "dns:///localhost:5001"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--watch" in refused.stderr
 
 
 @pytest.mark.heavy

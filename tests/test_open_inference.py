@@ -22,6 +22,7 @@ from digitserve.v1 import digits_pb2
 from server.main import start
 from server.settings import Settings, parse_settings
 from tests.conftest import ROOT, Serving
+from tests.ping_pong import one_at_a_time
 from tests.test_server import code_and_details, health_status
 
 COUNT = 500  # MNIST test digits sent through tritonclient
@@ -291,6 +292,14 @@ def test_stream_answers_each_request_and_reports_refusals_in_place(oip, test_dig
     assert replies[1].error_message.startswith("NOT_FOUND") and "'nope'" in replies[1].error_message
     assert replies[2].error_message.startswith("INVALID_ARGUMENT") and "[1, 783]" in replies[2].error_message
     assert len(outputs(replies[3].infer_response)["digit"]) == 2
+
+
+def test_stream_answers_a_client_that_waits_for_each_answer(oip, test_digits):
+    images, labels = test_digits
+    replies = one_at_a_time(lambda requests: oip.ModelStreamInfer(requests, timeout=10),
+                            [infer_request(images[i:i + 1], id=str(i)) for i in range(4)])
+    assert [r.infer_response.id for r in replies] == ["0", "1", "2", "3"]
+    assert [int(outputs(r.infer_response)["digit"][0]) for r in replies] == labels[:4].tolist()
 
 
 def test_protect_all_guards_model_infer(serve, models_copy):

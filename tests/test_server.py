@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from digitserve.v1 import digits_pb2 as pb
 from tests.conftest import ROOT
+from tests.ping_pong import one_at_a_time
 
 
 def u8(images: np.ndarray, model: str = "") -> pb.PredictRequest:
@@ -131,6 +132,14 @@ def test_stream_refuses_chunks_out_of_order(server):
     code, details = code_and_details(lambda: next(replies))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details == "sequence: chunk 1 has sequence 2, expected 1"
+
+
+def test_stream_answers_a_client_that_waits_for_each_answer(server, test_digits):
+    images, labels = test_digits
+    replies = one_at_a_time(lambda requests: server.stub.PredictStream(requests, timeout=10),
+                            [pb.PredictRequest(u8=images[i:i + 1].tobytes(), sequence=i) for i in range(4)])
+    assert [r.sequence for r in replies] == [0, 1, 2, 3]
+    assert [r.predictions[0].digit for r in replies] == labels[:4].tolist()
 
 
 # --- ListModels ------------------------------------------------------------------------------

@@ -178,15 +178,16 @@ def test_if_missing_skips_and_force_retrains(trained_models, tmp_path, mnist_dir
     assert read_manifest(folder / "knn.manifest.json").version != before
 
 
-def test_notify_reloads_a_running_server(serve, trained_models, tmp_path, mnist_dir):
+def test_notify_reloads_every_listed_server(serve, trained_models, tmp_path, mnist_dir):
     folder = tmp_path / "models"
     shutil.copytree(trained_models, folder)
-    serving = serve(folder)
+    replicas = [serve(folder), serve(folder)]
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "svm", "--limit", "600",
-                  "--jobs", "1", "--no-report", "--notify", serving.address]) == 0
+                  "--jobs", "1", "--no-report", "--notify", ",".join(r.address for r in replicas)]) == 0
     from digitserve.v1 import digits_pb2 as pb
-    listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
-    assert listed["svm"].training_samples == 600
+    for serving in replicas:
+        listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
+        assert listed["svm"].training_samples == 600
 
 
 def test_notify_failure_is_exit_4_with_models_written(trained_models, tmp_path, mnist_dir):

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, security_options)
+                                add_security_flags, each_replica, security_options)
 from digitserve import exits, version
 from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
                                   read_manifest, remove_leftovers)
@@ -45,7 +45,8 @@ SETTINGS = (
             minimum=0, zero="all"),
     Setting("--jobs", "DIGITS_JOBS", os.cpu_count() or 1, "CPU threads for fitting", minimum=1, shown="all cores"),
 )
-NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server to Reload once the artifacts are written",
+NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
+                  "Reload once the artifacts are written",
                   metavar="HOST[:PORT]"),)
 
 
@@ -74,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
+        if args.server:
+            each_replica(args.server)  # a dns: name is refused now, not after training
     except UsageError as exc:
         parser.error(str(exc))
     return args
@@ -222,13 +225,21 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def notify(options: ConnectionOptions) -> str:
-    """Ask a server to Reload; returns a one-line description of what changed."""
-    with Connection(options) as connection:
-        reply = connection.reload()
-    failed = "; ".join(f"{f.name}: {f.reason}" for f in reply.failed)
-    return (f"added {len(reply.added)}, updated {len(reply.updated)}, removed {len(reply.removed)}, "
-            f"failed {len(reply.failed)}" + (f" ({failed})" if failed else ""))
+def notify(options: ConnectionOptions) -> list[tuple[str, str | ServerUnavailable | ServerError]]:
+    """Ask every listed server to Reload: for each, a one-line description of what changed, or its error."""
+    outcomes: list[tuple[str, str | ServerUnavailable | ServerError]] = []
+    for replica in each_replica(options):
+        try:
+            with Connection(replica) as connection:
+                reply = connection.reload()
+        except (ServerUnavailable, ServerError) as exc:
+            outcomes.append((replica.address, exc))
+            continue
+        failed = "; ".join(f"{f.name}: {f.reason}" for f in reply.failed)
+        outcomes.append((replica.address, f"added {len(reply.added)}, updated {len(reply.updated)}, "
+                                          f"removed {len(reply.removed)}, failed {len(reply.failed)}"
+                                          + (f" ({failed})" if failed else "")))
+    return outcomes
 
 
 def _unpublished(out: Path, exc: PublishError, models: list[str]) -> str:
@@ -270,12 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"digits-train: models {', '.join(args.models)} written to {args.out}, but a report picture "
             f"could not be: {exc}")
         return exits.LOCAL_FILE
-    if args.server:
-        try:
-            log(f"reload on {args.server.address}: {notify(args.server)}")
-        except (ServerUnavailable, ServerError) as exc:
-            log(f"digits-train: models written to {args.out}, but {args.server.address} did not reload: {exc}")
-            return exits.UNREACHABLE if isinstance(exc, ServerUnavailable) else exits.REFUSED
+    errors = []
+    for address, outcome in notify(args.server) if args.server else []:
+        if isinstance(outcome, str):
+            log(f"reload on {address}: {outcome}")
+        else:
+            log(f"digits-train: models written to {args.out}, but {address} did not reload: {outcome}")
+            errors.append(outcome)
+    if errors:
+        return exits.UNREACHABLE if any(isinstance(e, ServerUnavailable) for e in errors) else exits.REFUSED
     return exits.OK
 
 
