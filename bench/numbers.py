@@ -35,6 +35,7 @@ from bench.process import BIN, ServerProcess
 from clients import numbers
 from clients.connection import Connection, ConnectionOptions
 from clients.drawing import Drawing
+from clients.number_results import edit_distance
 from clients.preprocessing import to_mnist
 from digitserve.contract import IMAGE_SIDE
 from digitserve.settings import add_settings
@@ -52,6 +53,8 @@ class Sample:
     drawing: Drawing  # the whole number as strokes
     alone_pictures: list[np.ndarray]  # each digit in its own picture (light on black)
     alone_drawings: list[Drawing]  # each digit in its own drawing
+    picture_boxes: list[tuple]  # where each digit's ink is in the picture: left, top, right, bottom
+    drawing_boxes: list[tuple]  # ... and in the drawing, pen included
 
 
 def _glyph(digit: np.ndarray, height: float, slant: float) -> np.ndarray:
@@ -84,8 +87,8 @@ def _closest(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int)
     return float(min(gaps)) if gaps else float(left.shape[1])
 
 
-def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str) -> tuple[Image.Image, list]:
-    """A number's picture and, per digit, its glyph, place and the gap before it (in units of its size)."""
+def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str) -> tuple[Image.Image, list, list]:
+    """A number's picture, its digits' glyphs, and the box of each glyph's ink in the picture."""
     size = float(rng.uniform(30, 110))
     slant = float(rng.uniform(-0.25, 0.25))
     special = int(rng.integers(1, length)) if kind != "clear" else -1
@@ -109,12 +112,15 @@ def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str
     width = max(px + g.shape[1] for g, (px, _) in zip(glyphs, places)) + 2 * margin
     height = max(t - lowest + g.shape[0] for g, (_, t) in zip(glyphs, places)) + 2 * margin
     canvas = np.zeros((height, width), np.float32)
+    boxes = []
     for glyph, (px, top) in zip(glyphs, places):
         y = top - lowest + margin
         view = canvas[y : y + glyph.shape[0], px + margin : px + margin + glyph.shape[1]]
         np.maximum(view, glyph, out=view)
+        rows, cols = np.flatnonzero((glyph > 0.25).any(axis=1)), np.flatnonzero((glyph > 0.25).any(axis=0))
+        boxes.append((px + margin + cols[0], y + rows[0], px + margin + cols[-1] + 1, y + rows[-1] + 1))
     picture = Image.fromarray((255 - np.clip(canvas, 0, 1) * 255).astype(np.uint8))
-    return picture, glyphs
+    return picture, glyphs, boxes
 
 
 def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str) -> tuple[Drawing, list[Drawing]]:
@@ -154,22 +160,36 @@ def make_samples(images: np.ndarray, labels: np.ndarray, per_cell: dict, seed: i
         for _ in range(count):
             pick = order[np.arange(used, used + length) % len(order)]
             used += length
-            picture, glyphs = compose(rng, images[pick], length, kind)
+            picture, glyphs, boxes = compose(rng, images[pick], length, kind)
             drawing, alone = compose_drawing(rng, images[pick], kind)
             pads = [np.pad(g, 4) for g in glyphs]
+            drawn = [numbers.box_of(numbers.drawing_atoms(d)) for d in alone]
             samples.append((length, kind, Sample("".join(str(int(v)) for v in labels[pick]), picture, drawing,
-                                                 pads, alone)))
+                                                 pads, alone, boxes, drawn)))
     return samples
 
 
-def edits(truth: str, read: str) -> int:
-    """Levenshtein distance: digits replaced, dropped or added to turn ``truth`` into ``read``."""
-    row = list(range(len(read) + 1))
-    for i, t in enumerate(truth, 1):
-        previous, row[0] = row[0], i
-        for j, r in enumerate(read, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (t != r))
-    return row[-1]
+def _overlap(a: tuple, b: tuple) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    shared = max(0.0, width) * max(0.0, height)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - shared
+    return shared / union if union > 0 else 0.0
+
+
+def found_digits(read: numbers.Number | None, truth: list[tuple]) -> bool:
+    """Were the digits found where they are (one box per digit, each on its digit's ink), right or wrong?
+
+    Boxes of digits cut apart are where the cut fell, so they need only cover
+    most of the true box: an intersection over union of at least _FOUND.
+    """
+    if read is None or len(read.digits) != len(truth):
+        return False
+    return all(_overlap(d.box, box) >= _FOUND for d, box in zip(read.digits, truth))
+
+
+_FOUND = 0.7
 
 
 def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
@@ -187,8 +207,9 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
                         else numbers.read_drawing(sample.drawing, classify))
                 text = read.text
             except ValueError:
-                text = ""
+                read, text = None, ""
             seconds[medium] += time.perf_counter() - started
+            found = found_digits(read, sample.picture_boxes if medium == "picture" else sample.drawing_boxes)
             if medium == "picture":
                 alone = np.stack([to_mnist(g, ink="light") for g in sample.alone_pictures])
             else:
@@ -197,12 +218,16 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             cell = cells.setdefault(f"{medium}/{length}/{kind}", {
                 "medium": medium, "length": length, "kind": kind, "numbers": 0, "numbers_right": 0,
                 "digits": 0, "digits_right": 0, "digits_right_alone": 0, "numbers_right_alone": 0,
-                "wrong_count": 0})
+                "wrong_count": 0, "wrong_found": 0, "wrong_not_found": 0})
             cell["numbers"] += 1
             cell["numbers_right"] += text == sample.label
             cell["digits"] += length
             # Digit accuracy as in OCR: the digits minus the edits (wrong, missing, extra) from the truth.
-            cell["digits_right"] += max(0, length - edits(sample.label, text))
+            cell["digits_right"] += max(0, length - edit_distance(sample.label, text))
+            # Why a number is wrong: its digits were not found where they are (segmentation, stroke
+            # grouping), or they were and one was read wrong (recognition).
+            cell["wrong_found"] += text != sample.label and found
+            cell["wrong_not_found"] += text != sample.label and not found
             cell["wrong_count"] += len(text) != length
             cell["digits_right_alone"] += int(sum(int(a) == b for a, b in zip(one_by_one, truth)))
             cell["numbers_right_alone"] += bool(all(int(a) == b for a, b in zip(one_by_one, truth)))
@@ -218,7 +243,9 @@ def _summary(cells: list[dict]) -> dict:
                 "number_accuracy_one_by_one": round(sum(c["numbers_right_alone"] for c in selected) / n, 4),
                 "digit_accuracy": round(sum(c["digits_right"] for c in selected) / d, 4),
                 "digit_accuracy_one_by_one": round(sum(c["digits_right_alone"] for c in selected) / d, 4),
-                "wrong_digit_count": sum(c["wrong_count"] for c in selected)}
+                "wrong_digit_count": sum(c["wrong_count"] for c in selected),
+                "wrong_numbers_segmentation": sum(c["wrong_not_found"] for c in selected),
+                "wrong_numbers_recognition": sum(c["wrong_found"] for c in selected)}
 
     out: dict = {}
     for medium in ("picture", "drawing"):

@@ -22,7 +22,8 @@ import numpy as np
 from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
                                 UsageError, add_security_flags, each_replica, security_options, stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
-from clients.number_results import NUMBER_WRITERS, digits_seen_warning, read_numbers
+from clients.number_results import (NUMBER_WRITERS, LabelsError, NumberScoreboard, digits_seen_warning,
+                                    read_number_labels, read_numbers)
 from clients.output import WRITERS, Result, Scoreboard
 from digitserve import exits, version
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=sorted(WRITERS), default="table", help="output format (default: table)")
     predict.add_argument("--output", "-o", help="write results to this file instead of standard output ('-')")
     predict.add_argument("--top", type=int, default=0, metavar="K", help="also show the K most likely digits")
-    predict.add_argument("--labels", type=Path, help="MNIST IDX labels for the IDX images given: report accuracy")
+    predict.add_argument("--labels", type=Path,
+                         help="MNIST IDX labels for the IDX images given; with --number, a text file of "
+                              "'NAME NUMBER' lines (NAME as given or the file name): report accuracy")
     predict.add_argument("--ink", choices=["auto", "dark", "light"], default="auto",
                          help="dark ink on light paper, light on dark, or detect (default: auto)")
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
@@ -211,15 +214,17 @@ def _write(writer, result: Result, out, bar) -> None:
 
 
 def predict_numbers(args: argparse.Namespace) -> int:
+    labels = read_number_labels(args.labels) if args.labels else None
     to_file = args.output not in (None, "-")
     out = open(args.output, "w", newline="") if to_file else sys.stdout
-    writer = NUMBER_WRITERS[args.format](out, 0)
-    failed = 0
+    writer = NUMBER_WRITERS[args.format](out, args.top)
+    board, failed = NumberScoreboard(), 0
     try:
         with Connection(_options(args)) as connection:
             items = read_items(_paths(args.paths), ink=args.ink, warn=_warn, whole=True)
-            for result in read_numbers(connection, items, args.model, args.ink):
+            for result in read_numbers(connection, items, args.model, args.ink, labels):
                 writer.write(result)
+                board.add(result)
                 if result.error:
                     failed += 1
                     _warn(result.error)
@@ -227,6 +232,11 @@ def predict_numbers(args: argparse.Namespace) -> int:
     finally:
         if to_file:
             out.close()
+    if labels is not None:
+        if board.total:
+            print(board.report(), file=sys.stderr if args.format != "table" or to_file else sys.stdout)
+        else:
+            _warn(f"{args.labels}: names none of the inputs read")
     return exits.FAILED if failed else exits.OK
 
 
@@ -331,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         # complaining about the unflushed rest.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exits.OK
-    except (OSError, IdxError) as exc:
+    except (OSError, IdxError, LabelsError) as exc:
         print(f"digits: {exc}", file=sys.stderr)
         return exits.LOCAL_FILE
     except KeyboardInterrupt:

@@ -2,16 +2,22 @@
 
 A number is cut into *atoms* first: the strokes of a drawing, or for a
 picture the connected components of its ink, where a component wide enough
-to hold touching digits is also sliced at the low points of its vertical ink
-profile. A digit is then a run of neighbouring atoms (a 5 and its detached
-bar, a 7 and its crossbar, the two halves of a cut). Every plausible run is
-turned into the 784 pixels of the MNIST recipe (clients/preprocessing.py,
-or Drawing.to_vector for strokes) and all of them go to the model in one
-batch; the reading kept is the split of the atoms into runs whose digits the
-model is most sure of, with a little geometry on top (digits of one number
-are about as tall as each other, no wider than tall, and do not sit on top
-of each other). That is recognition-driven segmentation: the cut between
-two touching digits is where the model reads two good digits.
+to hold touching digits is also sliced. The candidate cuts are the low
+points of the ink profile taken along the component's slant, and each cut
+then takes the way down through the ink that crosses least (between two
+touching digits: their contact). A digit is then a run of neighbouring atoms
+(a 5 and its detached bar, a 7 and its crossbar, the two halves of a cut).
+Every plausible run is turned into the 784 pixels of the MNIST recipe
+(clients/preprocessing.py, or Drawing.to_vector for strokes) and all of them
+go to the model in one batch; the reading kept is the split of the atoms
+into runs with the highest sum of log-confidences (dynamic programming),
+with a little geometry on top: the one-digit check (a candidate much wider,
+for its height, than MNIST's digits of the class it is read as is probably
+two touching digits; a much narrower one, a slice of one), cutting ink costs
+per stroke crossed, digits of one number are about as tall as each other
+and do not sit on top of each other. That is recognition-driven
+segmentation: the cut between two touching digits is where the model reads
+two good digits.
 """
 
 from __future__ import annotations
@@ -42,8 +48,18 @@ _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 2 reaches 1.8)
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
-# ... and so is one wider, for its height, than 90% of MNIST's training digits of the
-# digit read (widths of ink at 64 of 255 on the 28x28 images).
+# The one-digit check: the width of a candidate's ink over its height, on the 28x28
+# image the model sees, taken across its slant (ink_aspects). Per digit,
+# the 1st, 10th, 90th and 99th percentiles of MNIST's 60,000 training digits (ink at
+# 64 of 255). Two touching digits read as one are wider than almost any digit of
+# that class; a slice of a digit is narrower.
+_ASPECT = ((0.52, 0.68, 1.12, 1.43), (0.15, 0.19, 0.38, 0.80), (0.54, 0.69, 1.18, 1.64), (0.44, 0.58, 0.94, 1.14),
+           (0.48, 0.59, 1.00, 1.23), (0.49, 0.63, 1.05, 1.33), (0.41, 0.52, 0.95, 1.18), (0.46, 0.58, 1.00, 1.28),
+           (0.41, 0.52, 0.90, 1.14), (0.40, 0.51, 0.86, 1.07))
+_WIDE = 2.0  # what a candidate costs per (99th - 90th percentile) of width beyond their midpoint
+_NARROW = 1.0  # ... and one as narrow as the 1st
+# For drawings the check is on the strokes' box: wider, for its height, than 90% of
+# MNIST's training digits of the digit read (widths of ink at 64 of 255 on the 28x28 images).
 _WIDEST = (1.11, 0.7, 1.25, 1.0, 1.0, 1.25, 0.95, 1.0, 1.0, 0.9)
 # Separate tall marks sharing more than _SHARED of the narrower one's width are
 # probably one digit, less probably two; _SIDING is what the wrong side costs at the extreme.
@@ -51,6 +67,8 @@ _SHARED = 0.5
 _SIDING = 6.0
 _CUT = 0.8  # what cutting through one stroke costs (in log-confidence)
 _CUT_ABOVE = 0.75  # a component wider than this may hold touching digits
+_CUT_BAND = 0.12  # a cut may wander this far aside to find the least ink to cross
+_CUT_LEAST = 0.5  # a cut costs at least what crossing half a stroke does
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
 _CUT_SPACING = 0.18  # nor closer than this to another cut
 _MAX_CUTS = 12
@@ -69,10 +87,18 @@ class Digit(Prediction):
     def uncertain(self) -> bool:
         return self.confidence < LOW_CONFIDENCE
 
-    def record(self) -> dict:
-        return {"digit": self.digit, "confidence": round(self.confidence, 6),
-                "probabilities": [round(float(p), 6) for p in self.probabilities],
-                "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The k likeliest digits with their probabilities, likeliest first."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    def record(self, top: int = 0) -> dict:
+        record = {"digit": self.digit, "confidence": round(self.confidence, 6),
+                  "probabilities": [round(float(p), 6) for p in self.probabilities],
+                  "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
+        if top:
+            record["top"] = [[d, round(p, 6)] for d, p in self.top(top)]
+        return record
 
 
 @dataclass(frozen=True)
@@ -129,7 +155,7 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _read(atoms, pixels, classify, factor, height)
+    return _read(atoms, pixels, classify, factor, height, image_widths=True)
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -243,13 +269,25 @@ def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float]:
 
 
 def _slices(component: _Atom, height: float) -> list[_Atom]:
-    """A component cut at the low points of its vertical ink profile, if it is wide enough to hold several digits."""
-    width = component.width
-    if width <= _CUT_ABOVE * height:
+    """A component cut at the low points of its ink profile along its slant, if wide enough to hold several digits.
+
+    The cuts lean as the ink leans (its second moments), so that between two
+    slanted touching digits a cut passes through their contact alone.
+    """
+    if component.width <= _CUT_ABOVE * height:
         return [component]
+    rows = np.array([r for r, _, _ in component.parts], np.float64)
+    starts = np.array([s for _, s, _ in component.parts], np.float64)
+    ends = np.array([e for _, _, e in component.parts], np.float64)
+    lengths = ends - starts
+    centre_row = float((rows * lengths).sum() / lengths.sum())
+    slant = _slant(rows, (starts + ends - 1) / 2, lengths)  # each run as its centre, weighed by its length
+    shift = {r: int(round(slant * (r - centre_row))) for r in range(component.top, component.bottom)}
+    low = min(s - shift[r] for r, s, _ in component.parts)
+    width = max(e - shift[r] for r, _, e in component.parts) - low
     mask = np.zeros((component.height, width), bool)
     for r, start, end in component.parts:
-        mask[r - component.top, start - component.left : end - component.left] = True
+        mask[r - component.top, start - shift[r] - low : end - shift[r] - low] = True
     profile = np.convolve(mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
     margin = max(2, int(_CUT_MARGIN * height))
     inner = range(margin, width - margin)
@@ -258,17 +296,57 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
     for x in sorted(minima, key=lambda x: profile[x]):
         if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
             cuts.append(x)
-    edges = [0, *sorted(cuts), width]
+    stroke = max(1.0, preprocessing.stroke_width(mask.astype(np.float32)))
+    paths = [np.zeros(component.height, int)]
+    costs = [0.0]
+    for x in sorted(cuts):
+        path, ink = _cut_path(mask, x, max(1, int(_CUT_BAND * height)))
+        paths.append(path)
+        costs.append(max(_CUT_LEAST, ink / stroke))
+    paths.append(np.full(component.height, width))
     slices = []
-    for a, b in zip(edges, edges[1:]):
-        lo, hi = component.left + a, component.left + b
-        runs = [(r, max(s, lo), min(e, hi)) for r, s, e in component.parts if s < hi and e > lo]
+    for k in range(len(paths) - 1):
+        runs = []
+        for r, s, e in component.parts:
+            row = r - component.top
+            lo, hi = max(s, low + paths[k][row] + shift[r]), min(e, low + paths[k + 1][row] + shift[r])
+            if lo < hi:
+                runs.append((r, lo, hi))
         if runs:
             piece = _runs_atom(runs)
-            column = mask[:, a]  # the strokes a cut here goes through: runs of ink down the column
-            piece.crossing = float(max(1, np.count_nonzero(column[1:] & ~column[:-1]) + int(column[0])))
+            piece.crossing = costs[k]
             slices.append(piece)
     return slices
+
+
+def _cut_path(mask: np.ndarray, x: int, band: int) -> tuple[np.ndarray, float]:
+    """The way down through ``mask`` near column ``x`` that crosses the least ink (one column aside per row at most).
+
+    Returns, per row, the column where the right-hand side begins, and how
+    many ink pixels the way crosses: between touching digits it slips through
+    their contact, where a straight cut would cross every stroke in its column.
+    """
+    h, w = mask.shape
+    lo, hi = max(1, x - band), min(w - 1, x + band + 1)
+    ink = mask[:, lo:hi].astype(np.float64)
+    ink += np.abs(np.arange(lo, hi) - x) * 1e-3  # of equal ways, the one nearest the cut
+    total = ink[0].copy()
+    steps = np.zeros((h, hi - lo), np.int8)
+    for r in range(1, h):
+        left = np.concatenate(([np.inf], total[:-1]))
+        right = np.concatenate((total[1:], [np.inf]))
+        options = np.stack([left, total, right])
+        steps[r] = options.argmin(axis=0) - 1
+        total = options.min(axis=0) + ink[r]
+    column = int(total.argmin())
+    crossed = float(mask[h - 1, lo + column])
+    path = np.empty(h, int)
+    for r in range(h - 1, -1, -1):
+        path[r] = lo + column
+        if r:
+            column += int(steps[r, column])
+            crossed += float(mask[r - 1, lo + column])
+    return path, crossed
 
 
 def _cut_out(level: np.ndarray, group: list[_Atom]) -> np.ndarray:
@@ -302,7 +380,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _read(atoms, pixels, classify, 1.0, _line_height(atoms))
+    return _read(atoms, pixels, classify, 1.0, _line_height(atoms), image_widths=False)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -335,20 +413,29 @@ def _check_count(atoms: int) -> None:
 
 
 def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-          factor: float, height: float) -> Number:
+          factor: float, height: float, image_widths: bool) -> Number:
+    """The best reading of these atoms.
+
+    The one-digit check looks at widths across the slant on the 28x28 image
+    (pictures) or on the strokes' box (drawings: traced strokes are drawn with
+    a pen unlike MNIST's, and the box check measured better on them).
+    """
     atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
-    boxes = {run: _box(atoms[run[0] : run[1]]) for run in runs}
+    boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}
     vectors = []
     for i, j in runs:
         try:
             vectors.append(pixels(atoms[i:j]))
         except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
             vectors.append(np.zeros(PIXELS, np.uint8))
-    probabilities = np.asarray(classify(np.stack(vectors)), dtype=np.float64).reshape(len(runs), len(CLASSES))
-    scores = {run: math.log(max(float(p.max()), 1e-6)) + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()))
-              for run, p in zip(runs, probabilities)}
+    vectors = np.stack(vectors)
+    probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
+    aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
+    scores = {run: math.log(max(float(p.max()), 1e-6))
+              + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()), aspect)
+              for run, p, aspect in zip(runs, probabilities, aspects)}
     chosen = _best_split(atoms, scores, boxes)
     if len(chosen) > MAX_DIGITS:
         raise NumberError(f"{len(chosen)} digits found: at most {MAX_DIGITS} digits are read as one number")
@@ -357,11 +444,12 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     for run in chosen:
         p = probabilities[index[run]]
         left, top, right, bottom = boxes[run]
-        digits.append(Digit(p.astype(np.float32), box=(left * factor, top * factor, right * factor, bottom * factor)))
+        digits.append(Digit(p.astype(np.float32), pixels=vectors[index[run]], box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 
-def _box(group: Sequence[_Atom]) -> tuple[float, float, float, float]:
+def box_of(group: Sequence[_Atom]) -> tuple[float, float, float, float]:
+    """The box around these atoms: left, top, right, bottom."""
     return (min(a.left for a in group), min(a.top for a in group),
             max(a.right for a in group), max(a.bottom for a in group))
 
@@ -373,25 +461,65 @@ def _joinable(group: Sequence[_Atom], height: float) -> bool:
         if atom.left - reach > _MERGE_GAP * height:
             return False
         reach = max(reach, atom.right)
-    left, _, right, _ = _box(group)
+    left, _, right, _ = box_of(group)
     return len(group) == 1 or right - left <= _JOIN_WIDTH * height
 
 
-def _shape_score(group: Sequence[_Atom], height: float, digit: int) -> float:
+def ink_aspects(vectors: np.ndarray) -> np.ndarray:
+    """Width over height of the ink of 28x28 images (n, 784), measured along each image's slant.
+
+    The slant is the one the models straighten (second moments of the ink);
+    the width is taken across it, so a slanted 1 is as narrow as an upright one.
+    """
+    images = np.asarray(vectors, np.float64).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    coords = np.arange(IMAGE_SIDE, dtype=np.float64)
+    rows = np.broadcast_to(coords[None, :, None], images.shape)
+    cols = np.broadcast_to(coords[None, None, :], images.shape)
+    slant = np.array([_slant(rows[k].ravel(), cols[k].ravel(), image.ravel()) for k, image in enumerate(images)])
+    ink = images > 64
+    centre = rows - (images * rows).sum(axis=(1, 2), keepdims=True) / np.maximum(images.sum(axis=(1, 2), keepdims=True), 1e-6)
+    across = cols - slant[:, None, None] * centre
+    left = np.where(ink, across, np.inf).min(axis=(1, 2))
+    right = np.where(ink, across, -np.inf).max(axis=(1, 2))
+    top = np.where(ink, rows, np.inf).min(axis=(1, 2))
+    bottom = np.where(ink, rows, -np.inf).max(axis=(1, 2))
+    found = ink.any(axis=(1, 2))
+    return np.where(found, (right - left + 1) / np.where(found, bottom - top + 1, 1), 0.0)
+
+
+def _slant(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> float:
+    """How far the ink leans: columns moved per row (second moments), between -1 and 1."""
+    total = max(float(weights.sum()), 1e-6)
+    dy = rows - float((rows * weights).sum()) / total
+    dx = cols - float((cols * weights).sum()) / total
+    return float(np.clip((dx * dy * weights).sum() / max(float((dy * dy * weights).sum()), 1e-6), -1.0, 1.0))
+
+
+def _aspect_score(aspect: float, digit: int) -> float:
+    """The one-digit check: what a candidate wider (or narrower) than MNIST's digits of its class costs."""
+    low, narrow, wide, high = _ASPECT[digit]
+    start = (wide + high) / 2  # about the widest 5% of MNIST's digits of the class: still one digit
+    return (-_WIDE * max(0.0, aspect - start) / (high - wide)
+            - _NARROW * max(0.0, narrow - aspect) / (narrow - low))
+
+
+def _shape_score(group: Sequence[_Atom], height: float, digit: int, aspect: float | None) -> float:
     """Log-odds-like penalty for a digit that does not look like one digit of the line.
 
-    Too short (a bar, a foot alone); too wide for the digit read (two digits read as one); or
-    made of separate tall marks that barely share their width (neighbours;
-    a short mark may stick out, like the bar of a 5).
+    Too short (a bar, a foot alone); too wide or narrow for the digit read
+    (the one-digit check: on the 28x28 image's ``aspect`` when given,
+    else on the box); or made of separate tall marks that barely share their
+    width (neighbours; a short mark may stick out, like the bar of a 5).
     """
-    left, top, right, bottom = _box(group)
+    left, top, right, bottom = box_of(group)
     h, w = bottom - top, right - left
     score = 0.0
     if h < _SHORT * height:
         score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
-    widest = _WIDEST[digit]
-    if w > widest * h:
-        score -= 3.0 * (w / h - widest)
+    if aspect is not None:
+        score += _aspect_score(aspect, digit)
+    elif w > _WIDEST[digit] * h:
+        score -= 3.0 * (w / h - _WIDEST[digit])
     low, high = group[0].left, group[0].right  # the x-extent of the atoms so far
     for k in range(1, len(group)):
         atom, before = group[k], group[:k]

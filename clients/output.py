@@ -113,7 +113,7 @@ class TableWriter:
             self.out.write(f"{'-':>5}  {'error':>10}  {label:>5}  {'':5}  {record['error']}\n")
             return
         wrong = "wrong" if label and int(label) != record["digit"] else ""
-        top = "".join(f"{f'{d}:{_share(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
+        top = "".join(f"{f'{d}:{probability_text(p)}':<9}" for d, p in record["top"]) + "  " if self.top else ""
         prediction = result.prediction
         digit = f"{record['digit']}?" if prediction.doubt else str(record["digit"])
         doubt = f"  ({not_sure(prediction.probabilities, prediction.doubt)})" if prediction.doubt else ""
@@ -131,7 +131,7 @@ def not_sure(probabilities, doubt: str) -> str:
     return f"not sure: {doubt}"
 
 
-def _share(p: float) -> str:
+def probability_text(p: float) -> str:
     return "<0.001" if p < 0.0005 else f"{p:.3f}"
 
 

@@ -3,7 +3,7 @@
 Digits are drawn by dragging the mouse along strokes traced from MNIST test
 digits (tests/strokes.py), the way a person would draw them. The tests read
 what the window knows from ``app.state``, not from widget texts.
-Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png from the screenshot test.
+Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png and docs/tk-client-number.png from the screenshot tests.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def display() -> str:
     for n in range(90, 100):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
-        xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1440x900x24", "-nolisten", "tcp"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while xvfb.poll() is None and not Path(f"/tmp/.X11-unix/X{n}").exists() and time.monotonic() < deadline:
@@ -561,14 +561,20 @@ def test_draw_without_a_display_says_so_in_one_line(monkeypatch, capsys):
 
 
 def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_path):
-    from PIL import ImageGrab
-
     images, _ = test_digits
     app = open_app(server.address)
     connected(app)
     drag(app, traced_drawing(images[TWO]))
     answered(app)
     assert_answer(app, 2)
+    shot, canvas = screenshot(app, tmp_path / "tk-client.png")
+    assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.03  # the digit is on screen, in black ink
+
+
+def screenshot(app: DrawApp, path: Path):
+    """The window as the X server shows it, and its canvas; saved to ``path``, into docs/ too with UPDATE_SCREENSHOT=1."""
+    from PIL import ImageGrab
+
     root = app.root
     root.update()
     time.sleep(0.2)  # let the X server finish painting
@@ -578,13 +584,12 @@ def test_screenshot_of_a_recognised_digit(server, open_app, test_digits, tmp_pat
     shot = ImageGrab.grab(bbox=box, xdisplay=os.environ["DISPLAY"])
     assert shot.size == (root.winfo_width(), root.winfo_height())
     x, y = app.canvas.winfo_rootx() - box[0], app.canvas.winfo_rooty() - box[1]
-    ink = np.asarray(shot.convert("L").crop((x, y, x + 280, y + 280)))
-    assert (ink < 64).mean() > 0.03  # the digit is on screen, in black ink
-    path = tmp_path / "tk-client.png"
+    canvas = shot.crop((x, y, x + app.canvas.winfo_width(), y + app.canvas.winfo_height()))
     shot.save(path)
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(path, ROOT / "docs" / "tk-client.png")
+        shutil.copyfile(path, ROOT / "docs" / path.name)
+    return shot, canvas
 
 
 def test_the_window_says_when_the_server_is_not_sure(server, open_app):
@@ -624,6 +629,9 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     texts = [app.canvas.itemcget(i, "text") for i in boxes if app.canvas.type(i) == "text"]
     assert "".join(t.rstrip("?") for t in texts) == label
     assert "sure" in app.state.message.text
+    least = min(number.digits, key=lambda d: d.confidence)  # the panel beside shows the least sure digit
+    assert least.pixels is not None and least.pixels.reshape(-1).shape == (784,) and least.pixels.any()
+    assert app.view._sent_caption.cget("text").endswith("of 4, least sure")
 
     assert app.copy_number() and app.root.clipboard_get() == label
 
@@ -644,3 +652,48 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     app.set_number_mode(False)  # back to one digit on the square canvas, the strokes fitted to it
     pump(app, lambda: app.canvas.winfo_width() == 280, "the square canvas")
     assert app.state.number is None and app.state.drawing.width == 280
+
+
+def _number_mode(app) -> None:
+    pump(app, lambda: app.state.models, "the model list")
+    app.set_number_mode(True)
+    pump(app, lambda: app.canvas.winfo_width() > 280, "the wider canvas")
+
+
+def test_number_mode_opens_a_picture_and_reads_the_whole_number(server, open_app, tmp_path):
+    """Open in number mode: the picture fitted to the canvas, a box on each of its digits, the number read."""
+    from tests.test_numbers import _numbers
+
+    app = open_app(server.address)
+    _number_mode(app)
+    label, picture, _ = next(_numbers(1, 4, "clear", seed=6))
+    path = tmp_path / "number.png"
+    picture.save(path)
+    assert app.open_from(path)
+    pump(app, lambda: app.state.number is not None and not app.busy, "the number in the picture")
+    number = app.state.number
+    assert len(number.digits) == 4 and sum(a == b for a, b in zip(number.text, label)) >= 3, (number.text, label)
+    width, height = app.state.drawing.width, app.state.drawing.height
+    assert app.state.picture.image.size == (width, height)
+    ink = np.asarray(app.state.picture.image.convert("L")) < 128
+    for digit in number.digits:  # every box is on the canvas and around ink of the picture shown there
+        left, top, right, bottom = map(int, digit.box)
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height
+        assert ink[top:bottom, left:right].mean() > 0.05
+    assert len(app.canvas.find_withtag("boxes")) == 2 * 4 and app.canvas.find_withtag("picture")
+    drag(app, Drawing(width, height, [[(40, 40), (60, 120)]]))  # the pen on it starts a new drawing
+    pump(app, lambda: app.state.picture is None and not app.canvas.find_withtag("picture"), "the picture gone")
+
+
+def test_screenshot_of_a_number_read_in_number_mode(server, open_app, tmp_path):
+    from tests.test_numbers import _numbers
+
+    app = open_app(server.address)
+    _number_mode(app)
+    label, _, drawing = next(_numbers(1, 4, "clear", seed=6))
+    drag(app, drawing.fitted(app.state.drawing.width, app.state.drawing.height))
+    pump(app, lambda: app.state.number is not None and len(app.state.drawing.strokes) == len(drawing.strokes)
+         and not app.busy, "the number")
+    assert app.state.number.text == label
+    _, canvas = screenshot(app, tmp_path / "tk-client-number.png")
+    assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.01  # the number is on screen, in black ink

@@ -42,7 +42,7 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     for _ in range(count):
         pick = rng.choice(len(images), length, replace=False)
-        picture, _ = compose(rng, images[pick].reshape(-1, 784), length, kind)
+        picture, _, _ = compose(rng, images[pick].reshape(-1, 784), length, kind)
         drawing, _ = compose_drawing(rng, images[pick].reshape(-1, 784), kind)
         yield "".join(map(str, labels[pick])), picture, drawing
 
@@ -182,3 +182,78 @@ def test_several_digits_without_number_are_pointed_out(server, number_files):
     assert [r["digits_seen"] for r in records] == [4, 4]
     assert proc.stderr.count("--number") == 2 and "4 separate digits" in proc.stderr
 
+
+
+def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server, number_files, tmp_path):
+    folder, labels = number_files
+    truth = tmp_path / "expected.txt"
+    # By file name, by the path as given, one deliberately wrong; blank.png has none.
+    truth.write_text(f"# expected numbers\nn0.png {labels[0]}\n{folder / 'n0.json'}, {labels[0]}\n"
+                     f"n1.png 99999\n")
+    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(truth),
+                   str(folder / "n0.png"), str(folder / "n0.json"), str(folder / "n1.png"), str(folder / "n2.png"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "label" in lines[0]
+    n1 = next(line for line in lines if "n1.png" in line)
+    assert "99999" in n1 and "wrong" in n1
+    n2 = next(line for line in lines if "n2.png" in line)
+    assert "wrong" not in n2  # no label: nothing to compare with
+    report = lines[-1]
+    assert report.startswith("numbers right:") and "of 3 labelled" in report and "digits right:" in report
+    proc = _digits("predict", "--server", server.address, "--number", "--format", "json", "--labels", str(truth),
+                   str(folder / "n1.png"), str(folder / "n2.png"))
+    records = json.loads(proc.stdout)
+    assert records[0]["label"] == "99999" and "label" not in records[1]
+    assert "numbers right: 0.00% (0 of 1 labelled)" in proc.stderr
+
+
+def test_predict_number_labels_file_errors_name_the_file_and_line(server, number_files, tmp_path):
+    folder, _ = number_files
+    bad = tmp_path / "bad.txt"
+    bad.write_text("n0.png 1234\nn1.png twelve\n")
+    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(bad), str(folder / "n0.png"))
+    assert proc.returncode == 5 and f"{bad}:2" in proc.stderr and "NAME NUMBER" in proc.stderr
+    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(tmp_path / "missing.txt"),
+                   str(folder / "n0.png"))
+    assert proc.returncode == 5 and "missing.txt" in proc.stderr
+
+
+def test_predict_number_top_k_per_digit(server, number_files):
+    folder, _ = number_files
+    proc = _digits("predict", "--server", server.address, "--number", "--top", "3", "--format", "json",
+                   str(folder / "n0.png"))
+    digits = json.loads(proc.stdout)[0]["digits"]
+    for d in digits:
+        assert len(d["top"]) == 3 and d["top"][0][0] == d["digit"]
+        assert [p for _, p in d["top"]] == sorted((p for _, p in d["top"]), reverse=True)
+    proc = _digits("predict", "--server", server.address, "--number", "--top", "2", "--format", "csv",
+                   str(folder / "n0.png"))
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert len(rows) == 4 and all(r["top1_digit"] == r["digit"] and r["top2_p"] for r in rows)
+    proc = _digits("predict", "--server", server.address, "--number", "--top", "2", str(folder / "n0.png"))
+    assert proc.stdout.splitlines()[1].count("[") == 4
+
+
+def test_touching_pairs_cut_along_the_slant_through_their_contact():
+    """Two slanted bars joined by a thin bridge: the cut leans with them and slips through the bridge."""
+    ink = np.zeros((50, 60), bool)
+    for r in range(50):
+        x = 10 + (49 - r) // 3  # leaning right, as handwriting does
+        ink[r, x : x + 4] = True
+        ink[r, x + 10 : x + 14] = True
+    ink[25, 10 + 24 // 3 + 4 : 10 + 24 // 3 + 10] = True  # the contact
+    component = numbers._components(ink)[0]
+    pieces = numbers._slices(component, height=35.0)  # as wide as two digits of this line
+    cut = min(range(1, len(pieces)), key=lambda k: pieces[k].crossing)
+    assert pieces[cut].crossing < 1.0  # less than one stroke: a straight cut anywhere here would cross a bar
+    left = sum(e - s for piece in pieces[:cut] for _, s, e in piece.parts)
+    right = sum(e - s for piece in pieces[cut:] for _, s, e in piece.parts)
+    assert abs(left - 4 * 50) <= 6 and abs(right - 4 * 50) <= 6  # each bar whole on its side
+
+
+def test_the_clients_read_numbers_without_scikit_learn():
+    """The client image has no scikit-learn: finding digits must not need the server's estimators."""
+    code = ("import sys, clients.cli, clients.numbers, clients.number_results; "
+            "sys.exit('sklearn' in sys.modules or 'scipy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -19,7 +19,7 @@ from tkinter import filedialog
 
 from clients import preprocessing
 from clients.connection import ConnectionOptions, ServerError, ServerUnavailable
-from clients.draw.state import DrawState, Level, Message, ModelChoice, Picture, Status
+from clients.draw.state import DrawState, Level, Message, ModelChoice, Picture, Status, fit_to_canvas
 from clients.draw.view import DrawView
 from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, NumberRead, Predicted, Readiness,
                                  Request, Worker)
@@ -73,9 +73,11 @@ class DrawApp:
         if self.state.is_empty:
             self._say("Draw a digit first.")
             return False
-        if self.state.number_mode and self.state.picture is None:
-            d = self.state.drawing
-            self._awaiting = Request(None, self.state.model, self.state.epoch, Drawing(d.width, d.height, d.strokes))
+        if self.state.number_mode:
+            d, picture = self.state.drawing, self.state.picture
+            self._awaiting = (Request(None, self.state.model, self.state.epoch, picture=picture.image) if picture
+                              else Request(None, self.state.model, self.state.epoch,
+                                           Drawing(d.width, d.height, d.strokes)))
             self._worker.predict(self._awaiting)
             return True
         try:
@@ -222,7 +224,7 @@ class DrawApp:
         return True
 
     def open_from(self, path: str | Path) -> bool:
-        """Show a stroke file (.json) or a picture of a digit, and ask what it is; problems are shown."""
+        """Show a stroke file (.json) or a picture, and ask what it is (in number mode: the number); problems are shown."""
         path = Path(path)
         try:
             if path.suffix.lower() == ".json":
@@ -233,6 +235,8 @@ class DrawApp:
                     vector = preprocessing.prepare(image)
                 except preprocessing.PreprocessingError as exc:
                     raise preprocessing.PreprocessingError(f"{path}: {exc}") from None
+                if self.state.number_mode:  # read where it is shown, so the digits' boxes fall on it
+                    image = fit_to_canvas(image, self.state.drawing.width, self.state.drawing.height)
                 self.state.open_picture(Picture(path, image, vector))
         except (DrawingError, preprocessing.PreprocessingError) as exc:
             return self._notice(str(exc), Level.ERROR)

@@ -48,11 +48,40 @@ class Message:
 
 @dataclass(frozen=True)
 class Picture:
-    """An opened image or photo: shown on the canvas, its recognised pixels sent instead of strokes."""
+    """An opened image or photo: shown on the canvas, its recognised pixels sent instead of strokes.
+
+    In number mode ``image`` is the picture already fitted to the canvas
+    (fit_to_canvas), which is what is read as a number: the digits' boxes
+    are then canvas coordinates, drawn over it as they are over strokes.
+    """
 
     path: Path
     image: Image.Image
     vector: np.ndarray
+
+
+def fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The picture scaled to fit a width x height box (RGB); tiny pictures (28x28) are enlarged."""
+    picture = image.convert("RGB")
+    picture.thumbnail((width, height), Image.Resampling.LANCZOS)
+    if picture.size[0] < width / 2 and picture.size[1] < height / 2:
+        factor = max(1, min(width // picture.size[0], height // picture.size[1]))
+        picture = picture.resize((picture.size[0] * factor, picture.size[1] * factor), Image.Resampling.NEAREST)
+    return picture
+
+
+def fit_to_canvas(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The picture fitted into a width x height canvas and centred on its own paper.
+
+    The margin takes the colour of the picture's border (the median), so
+    light ink on dark paper stays told apart from its paper.
+    """
+    picture = fit(image, width, height)
+    pixels = np.asarray(picture)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    canvas = Image.new("RGB", (width, height), tuple(int(v) for v in np.median(border, axis=0)))
+    canvas.paste(picture, ((width - picture.size[0]) // 2, (height - picture.size[1]) // 2))
+    return canvas
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Status
+from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, Status, fit
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
@@ -22,6 +22,7 @@ from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 PREVIEW_ZOOM = 4
+SENT = "sent to the model"  # the caption under the pixels sent
 BAR_ROW = 21
 BAR_LEFT, BAR_RIGHT, BAR_WIDTH = 24, 226, 272  # track from BAR_LEFT to BAR_RIGHT; percentages after it
 WHEEL_STEP = 2.0  # brush pixels per wheel notch
@@ -101,8 +102,12 @@ class DrawView:
         self._shown_number = ()
         self._stroke_item = None
         if state.picture is not None:
-            self._picture_image = _photo(self.root, _fit(state.picture.image, CANVAS))
-            self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
+            if state.number_mode:  # fitted to the canvas when opened, where the digits' boxes are drawn
+                self._picture_image = _photo(self.root, state.picture.image.convert("RGB"))
+                self.canvas.create_image(0, 0, anchor="nw", image=self._picture_image, tags="picture")
+            else:
+                self._picture_image = _photo(self.root, fit(state.picture.image, CANVAS, CANVAS))
+                self.canvas.create_image(CANVAS / 2, CANVAS / 2, image=self._picture_image, tags="picture")
         for stroke in state.drawing.strokes:
             self._create_stroke(state.drawing, stroke)
         self.canvas.tag_raise(self._hint)
@@ -117,6 +122,7 @@ class DrawView:
         self._canvas_frame.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.pack_configure(fill="x" if on else "none", expand=on)
         self.canvas.itemconfigure(self._hint, text="write a number here" if on else "draw a digit here")
+        self._drawing_heading.configure(text="Write a number" if on else "Draw a digit")
         self._digit_label.configure(font=self._fonts["title" if on else "digit"], width=14 if on else 2)
         if on:
             self._copy.pack(pady=(2, 0))
@@ -138,6 +144,11 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
+        # The panel beside shows the digit most worth a look: the one the model is least sure of.
+        digits = [] if number is None else number.digits
+        least = min(range(len(digits)), key=lambda k: digits[k].confidence, default=None)
+        self._show_detail(None if least is None else digits[least],
+                          SENT if least is None else f"digit {least + 1} of {len(digits)}, least sure")
 
     def remove_picture(self) -> None:
         self.canvas.delete("picture")
@@ -177,10 +188,16 @@ class DrawView:
         """The big digit, the ten bars and the pixels sent; None shows the empty state."""
         self._shown_result = result
         digit = None if result is None else result.digit
-        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
         doubted = result is not None and bool(result.doubt)
         self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
                                     foreground=FAINT if digit is None or doubted else ACCENT)
+        self._show_detail(result, SENT)
+
+    def _show_detail(self, result: Prediction | None, caption: str) -> None:
+        """One prediction's ten bars and the pixels sent for it; None shows them empty."""
+        digit = None if result is None else result.digit
+        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
+        self._sent_caption.configure(text=caption)
         for d, (label, bar, value) in enumerate(self._bar_items):
             p = float(probabilities[d])
             top = d * BAR_ROW + 3
@@ -191,7 +208,8 @@ class DrawView:
             self._bars.itemconfigure(value, text="" if result is None else f"{p:.0%}",
                                      fill=TEXT if winner else MUTED)
         # The 28x28 pixels sent, zoomed without smoothing so each model pixel is a visible square.
-        pixels = np.zeros(PIXELS, np.uint8) if result is None else np.asarray(result.pixels, np.uint8)
+        pixels = (np.zeros(PIXELS, np.uint8) if result is None or result.pixels is None
+                  else np.asarray(result.pixels, np.uint8))
         header = f"P5\n{IMAGE_SIDE} {IMAGE_SIDE}\n255\n".encode()
         image = tk.PhotoImage(master=self.root, data=header + pixels.tobytes(), format="PPM")
         self._preview_image = image.zoom(PREVIEW_ZOOM)  # Tk keeps no reference of its own
@@ -263,7 +281,8 @@ class DrawView:
 
     def _build_drawing_side(self, card: tk.Frame) -> None:
         a = self._actions
-        self._heading(card, "Draw a digit").pack(fill="x", pady=(0, 8))
+        self._drawing_heading = self._heading(card, "Draw a digit")
+        self._drawing_heading.pack(fill="x", pady=(0, 8))
 
         # The border is a frame around the canvas, so that event and drawing coordinates coincide.
         frame = self._canvas_frame = tk.Frame(card, background=BORDER, padx=1, pady=1)
@@ -357,8 +376,8 @@ class DrawView:
         self._preview = tk.Label(sent, background="#000000", borderwidth=0, highlightthickness=1,
                                  highlightbackground=BORDER, width=side, height=side)
         self._preview.pack()
-        tk.Label(sent, text="sent to the model", background=CARD, foreground=MUTED,
-                 font=self._fonts["small"]).pack(pady=(4, 0))
+        self._sent_caption = tk.Label(sent, text=SENT, background=CARD, foreground=MUTED, font=self._fonts["small"])
+        self._sent_caption.pack(pady=(4, 0))
 
         self._heading(card, "Probabilities").pack(fill="x", pady=(8, 6))
         self._bars = tk.Canvas(card, width=BAR_WIDTH, height=len(CLASSES) * BAR_ROW, background=CARD, highlightthickness=0)
@@ -394,16 +413,6 @@ def _point(event: tk.Event, canvas: tk.Canvas) -> tuple[float, float]:
 def _model_label(name: str, accuracy: float, default: str) -> str:
     label = f"{name}  ·  {accuracy:.1%}"
     return label + "  ·  default" if name == default else label
-
-
-def _fit(image: Image.Image, side: int) -> Image.Image:
-    """The picture scaled to fit a side x side square, on the canvas's white."""
-    picture = image.convert("RGB")
-    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-    if picture.size[0] < side / 2 and picture.size[1] < side / 2:  # tiny pictures (28x28) are enlarged
-        factor = side // max(picture.size)
-        picture = picture.resize((picture.size[0] * factor, picture.size[1] * factor), Image.Resampling.NEAREST)
-    return picture
 
 
 def _photo(root: tk.Misc, image: Image.Image) -> tk.PhotoImage:

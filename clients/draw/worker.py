@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
+from PIL import Image
 
 from clients import numbers
 from clients.connection import Answer, Connection, ConnectionOptions
@@ -35,6 +36,7 @@ class Request:
     model: str
     epoch: int  # DrawState.epoch then: an answer about replaced content is not shown
     drawing: Drawing | None = None  # read as a whole number instead of sending ``vector``
+    picture: Image.Image | None = None  # ... or this picture (fitted to the canvas)
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,12 @@ class Worker:
     def _predict(self, connection: Connection, request: Request) -> None:
         start = time.perf_counter()
         try:
-            if request.drawing is not None:  # the digits are found here, off the Tk thread
-                number = numbers.read_drawing(
-                    request.drawing, lambda vectors: connection.predict(vectors, request.model).probabilities)
+            if request.drawing is not None or request.picture is not None:  # digits found here, off the Tk thread
+                def classify(vectors: np.ndarray) -> np.ndarray:
+                    return connection.predict(vectors, request.model).probabilities
+
+                number = (numbers.read_drawing(request.drawing, classify) if request.drawing is not None
+                          else numbers.read_image(request.picture, classify))
                 self._events.put(NumberRead(request, number, time.perf_counter() - start))
                 return
             answer = connection.predict(request.vector.reshape(1, -1), request.model)
