@@ -1,7 +1,7 @@
 """Shared fixtures: MNIST from MNIST_DIR, models trained on a subset, real servers on loopback.
 
-Tiers: ``make test`` runs everything; ``make test-fast`` (the inner loop, about a
-minute) leaves out tests marked ``slow`` (the full training) or ``heavy`` (a
+Tiers: ``make test`` runs everything; ``make test-fast`` (the inner loop, over
+two processes) leaves out tests marked ``slow`` (the full training) or ``heavy`` (a
 whole-system run of several seconds: containers, killed processes, memory
 over thousands of requests). Mark a new test ``heavy`` when it takes seconds
 by design; the markers are declared in pyproject.toml.
