@@ -11,6 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run    - install into $(VENV), train the default models if $(MODELS_DIR)/ is empty, serve on :$(PORT)"
 	@echo "make test   - install what the tests need (as root: xvfb, podman) and run the whole suite"
+	@echo "make test-fast - the inner loop: all but the slow and heavy tests, over two processes, timed"
 	@echo "make test-containers - build the images and run the compose stack under podman"
 	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; image sizes"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
@@ -49,8 +50,9 @@ run: train serve
 test: host install
 	$(BIN)/python -m pytest
 
+# The inner loop over two processes; it prints its wall and CPU time (bench/fast_tests.py).
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow and not heavy"
+	$(BIN)/python -m bench.fast_tests
 
 test-containers: host install
 	$(BIN)/python -m pytest tests/test_containers.py
@@ -63,6 +65,7 @@ bench: install
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.containers
 	$(BIN)/python -m bench.numbers --models-dir $(MODELS_DIR)
+	$(BIN)/python -m bench.fast_tests --out bench/results-fast-tests.json
 
 soak: install
 	$(BIN)/python -m bench.soak

@@ -5,7 +5,9 @@ scribbles (random pen strokes) and capital letters A-Z (rendered from the
 machine's fonts), both preprocessed as the drawing window does, and near-blank
 28x28 images (stray pixels, faint noise, a speck). It counts the share of each
 that the model flags as unsure, the share of MNIST test digits flagged (and
-how accurate the unflagged ones are), and the expected calibration error on
+how accurate the unflagged ones are), the share of the traced drawings of
+digits flagged (``tests.strokes``, the set bench.drawn measures: digits as
+the drawing window sends them should not be doubted much more than MNIST's), and the expected calibration error on
 the MNIST test digits before and after temperature scaling. Results:
 bench/results-confidence.json.
 """
@@ -23,10 +25,13 @@ from PIL import Image, ImageDraw, ImageFont
 from threadpoolctl import threadpool_limits
 
 from bench.common import ROOT, data_arguments, machine, mnist, model_manifest, percentiles, timed
+from bench.process import ServerProcess
+from bench.run import bench_model
 from clients.preprocessing import to_mnist
 from digitserve.artifacts import load_estimator
-from digitserve.confidence import Calibrated, doubts, expected_calibration_error
+from digitserve.confidence import Calibrated, assess, expected_calibration_error
 from digitserve.contract import IMAGE_SIDE, PIXELS
+from tests.strokes import drawn_test_digits
 
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -84,17 +89,13 @@ def near_blank(n: int, seed: int = 2) -> np.ndarray:
     return images.reshape(n, PIXELS)
 
 
-def flagged(model, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """The calibrated probabilities of a served pipeline and its doubt for each image."""
-    probabilities = model.predict_proba(images)
-    return probabilities, doubts(model, images, probabilities)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = data_arguments(argparse.ArgumentParser(prog="bench.confidence", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--model", default="ensemble", help="the calibrated model to measure (default: ensemble)")
     parser.add_argument("--digits", type=int, default=10000, help="MNIST test digits (default: all 10,000)")
     parser.add_argument("--samples", type=int, default=1000, help="scribbles and near-blank images each")
+    parser.add_argument("--requests", type=int, default=500, help="single-image requests per round of 3")
+    parser.add_argument("--drawn", type=int, default=1000, help="traced drawings of MNIST test digits")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-confidence.json")
     args = parser.parse_args(argv)
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.confidence: {args.model} is not calibrated; retrain it", file=sys.stderr)
         return 2
     test_x, test_y = mnist(args.mnist_dir, "t10k", args.digits)
-    probabilities, test_doubts = flagged(model, test_x)
+    probabilities, test_doubts = assess(model, test_x)
     raw = model[-1].model.predict_proba(model[:-1].transform(test_x))
     sure = np.array([not d for d in test_doubts])
     correct = probabilities.argmax(axis=1) == test_y
@@ -125,10 +126,16 @@ def main(argv: list[str] | None = None) -> int:
                        "reasons": dict(Counter(d for d in test_doubts if d))},
         "non_digits": {},
     }
+    drawn_x, drawn_y = drawn_test_digits(args.drawn)
+    drawn_p, drawn_doubts = assess(model, drawn_x)
+    drawn_sure = np.array([not d for d in drawn_doubts])
+    results["traced_drawings"] = {"digits": len(drawn_y), "flagged": round(1 - float(drawn_sure.mean()), 4),
+                                  "accuracy": round(float((drawn_p.argmax(axis=1) == drawn_y).mean()), 4),
+                                  "reasons": dict(Counter(d for d in drawn_doubts if d))}
     everything = []
     for name, images in (("scribbles", scribbles(args.samples)), ("letters", letter_x),
                          ("near_blank", near_blank(args.samples))):
-        _, found = flagged(model, images)
+        _, found = assess(model, images)
         everything += found
         share = float(np.mean([bool(d) for d in found]))
         results["non_digits"][name] = {"images": len(images), "flagged": round(share, 4),
@@ -141,10 +148,30 @@ def main(argv: list[str] | None = None) -> int:
                                     "flagged": round(float(np.mean([bool(d) for d in everything])), 4)}
     with threadpool_limits(1):  # as the server runs: what judging one image adds to answering it
         one = test_x[:1]
-        p = model.predict_proba(one)
-        results["single_image_ms"] = {"predict_proba": percentiles(timed(lambda: model.predict_proba(one), 200)),
-                                      "doubts": percentiles(timed(lambda: doubts(model, one, p), 200))}
+
+        def two_passes():  # as the server judged before: the answer, then features and neighbours again
+            p = model.predict_proba(one)
+            return p, model[-1].doubts(model[:-1].transform(one), p)
+
+        results["single_image_ms"] = {
+            "predict_proba": percentiles(timed(lambda: model.predict_proba(one), 300)),
+            "answer_then_doubts": percentiles(timed(two_passes, 300)),
+            "assess": percentiles(timed(lambda: assess(model, one), 300))}
+        # Served: bench.run's single-image measurement, gRPC next to the in-process floor (predict_proba
+        # alone), so that the judging the server adds shows as the gap between them.
+        server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": "1"})
+        try:
+            served = bench_model(args.model, model, server, test_x, test_y,
+                                 argparse.Namespace(rounds=3, requests=args.requests, concurrent_requests=150))
+        finally:
+            server.stop()
+        results["served_single_image"] = {k: served["single"][k] for k in
+                                          ("floor_ms", "grpc_ms", "overhead_p50_ms", "grpc_p50_spread_ms",
+                                           "floor_p50_spread_ms")}
+        print(f"single image: gRPC p50 {served['single']['grpc_ms']['p50']} ms, in-process "
+              f"{served['single']['floor_ms']['p50']} ms", file=sys.stderr)
     c, m = results["calibration"], results["mnist_test"]
+    print(f"traced drawings: {results['traced_drawings']['flagged']:.2%} flagged", file=sys.stderr)
     print(f"MNIST test: {m['flagged']:.2%} flagged; ECE {c['ece_before']:.2%} -> {c['ece_after']:.2%}",
           file=sys.stderr)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

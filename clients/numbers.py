@@ -444,7 +444,7 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     for run in chosen:
         p = probabilities[index[run]]
         left, top, right, bottom = boxes[run]
-        digits.append(Digit(p.astype(np.float32), box=(left * factor, top * factor, right * factor, bottom * factor)))
+        digits.append(Digit(p.astype(np.float32), pixels=vectors[index[run]], box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 

@@ -40,8 +40,9 @@ from digitserve.contract import CLASSES, PIXELS
 # digitserve.estimators store and compute. It changes with either, and an
 # artifact of another format is refused with "retrain it". 2: ensembles vote
 # with scikit-learn's VotingClassifier (the SoftVote class of format 1 is gone).
-# 3: the ensemble votes through digitserve.confidence.Calibrated.
-FORMAT_VERSION = 3
+# 3: the ensemble votes through digitserve.confidence.Calibrated. 4: Calibrated
+# also judges shapes (a small learnt network); NearestNeighbours votes alike for every batch size.
+FORMAT_VERSION = 4
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"

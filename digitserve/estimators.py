@@ -257,14 +257,19 @@ class NearestNeighbours(ClassifierMixin, BaseEstimator):
         dist = np.sqrt(np.maximum(np.take_along_axis(part, order, axis=1), 0))
         return dist, idx
 
-    def predict_proba(self, X):
-        if len(X) > self.small_batch:
-            return self.search_.predict_proba(X)
-        dist, idx = self.kneighbors(X)
+    def vote(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Class probabilities from the neighbours ``kneighbors`` found, each weighted by 1 / distance.
+
+        Apart so that a caller that needs the neighbours anyway
+        (digitserve.confidence) searches once and votes with the same rule.
+        """
         weights = 1.0 / np.maximum(dist, 1e-6)
         votes = np.zeros((len(dist), len(self.classes_)))
         np.add.at(votes, (np.arange(len(dist))[:, None], self.labels_[idx]), weights)
         return votes / votes.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, X):
+        return self.vote(*self.kneighbors(X))
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]

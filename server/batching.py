@@ -1,4 +1,8 @@
-"""Micro-batching: concurrent small requests to one model share one ``predict_proba`` call.
+"""Micro-batching: concurrent small requests to one model share one model call.
+
+The call answers with probabilities and the reasons to doubt them together
+(``digitserve.confidence.assess``): the features and the neighbour search
+are computed once per batch for both.
 
 A model answers eight images in little more time than one, so when requests
 overlap, the first to arrive (the leader) runs everything queued in one call.
@@ -14,6 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from digitserve.confidence import assess
+
+Answers = tuple[np.ndarray, list[str]]  # (n, 10) float32 probabilities, and why to doubt each answer ("" for none)
+
 SMALL = 32  # requests up to this many images are batched; bigger ones run on their own
 
 
@@ -23,13 +31,13 @@ class _Waiting:
     def __init__(self, images: np.ndarray):
         self.images = images
         self.done = threading.Event()
-        self.result: np.ndarray | None = None
+        self.result: Answers | None = None
         self.error: BaseException | None = None
         self.lead = False
 
 
 class MicroBatcher:
-    """Runs ``estimator.predict_proba`` for concurrent callers, batching small requests."""
+    """Answers concurrent callers with ``assess(estimator, images)``, batching small requests."""
 
     def __init__(self, estimator: Any, on_batch: Callable[[int, int], None] | None = None):
         self.estimator = estimator
@@ -39,12 +47,12 @@ class MicroBatcher:
         self._queue: list[_Waiting] = []
         self._busy = False
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+    def answer(self, images: np.ndarray) -> Answers:
         if len(images) > SMALL:
-            probabilities = np.asarray(self.estimator.predict_proba(images), dtype=np.float32)
+            answers = assess(self.estimator, images)
             if self._on_batch is not None:
                 self._on_batch(1, len(images))
-            return probabilities
+            return answers
         me = _Waiting(images)
         with self._lock:
             self._queue.append(me)
@@ -70,8 +78,7 @@ class MicroBatcher:
 
     def _run(self, batch: list[_Waiting]) -> None:
         try:
-            probabilities = np.asarray(self.estimator.predict_proba(np.concatenate([w.images for w in batch])),
-                                       dtype=np.float32)
+            probabilities, doubts = assess(self.estimator, np.concatenate([w.images for w in batch]))
             if self._on_batch is not None:
                 self._on_batch(len(batch), len(probabilities))
         except BaseException as exc:  # every caller in the batch gets the error; none is left waiting
@@ -81,12 +88,13 @@ class MicroBatcher:
             return
         start = 0
         for waiting in batch:
-            waiting.result = probabilities[start:start + len(waiting.images)]
-            start += len(waiting.images)
+            end = start + len(waiting.images)
+            waiting.result = probabilities[start:end], doubts[start:end]
+            start = end
             waiting.done.set()
 
     @staticmethod
-    def _outcome(waiting: _Waiting) -> np.ndarray:
+    def _outcome(waiting: _Waiting) -> Answers:
         if waiting.error is not None:
             raise waiting.error
         return waiting.result

@@ -8,7 +8,6 @@ from typing import Sequence
 import numpy as np
 
 from digitserve.contract import PIXELS
-from digitserve.confidence import doubts
 from server.errors import InvalidInput
 from server.registry import ModelRegistry
 
@@ -70,5 +69,5 @@ class Predictor:
 
     def predict(self, model_name: str, images: np.ndarray) -> Result:
         model = self.registry.resolve(model_name)
-        probabilities = model.batcher.predict_proba(images)
-        return Result(model.name, model.version, probabilities, doubts(model.estimator, images, probabilities))
+        probabilities, doubts = model.batcher.answer(images)
+        return Result(model.name, model.version, probabilities, doubts)

@@ -1,7 +1,7 @@
 """Shared fixtures: MNIST from MNIST_DIR, models trained on a subset, real servers on loopback.
 
-Tiers: ``make test`` runs everything; ``make test-fast`` (the inner loop, under a
-minute) leaves out tests marked ``slow`` (the full training) or ``heavy`` (a
+Tiers: ``make test`` runs everything; ``make test-fast`` (the inner loop, over
+two processes) leaves out tests marked ``slow`` (the full training) or ``heavy`` (a
 whole-system run of several seconds: containers, killed processes, memory
 over thousands of requests). Mark a new test ``heavy`` when it takes seconds
 by design; the markers are declared in pyproject.toml.
@@ -9,6 +9,7 @@ by design; the markers are declared in pyproject.toml.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -56,13 +57,19 @@ def test_digits(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def trained_models(mnist_dir, tmp_path_factory) -> Path:
-    """All four models trained by digits-train on a subset; treat as read-only (copy to change)."""
+    """All four models trained by digits-train on a subset, once a run; treat as read-only (copy to change)."""
     from trainer.main import main as train
 
-    out = tmp_path_factory.mktemp("models")
-    code = train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--limit", str(TRAIN_LIMIT),
-                  "--jobs", "1", "--no-report"])
-    assert code == 0
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n: the workers' folders sit in the run's, train there once
+        shared = shared.parent
+    out = shared / "trained-models"
+    with open(shared / "trained-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's models
+        if not (out / "training-summary.json").exists():  # there only once a training run succeeded
+            code = train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--limit", str(TRAIN_LIMIT),
+                          "--jobs", "1", "--no-report"])
+            assert code == 0
     return out
 
 

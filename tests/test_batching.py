@@ -34,7 +34,7 @@ def test_concurrent_requests_are_batched_and_answered_exactly(trained_models, te
     def client(k: int) -> None:
         start.wait()
         for i in range(k, 400, 16):
-            answers[i] = batcher.predict_proba(images[i:i + 1])
+            answers[i] = batcher.answer(images[i:i + 1])[0]
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
     for t in threads:
@@ -51,8 +51,8 @@ def test_a_lone_request_runs_at_once_and_big_ones_alone(trained_models, test_dig
     svm = load_estimator(trained_models, read_manifest(trained_models / "svm.manifest.json"))
     counting = Counting(svm)
     batcher = MicroBatcher(counting)
-    batcher.predict_proba(test_digits[0][:1])
-    batcher.predict_proba(test_digits[0][:SMALL + 1])
+    batcher.answer(test_digits[0][:1])
+    batcher.answer(test_digits[0][:SMALL + 1])
     assert counting.calls == [1, SMALL + 1]
 
 
@@ -66,7 +66,7 @@ def test_a_failing_model_fails_every_request_of_its_batch():
 
     def client() -> None:
         try:
-            batcher.predict_proba(np.zeros((1, 784), np.uint8))
+            batcher.answer(np.zeros((1, 784), np.uint8))
         except ValueError as exc:
             errors.append(str(exc))
 

@@ -1,8 +1,10 @@
 """The default model says when it is not sure: calibration, the unsure reply, and how clients show it.
 
 The models are the session's (trained by digits-train on 2,500 digits, so the
-ensemble learnt its limits from only 250 held-out digits): the figures held
-here are looser than the full model's in bench/results-confidence.json.
+ensemble learnt its limits from only 250 held-out digits, about 25 of each, and
+doubts about 10% of the MNIST test digits): the figures held here are looser
+than the full model's in bench/results-confidence.json, which the slow
+training test holds.
 """
 
 from __future__ import annotations
@@ -19,8 +21,23 @@ from clients.inputs import Item
 from clients.output import JsonWriter, Result, TableWriter, not_sure
 from clients.prediction import Prediction
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
-from digitserve.confidence import Calibrated, expected_calibration_error
+from digitserve.confidence import Calibrated, assess, expected_calibration_error, fold_network, network_output
 from digitserve.unsure import BLANK, REASONS, UNDECIDED
+
+
+def assert_full_model_flags(ensemble, test_images: np.ndarray) -> None:
+    """The flagging figures of an ensemble trained on all 60,000 digits, on smaller samples.
+
+    The slow training test calls it; bench/results-confidence.json has the whole sets
+    (1.53% of MNIST test digits, 86.1% of scribbles, 76.0% of letters, 100% of near-blank).
+    """
+    def share(images):
+        return float(np.mean([bool(d) for d in assess(ensemble, images)[1]]))
+
+    assert share(test_images[:2000]) <= 0.02
+    assert share(near_blank(100)) == 1.0
+    assert share(scribbles(300)) >= 0.84
+    assert share(letters(font_limit=4)[0]) >= 0.7
 
 
 def _flagged(connection: Connection, images: np.ndarray, model: str = "") -> list[str]:
@@ -44,15 +61,52 @@ def test_calibration_lowers_the_expected_calibration_error_on_test_digits(traine
     assert expected_calibration_error(calibrated, labels) < 0.6 * expected_calibration_error(raw, labels)
 
 
+@pytest.fixture(scope="module")
+def ensemble(trained_models):
+    model = load_estimator(trained_models, read_manifest(trained_models / "ensemble.manifest.json"))
+    assert isinstance(model[-1], Calibrated)
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 7, 100], ids=["one", "small batch", "large batch"])
+def test_one_pass_answers_and_doubts_exactly_as_two_passes(ensemble, test_digits, batch):
+    # Digits and non-digits alike, so that some answers are doubted for each reason.
+    images = np.concatenate([test_digits[0][:60], scribbles(30), near_blank(10), letters(font_limit=1)[0]])
+    images = images[np.random.default_rng(0).permutation(len(images))]
+    flagged = 0
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        probabilities, doubts = assess(ensemble, chunk)
+        expected = ensemble.predict_proba(chunk)  # scikit-learn's VotingClassifier, each member on its own
+        np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+        assert doubts == ensemble[-1].doubts(ensemble[:-1].transform(chunk), expected)
+        flagged += sum(map(bool, doubts))
+    assert 0 < flagged < len(images)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # any fitted network will do
+def test_the_folded_judge_of_shapes_answers_as_scikit_learns_network():
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3, 2, size=(400, 12))
+    y = (x[:, 0] * x[:, 1] > 9).astype(int)
+    scaler = StandardScaler().fit(x)
+    net = MLPClassifier((16,), max_iter=100, random_state=0).fit(scaler.transform(x), y)
+    np.testing.assert_allclose(network_output(fold_network(scaler, net), x.astype(np.float32)),
+                               net.predict_proba(scaler.transform(x))[:, 1], rtol=1e-4, atol=1e-5)
+
+
 def test_the_server_doubts_few_digits_and_most_non_digits(connection, test_digits):
     digits = _flagged(connection, test_digits[0][:1000])
-    assert sum(map(bool, digits)) <= 0.08 * len(digits)
+    assert sum(map(bool, digits)) <= 0.12 * len(digits)
     assert set(digits) <= {"", *REASONS}
     blank = _flagged(connection, near_blank(100))
     assert blank.count(BLANK) >= 95
-    assert sum(map(bool, _flagged(connection, scribbles(100)))) >= 70
+    assert sum(map(bool, _flagged(connection, scribbles(100)))) >= 85
     letter_images, _ = letters(font_limit=2)
-    assert sum(map(bool, _flagged(connection, letter_images))) >= 0.4 * len(letter_images)
+    assert sum(map(bool, _flagged(connection, letter_images))) >= 0.6 * len(letter_images)
 
 
 def test_models_without_calibration_never_doubt(connection):

@@ -629,6 +629,9 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     texts = [app.canvas.itemcget(i, "text") for i in boxes if app.canvas.type(i) == "text"]
     assert "".join(t.rstrip("?") for t in texts) == label
     assert "sure" in app.state.message.text
+    least = min(number.digits, key=lambda d: d.confidence)  # the panel beside shows the least sure digit
+    assert least.pixels is not None and least.pixels.reshape(-1).shape == (784,) and least.pixels.any()
+    assert app.view._sent_caption.cget("text").endswith("of 4, least sure")
 
     assert app.copy_number() and app.root.clipboard_get() == label
 

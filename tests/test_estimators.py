@@ -135,6 +135,10 @@ PICKLED = {
     3: _FORMAT_2 | {Calibrated: {"model", "neighbours", "unlike_quantile", "undecided_quantile", "classes_",
                                  "n_features_in_", "temperature_", "max_unlikeness_", "min_confidence_",
                                  "min_ink_"}},
+    4: _FORMAT_2 | {Calibrated: {"model", "neighbours", "shapes", "unlike_quantile", "undecided_quantile", "hidden",
+                                 "random_state", "classes_", "n_features_in_", "shape_projection_", "rejecter_",
+                                 "temperature_",
+                                 "max_unlikeness_", "min_confidence_", "min_ink_"}},
 }
 
 
@@ -146,7 +150,8 @@ def test_what_the_estimators_pickle_is_pinned_to_the_artifact_format(digits, pro
                         train_f[:100], train_y[:100])
     fitted = [features, Projection(40, 40).fit(train_f), NearestNeighbours(6).fit(train_p, train_y),
               KernelSVM().fit(train_p, train_y), PackedForest(5).fit(train_f, train_y),
-              Calibrated(voter).fit(train_f[:300], train_y[:300])]
+              Calibrated(voter, shapes="knn").fit(train_f[:300], train_y[:300], train_f[300:600],
+                                                  np.random.default_rng(0).random((100, train_f.shape[1])))]
     assert FORMAT_VERSION in PICKLED, "a new artifact format: record what the classes pickle in it below"
     for estimator in fitted:
         stored = set(estimator.__getstate__()) - {"_sklearn_version"}

@@ -297,6 +297,13 @@ def test_artifact_checks_refuse_tampering(trained_models, tmp_path, corrupt, rea
     assert reason in str(caught.value)
 
 
+# The committed full run the slow test holds later runs to, and by how much they may fall short:
+# 0.2 points (20 of the 10,000 test digits) covers numeric libraries that round differently; a
+# recipe change that moves an accuracy further updates tests/full-training.json with its own run.
+FULL_RUN = ROOT / "tests" / "full-training.json"
+ACCURACY_MARGIN = 0.002
+
+
 @pytest.mark.slow
 def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     """All 60,000 training images (and their styled copies), the default recipes, within ten minutes; then the targets."""
@@ -307,10 +314,11 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     elapsed = time.perf_counter() - started
     accuracy = {read_manifest(p).name: read_manifest(p).test_accuracy for p in find_manifests(tmp_path)}
     assert accuracy["ensemble"] >= 0.990
-    tutorials = {"knn": 0.9682, "svm": 0.9792, "rf": 0.9702}
-    for name, theirs in tutorials.items():
-        assert accuracy[name] > theirs, name
-    assert accuracy["ensemble"] > 0.9779
+    recorded = {row["name"]: row["accuracy"] for row in json.loads(FULL_RUN.read_text())["summary"]}
+    assert set(recorded) == set(accuracy)
+    for name, figure in recorded.items():
+        assert accuracy[name] >= figure - ACCURACY_MARGIN, \
+            f"{name}: {accuracy[name]:.2%}, where the committed full run reached {figure:.2%}"
     assert elapsed < 600
     total = sum(read_manifest(p).size_bytes for p in find_manifests(tmp_path))
     assert total <= 25e6
@@ -330,3 +338,6 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
         read = (ensemble.predict(vectors) == digit).mean()
         print(f"{style}: {read:.0%}")
         assert read >= 0.95, style
+    from tests.test_confidence import assert_full_model_flags
+
+    assert_full_model_flags(ensemble, load_mnist(mnist_dir).test_images.reshape(-1, 784))

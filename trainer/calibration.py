@@ -14,15 +14,26 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from digitserve.confidence import Calibrated, expected_calibration_error
+from digitserve.estimators import DigitFeatures
+from trainer.nondigits import non_digits
 from trainer.recipes import RECIPES, Recipe, build_tail, build_voter
 
+# Drawn non-digits and training digits the judge of shapes learns from: on
+# 60,000 digits about a minute of the training, and more of either added little.
+NON_DIGITS = 6000
+SHAPE_DIGITS = 20000
 
-def fit_calibration(recipe: Recipe, train_f: np.ndarray, train_y: np.ndarray, seed: int, jobs: int) -> Calibrated:
-    """A ``Calibrated`` fitted on held-out training digits (features already computed)."""
+
+def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray, train_y: np.ndarray, seed: int,
+                    jobs: int) -> Calibrated:
+    """A ``Calibrated`` fitted on held-out training digits (``train_f``: their features, already computed)."""
     fit_f, held_f, fit_y, held_y = train_test_split(train_f, train_y, test_size=recipe.calibration_size,
                                                     stratify=train_y, random_state=seed)
     tails = {name: build_tail(RECIPES[name], seed, jobs).fit(fit_f, fit_y) for name in recipe.members}
-    return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100])).fit(held_f, held_y)
+    drawn = features.transform(non_digits(min(NON_DIGITS, len(train_f) // 3), seed))
+    shape_digits = fit_f[np.random.default_rng(seed).permutation(len(fit_f))[:SHAPE_DIGITS]]
+    return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100]), random_state=seed).fit(
+        held_f, held_y, shape_digits, drawn)
 
 
 def calibration_summary(calibration: Calibrated, raw: np.ndarray, calibrated: np.ndarray,
@@ -33,5 +44,6 @@ def calibration_summary(calibration: Calibrated, raw: np.ndarray, calibrated: np
             "ece_after": round(expected_calibration_error(calibrated, labels), 5),
             "max_distance": [round(float(v), 4) for v in calibration.max_unlikeness_[:, 0]],
             "max_left_out": [round(float(v), 4) for v in calibration.max_unlikeness_[:, 1]],
+            "max_rejection": [round(float(v), 4) for v in calibration.max_unlikeness_[:, 2]],
             "min_confidence": round(calibration.min_confidence_, 4),
             "min_inked_pixels": calibration.min_ink_}

@@ -174,7 +174,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
             if recipe.members:
                 # Calibrated on MNIST's own digits (the styled copies follow them in train_f): the limits
                 # of "sure" stay those of the digits the server is mostly asked about.
-                calibration = (fit_calibration(recipe, train_f[:mnist_samples], train_y[:mnist_samples],
+                calibration = (fit_calibration(recipe, features, train_f[:mnist_samples], train_y[:mnist_samples],
                                                args.seed, args.jobs) if recipe.calibration_size else None)
                 model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100], calibration)
                 fit_seconds = sum(fit_times[m] for m in recipe.members) + time.perf_counter() - started

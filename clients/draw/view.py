@@ -22,6 +22,7 @@ from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
 PREVIEW_ZOOM = 4
+SENT = "sent to the model"  # the caption under the pixels sent
 BAR_ROW = 21
 BAR_LEFT, BAR_RIGHT, BAR_WIDTH = 24, 226, 272  # track from BAR_LEFT to BAR_RIGHT; percentages after it
 WHEEL_STEP = 2.0  # brush pixels per wheel notch
@@ -143,6 +144,11 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
+        # The panel beside shows the digit most worth a look: the one the model is least sure of.
+        digits = [] if number is None else number.digits
+        least = min(range(len(digits)), key=lambda k: digits[k].confidence, default=None)
+        self._show_detail(None if least is None else digits[least],
+                          SENT if least is None else f"digit {least + 1} of {len(digits)}, least sure")
 
     def remove_picture(self) -> None:
         self.canvas.delete("picture")
@@ -182,10 +188,16 @@ class DrawView:
         """The big digit, the ten bars and the pixels sent; None shows the empty state."""
         self._shown_result = result
         digit = None if result is None else result.digit
-        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
         doubted = result is not None and bool(result.doubt)
         self._digit_label.configure(text="?" if digit is None else f"{digit}?" if doubted else str(digit),
                                     foreground=FAINT if digit is None or doubted else ACCENT)
+        self._show_detail(result, SENT)
+
+    def _show_detail(self, result: Prediction | None, caption: str) -> None:
+        """One prediction's ten bars and the pixels sent for it; None shows them empty."""
+        digit = None if result is None else result.digit
+        probabilities = (0.0,) * len(CLASSES) if result is None else result.probabilities
+        self._sent_caption.configure(text=caption)
         for d, (label, bar, value) in enumerate(self._bar_items):
             p = float(probabilities[d])
             top = d * BAR_ROW + 3
@@ -196,7 +208,8 @@ class DrawView:
             self._bars.itemconfigure(value, text="" if result is None else f"{p:.0%}",
                                      fill=TEXT if winner else MUTED)
         # The 28x28 pixels sent, zoomed without smoothing so each model pixel is a visible square.
-        pixels = np.zeros(PIXELS, np.uint8) if result is None else np.asarray(result.pixels, np.uint8)
+        pixels = (np.zeros(PIXELS, np.uint8) if result is None or result.pixels is None
+                  else np.asarray(result.pixels, np.uint8))
         header = f"P5\n{IMAGE_SIDE} {IMAGE_SIDE}\n255\n".encode()
         image = tk.PhotoImage(master=self.root, data=header + pixels.tobytes(), format="PPM")
         self._preview_image = image.zoom(PREVIEW_ZOOM)  # Tk keeps no reference of its own
@@ -363,8 +376,8 @@ class DrawView:
         self._preview = tk.Label(sent, background="#000000", borderwidth=0, highlightthickness=1,
                                  highlightbackground=BORDER, width=side, height=side)
         self._preview.pack()
-        tk.Label(sent, text="sent to the model", background=CARD, foreground=MUTED,
-                 font=self._fonts["small"]).pack(pady=(4, 0))
+        self._sent_caption = tk.Label(sent, text=SENT, background=CARD, foreground=MUTED, font=self._fonts["small"])
+        self._sent_caption.pack(pady=(4, 0))
 
         self._heading(card, "Probabilities").pack(fill="x", pady=(8, 6))
         self._bars = tk.Canvas(card, width=BAR_WIDTH, height=len(CLASSES) * BAR_ROW, background=CARD, highlightthickness=0)

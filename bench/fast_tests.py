@@ -1,0 +1,52 @@
+"""python -m bench.fast_tests: how long the fast tier (make test-fast) takes, in wall and CPU time.
+
+Runs the tests `make test-fast` runs, over two processes (pytest-xdist), and
+reports the wall time and the CPU time of pytest and everything it started
+(servers, clients, the trainer), with the machine's load before and after,
+so a figure from a busy machine reads as one. ``--out FILE`` also writes
+the figures as JSON (bench/results-fast-tests.json is one such run); the
+exit code is pytest's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import ROOT, machine
+
+PYTEST = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q", "-m", "not slow and not heavy"]
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fast_tests", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    facts = machine(numeric_threads=1)
+    cpu, started = children_cpu_seconds(), time.perf_counter()
+    code = subprocess.call(PYTEST + args.pytest_args, cwd=ROOT)
+    wall, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
+    facts["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    print(f"make test-fast: {wall:.1f} s wall, {cpu:.1f} s CPU on {facts['cores']} cores "
+          f"(load average {facts['load_before'][0]:.1f} before, {facts['load_after'][0]:.1f} after)")
+    if args.out:
+        result = {"command": " ".join(["python"] + PYTEST[1:] + args.pytest_args), "exit_code": code,
+                  "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "machine": facts}
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
