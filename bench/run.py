@@ -7,7 +7,8 @@ may be shared and noisy, so single-image latencies are repeated and the
 ratios within one run are what count. Results go to bench/results.json and
 bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json),
 ``bench.confidence`` (calibration and "not sure" answers, results-confidence.json),
-``bench.photos`` (photographed digits, results-photos.json) and
+``bench.photos`` (photographed digits, results-photos.json), ``bench.styles``
+(the world's digit styles next to the drawn digits, results-styles.json) and
 ``bench.estimators`` (ours against stock scikit-learn, results-estimators.json).
 """
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)
-    from bench import confidence, drawn, estimators, photos
+    from bench import confidence, drawn, estimators, photos, styles
 
     data = ["--mnist-dir", str(args.mnist_dir)]
     status = drawn.main([*data, "--models-dir", str(args.models_dir), "--out", str(args.out / "results-drawn.json")])
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "--out", str(args.out / "results-confidence.json")])
     status = status or photos.main([*data, "--models-dir", str(args.models_dir),
                                     "--out", str(args.out / "results-photos.json")])
+    status = status or styles.main([*data, "--models-dir", str(args.models_dir),
+                                    "--out", str(args.out / "results-styles.json")])
     if args.estimators_train:
         status = status or estimators.main([*data, "--train", str(args.estimators_train),
                                             "--out", str(args.out / "results-estimators.json")])

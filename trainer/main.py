@@ -34,6 +34,7 @@ from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import CACHE_DIR, Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
+from trainer.styles import STYLES, WEIGHT_OF_ZERO, add_styles
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
 
@@ -44,6 +45,9 @@ SETTINGS = (
     Setting("--limit", "", 0, "train on this many training images and test on at most this many (quick runs)",
             minimum=0, zero="all"),
     Setting("--jobs", "DIGITS_JOBS", os.cpu_count() or 1, "CPU threads for fitting", minimum=1, shown="all cores"),
+    Setting("--styles", "", 0.05, f"add styled copies of the training digits (slashed zeros, continental ones, ...: "
+            f"{len(STYLES)} styles), each SHARE of its digit's count ({WEIGHT_OF_ZERO:g} times that for slashed "
+            "zeros), at most 1", minimum=0, zero="none", metavar="SHARE"),
 )
 NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
                   "Reload once the artifacts are written",
@@ -72,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
+    if args.styles > 1:
+        parser.error(f"--styles: expected a share between 0 and 1, got {args.styles:g}")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
@@ -142,6 +148,11 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     """
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
+    mnist_samples = len(train_x)
+    started = run_started = time.perf_counter()
+    train_x, train_y, styled = add_styles(train_x, train_y, args.styles, args.seed)
+    log(f"styles: {sum(styled.values()):,} styled copies added in {time.perf_counter() - started:.1f}s "
+        f"({', '.join(f'{n:,} {style}' for style, n in styled.items())})")
     args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
@@ -161,8 +172,10 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
             bar.set_postfix_str(name)
             started = time.perf_counter()
             if recipe.members:
-                calibration = (fit_calibration(recipe, features, train_f, train_y, args.seed, args.jobs)
-                               if recipe.calibration_size else None)
+                # Calibrated on MNIST's own digits (the styled copies follow them in train_f): the limits
+                # of "sure" stay those of the digits the server is mostly asked about.
+                calibration = (fit_calibration(recipe, features, train_f[:mnist_samples], train_y[:mnist_samples],
+                                               args.seed, args.jobs) if recipe.calibration_size else None)
                 model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100], calibration)
                 fit_seconds = sum(fit_times[m] for m in recipe.members) + time.perf_counter() - started
                 member_p = [probabilities[m] for m in recipe.members]
@@ -179,9 +192,9 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                 extra = {}
             probabilities[name] = probs
             fit_times[name] = fit_seconds
-            summary = evaluation.as_dict() | extra
+            summary = evaluation.as_dict() | extra | {"styled_training_digits": styled}
             if name in args.models:
-                manifest = publication.stage_model(name, recipe.kind, model, training_samples=len(train_x),
+                manifest = publication.stage_model(name, recipe.kind, model, training_samples=mnist_samples,
                                                    probabilities=recipe.probabilities,
                                                    members=list(recipe.members), evaluation=summary)
                 reports.append((name, evaluation, test_x, test_y, probs))
@@ -189,7 +202,9 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                              "fit_seconds": evaluation.fit_seconds, "size_mb": manifest.size_bytes / 1e6,
                              "single_ms": evaluation.single_image_ms,
                              "images_per_s": evaluation.batch_images_per_second,
-                             "version": manifest.version, **extra})
+                             "version": manifest.version, "styled_training_digits": styled,
+                             # wall-clock seconds from the start of training until this model was ready
+                             "ready_after_s": round(time.perf_counter() - run_started, 1), **extra})
             log(f"{name}: accuracy {evaluation.accuracy:.2%}, fitted in {evaluation.fit_seconds:.1f}s")
             bar.update()
         publication.stage(SUMMARY, (json.dumps(rows, indent=2) + "\n").encode())
