@@ -27,7 +27,6 @@ from digitserve.contract import PIXELS
 from digitserve.unsure import BLANK, UNDECIDED, UNLIKE
 
 
-
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """The mean gap between confidence and accuracy over equal-width confidence bins, weighted by size."""
     confidence = probabilities.max(axis=1)

@@ -91,8 +91,6 @@ class _FromVariable(str):
     """A default taken from the environment: argparse converts string defaults
     through the option's type, and this mark lets the error name the variable."""
 
-    env = ""
-
 
 def _converter(setting: Setting):
     def convert(text: str) -> Any:
