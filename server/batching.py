@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from digitserve.confidence import assess
 
 Answers = tuple[np.ndarray, list[str]]  # (n, 10) float32 probabilities, and why to doubt each answer ("" for none)
 
@@ -40,6 +39,11 @@ class MicroBatcher:
     """Answers concurrent callers with ``assess(estimator, images)``, batching small requests."""
 
     def __init__(self, estimator: Any, on_batch: Callable[[int, int], None] | None = None):
+        # Imported with the first model, not at start-up: it brings scikit-learn, which a
+        # server that fails to start (a taken port, a bad certificate) need not load first.
+        from digitserve.confidence import assess
+
+        self._assess = assess
         self.estimator = estimator
         # Told (requests, images) after every model call that succeeded; metrics count batches with it.
         self._on_batch = on_batch
@@ -49,7 +53,7 @@ class MicroBatcher:
 
     def answer(self, images: np.ndarray) -> Answers:
         if len(images) > SMALL:
-            answers = assess(self.estimator, images)
+            answers = self._assess(self.estimator, images)
             if self._on_batch is not None:
                 self._on_batch(1, len(images))
             return answers
@@ -78,7 +82,7 @@ class MicroBatcher:
 
     def _run(self, batch: list[_Waiting]) -> None:
         try:
-            probabilities, doubts = assess(self.estimator, np.concatenate([w.images for w in batch]))
+            probabilities, doubts = self._assess(self.estimator, np.concatenate([w.images for w in batch]))
             if self._on_batch is not None:
                 self._on_batch(len(batch), len(probabilities))
         except BaseException as exc:  # every caller in the batch gets the error; none is left waiting

@@ -14,11 +14,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol
-
-import sklearn
 
 from digitserve.artifacts import (MANIFEST_SUFFIX, ArtifactError, Manifest, find_manifests, load_estimator, printable,
                                   read_manifest)
@@ -226,10 +225,12 @@ class ModelRegistry:
         started = time.perf_counter()
         estimator = load_estimator(self.directory, manifest)
         seconds = time.perf_counter() - started
-        trained_with = manifest.libraries.get("scikit-learn")
-        if trained_with and trained_with != sklearn.__version__:
+        # The installed version, read without importing scikit-learn at start-up: a server that
+        # cannot start (a taken port, a bad certificate) says so before the models' libraries load.
+        trained_with, running = manifest.libraries.get("scikit-learn"), version("scikit-learn")
+        if trained_with and trained_with != running:
             log.warning("model trained with another scikit-learn", extra={
-                "model": manifest.name, "trained_with": trained_with, "running": sklearn.__version__})
+                "model": manifest.name, "trained_with": trained_with, "running": running})
         log.info("model loaded", extra={"model": manifest.name, "version": manifest.version,
                                         "kind": manifest.kind, "bytes": manifest.size_bytes,
                                         "seconds": round(seconds, 3)})
