@@ -42,7 +42,8 @@ from digitserve.contract import CLASSES, PIXELS
 # with scikit-learn's VotingClassifier (the SoftVote class of format 1 is gone).
 # 3: the ensemble votes through digitserve.confidence.Calibrated. 4: Calibrated
 # also judges shapes (a small learnt network); NearestNeighbours votes alike for every batch size.
-FORMAT_VERSION = 4
+# 5: the judge of shapes also sees the features themselves; Calibrated has a quantile per measure.
+FORMAT_VERSION = 5
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from digitserve.contract import PIXELS
+from digitserve.contract import IMAGE_SIDE, PIXELS
 from digitserve.unsure import BLANK, UNDECIDED, UNLIKE
 
 
@@ -71,23 +71,25 @@ class Calibrated(ClassifierMixin, BaseEstimator):
     with a ``Projection``. How unlike the training digits an image is, is
     measured three ways: the mean distance to its nearest training digits, the
     share of its features the neighbours' projection leaves out, and how sure a
-    small network (``hidden`` units; on the ``shapes`` member's projection and
-    what it leaves out) is that the image is no digit. That network learns from
-    training digits against drawn non-digits (trainer.nondigits) and keeps the
-    projection it learnt on; the limits learn from held-out digits only. The
+    small network (``hidden`` units; on the ``shapes`` member's projection, what
+    it leaves out and the features themselves, see ``_shape``) is that the image
+    is no digit. That network learns from training digits against drawn
+    non-digits (trainer.nondigits) and keeps the projection it learnt on; the
+    limits learn from held-out digits only. The
     model itself is never refitted, so it may be swapped for one trained on
-    more digits afterwards (``set_params(model=...)``). ``unlike_quantile`` is the share of held-out
-    digits of each answered class allowed beyond each measure,
+    more digits afterwards (``set_params(model=...)``). ``unlike_quantiles`` are the shares of held-out
+    digits of each answered class allowed beyond each measure (distance, left out, rejection),
     ``undecided_quantile`` the share below the confidence limit.
     """
 
     def __init__(self, model: Any = None, neighbours: str = "knn", shapes: str = "svm",
-                 unlike_quantile: float = 0.002, undecided_quantile: float = 0.006, hidden: int = 64,
+                 unlike_quantiles: tuple[float, float, float] = (0.001, 0.001, 0.006),
+                 undecided_quantile: float = 0.004, hidden: int = 64,
                  random_state: int = 0):
         self.model = model
         self.neighbours = neighbours
         self.shapes = shapes
-        self.unlike_quantile = unlike_quantile
+        self.unlike_quantiles = unlike_quantiles
         self.undecided_quantile = undecided_quantile
         self.hidden = hidden
         self.random_state = random_state
@@ -96,7 +98,8 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         """Learn from held-out digits ``X``, ``y``; the judge of shapes from ``digits`` against ``non_digits``.
 
         All three are features of ``DigitFeatures``; ``digits`` may be the
-        members' own training digits (the judge sees only a projection).
+        members' own training digits (and digits drawn anew from them): the
+        limits are learnt from ``X`` alone.
         """
         X = np.asarray(X, dtype=np.float32)
         self.classes_ = np.asarray(self.model.classes_)
@@ -110,9 +113,13 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         probabilities = self._scaled(raw)
         answers = probabilities.argmax(axis=1)
         # Per answered digit: a 1 is far more compact than an 8, so a letter
-        # read as a 1 stands out sooner than one read as an 8.
-        self.max_unlikeness_ = np.stack([np.quantile(unlikeness[answers == c] if (answers == c).sum() > 1
-                                                     else unlikeness, 1 - self.unlike_quantile, axis=0)
+        # read as a 1 stands out sooner than one read as an 8. Most of the
+        # share of digits doubted goes to the judge of shapes, which tells
+        # non-digits best; little to a low confidence, which mostly doubts
+        # digits drawn unlike MNIST's.
+        keep = 1 - np.asarray(self.unlike_quantiles)
+        self.max_unlikeness_ = np.stack([_column_quantiles(unlikeness[answers == c] if (answers == c).sum() > 1
+                                                           else unlikeness, keep)
                                          for c in range(len(self.classes_))])
         self.min_confidence_ = float(np.quantile(probabilities.max(axis=1), self.undecided_quantile))
         # Half the inked pixels of the barest held-out digit is no digit at all.
@@ -135,8 +142,17 @@ class Calibrated(ClassifierMixin, BaseEstimator):
         return getattr(member, "estimator", member)  # unwrap a FrozenEstimator
 
     def _shape(self, X: np.ndarray) -> np.ndarray:
-        """What the judge of shapes sees: its projection of the features and the shares it leaves out."""
-        return np.hstack([self.shape_projection_.transform(X), self.shape_projection_.residuals(X)])
+        """What the judge of shapes sees: its projection of the features, the shares it leaves out,
+        the pixels pooled 2x2 and the gradient histograms.
+
+        The projection keeps what digits have in common; a J's hook or a Q's
+        tail is in what it leaves out, so the judge sees the features
+        themselves too (the pixels coarser: 196 instead of 784 numbers).
+        """
+        half = IMAGE_SIDE // 2
+        pooled = X[:, :PIXELS].reshape(-1, half, 2, half, 2).mean(axis=(2, 4)).reshape(len(X), half * half)
+        return np.hstack([self.shape_projection_.transform(X), self.shape_projection_.residuals(X), pooled,
+                          X[:, PIXELS:]])
 
     def rejection(self, shape: np.ndarray) -> np.ndarray:
         """How sure the judge of shapes is that each image is no digit, 0..1."""
@@ -217,7 +233,13 @@ def fold_network(scaler: Any, net: Any) -> list[np.ndarray]:
 def network_output(layers: list[np.ndarray], x: np.ndarray) -> np.ndarray:
     """What ``fold_network``'s network answers for ``x``: its probability of the second class."""
     w1, b1, w2, b2 = layers
-    return 1 / (1 + np.exp(-(np.maximum(x @ w1 + b1, 0) @ w2 + b2)))
+    # The logistic function as a tanh, which cannot overflow for a very sure answer.
+    return 0.5 + 0.5 * np.tanh(0.5 * (np.maximum(x @ w1 + b1, 0) @ w2 + b2))
+
+
+def _column_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each column's own quantile of ``values``."""
+    return np.array([np.quantile(column, q) for column, q in zip(values.T, quantiles)])
 
 
 def _inked(X: np.ndarray) -> np.ndarray:

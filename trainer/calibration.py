@@ -14,14 +14,19 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from digitserve.confidence import Calibrated, expected_calibration_error
+from digitserve.contract import PIXELS
 from digitserve.estimators import DigitFeatures
-from trainer.nondigits import non_digits
+from trainer.nondigits import non_digits, redrawn
 from trainer.recipes import RECIPES, Recipe, build_tail, build_voter
 
 # Drawn non-digits and training digits the judge of shapes learns from: on
 # 60,000 digits about a minute of the training, and more of either added little.
 NON_DIGITS = 6000
 SHAPE_DIGITS = 20000
+# Of those digits, this many are also drawn anew as the window sends them. The
+# non-digits all come through the window's preprocessing; with no digits that
+# do, the judge learns to doubt drawn digits for the way they are drawn.
+REDRAWN = 5000
 
 
 def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray, train_y: np.ndarray, seed: int,
@@ -32,6 +37,8 @@ def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray
     tails = {name: build_tail(RECIPES[name], seed, jobs).fit(fit_f, fit_y) for name in recipe.members}
     drawn = features.transform(non_digits(min(NON_DIGITS, len(train_f) // 3), seed))
     shape_digits = fit_f[np.random.default_rng(seed).permutation(len(fit_f))[:SHAPE_DIGITS]]
+    pixels = shape_digits[:min(REDRAWN, len(train_f) // 10), :PIXELS]
+    shape_digits = np.vstack([shape_digits, features.transform(redrawn(pixels, seed))])
     return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100]), random_state=seed).fit(
         held_f, held_y, shape_digits, drawn)
 

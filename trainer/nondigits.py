@@ -1,16 +1,22 @@
 """Things that are no digit, drawn to teach the default model what to doubt.
 
 Two kinds, each drawn with a pen on a 200-pixel canvas and preprocessed as
-the drawing window does: capital letters from hand-made stroke skeletons
-(not from fonts: ``bench.confidence`` measures on the machine's fonts, and
-this is a different source), bent by a random affine map and jittered; and
-smooth doodles (random curves with momentum, spirals, zigzags, loose
-hatching). ``bench.confidence`` draws its scribbles another way (straight
-segments between uniform random points), with other seeds.
+the drawing window does: letters and signs from hand-made stroke skeletons
+(capitals, lowercase letters, a few signs; not from fonts: ``bench.confidence``
+measures on the machine's fonts, and this is a different source), bent by a
+random affine map and jittered; and doodles: jagged walks (straight runs
+joined by sharp turns of random length and angle), smooth curves with
+momentum, spirals, zigzags and loose hatching. ``bench.confidence`` draws its
+scribbles another way (straight segments between uniform random points), with
+other seeds.
 
-Letters that are drawn like a digit (I as a bare bar, O as a ring, S, Z) are
-left out: a model taught to doubt them would doubt the 1s, 0s, 5s and 2s that
-look the same.
+``redrawn`` sends training digits through the same preprocessing, so that
+the judge learning from these does not take the marks of that preprocessing
+for a sign of no digit.
+
+Letters that are drawn like a digit (I as a bare bar, O as a ring, S, Z; b,
+g, l, o, q, s, z) are left out: a model taught to doubt them would doubt the
+digits that look the same.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clients.preprocessing import to_mnist
+from digitserve.contract import IMAGE_SIDE
 
 CANVAS = 200
 Stroke = list[tuple[float, float]]
@@ -57,13 +64,46 @@ SKELETONS: dict[str, list[Stroke]] = {
     "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
 }
 
+# Lowercase letters and signs, written as the hand does, that no digit looks
+# like (b, g, l, o, q, s, z do: they are left out), and a bare hook (J without
+# its bar) and a ring with a short tail (Q): the capitals a model most often
+# took for digits.
+SMALL: dict[str, list[Stroke]] = {
+    "a": [_arc(0.45, 0.62, 0.42, 0.38, 0, 360, 20), [(0.87, 0.2), (0.87, 1)]],
+    "e": [[(0.05, 0.55), (0.95, 0.55)] + _arc(0.5, 0.55, 0.45, 0.45, 0, 320)],
+    "f": [[(0.9, 0.1), (0.7, 0), (0.5, 0.1), (0.45, 0.3), (0.45, 1)], [(0.1, 0.4), (0.85, 0.4)]],
+    "h": [[(0, 0), (0, 1)], [(0, 0.6), (0.3, 0.4), (0.7, 0.4), (0.95, 0.6), (0.95, 1)]],
+    "k": [[(0, 0), (0, 1)], [(0.8, 0.35), (0, 0.75)], [(0.3, 0.63), (0.85, 1)]],
+    "m": [[(0, 1), (0, 0.3)], [(0, 0.45), (0.15, 0.3), (0.35, 0.3), (0.5, 0.45), (0.5, 1)],
+          [(0.5, 0.45), (0.65, 0.3), (0.85, 0.3), (1, 0.45), (1, 1)]],
+    "n": [[(0, 1), (0, 0.3)], [(0, 0.45), (0.3, 0.3), (0.7, 0.3), (1, 0.45), (1, 1)]],
+    "r": [[(0, 1), (0, 0.3)], [(0, 0.55), (0.35, 0.33), (0.9, 0.35)]],
+    "t": [[(0.4, 0), (0.4, 0.85), (0.6, 1), (0.9, 0.9)], [(0.1, 0.3), (0.8, 0.3)]],
+    "u": [[(0, 0.3), (0, 0.8), (0.3, 1), (0.7, 1), (1, 0.8)], [(1, 0.3), (1, 1)]],
+    "hook": [[(0.7, 0), (0.7, 0.8), (0.5, 1), (0.2, 0.95), (0.05, 0.75)]],
+    "ring-tail": [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, 24), [(0.6, 0.85), (0.85, 1.1)]],
+    "+": [[(0.5, 0), (0.5, 1)], [(0, 0.5), (1, 0.5)]],
+    "#": [[(0.35, 0), (0.25, 1)], [(0.75, 0), (0.65, 1)], [(0, 0.33), (1, 0.33)], [(0, 0.67), (1, 0.67)]],
+    "=": [[(0, 0.3), (1, 0.3)], [(0, 0.7), (1, 0.7)]],
+    "*": [[(0.5, 0), (0.5, 1)], [(0.07, 0.25), (0.93, 0.75)], [(0.93, 0.25), (0.07, 0.75)]],
+    "%": [[(0.9, 0), (0.1, 1)], _arc(0.2, 0.2, 0.18, 0.18, 0, 360, 12), _arc(0.8, 0.8, 0.18, 0.18, 0, 360, 12)],
+    "&": [[(1, 1), (0.3, 0.35), (0.25, 0.15), (0.4, 0), (0.6, 0.1), (0.6, 0.25), (0.1, 0.6), (0.05, 0.8),
+           (0.25, 1), (0.55, 0.95), (0.95, 0.55)]],
+}
+
 
 def _draw(strokes: list[Stroke], width: int) -> np.ndarray:
-    image = Image.new("L", (CANVAS, CANVAS), 255)
+    """The strokes as the window would send them, drawn in light ink on black.
+
+    The window draws dark on light; the same strokes light on dark come out of
+    ``to_mnist`` the same pixels (or next to), several times faster: clean
+    strokes on a black canvas skip the evening out of a photo's paper.
+    """
+    image = Image.new("L", (CANVAS, CANVAS), 0)
     draw = ImageDraw.Draw(image)
     for stroke in strokes:
-        draw.line([tuple(p) for p in stroke], fill=0, width=width, joint="curve")
-    return to_mnist(image, "dark")
+        draw.line([tuple(p) for p in stroke], fill=255, width=width, joint="curve")
+    return to_mnist(image, "light")
 
 
 def _placed(strokes: list[Stroke], rng: np.random.Generator) -> list[Stroke]:
@@ -79,10 +119,10 @@ def _placed(strokes: list[Stroke], rng: np.random.Generator) -> list[Stroke]:
     return out
 
 
-def letters(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` capitals drawn from the skeletons, each with its own pen and distortion."""
-    names = sorted(SKELETONS)
-    return np.stack([_draw(_placed(SKELETONS[names[rng.integers(len(names))]], rng), int(rng.integers(8, 22)))
+def letters(n: int, rng: np.random.Generator, skeletons: dict[str, list[Stroke]] = SKELETONS) -> np.ndarray:
+    """``n`` letters drawn from the skeletons, each with its own pen and distortion."""
+    names = sorted(skeletons)
+    return np.stack([_draw(_placed(skeletons[names[rng.integers(len(names))]], rng), int(rng.integers(8, 22)))
                      for _ in range(n)])
 
 
@@ -121,14 +161,48 @@ def _hatching(rng: np.random.Generator) -> list[Stroke]:
             for o in np.linspace(-60, 60, int(rng.integers(3, 7))) + rng.normal(0, 5)]
 
 
+def _jagged(rng: np.random.Generator) -> Stroke:
+    """A pen that runs straight and turns sharply, a few times over: a zigzag with no rhythm."""
+    position = rng.uniform(60, 140, size=2)
+    heading = rng.uniform(0, 2 * np.pi)
+    points = [tuple(position)]
+    for _ in range(rng.integers(3, 8)):
+        heading += rng.choice((-1, 1)) * np.radians(rng.uniform(70, 170))
+        position = np.clip(position + rng.uniform(30, 90) * np.array([np.cos(heading), np.sin(heading)]), 10, 190)
+        points.append(tuple(position))
+    return points
+
+
 def doodles(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` doodles: smooth curves (one to three), spirals, zigzags or hatching."""
-    makers = (lambda: [_curve(rng) for _ in range(rng.integers(1, 4))], lambda: [_spiral(rng)],
+    """``n`` doodles: half jagged walks (one or two), half smooth curves, spirals, zigzags or hatching."""
+    smooth = (lambda: [_curve(rng) for _ in range(rng.integers(1, 4))], lambda: [_spiral(rng)],
               lambda: [_zigzag(rng)], lambda: _hatching(rng))
-    return np.stack([_draw(makers[rng.integers(len(makers))](), int(rng.integers(6, 22))) for _ in range(n)])
+
+    def one() -> list[Stroke]:
+        if rng.random() < 0.5:
+            return [_jagged(rng) for _ in range(rng.integers(1, 3))]
+        return smooth[rng.integers(len(smooth))]()
+
+    return np.stack([_draw(one(), int(rng.integers(6, 22))) for _ in range(n)])
 
 
 def non_digits(n: int, seed: int) -> np.ndarray:
-    """``n`` images that are no digit, (n, 784) uint8: half letters, half doodles."""
+    """``n`` images that are no digit, (n, 784) uint8: 30% capitals, 20% small letters and signs, 50% doodles."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([letters(n // 2, rng), doodles(n - n // 2, rng)])
+    capitals, small = round(n * 0.3), round(n * 0.2)
+    return np.concatenate([letters(capitals, rng), letters(small, rng, SMALL), doodles(n - capitals - small, rng)])
+
+
+def redrawn(pixels: np.ndarray, seed: int) -> np.ndarray:
+    """Digits (rows of 784 pixels, 0..1) enlarged onto the canvas at a random size and place, and
+    preprocessed as the window does: digits that share the drawn non-digits' way of being drawn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for image in pixels:
+        size = int(rng.integers(60, 190))
+        digit = Image.fromarray((image.reshape(IMAGE_SIDE, IMAGE_SIDE) * 255).astype(np.uint8))
+        digit = digit.resize((size, size), Image.BILINEAR)
+        canvas = Image.new("L", (CANVAS, CANVAS), 0)
+        canvas.paste(digit, tuple(int(v) for v in rng.integers(0, CANVAS - size + 1, size=2)))
+        out.append(to_mnist(canvas, "light"))
+    return np.stack(out)
