@@ -1,7 +1,7 @@
-"""Tuning the cuts between touching digits on numbers composed from MNIST *training* digits.
+"""Trying the cuts between touching digits on numbers composed from MNIST *training* digits.
 
 The constants of clients/numbers.py that decide where touching digits are
-cut are chosen here, never on the test digits bench.numbers reads: numbers
+cut are tried here, never on the test digits bench.numbers reads: numbers
 are composed as bench.numbers composes them (same gaps, sizes and slants),
 but from training digits and with their own seeds, and read as pictures by
 a model of --models-dir loaded in this process (the answers are cached, so

@@ -10,8 +10,11 @@ touching digits: their contact). A digit is then a run of neighbouring atoms
 Every plausible run is turned into the 784 pixels of the MNIST recipe
 (clients/preprocessing.py, or Drawing.to_vector for strokes) and all of them
 go to the model in one batch; the reading kept is the split of the atoms
-into runs with the highest sum of log-confidences (dynamic programming),
-with a little geometry on top: the one-digit check (a candidate much wider,
+into runs with the highest score (dynamic programming): the sum of
+log-confidences with a little geometry on top, each feature weighted
+(RUN_FEATURES, BOUNDARY_FEATURES; for pictures the weights are learnt on
+numbers of MNIST training digits, clients/number_weights.py). The geometry:
+the one-digit check (a candidate much wider,
 for its height, than MNIST's digits of the class it is read as is probably
 two touching digits; a much narrower one, a slice of one), cutting ink costs
 per stroke crossed, digits of one number are about as tall as each other
