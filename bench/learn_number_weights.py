@@ -19,6 +19,7 @@ only the numbers learnt go into clients/number_weights.py).
 from __future__ import annotations
 
 import argparse
+import textwrap
 import time
 from pathlib import Path
 
@@ -103,9 +104,10 @@ def learn(cases: list[tuple[numbers.Candidates, list[tuple], float]], start: num
 
 
 def write(weights: numbers.Weights, description: str) -> None:
+    text = textwrap.fill(f"Learnt by bench/learn_number_weights.py: {description}", 100)
     OUT.write_text(f'''"""The weights of a picture's reading (clients.numbers.RUN_FEATURES, BOUNDARY_FEATURES, in that order).
 
-Learnt by bench/learn_number_weights.py: {description}
+{text}
 """
 
 RUN = {weights.run!r}
