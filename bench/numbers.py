@@ -193,15 +193,19 @@ _FOUND = 0.7
 
 
 def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
+    sent = [0]  # candidate digits sent to the model
+
     def classify(vectors: np.ndarray) -> np.ndarray:
+        sent[0] += len(vectors)
         return connection.predict(vectors, model).probabilities
 
     cells: dict[str, dict] = {}
     seconds = {"picture": 0.0, "drawing": 0.0}
+    candidates = {"picture": 0, "drawing": 0}
     for length, kind, sample in samples:
         truth = [int(c) for c in sample.label]
         for medium in ("picture", "drawing"):
-            started = time.perf_counter()
+            started, before = time.perf_counter(), sent[0]
             try:
                 read = (numbers.read_image(sample.picture, classify) if medium == "picture"
                         else numbers.read_drawing(sample.drawing, classify))
@@ -209,6 +213,7 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             except ValueError:
                 read, text = None, ""
             seconds[medium] += time.perf_counter() - started
+            candidates[medium] += sent[0] - before
             found = found_digits(read, sample.picture_boxes if medium == "picture" else sample.drawing_boxes)
             if medium == "picture":
                 alone = np.stack([to_mnist(g, ink="light") for g in sample.alone_pictures])
@@ -231,7 +236,8 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             cell["wrong_count"] += len(text) != length
             cell["digits_right_alone"] += int(sum(int(a) == b for a, b in zip(one_by_one, truth)))
             cell["numbers_right_alone"] += bool(all(int(a) == b for a, b in zip(one_by_one, truth)))
-    return {"cells": list(cells.values()), "seconds": seconds}
+    return {"cells": list(cells.values()), "seconds": seconds,
+            "candidates_per_number": {m: round(c / len(samples), 1) for m, c in candidates.items()}}
 
 
 def _summary(cells: list[dict]) -> dict:
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
                "summary": summary, "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
+               "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     for medium in ("picture", "drawing"):
@@ -312,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{medium}: numbers {every['number_accuracy']:.2%} (one by one {every['number_accuracy_one_by_one']:.2%}), "
               f"digits {every['digit_accuracy']:.2%} (one by one {every['digit_accuracy_one_by_one']:.2%}), "
               f"4-digit clear {s['four_digits_clear']['number_accuracy']:.2%}; by kind "
-              + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in s["by_kind"].items()))
+              + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in s["by_kind"].items())
+              + f"; {measured['candidates_per_number'][medium]} candidate digits sent per number")
     print(f"wrote {args.out}")
     return 0
 

@@ -10,8 +10,11 @@ touching digits: their contact). A digit is then a run of neighbouring atoms
 Every plausible run is turned into the 784 pixels of the MNIST recipe
 (clients/preprocessing.py, or Drawing.to_vector for strokes) and all of them
 go to the model in one batch; the reading kept is the split of the atoms
-into runs with the highest sum of log-confidences (dynamic programming),
-with a little geometry on top: the one-digit check (a candidate much wider,
+into runs with the highest score (dynamic programming): the sum of
+log-confidences with a little geometry on top, each feature weighted
+(RUN_FEATURES, BOUNDARY_FEATURES; for pictures the weights are learnt on
+numbers of MNIST training digits, clients/number_weights.py). The geometry:
+the one-digit check (a candidate much wider,
 for its height, than MNIST's digits of the class it is read as is probably
 two touching digits; a much narrower one, a slice of one), cutting ink costs
 per stroke crossed, digits of one number are about as tall as each other
@@ -31,6 +34,7 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.drawing import Drawing, DrawingError
+from clients import number_weights
 from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
@@ -148,6 +152,12 @@ class _Atom:
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
     """The number written in a picture (dark ink on paper, light on dark, or detected)."""
+    found, factor = picture_candidates(image, classify, ink)
+    return _number(found, PICTURE_WEIGHTS, factor)
+
+
+def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> tuple[Candidates, float]:
+    """Every plausible digit of a picture, read; and the factor from work to picture coordinates."""
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
     atoms, height = _picture_atoms(level)
@@ -155,7 +165,7 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _read(atoms, pixels, classify, factor, height, image_widths=True)
+    return _candidates(atoms, pixels, classify, height, image_widths=True), factor
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -380,7 +390,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _read(atoms, pixels, classify, 1.0, _line_height(atoms), image_widths=False)
+    return _number(_candidates(atoms, pixels, classify, _line_height(atoms), image_widths=False), DRAWING_WEIGHTS, 1.0)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -412,9 +422,28 @@ def _check_count(atoms: int) -> None:
         raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
 
 
-def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-          factor: float, height: float, image_widths: bool) -> Number:
-    """The best reading of these atoms.
+@dataclass
+class Candidates:
+    """Every plausible digit of a number and what the reading's score is made of.
+
+    ``runs`` are (first atom, end atom) pairs, each with its box, its 784
+    pixels, the model's probabilities and its features (run_features); the
+    reading is the split of the atoms into runs with the highest total of
+    weights times features, runs and the boundaries between them
+    (boundary_features) alike.
+    """
+
+    atoms: list[_Atom]
+    runs: list[tuple[int, int]]
+    boxes: dict[tuple[int, int], tuple[float, float, float, float]]
+    vectors: np.ndarray
+    probabilities: np.ndarray
+    features: np.ndarray  # (runs, len(RUN_FEATURES))
+
+
+def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
+                height: float, image_widths: bool) -> Candidates:
+    """Every plausible run of atoms, read in one batch.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
@@ -433,18 +462,23 @@ def _read(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], class
     vectors = np.stack(vectors)
     probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
     aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
-    scores = {run: math.log(max(float(p.max()), 1e-6))
-              + _shape_score(atoms[run[0] : run[1]], height, int(p.argmax()), aspect)
-              for run, p, aspect in zip(runs, probabilities, aspects)}
-    chosen = _best_split(atoms, scores, boxes)
+    features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect)
+                         for run, p, aspect in zip(runs, probabilities, aspects)]).reshape(len(runs), len(RUN_FEATURES))
+    return Candidates(atoms, runs, boxes, vectors, probabilities, features)
+
+
+def _number(found: Candidates, weights: Weights, factor: float) -> Number:
+    """The best reading of these candidates, its boxes scaled by ``factor`` to the input's coordinates."""
+    chosen = best_split(found, weights)
     if len(chosen) > MAX_DIGITS:
         raise NumberError(f"{len(chosen)} digits found: at most {MAX_DIGITS} digits are read as one number")
-    index = {run: k for k, run in enumerate(runs)}
+    index = {run: k for k, run in enumerate(found.runs)}
     digits = []
     for run in chosen:
-        p = probabilities[index[run]]
-        left, top, right, bottom = boxes[run]
-        digits.append(Digit(p.astype(np.float32), pixels=vectors[index[run]], box=(left * factor, top * factor, right * factor, bottom * factor)))
+        k = index[run]
+        left, top, right, bottom = found.boxes[run]
+        digits.append(Digit(found.probabilities[k].astype(np.float32), pixels=found.vectors[k],
+                            box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
 
@@ -495,40 +529,77 @@ def _slant(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> float:
     return float(np.clip((dx * dy * weights).sum() / max(float((dy * dy * weights).sum()), 1e-6), -1.0, 1.0))
 
 
-def _aspect_score(aspect: float, digit: int) -> float:
-    """The one-digit check: what a candidate wider (or narrower) than MNIST's digits of its class costs."""
-    low, narrow, wide, high = _ASPECT[digit]
-    start = (wide + high) / 2  # about the widest 5% of MNIST's digits of the class: still one digit
-    return (-_WIDE * max(0.0, aspect - start) / (high - wide)
-            - _NARROW * max(0.0, narrow - aspect) / (narrow - low))
+RUN_FEATURES = (
+    "log_confidence",  # of the digit read
+    "digit",  # 1 for every run: what one more digit costs or earns
+    "short",  # how much shorter than _SHORT of the line height
+    "wide",  # the one-digit check on the 28x28 image: beyond the widest 5% of MNIST's digits of the class
+    "narrow",  # ... and narrower than the narrowest 10%
+    "box_wide",  # the one-digit check on the box (drawings): wider than 90% of the class
+    "siding",  # separate tall marks that barely share their width
+    "line_wide",  # width in line heights beyond one
+    "rejoined",  # slices of one component glued back together
+)
+BOUNDARY_FEATURES = (
+    "cut",  # strokes crossed by the cut between the two digits
+    "shared",  # separate marks of two digits sharing their width beyond _SHARED
+)
 
 
-def _shape_score(group: Sequence[_Atom], height: float, digit: int, aspect: float | None) -> float:
-    """Log-odds-like penalty for a digit that does not look like one digit of the line.
+@dataclass(frozen=True)
+class Weights:
+    """What each feature of a run and of a boundary between two digits adds to a reading's score."""
+
+    run: tuple[float, ...]
+    boundary: tuple[float, ...]
+
+
+# Set by hand: the log-confidence of each digit, minus what the geometry says against it.
+DRAWING_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -_WIDE, -_NARROW, -3.0, -_SIDING, 0.0, 0.0),
+                          boundary=(-_CUT, -_SIDING))
+# Learnt on numbers composed from MNIST's training digits (bench/learn_number_weights.py).
+PICTURE_WEIGHTS = Weights(run=number_weights.RUN, boundary=number_weights.BOUNDARY)
+
+
+def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarray, aspect: float | None) -> list[float]:
+    """The features (RUN_FEATURES) of these atoms read as one digit.
 
     Too short (a bar, a foot alone); too wide or narrow for the digit read
     (the one-digit check: on the 28x28 image's ``aspect`` when given,
     else on the box); or made of separate tall marks that barely share their
     width (neighbours; a short mark may stick out, like the bar of a 5).
     """
+    digit = int(probabilities.argmax())
     left, top, right, bottom = box_of(group)
     h, w = bottom - top, right - left
-    score = 0.0
-    if h < _SHORT * height:
-        score -= 8.0 * (_SHORT * height - h) / (_SHORT * height)
+    short = max(0.0, _SHORT * height - h) / (_SHORT * height)
+    wide = narrow = box_wide = 0.0
     if aspect is not None:
-        score += _aspect_score(aspect, digit)
-    elif w > _WIDEST[digit] * h:
-        score -= 3.0 * (w / h - _WIDEST[digit])
+        low, narrowest, widest, high = _ASPECT[digit]
+        start = (widest + high) / 2  # about the widest 5% of MNIST's digits of the class: still one digit
+        wide = max(0.0, aspect - start) / (high - widest)
+        narrow = max(0.0, narrowest - aspect) / (narrowest - low)
+    else:
+        box_wide = max(0.0, w / h - _WIDEST[digit])
+    siding = 0.0
     low, high = group[0].left, group[0].right  # the x-extent of the atoms so far
     for k in range(1, len(group)):
         atom, before = group[k], group[:k]
         tall = atom.height >= _SHORT * height and max(a.height for a in before) >= _SHORT * height
         if atom.origin != before[-1].origin and tall and not any(_crossing(atom, a) for a in before):
             shared = (min(high, atom.right) - max(low, atom.left)) / max(min(atom.width, high - low), 1e-6)
-            score -= _SIDING * max(0.0, _SHARED - shared) / _SHARED
+            siding += max(0.0, _SHARED - shared) / _SHARED
         low, high = min(low, atom.left), max(high, atom.right)
-    return score
+    rejoined = sum(a.origin == b.origin for a, b in zip(group, group[1:]))
+    return [math.log(max(float(probabilities.max()), 1e-6)), 1.0, short, wide, narrow, box_wide, siding,
+            max(0.0, w / height - 1.0), float(rejoined)]
+
+
+def boundary_features(left: _Atom, right: _Atom, left_box: tuple[float, ...], right_box: tuple[float, ...]) -> list[float]:
+    """The features (BOUNDARY_FEATURES) of the boundary between two neighbouring digits."""
+    if left.origin == right.origin:
+        return [right.crossing, 0.0]
+    return [0.0, max(0.0, _overlap(left_box, right_box) - _SHARED) / (1 - _SHARED)]
 
 
 def _crossing(a: _Atom, b: _Atom) -> bool:
@@ -545,18 +616,19 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return max(0.0, shared) / max(min(a[2] - a[0], b[2] - b[0]), 1e-6)
 
 
-def _best_split(atoms: list[_Atom], scores: dict[tuple[int, int], float],
-                boxes: dict[tuple[int, int], tuple[float, float, float, float]]) -> list[tuple[int, int]]:
+def best_split(found: Candidates, weights: Weights) -> list[tuple[int, int]]:
     """The runs covering every atom in order with the highest total score (dynamic programming).
 
-    Between two neighbouring digits: cutting through ink costs _CUT per
-    stroke crossed, and separate marks that overlap in x pay for it (a stroke inside
+    Between two neighbouring digits: cutting through ink costs per stroke
+    crossed, and separate marks that overlap in x pay for it (a stroke inside
     another digit's width is more likely part of it).
     """
+    atoms, boxes = found.atoms, found.boxes
+    scores = dict(zip(found.runs, (found.features @ np.asarray(weights.run)).tolist()))
+    boundary = np.asarray(weights.boundary)
+
     def between(prev: tuple[int, int], run: tuple[int, int]) -> float:
-        if atoms[prev[1] - 1].origin == atoms[run[0]].origin:
-            return -_CUT * atoms[run[0]].crossing
-        return -_SIDING * max(0.0, _overlap(boxes[prev], boxes[run]) - _SHARED) / (1 - _SHARED)
+        return float(boundary @ boundary_features(atoms[prev[1] - 1], atoms[run[0]], boxes[prev], boxes[run]))
 
     best: dict[tuple[int, int], tuple[float, tuple[int, int] | None]] = {}
     for run in sorted(scores, key=lambda r: r[1]):

@@ -80,6 +80,33 @@ def test_touching_digits_are_cut_where_the_model_reads_two(classify):
     assert counts.count(2) >= 4 and max(counts) <= 3, counts
 
 
+def test_learning_moves_the_weights_toward_the_splits_where_the_digits_are(classify):
+    """bench.learn_number_weights on a few touching pairs: the right split is found, and learning reads more right."""
+    from bench.learn_number_weights import learn, right_split
+    from bench.numbers import _FOUND, _overlap
+
+    images, labels = mnist_subset(400, "test", start=1000)
+    rng = np.random.default_rng(4)
+    cases = []
+    for _ in range(12):
+        pick = rng.choice(len(images), 2, replace=False)
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), 2, "touching")
+        found, factor = numbers.picture_candidates(picture, classify)
+        right = right_split(found, boxes, factor, numbers.DRAWING_WEIGHTS)
+        if right is not None:
+            assert len(right) == 2 and all(_overlap(found.boxes[r], b) >= _FOUND for r, b in zip(right, boxes))
+            cases.append((found, boxes, factor))
+    assert len(cases) >= 6
+
+    def found_right(weights):
+        return sum(len(split := numbers.best_split(f, weights)) == 2
+                   and all(_overlap(f.boxes[r], b) >= _FOUND for r, b in zip(split, boxes)) for f, boxes, _ in cases)
+
+    learnt = learn(cases, numbers.DRAWING_WEIGHTS, epochs=5, rate=0.1, seed=0)
+    assert learnt.run[0] == 1.0  # the scale stays
+    assert found_right(learnt) > found_right(numbers.DRAWING_WEIGHTS)
+
+
 def _line(x0, y0, x1, y1, n=12):
     return [(x0 + (x1 - x0) * t / n, y0 + (y1 - y0) * t / n) for t in range(n + 1)]
 
