@@ -102,7 +102,8 @@ def replicas(trained_models, tmp_path):
         server.stop()
 
 
-def _list(servers: list[ServerProcess]) -> str:
+def _list(servers: list) -> str:
+    """The servers' addresses as one --server list (ServerProcess or the serve fixture's Serving)."""
     return ",".join(server.address for server in servers)
 
 
@@ -206,12 +207,14 @@ def test_a_malformed_entry_on_the_command_line_is_exit_2_naming_it():
     assert done.returncode == 2 and "host:notaport" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_reload_reaches_every_listed_replica_and_names_the_one_that_is_down(replicas):
+def test_reload_reaches_every_listed_replica_and_names_the_one_that_is_down(serve, trained_models, tmp_path):
+    # In-process servers: reload needs nothing of a separate process, and starting three costs seconds.
+    replicas = [serve(_labelled(trained_models, tmp_path / f"replica-{k}", f"replica-{k}")) for k in range(REPLICAS)]
     down = f"127.0.0.1:{free_port()}"
     done = subprocess.run([str(BIN / "digits"), "reload", "--format", "json", "--retries", "0", "--timeout", "5",
                            "--server", f"{_list(replicas)},{down}"], capture_output=True, text=True, timeout=60)
     results = json.loads(done.stdout)
-    assert [r["server"] for r in results] == [*(f"127.0.0.1:{p.port}" for p in replicas), down]
+    assert [r["server"] for r in results] == [*(r.address for r in replicas), down]
     assert all("unchanged" in r for r in results[:-1]) and "error" in results[-1]
     assert done.returncode == 4 and down in done.stderr
     refused = subprocess.run([str(BIN / "digits"), "reload", "--server", "dns:///localhost:5001"],

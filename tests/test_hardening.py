@@ -181,13 +181,17 @@ def test_abandoned_streams_and_vanished_clients_free_what_they_held(server_proce
 
 def test_sigterm_lets_running_requests_finish_and_refuses_new_ones(server_process, test_digits):
     server = server_process("--grace", "20", "--workers", "4")
-    images = np.tile(test_digits[0][:64], (60, 1))  # a few seconds of work for the ensemble
-    chunks = (pb.PredictRequest(u8=images[i:i + 64].tobytes()) for i in range(0, len(images), 64))
+    images = np.tile(test_digits[0][:64], (30, 1))
     results = {}
+
+    def chunks():  # paced, so the stream is still sending when SIGTERM comes, without seconds of work
+        for i in range(0, len(images), 64):
+            time.sleep(0.06)
+            yield pb.PredictRequest(u8=images[i:i + 64].tobytes())
 
     def long_stream() -> None:
         try:
-            results["answers"] = sum(len(r.predictions) for r in server.stub.PredictStream(chunks, timeout=60))
+            results["answers"] = sum(len(r.predictions) for r in server.stub.PredictStream(chunks(), timeout=60))
         except grpc.RpcError as exc:
             results["error"] = exc
 
