@@ -1,9 +1,9 @@
 """Test helpers: real MNIST digits, a small model, and MNIST digits turned into mouse drawings.
 
-A drawing is made the way a person would draw the digit: the ink is thinned
-to a one-pixel skeleton (Zhang-Suen), the skeleton is walked into polylines
-(one per "mouse drag"), and the polylines are placed on a canvas at a chosen
-size, position and slant. The drawing client's pipeline then has to turn
+A drawing is made the way a person would draw the digit: the ink, enlarged
+four times, is thinned to a one-pixel skeleton (Zhang-Suen), the skeleton is
+walked into polylines (one per "mouse drag"), and the polylines are placed on
+a canvas at a chosen size, position and slant. The drawing client's pipeline then has to turn
 these back into something the model recognises.
 """
 
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from clients.drawing import Drawing
 from digitserve.idx import read_idx
@@ -172,12 +173,28 @@ def smooth(points: np.ndarray, passes: int = 2) -> np.ndarray:
     return points
 
 
-def digit_strokes(image: np.ndarray, threshold: int = 128, passes: int = 2) -> list[list[tuple[float, float]]]:
-    """The skeleton polylines of a 28x28 digit as (x, y) pixel-centre coordinates, lightly smoothed."""
-    skeleton = zhang_suen(np.asarray(image).reshape(28, 28) >= threshold)
+def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    """A 28x28 digit ``scale`` times larger, bilinear: (28 * scale, 28 * scale) uint8."""
+    side = 28 * scale
+    return np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8).reshape(28, 28)).resize((side, side),
+                                                                                           Image.BILINEAR))
+
+
+def digit_strokes(image: np.ndarray, threshold: int = 128, passes: int = 2,
+                  scale: int = 4) -> list[list[tuple[float, float]]]:
+    """The skeleton polylines of a 28x28 digit as (x, y) pixel-centre coordinates, lightly smoothed.
+
+    The digit is thinned enlarged ``scale`` times (bilinear): on the 28x28 grid
+    itself a stroke is 2-4 pixels of ragged edge, and thinning eats the ends
+    of such strokes, often whole short bars (the top of a 5, the foot of a 2).
+    ``passes`` is the smoothing in 28x28 pixels; each polyline keeps one point
+    per original pixel of its length, as a mouse drag does.
+    """
+    skeleton = zhang_suen(enlarged(image, scale) >= threshold)
     strokes = []
     for stroke in trace(skeleton):
-        xy = smooth(np.array([(c + 0.5, r + 0.5) for r, c in stroke]), passes)
+        xy = smooth(np.array([((c + 0.5) / scale, (r + 0.5) / scale) for r, c in stroke]), passes * scale * scale)
+        xy = np.concatenate([xy[:-1:scale], xy[-1:]])
         strokes.append([(float(x), float(y)) for x, y in xy])
     return strokes
 

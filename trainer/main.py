@@ -34,6 +34,7 @@ from trainer.calibration import calibration_summary, fit_calibration
 from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import CACHE_DIR, Mnist, MnistError, load_mnist
 from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
+from trainer.pens import PENS, redrawn_copies
 from trainer.styles import STYLES, WEIGHT_OF_ZERO, add_styles
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
@@ -48,6 +49,9 @@ SETTINGS = (
     Setting("--styles", "", 0.05, f"add styled copies of the training digits (slashed zeros, continental ones, ...: "
             f"{len(STYLES)} styles), each SHARE of its digit's count ({WEIGHT_OF_ZERO:g} times that for slashed "
             "zeros), at most 1", minimum=0, zero="none", metavar="SHARE"),
+    Setting("--pens", "", 0.1, "add this share of the training digits again, redrawn with an even pen as a "
+            f"drawing window draws ({PENS[0]:g}-{PENS[1]:g} px wide), at most 1", minimum=0, zero="none",
+            metavar="SHARE"),
 )
 NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
                   "Reload once the artifacts are written",
@@ -76,8 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(unknown) or '(none given)'}; "
                      f"choose from {', '.join(RECIPES)}")
-    if args.styles > 1:
-        parser.error(f"--styles: expected a share between 0 and 1, got {args.styles:g}")
+    for flag in ("styles", "pens"):
+        if getattr(args, flag) > 1:
+            parser.error(f"--{flag}: expected a share between 0 and 1, got {getattr(args, flag):g}")
     try:
         args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
                                         **security_options(args)) if args.notify else None
@@ -150,9 +155,13 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
     mnist_samples = len(train_x)
     started = run_started = time.perf_counter()
+    pen_x, pen_y = redrawn_copies(train_x, train_y, args.pens, args.seed)
+    log(f"pens: {len(pen_y):,} copies redrawn with an even pen in {time.perf_counter() - started:.1f}s")
+    started = time.perf_counter()
     train_x, train_y, styled = add_styles(train_x, train_y, args.styles, args.seed)
     log(f"styles: {sum(styled.values()):,} styled copies added in {time.perf_counter() - started:.1f}s "
         f"({', '.join(f'{n:,} {style}' for style, n in styled.items())})")
+    train_x, train_y = np.concatenate([train_x, pen_x]), np.concatenate([train_y, pen_y])
     args.out.mkdir(parents=True, exist_ok=True)
     remove_leftovers(args.out)
     plan = _order(args.models)
