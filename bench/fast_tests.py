@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.common import ROOT, machine
 
-PYTEST = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "-q", "-m", "not slow and not heavy"]
+PYTEST = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder", "-q", "-m", "not slow and not heavy"]
 
 
 def children_cpu_seconds() -> float:

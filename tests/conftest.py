@@ -29,6 +29,23 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN_LIMIT = 2500
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files so that, over two processes, one trains the test models while the other works.
+
+    The first file that needs the trained models goes first (its process starts
+    the training at once), then every file that needs none, then the rest:
+    pytest-xdist's ``--dist loadfile`` hands out files in this order, so the
+    second process runs model-free tests instead of waiting for the training.
+    Within a file the order is unchanged.
+    """
+    needs = {}
+    for item in items:
+        needs[item.path] = needs.get(item.path, False) or "trained_models" in item.fixturenames
+    first = next((path for path, need in needs.items() if need), None)
+    rank = {path: 0 if path == first else 1 if not need else 2 for path, need in needs.items()}
+    items.sort(key=lambda item: rank[item.path])  # a stable sort: each file's tests keep their order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_numeric_thread():
     """One BLAS/OpenMP thread, as the server runs (and sets for the whole process when a test starts one).
