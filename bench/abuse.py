@@ -58,6 +58,11 @@ def garbage_growth(server: ServerProcess, method: str, calls: int = 3000, metada
     return {"calls": calls, "rss_growth_kib": server.memory_kib() - before, "codes": dict(codes)}
 
 
+# How long a stream of the starvation run may live: the probes and the busy streams' backlog
+# together, with room for a machine several times slower than usual.
+STREAM_SECONDS = 180
+
+
 def starvation(server: ServerProcess, images: np.ndarray, busy: int = 8, idle: int = 64, probes: int = 150) -> dict:
     """Single Predicts and health checks timed while ``busy`` streams work and ``idle`` ones say nothing."""
     chunk = pb.PredictRequest(u8=images[:64].tobytes(), model="svm")
@@ -70,9 +75,9 @@ def starvation(server: ServerProcess, images: np.ndarray, busy: int = 8, idle: i
             yield chunk
             while kind == "busy" and not stop.is_set():
                 yield chunk
-            release.wait(60)
+            release.wait(STREAM_SECONDS)
         try:
-            for _ in server.stub.PredictStream(requests(), timeout=60):
+            for _ in server.stub.PredictStream(requests(), timeout=STREAM_SECONDS):
                 pass
             outcomes[kind]["OK"] += 1
         except grpc.RpcError as exc:

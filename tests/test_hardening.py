@@ -524,8 +524,9 @@ def test_idle_and_busy_streams_do_not_starve_single_requests_or_health(server_pr
     result = starvation(server, test_digits[0], busy=8, idle=64)
     print(f"8 busy + 64 idle streams: {result}")
     assert not result["probe_failures"]
-    assert result["predict_p99_ms"] < 50
-    assert result["health_p99_ms"] < 100  # at once, where eight quiet streams made it miss a 2 s deadline
+    # Starved calls wait seconds; bounds with room for a machine several times slower than usual.
+    assert result["predict_p99_ms"] < 500
+    assert result["health_p99_ms"] < 500  # at once, where eight quiet streams made it miss a 2 s deadline
     assert result["busy_outcomes"] == {"OK": 8}
     assert result["idle_outcomes"] == {"OK": 8, "RESOURCE_EXHAUSTED": 56}  # refused at once beyond the cap
 
