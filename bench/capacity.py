@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bench.common import ROOT, data_arguments, machine, mnist, model_manifest
 from bench.process import ServerProcess
 from bench.run import concurrent
 from clients.connection import Connection, ConnectionOptions
 from digitserve.artifacts import load_estimator
+from digitserve.threads import limit_numeric_threads
+
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGET_BUSY = 0.7  # plan cores to run at most this busy, leaving room for bursts and a replica lost
 
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"model": args.model, "clients": args.clients, "requests_per_client": args.requests,
                      "chunk": args.chunk, "machine": {**machine(numeric_threads=1), "nice": os.nice(0)},
                      "replicas": []}
-    with threadpool_limits(1):
+    with limit_numeric_threads(1):
         results["inprocess"] = inprocess(load_estimator(args.models_dir, manifest), images,
                                          args.clients, args.requests)
     for count in range(1, args.max_replicas + 1):

@@ -17,11 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bench.process import ServerProcess, free_port
 from bench.common import ROOT, data_arguments, mnist, percentiles, timed
 from digitserve.artifacts import find_manifests
+from digitserve.threads import limit_numeric_threads
 from digitserve.v1 import digits_pb2 as pb
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_port = free_port()
     load_before = [round(v, 2) for v in os.getloadavg()]
     env = {"DIGITS_NUMERIC_THREADS": "1"}
-    with threadpool_limits(1):
+    with limit_numeric_threads(1):
         servers = {"without": ServerProcess(args.models_dir, env=env),
                    "with": ServerProcess(args.models_dir, "--metrics-port", str(metrics_port), env=env)}
         try:

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bench.common import ROOT, data_arguments, machine, mnist, model_manifest
 from bench.process import ServerProcess
 from digitserve.artifacts import load_estimator
 from digitserve.open_inference import grpc_service_pb2 as oip
 from digitserve.open_inference import grpc_service_pb2_grpc
+from digitserve.threads import limit_numeric_threads
 from digitserve.v1 import digits_pb2 as pb
 
 TARGET_ADDED_MS = 0.2  # ModelInfer over Predict, per single image
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     images, _ = mnist(args.mnist_dir, "t10k")
     results: dict = {"machine": machine(args.threads), "model": args.model,
                      "version": manifest.version}
-    with threadpool_limits(args.threads):
+    with limit_numeric_threads(args.threads):
         estimator = load_estimator(args.models_dir, manifest)
         server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": str(args.threads)})
         try:

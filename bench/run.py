@@ -27,12 +27,12 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
 from digitserve.contract import PIXELS
+from digitserve.threads import limit_numeric_threads
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": machine(args.threads)}
     print(f"bench: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; numeric threads {args.threads}",
           file=sys.stderr)
-    with threadpool_limits(args.threads):
+    with limit_numeric_threads(args.threads):
         server = ServerProcess(args.models_dir, env={"DIGITS_NUMERIC_THREADS": str(args.threads)})
         try:
             results["models"] = []

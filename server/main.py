@@ -16,9 +16,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from threadpoolctl import threadpool_limits
 
 from digitserve import exits
+from digitserve.threads import limit_numeric_threads
 from digitserve.open_inference import grpc_service_pb2_grpc
 from digitserve.v1 import digits_pb2_grpc
 from server import logs
@@ -138,11 +138,6 @@ def _listen(server: grpc.Server, settings: Settings, credentials: grpc.ServerCre
     return port
 
 
-def _limit_numeric_threads(threads: int) -> None:
-    # OpenMP's limit belongs to the thread that sets it, so every pool thread sets its own.
-    threadpool_limits(threads)
-
-
 def start(settings: Settings) -> RunningServer:
     """Listen on the settings' address, load the models folder, then serve.
 
@@ -150,7 +145,7 @@ def start(settings: Settings) -> RunningServer:
     StartupError when the server cannot listen or its TLS files are unusable.
     """
     credentials = _credentials(settings)
-    _limit_numeric_threads(settings.numeric_threads)
+    limit_numeric_threads(settings.numeric_threads)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
 
     def publish(snapshot: Snapshot) -> None:
@@ -171,7 +166,7 @@ def start(settings: Settings) -> RunningServer:
     cores = os.cpu_count() or 2
     # Stream chunks are computed here, one per core, whichever thread reads the stream.
     stream_pool = futures.ThreadPoolExecutor(max_workers=cores, thread_name_prefix="stream",
-                                             initializer=_limit_numeric_threads,
+                                             initializer=limit_numeric_threads,
                                              initargs=(settings.numeric_threads,))
     predictor = Predictor(registry)
     servicer = DigitsServicer(registry, predictor, settings.max_batch, stream_pool=stream_pool,
@@ -188,7 +183,7 @@ def start(settings: Settings) -> RunningServer:
     server = grpc.server(
         # Request streams hold a thread while they run: they get --max-streams threads of their own.
         futures.ThreadPoolExecutor(max_workers=settings.workers + settings.max_streams, thread_name_prefix="rpc",
-                                   initializer=_limit_numeric_threads, initargs=(settings.numeric_threads,)),
+                                   initializer=limit_numeric_threads, initargs=(settings.numeric_threads,)),
         # Metrics outermost, so they count the calls the gate refuses too.
         interceptors=[*([metrics] if metrics is not None else []),
                       CallGate(Access(settings.token, settings.protect_all), streams)],

@@ -344,3 +344,30 @@ def test_watch_reloads_when_the_trainer_writes(serve, models_copy, mnist_dir):
     while watching.stub.Predict(u8(np.zeros((1, 784)), "svm")).version == before:
         assert time.time() < deadline, "the watcher did not reload"
         time.sleep(0.1)
+
+
+THREADS_AFTER_A_PREDICTION = """
+import json, sys
+from pathlib import Path
+import grpc
+from threadpoolctl import threadpool_info
+from digitserve.v1 import digits_pb2 as pb, digits_pb2_grpc
+from server.main import start
+from server.settings import Settings
+running = start(Settings(host="127.0.0.1", port=0, models_dir=Path(sys.argv[1]), numeric_threads=1))
+with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+    digits_pb2_grpc.DigitsStub(channel).Predict(pb.PredictRequest(u8=bytes(784)), timeout=60)
+running.stop(grace=1)
+print(json.dumps(threadpool_info()))
+"""
+
+
+def test_numeric_thread_limit_reaches_the_libraries_the_models_load_later(trained_models):
+    # A fresh interpreter: the server loads scikit-learn, and with it scipy's OpenBLAS and OpenMP,
+    # only with the first model, after it has set its limit. Each library left at one thread per
+    # core made concurrent stream chunks fight over the cores.
+    out = subprocess.run([sys.executable, "-c", THREADS_AFTER_A_PREDICTION, str(trained_models)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    pools = {(pool["internal_api"], Path(pool["filepath"]).name): pool["num_threads"] for pool in json.loads(out)}
+    assert {api for api, _ in pools} >= {"openblas", "openmp"}, pools
+    assert set(pools.values()) == {1}, pools
