@@ -53,11 +53,18 @@ def mnist(mnist_dir: Path, part: str, limit: int | None = None) -> tuple[np.ndar
     return images, read_idx(mnist_dir / f"{part}-labels-idx1-ubyte.gz")[:limit]
 
 
+def python_loop_seconds() -> float:
+    """A fixed plain-Python loop, timed: how fast this machine is right now, to compare runs by."""
+    started = time.perf_counter()
+    sum(i * i for i in range(5_000_000))
+    return round(time.perf_counter() - started, 2)
+
+
 def machine(numeric_threads: int) -> dict:
-    """The facts a reader needs to weigh a result: cores, load, thread count, Python."""
+    """The facts a reader needs to weigh a result: cores, load, speed, thread count, Python."""
     return {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
-            "numeric_threads": numeric_threads, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "python_loop_s": python_loop_seconds(), "numeric_threads": numeric_threads,
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def model_manifest(models_dir: Path, name: str, prog: str) -> Manifest | None:

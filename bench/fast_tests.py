@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
     facts["load_after"] = [round(v, 2) for v in os.getloadavg()]
     print(f"make test-fast: {wall:.1f} s wall, {cpu:.1f} s CPU on {facts['cores']} cores "
-          f"(load average {facts['load_before'][0]:.1f} before, {facts['load_after'][0]:.1f} after)")
+          f"(load average {facts['load_before'][0]:.1f} before, {facts['load_after'][0]:.1f} after; "
+          f"bench.common's Python loop {facts['python_loop_s']:.2f} s)")
     if args.out:
         result = {"command": " ".join(["python"] + PYTEST[1:] + args.pytest_args), "exit_code": code,
                   "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "machine": facts}

@@ -179,6 +179,7 @@ def test_abandoned_streams_and_vanished_clients_free_what_they_held(server_proce
     assert len(server.stub.Predict(chunk, timeout=10).predictions) == 4
 
 
+@pytest.mark.heavy
 def test_sigterm_lets_running_requests_finish_and_refuses_new_ones(server_process, test_digits):
     server = server_process("--grace", "20", "--workers", "4")
     images = np.tile(test_digits[0][:64], (30, 1))
@@ -684,6 +685,7 @@ def test_an_unknown_model_name_is_echoed_only_in_part(shared_server):
     assert "(100,000 characters)" in caught.value.details() and len(caught.value.details()) < 1000
 
 
+@pytest.mark.heavy
 def test_the_largest_batch_is_accepted_as_f32_and_one_more_is_our_error(serve, trained_models):
     serving = serve(trained_models)  # the default --max-batch and --max-message-mb
     for images, code in ((8192, grpc.StatusCode.OK), (8193, grpc.StatusCode.INVALID_ARGUMENT)):

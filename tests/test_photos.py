@@ -31,6 +31,7 @@ def predict(server, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.heavy
 def test_photos_are_read_as_well_as_the_digits_themselves(server, test_digits, tmp_path):
     tmp_path = tmp_path / "photos"
     images, labels = test_digits

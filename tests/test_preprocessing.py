@@ -211,6 +211,7 @@ def accuracy(model, vectors, labels) -> float:
     return float((model.predict(np.stack(vectors)) == labels).mean())
 
 
+@pytest.mark.heavy
 def test_disguised_digits_are_recognised_nearly_as_well(model, digits, tmp_path):
     images, labels = digits
     rng = np.random.default_rng(0)
@@ -221,6 +222,7 @@ def test_disguised_digits_are_recognised_nearly_as_well(model, digits, tmp_path)
     assert disguised >= original - 0.03
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("canvas, size, pen, gain", [(500, 400, 1.5, 0.15), (280, 200, 10, 0.04), (280, 100, 40, 0.1)],
                          ids=["hairline", "thin", "marker"])
 def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):

@@ -314,6 +314,7 @@ def test_generated_stubs_and_descriptor_set_match_the_protos(tmp_path):
             f"{path} is out of date with protos/: run make proto"
 
 
+@pytest.mark.heavy
 def test_server_command_starts_serves_and_stops_on_sigterm(trained_models, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "server.main", "--models-dir", str(trained_models),
                              "--host", "127.0.0.1", "--port", "0", "--log-format", "json"],
@@ -362,6 +363,7 @@ print(json.dumps(threadpool_info()))
 """
 
 
+@pytest.mark.heavy
 def test_numeric_thread_limit_reaches_the_libraries_the_models_load_later(trained_models):
     # A fresh interpreter: the server loads scikit-learn, and with it scipy's OpenBLAS and OpenMP,
     # only with the first model, after it has set its limit. Each library left at one thread per

@@ -19,6 +19,7 @@ from tests.test_hardening import _certificates
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
 
+@pytest.mark.heavy
 def test_sigterm_ends_the_process_within_grace_even_with_bad_streams_open(trained_models):
     server = ServerProcess(trained_models, "--grace", "2")
     release = threading.Event()
@@ -53,6 +54,7 @@ def test_sigterm_ends_the_process_within_grace_even_with_bad_streams_open(traine
     assert endings == [grpc.StatusCode.INVALID_ARGUMENT] * 5
 
 
+@pytest.mark.heavy
 def test_a_sighup_while_the_models_load_does_not_kill_the_server(trained_models):
     proc = subprocess.Popen([str(BIN / "digits-server"), "--models-dir", str(trained_models), "--host", "127.0.0.1",
                              "--port", "0", "--log-format", "json"], stderr=subprocess.PIPE, text=True)

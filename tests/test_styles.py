@@ -99,6 +99,7 @@ def _style_accuracy(model, sets) -> dict[str, float]:
     return {style: float((model.predict(x) == digit).mean()) for style, (x, digit) in sets.items()}
 
 
+@pytest.mark.heavy
 def test_models_trained_with_the_styles_read_them(trained_models, mnist_dir, tmp_path):
     """The shared small models (2,500 MNIST digits plus their styled copies) against the same recipe without."""
     sets = styled_test_digits(per_style=60, seed=11)

@@ -131,6 +131,7 @@ def test_training_writes_verified_artifacts_with_evaluations(trained_models, tes
     assert [row["name"] for row in summary] == ["knn", "svm", "rf", "ensemble"]
 
 
+@pytest.mark.heavy
 def test_training_is_reproducible_with_a_seed(mnist_dir, tmp_path):
     runs = []
     for out in ("a", "b"):
