@@ -20,5 +20,7 @@ def limit_numeric_threads(threads: int) -> threadpool_limits:
     a thread pool calls this in each of its threads.
     """
     for variable in _VARIABLES:
-        os.environ[variable] = str(threads)
+        # Written once: pool threads call this as they start, while others may be reading the environment.
+        if os.environ.get(variable) != str(threads):
+            os.environ[variable] = str(threads)
     return threadpool_limits(threads)

@@ -18,8 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from digitserve import exits
-from digitserve.threads import limit_numeric_threads
 from digitserve.open_inference import grpc_service_pb2_grpc
+from digitserve.threads import limit_numeric_threads
 from digitserve.v1 import digits_pb2_grpc
 from server import logs
 from server.access import Access

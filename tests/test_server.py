@@ -352,12 +352,13 @@ import json, sys
 from pathlib import Path
 import grpc
 from threadpoolctl import threadpool_info
+from digitserve.contract import PIXELS
 from digitserve.v1 import digits_pb2 as pb, digits_pb2_grpc
 from server.main import start
 from server.settings import Settings
 running = start(Settings(host="127.0.0.1", port=0, models_dir=Path(sys.argv[1]), numeric_threads=1))
 with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-    digits_pb2_grpc.DigitsStub(channel).Predict(pb.PredictRequest(u8=bytes(784)), timeout=60)
+    digits_pb2_grpc.DigitsStub(channel).Predict(pb.PredictRequest(u8=bytes(PIXELS)), timeout=60)
 running.stop(grace=1)
 print(json.dumps(threadpool_info()))
 """
