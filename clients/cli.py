@@ -19,8 +19,9 @@ from typing import Iterator
 
 import numpy as np
 
-from clients.connection import (DEFAULT_ADDRESS, Connection, ConnectionOptions, ServerError, ServerUnavailable,
-                                UsageError, add_security_flags, each_replica, security_options, stream_count)
+from clients.connection import (DEFAULT_ADDRESS, RETRIES, Connection, ConnectionOptions, ServerError,
+                                ServerUnavailable, UsageError, add_security_flags, each_replica, security_options,
+                                stream_count)
 from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
 from clients.number_results import (NUMBER_WRITERS, LabelsError, NumberScoreboard, digits_seen_warning,
                                     read_number_labels, read_numbers)
@@ -36,8 +37,7 @@ CONNECTION = (
             "HOST[:PORT] of the digits server, port 50051 when none is given; or replicas: "
             "HOST[:PORT],HOST[:PORT],... or dns:///NAME[:PORT], each call to the next one up"),
     Setting("--timeout", "", 30.0, "seconds to wait for each answer, also inside a stream"),
-    Setting("--retries", "", 4, "how often to try again while the server is unavailable: each call at most 4 "
-                                "times (gRPC's limit), a stream resumes up to this many times", minimum=0),
+    RETRIES,
 )
 
 

@@ -260,6 +260,9 @@ def _read(path: str, flag: str) -> bytes | None:
         raise LocalFileError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from exc
 
 
+RETRIES = Setting("--retries", "", 4, "how often to try again while the server is unavailable: each call at most "
+                  f"{MAX_ATTEMPTS - 1} times (gRPC's limit), a stream resumes up to this many times", minimum=0)
+
 SECURITY = (
     Setting("--ca-cert", "DIGITS_CA_CERT", "", "PEM CA certificate: connect with TLS and verify the server"),
     Setting("--client-cert", "DIGITS_CLIENT_CERT", "", "PEM client certificate, for servers that ask for one"),

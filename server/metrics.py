@@ -12,11 +12,15 @@ Calls that grpcio refuses before they reach a handler (beyond
 from __future__ import annotations
 
 import errno
+import socket
+import threading
 import time
+from socketserver import ThreadingMixIn
 from typing import Callable, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import InfoMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -29,6 +33,32 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05
                    5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 UNKNOWN_MODEL = "unknown"  # a name that is not loaded: not a label value of its own, or anyone could add series
+# How often the HTTP loop looks for a stop request: prometheus_client's own
+# server looks every 0.5 s, and a server stopping waited that long for it.
+STOP_POLL_SECONDS = 0.02
+
+
+class _MetricsHTTPServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress does not hold up the server's exit
+
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily):
+        self.address_family = family  # read by the socket's creation in the base class
+        super().__init__(address, _QuietHandler)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args) -> None:
+        pass  # one line per scrape would bury the server's own log
+
+
+def _http_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """/metrics (and every other path) on ``host:port``, served from a daemon thread."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    httpd = _MetricsHTTPServer((address[0], port), family)
+    httpd.set_app(make_wsgi_app(registry))
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": STOP_POLL_SECONDS},
+                     name="metrics-http", daemon=True).start()
+    return httpd
 
 
 class _ModelInfo:
@@ -88,12 +118,12 @@ class ServerMetrics(grpc.ServerInterceptor):
         addr = host.strip("[]")
         try:
             try:
-                self._http, _ = start_http_server(port, addr=addr, registry=self.registry)
+                self._http = _http_server(addr, port, self.registry)
             except OSError as exc:
                 if addr != "::" or exc.errno != errno.EAFNOSUPPORT:
                     raise
                 # The default "all interfaces" on a host without IPv6, where gRPC falls back to IPv4 too.
-                self._http, _ = start_http_server(port, addr="0.0.0.0", registry=self.registry)
+                self._http = _http_server("0.0.0.0", port, self.registry)
         except OSError as exc:
             raise OSError(f"cannot serve metrics on {host}:{port} (--metrics-port): {exc.strerror or exc}; "
                           "choose another port or 0 to turn metrics off") from exc

@@ -22,8 +22,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from clients.connection import (Connection, ConnectionOptions, ServerError, ServerUnavailable, UsageError,
-                                add_security_flags, each_replica, security_options)
+from clients.connection import (RETRIES, Connection, ConnectionOptions, ServerError, ServerUnavailable,
+                                UsageError, add_security_flags, each_replica, security_options)
 from digitserve import exits, version
 from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
                                   read_manifest, remove_leftovers)
@@ -55,7 +55,7 @@ SETTINGS = (
 )
 NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
                   "Reload once the artifacts are written",
-                  metavar="HOST[:PORT]"),)
+                  metavar="HOST[:PORT]"), RETRIES)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, flag) > 1:
             parser.error(f"--{flag}: expected a share between 0 and 1, got {getattr(args, flag):g}")
     try:
-        args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT,
+        args.server = ConnectionOptions(address=args.notify, timeout=NOTIFY_TIMEOUT, retries=args.retries,
                                         **security_options(args)) if args.notify else None
         if args.server:
             each_replica(args.server)  # a dns: name is refused now, not after training
