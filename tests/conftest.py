@@ -13,6 +13,7 @@ import fcntl
 import os
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -44,6 +45,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first = next((path for path, need in needs.items() if need), None)
     rank = {path: 0 if path == first else 1 if not need else 2 for path, need in needs.items()}
     items.sort(key=lambda item: rank[item.path])  # a stable sort: each file's tests keep their order
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_digits(capsys: pytest.CaptureFixture, *argv: str) -> Ran:
+    """The digits command run in this process, with what it printed (a test of it as its own process runs it)."""
+    from clients.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return Ran(code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="session", autouse=True)

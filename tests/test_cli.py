@@ -17,17 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clients.cli import main as digits
 from digitserve.idx import write_idx
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_digits as run
 
 BIN = Path(sys.executable).parent
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    code = digits(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _variants(digit: np.ndarray, k: int) -> tuple[str, Image.Image]:
@@ -251,12 +244,12 @@ def test_predict_honours_the_timeout_while_streaming(trained_models, many):
     assert elapsed < 8
 
 
-def test_a_client_certificate_without_its_key_is_a_usage_error(server, tmp_path):
+def test_a_client_certificate_without_its_key_is_a_usage_error(server, tmp_path, capsys):
     (tmp_path / "client.pem").write_text("not used")
-    done = _digits("models", "--server", server.address, "--ca-cert", str(tmp_path / "client.pem"),
-                   "--client-cert", str(tmp_path / "client.pem"))
-    assert done.returncode == 2  # not SIGABRT (-6)
-    assert done.stderr.strip().splitlines() == [
+    code, _, err = run(capsys, "models", "--server", server.address, "--ca-cert", str(tmp_path / "client.pem"),
+                       "--client-cert", str(tmp_path / "client.pem"))
+    assert code == 2  # not grpcio's abort
+    assert err.strip().splitlines() == [
         "digits models: --client-cert needs --client-key too (a client certificate and its private key go together)"]
 
 
@@ -270,47 +263,49 @@ def test_the_token_is_not_sent_in_clear_to_another_machine():
     assert "in clear to 192.0.2.1:50051" in done.stderr and "--ca-cert" in done.stderr and "--insecure" in done.stderr
 
 
-def test_a_missing_or_wrong_token_says_how_to_give_one(serve, trained_models):
+def test_a_missing_or_wrong_token_says_how_to_give_one(serve, trained_models, capsys, monkeypatch):
     serving = serve(trained_models, token="right")
-    missing = _digits("reload", "--server", serving.address, env={**os.environ, "DIGITS_TOKEN": ""})
-    assert missing.returncode == 3
-    assert "--token" in missing.stderr and "DIGITS_TOKEN" in missing.stderr and "metadata" not in missing.stderr
-    wrong = _digits("reload", "--server", serving.address, "--token", "wrong")
-    assert wrong.returncode == 3 and "--token" in wrong.stderr and "DIGITS_TOKEN" in wrong.stderr
-    assert _digits("reload", "--server", serving.address, "--token", "right").returncode == 0
+    monkeypatch.setenv("DIGITS_TOKEN", "")
+    code, _, err = run(capsys, "reload", "--server", serving.address)
+    assert code == 3
+    assert "--token" in err and "DIGITS_TOKEN" in err and "metadata" not in err
+    code, _, err = run(capsys, "reload", "--server", serving.address, "--token", "wrong")
+    assert code == 3 and "--token" in err and "DIGITS_TOKEN" in err
+    assert run(capsys, "reload", "--server", serving.address, "--token", "right")[0] == 0
 
 
-def test_unreadable_local_files_are_exit_5_and_named(server, test_digits, tmp_path):
+def test_unreadable_local_files_are_exit_5_and_named(server, test_digits, tmp_path, capsys):
     write_idx(tmp_path / "t-images-idx3-ubyte", test_digits[0][:20].reshape(-1, 28, 28))
     (tmp_path / "labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00")
-    done = _digits("predict", "--server", server.address, "--labels", str(tmp_path / "labels-idx1-ubyte"),
-                   str(tmp_path / "t-images-idx3-ubyte"))
-    assert done.returncode == 5
-    assert str(tmp_path / "labels-idx1-ubyte") in done.stderr and "refused" not in done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    code, out, err = run(capsys, "predict", "--server", server.address, "--labels",
+                         str(tmp_path / "labels-idx1-ubyte"), str(tmp_path / "t-images-idx3-ubyte"))
+    assert code == 5
+    assert str(tmp_path / "labels-idx1-ubyte") in err and "refused" not in err and out == ""
     images = str(tmp_path / "t-images-idx3-ubyte")
-    missing_ca = _digits("predict", "--server", server.address, "--ca-cert", str(tmp_path / "ca.pem"), images)
-    assert missing_ca.returncode == 5 and f"--ca-cert {tmp_path / 'ca.pem'}: cannot read it" in missing_ca.stderr
-    unwritable = _digits("predict", "--server", server.address, "--output", str(tmp_path / "no" / "out.csv"), images)
-    assert unwritable.returncode == 5 and str(tmp_path / "no" / "out.csv") in unwritable.stderr
+    code, _, err = run(capsys, "predict", "--server", server.address, "--ca-cert", str(tmp_path / "ca.pem"), images)
+    assert code == 5 and f"--ca-cert {tmp_path / 'ca.pem'}: cannot read it" in err
+    code, _, err = run(capsys, "predict", "--server", server.address, "--output", str(tmp_path / "no" / "out.csv"),
+                       images)
+    assert code == 5 and str(tmp_path / "no" / "out.csv") in err
 
 
-def test_empty_folders_and_skipped_files_are_warned_and_an_empty_run_fails(server, photo_folder, tmp_path):
+def test_empty_folders_and_skipped_files_are_warned_and_an_empty_run_fails(server, photo_folder, tmp_path,
+                                                                           capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("hello")
-    done = _digits("predict", "--server", server.address, str(empty), str(tmp_path / "notes"))
-    assert done.returncode == 1
-    assert f"{empty}: no images" in done.stderr
-    assert "skipped 1 file(s)" in done.stderr and "readme.txt" in done.stderr
-    assert "nothing to predict" in done.stderr
+    code, _, err = run(capsys, "predict", "--server", server.address, str(empty), str(tmp_path / "notes"))
+    assert code == 1
+    assert f"{empty}: no images" in err
+    assert "skipped 1 file(s)" in err and "readme.txt" in err
+    assert "nothing to predict" in err
     mixed = tmp_path / "mixed"
     shutil.copytree(photo_folder / "7", mixed)
     (mixed / "scan-notes.pdf").write_bytes(b"%PDF")
-    done = _digits("predict", "--server", server.address, "--format", "json", str(mixed))
-    assert done.returncode == 0 and len(json.loads(done.stdout)) == len(list((photo_folder / "7").iterdir()))
-    assert "scan-notes.pdf" in done.stderr
+    code, out, err = run(capsys, "predict", "--server", server.address, "--format", "json", str(mixed))
+    assert code == 0 and len(json.loads(out)) == len(list((photo_folder / "7").iterdir()))
+    assert "scan-notes.pdf" in err
 
 
 def test_paths_from_standard_input_and_results_to_standard_output(server, photo_folder):

@@ -16,6 +16,7 @@ from bench.numbers import compose, compose_drawing
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.preprocessing import PreprocessingError
+from tests.conftest import run_digits
 from tests.strokes import mnist_subset, small_model
 
 
@@ -151,11 +152,7 @@ def test_a_scribble_is_read_without_a_crash_and_weak_digits_are_marked(classify)
     assert number.marked.count("?") == sum(d.uncertain for d in number.digits)
 
 
-# --- through a real server and the real digits process ----------------------------------------
-
-
-def _digits(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clients.cli", *argv], capture_output=True, text=True, timeout=120)
+# --- digits predict --number, through a real server -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +167,9 @@ def number_files(tmp_path_factory):
     return folder, labels
 
 
-def test_predict_number_reads_pictures_and_stroke_files(server, number_files):
+def test_predict_number_reads_pictures_and_stroke_files(server, number_files, capsys):
     folder, labels = number_files
-    proc = _digits("predict", "--server", server.address, "--number", "--format", "json", str(folder))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json", str(folder))
     assert proc.returncode == 1, proc.stderr  # the blank picture
     records = {r["source"].rsplit("/", 1)[1]: r for r in json.loads(proc.stdout)}
     assert "no ink" in records["blank.png"]["error"] and "blank.png" in proc.stderr
@@ -188,21 +185,22 @@ def test_predict_number_reads_pictures_and_stroke_files(server, number_files):
     assert right >= 5
 
 
-def test_predict_number_as_csv_and_table(server, number_files):
+def test_predict_number_as_csv_and_table(server, number_files, capsys):
     folder, _ = number_files
-    proc = _digits("predict", "--server", server.address, "--number", "--format", "csv", str(folder / "n0.png"))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number",
+                      "--format", "csv", str(folder / "n0.png"))
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert proc.returncode == 0 and len(rows) == 4
     assert [int(r["position"]) for r in rows] == [0, 1, 2, 3]
     assert "".join(r["digit"] for r in rows) == rows[0]["number"]
-    proc = _digits("predict", "--server", server.address, "--number", str(folder / "n0.json"))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", str(folder / "n0.json"))
     assert proc.returncode == 0 and "number" in proc.stdout.splitlines()[0]
     assert proc.stdout.splitlines()[1].split()[0].rstrip("?").replace("?", "").isdigit()
 
 
-def test_several_digits_without_number_are_pointed_out(server, number_files):
+def test_several_digits_without_number_are_pointed_out(server, number_files, capsys):
     folder, _ = number_files
-    proc = _digits("predict", "--server", server.address, "--format", "json", str(folder / "n1.png"),
+    proc = run_digits(capsys, "predict", "--server", server.address, "--format", "json", str(folder / "n1.png"),
                    str(folder / "n1.json"))
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
@@ -211,13 +209,13 @@ def test_several_digits_without_number_are_pointed_out(server, number_files):
 
 
 
-def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server, number_files, tmp_path):
+def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server, number_files, tmp_path, capsys):
     folder, labels = number_files
     truth = tmp_path / "expected.txt"
     # By file name, by the path as given, one deliberately wrong; blank.png has none.
     truth.write_text(f"# expected numbers\nn0.png {labels[0]}\n{folder / 'n0.json'}, {labels[0]}\n"
                      f"n1.png 99999\n")
-    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(truth),
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--labels", str(truth),
                    str(folder / "n0.png"), str(folder / "n0.json"), str(folder / "n1.png"), str(folder / "n2.png"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -228,37 +226,40 @@ def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server
     assert "wrong" not in n2  # no label: nothing to compare with
     report = lines[-1]
     assert report.startswith("numbers right:") and "of 3 labelled" in report and "digits right:" in report
-    proc = _digits("predict", "--server", server.address, "--number", "--format", "json", "--labels", str(truth),
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number",
+                      "--format", "json", "--labels", str(truth),
                    str(folder / "n1.png"), str(folder / "n2.png"))
     records = json.loads(proc.stdout)
     assert records[0]["label"] == "99999" and "label" not in records[1]
     assert "numbers right: 0.00% (0 of 1 labelled)" in proc.stderr
 
 
-def test_predict_number_labels_file_errors_name_the_file_and_line(server, number_files, tmp_path):
+def test_predict_number_labels_file_errors_name_the_file_and_line(server, number_files, tmp_path, capsys):
     folder, _ = number_files
     bad = tmp_path / "bad.txt"
     bad.write_text("n0.png 1234\nn1.png twelve\n")
-    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(bad), str(folder / "n0.png"))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number",
+                      "--labels", str(bad), str(folder / "n0.png"))
     assert proc.returncode == 5 and f"{bad}:2" in proc.stderr and "NAME NUMBER" in proc.stderr
-    proc = _digits("predict", "--server", server.address, "--number", "--labels", str(tmp_path / "missing.txt"),
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number",
+                      "--labels", str(tmp_path / "missing.txt"),
                    str(folder / "n0.png"))
     assert proc.returncode == 5 and "missing.txt" in proc.stderr
 
 
-def test_predict_number_top_k_per_digit(server, number_files):
+def test_predict_number_top_k_per_digit(server, number_files, capsys):
     folder, _ = number_files
-    proc = _digits("predict", "--server", server.address, "--number", "--top", "3", "--format", "json",
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--top", "3", "--format", "json",
                    str(folder / "n0.png"))
     digits = json.loads(proc.stdout)[0]["digits"]
     for d in digits:
         assert len(d["top"]) == 3 and d["top"][0][0] == d["digit"]
         assert [p for _, p in d["top"]] == sorted((p for _, p in d["top"]), reverse=True)
-    proc = _digits("predict", "--server", server.address, "--number", "--top", "2", "--format", "csv",
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--top", "2", "--format", "csv",
                    str(folder / "n0.png"))
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert len(rows) == 4 and all(r["top1_digit"] == r["digit"] and r["top2_p"] for r in rows)
-    proc = _digits("predict", "--server", server.address, "--number", "--top", "2", str(folder / "n0.png"))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--top", "2", str(folder / "n0.png"))
     assert proc.stdout.splitlines()[1].count("[") == 4
 
 

@@ -43,6 +43,10 @@ def test_faint_strokes_are_redrawn_in_full_ink():
     assert copy.max() == 255 and (copy >= INK).sum() >= 40
 
 
+def _likeness(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(float).ravel(), b.astype(float).ravel())[0, 1])
+
+
 def test_copies_are_a_share_of_the_digits_with_their_labels_and_seeded(digits):
     images, labels = digits
     flat = images.reshape(len(images), -1)
@@ -51,9 +55,10 @@ def test_copies_are_a_share_of_the_digits_with_their_labels_and_seeded(digits):
     again, _ = redrawn_copies(flat, labels, 0.1, seed=2)
     other, _ = redrawn_copies(flat, labels, 0.1, seed=3)
     assert np.array_equal(x, again) and not np.array_equal(x, other)
-    # Each copy is of the digit its label names: the same digit redrawn is close to one of them.
+    # Each copy is of the digit its label names: one of them, redrawn, is close to it.
     for copy, label in zip(x, y):
-        source = [i for i in np.flatnonzero(labels == label)
-                  if np.corrcoef(redraw(images[i], 3.0).astype(float), copy.astype(float))[0, 1] > 0.8]
-        assert source, label
+        candidates = np.flatnonzero(labels == label)
+        # The likeliest sources first, as they are: redrawing each candidate is the slow part.
+        candidates = candidates[np.argsort([-_likeness(flat[i], copy) for i in candidates])]
+        assert any(_likeness(redraw(images[i], 3.0), copy) > 0.8 for i in candidates), label
     assert redrawn_copies(flat, labels, 0.0, seed=2)[0].shape == (0, 784)
