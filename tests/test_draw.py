@@ -607,9 +607,10 @@ def test_the_window_says_when_the_server_is_not_sure(server, open_app):
 
 
 
-def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp_path):
+def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp_path, capsys):
     """Number mode: a wide canvas, a box and an answer per digit, copy, resize, save and read back."""
-    from tests.test_numbers import _digits, _numbers
+    from tests.conftest import run_digits
+    from tests.test_numbers import _numbers
 
     app = open_app(server.address)
     pump(app, lambda: app.state.models, "the model list")
@@ -640,7 +641,7 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
 
     path = tmp_path / "number.json"
     assert app.save_to(path)
-    proc = _digits("predict", "--server", server.address, "--number", "--format", "json", str(path))
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json", str(path))
     assert json.loads(proc.stdout)[0]["number"] == label
 
     app.clear()

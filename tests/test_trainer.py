@@ -54,13 +54,12 @@ def test_damaged_mnist_files_are_named_with_what_is_wrong(mnist_copy, damage, wo
         assert word in str(caught.value)
 
 
-def test_the_trainer_exits_5_with_one_line_on_bad_data(mnist_copy, tmp_path):
+def test_the_trainer_exits_5_with_one_line_on_bad_data(mnist_copy, tmp_path, capsys):
     (mnist_copy / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
-    proc = subprocess.run([sys.executable, "-m", "trainer.main", "--mnist-dir", str(mnist_copy),
-                           "--out", str(tmp_path / "out"), "--limit", "100"], capture_output=True, text=True,
-                          cwd=ROOT)
-    assert proc.returncode == 5
-    assert "train-images-idx3-ubyte.gz" in proc.stderr and "Traceback" not in proc.stderr
+    assert train(["--mnist-dir", str(mnist_copy), "--out", str(tmp_path / "out"), "--limit", "100"]) == 5
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("digits-train: ") and "train-images-idx3-ubyte.gz" in error
+    assert not (tmp_path / "out").exists()
 
 
 class _Mirror(http.server.SimpleHTTPRequestHandler):
