@@ -26,7 +26,7 @@ from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.main import start
 from server.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, run_digits
 
 MODELS = ("ensemble", "knn", "rf", "svm")
 
@@ -439,7 +439,7 @@ def _certificates(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_path, test_digits):
+def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_path, test_digits, capsys):
     from PIL import Image
 
     certs = _certificates(tmp_path)
@@ -447,16 +447,14 @@ def test_tls_with_client_certificates_for_the_cli(serve, trained_models, tmp_pat
                     tls_client_ca=str(certs["ca"]))
     address = f"localhost:{serving.running.port}"
     Image.fromarray(test_digits[0][0].reshape(28, 28)).save(tmp_path / "seven.png")
-    base = [str(BIN / "digits"), "predict", "--server", address, "--retries", "0", "--timeout", "5",
+    base = ["predict", "--server", address, "--retries", "0", "--timeout", "5",
             "--format", "json", str(tmp_path / "seven.png"), "--ca-cert", str(certs["ca"])]
-    ok = subprocess.run(base + ["--client-cert", str(certs["client_cert"]), "--client-key", str(certs["client_key"])],
-                        capture_output=True, text=True, timeout=60)
+    ok = run_digits(capsys, *base, "--client-cert", str(certs["client_cert"]), "--client-key",
+                    str(certs["client_key"]))
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)[0]["digit"] == int(test_digits[1][0])
-    without_client_cert = subprocess.run(base, capture_output=True, text=True, timeout=60)
-    assert without_client_cert.returncode == 4 and "Traceback" not in without_client_cert.stderr
-    plaintext = subprocess.run(base[:-2], capture_output=True, text=True, timeout=60)
-    assert plaintext.returncode == 4
+    assert run_digits(capsys, *base).returncode == 4  # refused without a client certificate
+    assert run_digits(capsys, *base[:-2]).returncode == 4  # plaintext to a TLS port
 
 
 # --- every registered service, not only Digits ---------------------------------------------------

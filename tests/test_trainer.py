@@ -67,12 +67,10 @@ class _Mirror(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def mirrors(mnist_dir, tmp_path):
+@pytest.fixture(scope="module")
+def mirrors(mnist_dir, tmp_path_factory):
     """Three loopback mirrors: one that is down, one serving corrupt files, one good."""
-    good, bad = tmp_path / "good", tmp_path / "bad"
-    good.mkdir()
-    bad.mkdir()
+    good, bad = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("bad")
     for spec in FILES.values():
         shutil.copyfile(mnist_dir / spec.name, good / spec.name)
         zeros = np.zeros(spec.shape, np.uint8)  # the right header, the wrong content
@@ -81,7 +79,8 @@ def mirrors(mnist_dir, tmp_path):
     for folder in (bad, good):
         handler = lambda *a, folder=folder, **k: _Mirror(*a, directory=str(folder), **k)  # noqa: E731
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        # Polled often for the stop: the default half second was most of each test's time.
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(httpd)
     down = "http://127.0.0.1:9/"
     urls = [down] + [f"http://127.0.0.1:{s.server_address[1]}/" for s in servers]
