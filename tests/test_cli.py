@@ -308,10 +308,10 @@ def test_empty_folders_and_skipped_files_are_warned_and_an_empty_run_fails(serve
     assert "scan-notes.pdf" in err
 
 
-def test_paths_from_standard_input_and_results_to_standard_output(server, photo_folder):
+def test_paths_from_standard_input_and_results_to_standard_output(server, photo_folder, capsys, monkeypatch):
     files = sorted(str(p) for p in (photo_folder / "3").iterdir())
-    done = _digits("predict", "--server", server.address, "--format", "csv", "--output", "-", "-",
-                   input="\n".join(files) + "\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(files) + "\n"))
+    done = run(capsys, "predict", "--server", server.address, "--format", "csv", "--output", "-", "-")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert [r["source"] for r in rows] == files
@@ -328,8 +328,8 @@ def test_piping_into_head_ends_quietly(server, many):
     assert len(head.stdout.splitlines()) == 3
 
 
-def test_the_top_column_lines_up_and_runners_up_are_not_zero(server, many):
-    done = _digits("predict", "--server", server.address, "--top", "3", str(many))
+def test_the_top_column_lines_up_and_runners_up_are_not_zero(server, many, capsys):
+    done = run(capsys, "predict", "--server", server.address, "--top", "3", str(many))
     lines = done.stdout.splitlines()
     header, rows = lines[0], [line for line in lines if "#" in line]
     column = header.index("top")
