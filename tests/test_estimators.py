@@ -24,7 +24,8 @@ from digitserve.artifacts import ArtifactError, FORMAT_VERSION, load_estimator, 
 from digitserve.confidence import Calibrated
 from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection, _softmax
 from digitserve.idx import read_idx
-from trainer.recipes import RECIPES, Recipe, assemble, build_ensemble, build_tail, build_voter
+from trainer.assembly import assemble, build_ensemble, build_tail, build_voter
+from trainer.recipes import RECIPES, Recipe
 
 TRAIN, TEST = 1200, 500
 

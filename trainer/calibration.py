@@ -16,8 +16,9 @@ from sklearn.model_selection import train_test_split
 from digitserve.confidence import Calibrated, expected_calibration_error
 from digitserve.contract import PIXELS
 from digitserve.estimators import DigitFeatures
+from trainer.assembly import build_tail, build_voter
 from trainer.nondigits import non_digits, redrawn
-from trainer.recipes import RECIPES, Recipe, build_tail, build_voter
+from trainer.recipes import RECIPES, Recipe
 
 # Drawn non-digits and training digits the judge of shapes learns from: on
 # 60,000 digits about a minute of the training, and more of either added little.

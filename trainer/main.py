@@ -27,14 +27,11 @@ from clients.connection import (RETRIES, Connection, ConnectionOptions, ServerEr
 from digitserve import exits, version
 from digitserve.artifacts import (ArtifactError, Publication, PublishError, find_manifests, manifest_path,
                                   read_manifest, remove_leftovers)
-from digitserve.estimators import DigitFeatures
 from digitserve.settings import Setting, add_settings
 from trainer import report
-from trainer.calibration import calibration_summary, fit_calibration
-from trainer.evaluation import evaluate, voting_accuracies
 from trainer.mnist import CACHE_DIR, Mnist, MnistError, load_mnist
-from trainer.recipes import DEFAULT_MODELS, RECIPES, assemble, build_ensemble, build_tail
 from trainer.pens import PENS, redrawn_copies
+from trainer.recipes import DEFAULT_MODELS, RECIPES
 from trainer.styles import STYLES, WEIGHT_OF_ZERO, add_styles
 
 NOTIFY_TIMEOUT = 120.0  # seconds for the server to reload every model
@@ -151,6 +148,13 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     Returns one summary row per model, and what its report pictures need.
     Nothing in ``args.out`` changes until every file of the run is written.
     """
+    # scikit-learn loads here, not with the command: --help, --version and a bad flag or data file
+    # answer in well under a second instead of two.
+    from digitserve.estimators import DigitFeatures
+    from trainer.assembly import assemble, build_ensemble, build_tail
+    from trainer.calibration import calibration_summary, fit_calibration
+    from trainer.evaluation import evaluate, voting_accuracies
+
     train_x, train_y = _subset(data.train_images, data.train_labels, args.limit, args.seed)
     test_x, test_y = _subset(data.test_images, data.test_labels, args.limit, args.seed)
     mnist_samples = len(train_x)

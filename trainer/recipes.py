@@ -4,6 +4,10 @@ Every model is a scikit-learn ``Pipeline`` that starts with ``DigitFeatures``
 (deskewed pixels and stroke-direction histograms), so the saved artifact takes
 raw 784-pixel images and the server needs to know nothing about features. The
 ensemble reuses its fitted members and averages their probabilities.
+
+Estimators are named, not imported: this table is read for the trainer's
+flags and help, which then answer without loading scikit-learn
+(``trainer.assembly`` builds the models from it).
 """
 
 from __future__ import annotations
@@ -11,18 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sklearn.ensemble import VotingClassifier
-from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
-
-from digitserve.confidence import Calibrated
-from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection
-
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    estimator: type
+    estimator: str  # a class of digitserve.estimators
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -43,19 +40,19 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "knn": Recipe(
         kind="knn",
-        steps=(Step("projection", Projection, {"pixel_components": 0, "gradient_components": 40}),
-               Step("knn", NearestNeighbours, {"n_neighbors": 6})),
+        steps=(Step("projection", "Projection", {"pixel_components": 0, "gradient_components": 40}),
+               Step("knn", "NearestNeighbours", {"n_neighbors": 6})),
         probabilities="inverse-distance-weighted vote of the 6 nearest training digits",
     ),
     "svm": Recipe(
         kind="svm",
-        steps=(Step("projection", Projection, {"pixel_components": 40, "gradient_components": 40}),
-               Step("svm", KernelSVM, {"C": 5.0, "gamma": "scale"})),
+        steps=(Step("projection", "Projection", {"pixel_components": 40, "gradient_components": 40}),
+               Step("svm", "KernelSVM", {"C": 5.0, "gamma": "scale"})),
         probabilities="softmax of soft one-vs-one votes, temperature fitted on held-out training digits",
     ),
     "rf": Recipe(
         kind="rf",
-        steps=(Step("rf", PackedForest, {"n_estimators": 50}),),
+        steps=(Step("rf", "PackedForest", {"n_estimators": 50}),),
         probabilities="mean of the 50 trees' leaf class frequencies",
     ),
     "ensemble": Recipe(
@@ -71,36 +68,3 @@ RECIPES: dict[str, Recipe] = {
 }
 
 DEFAULT_MODELS = tuple(RECIPES)
-
-
-def build_tail(recipe: Recipe, seed: int, jobs: int) -> Pipeline:
-    """The unfitted steps of a single model after the shared features."""
-    steps = []
-    for step in recipe.steps:
-        params = dict(step.params)
-        accepted = step.estimator().get_params()
-        if "random_state" in accepted:
-            params["random_state"] = seed
-        if "n_jobs" in accepted:
-            params["n_jobs"] = jobs
-        steps.append((step.name, step.estimator(**params)))
-    return Pipeline(steps)
-
-
-def assemble(features: DigitFeatures, tail: Any) -> Pipeline:
-    """A servable model: the fitted features followed by a fitted tail."""
-    return Pipeline([("features", features), ("model", tail)])
-
-
-def build_voter(recipe: Recipe, tails: dict[str, Any], sample_x, sample_y) -> VotingClassifier:
-    """Soft voting over the already fitted members; frozen, so nothing is refitted."""
-    voter = VotingClassifier([(name, FrozenEstimator(tails[name])) for name in recipe.members],
-                             voting="soft", weights=list(recipe.weights))
-    return voter.fit(sample_x, sample_y)
-
-
-def build_ensemble(recipe: Recipe, features: DigitFeatures, tails: dict[str, Any], sample_x, sample_y,
-                   calibration: Calibrated | None = None) -> Pipeline:
-    """The servable ensemble; with ``calibration`` (fitted on held-out digits) it votes through it."""
-    voter = build_voter(recipe, tails, sample_x, sample_y)
-    return assemble(features, voter if calibration is None else calibration.set_params(model=voter))
