@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +19,17 @@ from bench.photos import CONDITIONS, photos
 from clients.inputs import saved_name
 from clients.preprocessing import PreprocessingError, prepare, to_mnist
 from digitserve import exits
+from tests.conftest import Ran, run_digits
 
-DIGITS = Path(sys.executable).parent / "digits"
 PER_CONDITION = 25
 
 
-def predict(server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(DIGITS), "predict", "--server", server.address, *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def predict(capsys, server, *args: str) -> Ran:
+    return run_digits(capsys, "predict", "--server", server.address, *map(str, args))
 
 
 @pytest.mark.heavy
-def test_photos_are_read_as_well_as_the_digits_themselves(server, test_digits, tmp_path):
+def test_photos_are_read_as_well_as_the_digits_themselves(server, test_digits, tmp_path, capsys):
     tmp_path = tmp_path / "photos"
     images, labels = test_digits
     images, labels = images[:PER_CONDITION].reshape(-1, 28, 28), labels[:PER_CONDITION]
@@ -43,7 +40,7 @@ def test_photos_are_read_as_well_as_the_digits_themselves(server, test_digits, t
             folder = tmp_path / condition / str(labels[i])
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(picture).save(folder / f"{i}.png", compress_level=1)  # lossless all the same, twice as fast
-    proc = predict(server, "--format", "json", "--model", "svm", tmp_path)
+    proc = predict(capsys, server, "--format", "json", "--model", "svm", tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     mnist = sum(r["digit"] == labels[r["index"]] for r in rows if r["source"].endswith("mnist.npy"))
@@ -55,7 +52,7 @@ def test_photos_are_read_as_well_as_the_digits_themselves(server, test_digits, t
         assert right >= mnist - 2, condition
 
 
-def test_save_inputs_writes_what_the_model_saw(server, test_digits, tmp_path):
+def test_save_inputs_writes_what_the_model_saw(server, test_digits, tmp_path, capsys):
     tmp_path = tmp_path / "inputs"
     tmp_path.mkdir()
     images = test_digits[0][:3].reshape(-1, 28, 28)
@@ -66,7 +63,7 @@ def test_save_inputs_writes_what_the_model_saw(server, test_digits, tmp_path):
     np.save(tmp_path / "three.npy", images)
     (tmp_path / "broken.png").write_bytes(b"not a picture")
     saved = tmp_path / "seen"
-    proc = predict(server, "--save-inputs", saved, *paths, tmp_path / "broken.png", tmp_path / "three.npy")
+    proc = predict(capsys, server, "--save-inputs", saved, *paths, tmp_path / "broken.png", tmp_path / "three.npy")
     assert proc.returncode == exits.FAILED and "broken.png" in proc.stderr
     names = sorted(p.name for p in saved.iterdir())
     assert names == ["00000-lamp.png", "00001-desk.png", "00003-three-0.png", "00004-three-1.png",
@@ -84,21 +81,21 @@ def test_saved_names_keep_input_order_and_index():
     assert saved_name(12, Item("t10k-images-idx3-ubyte.gz", index=11)) == "00012-t10k-images-idx3-ubyte-11.png"
 
 
-def test_save_inputs_into_an_unwritable_place_is_a_clear_error(server, tmp_path):
+def test_save_inputs_into_an_unwritable_place_is_a_clear_error(server, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     Image.fromarray(np.full((50, 50), 200, np.uint8)).save(tmp_path / "x.png")
-    proc = predict(server, "--save-inputs", tmp_path / "file" / "seen", tmp_path / "x.png")
+    proc = predict(capsys, server, "--save-inputs", tmp_path / "file" / "seen", tmp_path / "x.png")
     assert proc.returncode == exits.LOCAL_FILE and "Traceback" not in proc.stderr and "file" in proc.stderr
 
 
 @pytest.mark.parametrize("lamp", [0, 60], ids=["even", "lamp"])
-def test_no_digit_error_says_what_was_looked_for_and_found(server, tmp_path, lamp):
+def test_no_digit_error_says_what_was_looked_for_and_found(server, tmp_path, lamp, capsys):
     """A blank sheet (evenly lit, or under a lamp): the error names what it needed and what it saw, consistently."""
     rng = np.random.default_rng(lamp)
     paper = 200 - lamp * np.linspace(0, 1, 240)[None, :] + rng.normal(0, 3, (200, 240))
     path = tmp_path / "blank.png"
     Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(path)
-    proc = predict(server, path)
+    proc = predict(capsys, server, path)
     assert proc.returncode == exits.FAILED
     message = proc.stderr.strip().splitlines()[-1]
     found = re.search(r"looked for (?:dark|light) ink at least (\d+) of 255 (?:dark|light)er than the "
