@@ -20,7 +20,8 @@ from trainer.nondigits import non_digits, printed, redrawn
 from trainer.recipes import RECIPES, Recipe, build_tail, build_voter
 
 # Drawn non-digits and training digits the judge of shapes learns from: on
-# 60,000 digits about a minute of the training, and more of either added little.
+# 60,000 digits about a minute of the training for one network (about two on
+# one core for the four it now averages), and more of either added little.
 NON_DIGITS = 6000
 # And printed capitals (trainer.nondigits.PRINTED) on top, this share of that count: with none, the fonts'
 # S, J, G, Q and Z passed for digits (bench.confidence: 83.7% of letters flagged, 34 of 208 not).
