@@ -43,7 +43,8 @@ from digitserve.contract import CLASSES, PIXELS
 # 3: the ensemble votes through digitserve.confidence.Calibrated. 4: Calibrated
 # also judges shapes (a small learnt network); NearestNeighbours votes alike for every batch size.
 # 5: the judge of shapes also sees the features themselves; Calibrated has a quantile per measure.
-FORMAT_VERSION = 5
+# 6: Calibrated's judge of shapes is the mean of several networks (``judges``).
+FORMAT_VERSION = 6
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"

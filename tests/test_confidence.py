@@ -21,7 +21,8 @@ from clients.inputs import Item
 from clients.output import JsonWriter, Result, TableWriter, not_sure
 from clients.prediction import Prediction
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest
-from digitserve.confidence import Calibrated, assess, expected_calibration_error, fold_network, network_output
+from digitserve.confidence import (Calibrated, assess, average_networks, expected_calibration_error, fold_network,
+                                   network_output)
 from digitserve.unsure import BLANK, REASONS, UNDECIDED
 
 
@@ -29,9 +30,11 @@ def assert_full_model_flags(ensemble, test_images: np.ndarray) -> None:
     """The flagging figures of an ensemble trained on all 60,000 digits, on smaller samples.
 
     The slow training test calls it; bench/results-confidence.json has the whole sets
-    (1.62% of MNIST test digits, 93.3% of scribbles, 83.2% of letters and 92.6% of
-    those not written as a digit is, 100% of near-blank). On these samples: 1.8%,
-    95.7%, 83.7% and 94.3%, 100%.
+    (1.34% of MNIST test digits, 92.0% of scribbles, 91.3% of letters and 98.3% of
+    those not written as a digit is, 100% of near-blank). On these samples: 1.45%,
+    95.0%, 94.2% and 100%, 100%. The letters' target, at least 90%, was missed
+    (83.7%) until the judge of shapes learnt printed capitals and became the mean
+    of several networks.
     """
     def share(images):
         return float(np.mean([bool(d) for d in assess(ensemble, images)[1]]))
@@ -39,8 +42,8 @@ def assert_full_model_flags(ensemble, test_images: np.ndarray) -> None:
     assert share(test_images[:2000]) <= 0.02
     assert share(near_blank(100)) == 1.0
     assert share(scribbles(300)) >= 0.9
-    assert share(letters(font_limit=4)[0]) >= 0.8
-    assert share(_letters_not_digit_shaped(font_limit=4)) >= 0.9
+    assert share(letters(font_limit=4)[0]) >= 0.9
+    assert share(_letters_not_digit_shaped(font_limit=4)) >= 0.95
 
 
 def _flagged(connection: Connection, images: np.ndarray, model: str = "") -> list[str]:
@@ -105,6 +108,12 @@ def test_the_folded_judge_of_shapes_answers_as_scikit_learns_network():
     net = MLPClassifier((16,), max_iter=100, random_state=0).fit(scaler.transform(x), y)
     np.testing.assert_allclose(network_output(fold_network(scaler, net), x.astype(np.float32)),
                                net.predict_proba(scaler.transform(x))[:, 1], rtol=1e-4, atol=1e-5)
+    # Several networks folded into one answer the logistic of the mean of their logits.
+    nets = [net, MLPClassifier((8,), max_iter=100, random_state=1).fit(scaler.transform(x), y)]
+    logits = np.mean([np.log(n.predict_proba(scaler.transform(x))[:, 1]) - np.log(n.predict_proba(
+        scaler.transform(x))[:, 0]) for n in nets], axis=0)
+    np.testing.assert_allclose(network_output(average_networks([fold_network(scaler, n) for n in nets]),
+                                              x.astype(np.float32)), 1 / (1 + np.exp(-logits)), rtol=1e-4, atol=1e-5)
 
 
 def test_the_server_doubts_few_digits_and_most_non_digits(connection, test_digits):

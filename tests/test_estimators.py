@@ -143,6 +143,9 @@ PICKLED = {
     5: _FORMAT_2 | {Calibrated: {"model", "neighbours", "shapes", "unlike_quantiles", "undecided_quantile", "hidden",
                                  "random_state", "classes_", "n_features_in_", "shape_projection_", "rejecter_",
                                  "temperature_", "max_unlikeness_", "min_confidence_", "min_ink_"}},
+    6: _FORMAT_2 | {Calibrated: {"model", "neighbours", "shapes", "unlike_quantiles", "undecided_quantile", "hidden",
+                                 "judges", "random_state", "classes_", "n_features_in_", "shape_projection_",
+                                 "rejecter_", "temperature_", "max_unlikeness_", "min_confidence_", "min_ink_"}},
 }
 
 
