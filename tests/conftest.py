@@ -103,8 +103,9 @@ def trained_models(mnist_dir, tmp_path_factory) -> Path:
     with open(shared / "trained-models.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's models
         if not (out / "training-summary.json").exists():  # there only once a training run succeeded
+            # Both cores: under pytest -n 2 the other worker soon runs out of tests that need no models.
             code = train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--limit", str(TRAIN_LIMIT),
-                          "--jobs", "1", "--no-report"])
+                          "--jobs", "2", "--no-report"])
             assert code == 0
     return out
 

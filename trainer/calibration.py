@@ -46,7 +46,7 @@ def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray
     pixels = shape_digits[:min(REDRAWN, len(train_f) // 10), :PIXELS]
     shape_digits = np.vstack([shape_digits, features.transform(redrawn(pixels, seed))])
     return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100]), random_state=seed).fit(
-        held_f, held_y, shape_digits, drawn)
+        held_f, held_y, shape_digits, drawn, n_jobs=jobs)
 
 
 def calibration_summary(calibration: Calibrated, raw: np.ndarray, calibrated: np.ndarray,
