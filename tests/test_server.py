@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from digitserve.v1 import digits_pb2 as pb
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TRAIN_LIMIT
 from tests.ping_pong import one_at_a_time
 
 
@@ -154,7 +154,7 @@ def test_list_models_describes_every_model(server, models_copy):
     svm = by_name["svm"]
     assert (svm.kind, svm.version, svm.sha256, svm.size_bytes) == (
         "svm", manifest["version"], manifest["sha256"], manifest["size_bytes"])
-    assert svm.training_samples == 2500
+    assert svm.training_samples == TRAIN_LIMIT
     assert 0.9 < svm.test_accuracy <= 1
     assert svm.created.endswith("Z") and svm.state == pb.LOADED and svm.probabilities
     assert all(m.probabilities for m in reply.models)

@@ -16,7 +16,7 @@ import pytest
 
 from digitserve.artifacts import ArtifactError, find_manifests, load_estimator, read_manifest
 from digitserve.idx import write_idx
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TRAIN_LIMIT
 from trainer.main import main as train
 from trainer.mnist import FILES, MnistError, load_mnist
 
@@ -117,9 +117,9 @@ def test_training_writes_verified_artifacts_with_evaluations(trained_models, tes
     for name, manifest in manifests.items():
         evaluation = manifest.evaluation
         assert len(evaluation["per_class_recall"]) == 10 and len(evaluation["confusion"]) == 10
-        assert sum(map(sum, evaluation["confusion"])) == evaluation["test_samples"] == 2500
+        assert sum(map(sum, evaluation["confusion"])) == evaluation["test_samples"] == TRAIN_LIMIT
         assert evaluation["fit_seconds"] >= 0 and evaluation["single_image_ms"] > 0
-        assert manifest.training_samples == 2500 and manifest.libraries["scikit-learn"]
+        assert manifest.training_samples == TRAIN_LIMIT and manifest.libraries["scikit-learn"]
         model = load_estimator(trained_models, manifest)
         accuracy = (model.predict_proba(images[-1000:]).argmax(axis=1) == labels[-1000:]).mean()
         assert abs(accuracy - manifest.test_accuracy) < 0.03, name
