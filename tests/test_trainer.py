@@ -238,12 +238,12 @@ def _fill(folder: Path, leave: int) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MiB tmpfs, so that a training run really meets a full disk."""
+    """An 8 MiB tmpfs (two sets of small models fit), so that a training run really meets a full disk."""
     import os
 
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
                                            capture_output=True).returncode != 0:
         pytest.skip("mounting a tmpfs needs root")
     yield mount
