@@ -28,6 +28,9 @@ from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_LIMIT = 2500
+# The flags of a training run that only needs some new model version: one core, no styled or
+# pen-redrawn copies, no report pictures.
+QUICK_TRAINING = ["--styles", "0", "--pens", "0", "--jobs", "1", "--no-report"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from digitserve.v1 import digits_pb2 as pb
-from tests.conftest import ROOT, TRAIN_LIMIT
+from tests.conftest import QUICK_TRAINING, ROOT, TRAIN_LIMIT
 from tests.ping_pong import one_at_a_time
 
 
@@ -167,7 +167,7 @@ def _retrain_svm(models_dir: Path, mnist_dir: Path, seed: int = 1) -> None:
 
     # A new version is all these tests need: few digits, and none redrawn or styled.
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(models_dir), "--models", "svm", "--limit", "500",
-                  "--styles", "0", "--pens", "0", "--seed", str(seed), "--jobs", "1", "--no-report"]) == 0
+                  "--seed", str(seed), *QUICK_TRAINING]) == 0
 
 
 def test_reload_reports_added_updated_removed_and_unchanged(server, models_copy, mnist_dir):

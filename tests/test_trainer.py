@@ -16,7 +16,7 @@ import pytest
 
 from digitserve.artifacts import ArtifactError, find_manifests, load_estimator, read_manifest
 from digitserve.idx import write_idx
-from tests.conftest import ROOT, TRAIN_LIMIT
+from tests.conftest import QUICK_TRAINING, ROOT, TRAIN_LIMIT
 from trainer.main import main as train
 from trainer.mnist import FILES, MnistError, load_mnist
 
@@ -160,7 +160,7 @@ def test_an_interrupted_write_leaves_nothing_loadable_and_is_cleaned_up(trained_
     assert [read_manifest(p).name for p in find_manifests(folder)] == ["ensemble", "knn", "rf", "svm"]
     assert load_estimator(folder, read_manifest(folder / "svm.manifest.json")) is not None
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "knn",
-                  "--limit", "500", "--styles", "0", "--pens", "0", "--jobs", "1", "--no-report"]) == 0
+                  "--limit", "500", *QUICK_TRAINING]) == 0
     leftovers = sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp") or p.name.startswith("svm-0123"))
     assert leftovers == []
 
@@ -170,7 +170,7 @@ def test_if_missing_skips_and_force_retrains(trained_models, tmp_path, mnist_dir
     shutil.copytree(trained_models, folder)
     before = read_manifest(folder / "knn.manifest.json").version
     args = ["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "knn", "--limit", "500",
-            "--styles", "0", "--pens", "0", "--jobs", "1", "--no-report"]
+            *QUICK_TRAINING]
     assert train(args + ["--if-missing"]) == 0
     assert read_manifest(folder / "knn.manifest.json").version == before
     assert train(args + ["--if-missing", "--force", "--seed", "3"]) == 0
@@ -182,7 +182,7 @@ def test_notify_reloads_every_listed_server(serve, trained_models, tmp_path, mni
     shutil.copytree(trained_models, folder)
     replicas = [serve(folder), serve(folder)]
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "svm", "--limit", "600",
-                  "--styles", "0", "--pens", "0", "--jobs", "1", "--no-report", "--notify", ",".join(r.address for r in replicas)]) == 0
+                  *QUICK_TRAINING, "--notify", ",".join(r.address for r in replicas)]) == 0
     from digitserve.v1 import digits_pb2 as pb
     for serving in replicas:
         listed = {m.name: m for m in serving.stub.ListModels(pb.ListModelsRequest()).models}
@@ -192,8 +192,7 @@ def test_notify_reloads_every_listed_server(serve, trained_models, tmp_path, mni
 def test_notify_failure_is_exit_4_with_models_written(trained_models, tmp_path, mnist_dir):
     folder = tmp_path / "models"
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(folder), "--models", "knn", "--limit", "300",
-                  "--styles", "0", "--pens", "0", "--jobs", "1", "--no-report", "--notify", "127.0.0.1:9",
-                  "--retries", "0"]) == 4
+                  *QUICK_TRAINING, "--notify", "127.0.0.1:9", "--retries", "0"]) == 4
     assert read_manifest(folder / "knn.manifest.json").name == "knn"
 
 
