@@ -35,8 +35,9 @@ REDRAWN = 5000
 
 
 def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray, train_y: np.ndarray, seed: int,
-                    jobs: int) -> Calibrated:
-    """A ``Calibrated`` fitted on held-out training digits (``train_f``: their features, already computed)."""
+                    jobs: int, judges: int) -> Calibrated:
+    """A ``Calibrated`` fitted on held-out training digits (``train_f``: their features, already computed),
+    its judge of shapes averaging ``judges`` networks."""
     fit_f, held_f, fit_y, held_y = train_test_split(train_f, train_y, test_size=recipe.calibration_size,
                                                     stratify=train_y, random_state=seed)
     tails = {name: build_tail(RECIPES[name], seed, jobs).fit(fit_f, fit_y) for name in recipe.members}
@@ -45,7 +46,7 @@ def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray
     shape_digits = fit_f[np.random.default_rng(seed).permutation(len(fit_f))[:SHAPE_DIGITS]]
     pixels = shape_digits[:min(REDRAWN, len(train_f) // 10), :PIXELS]
     shape_digits = np.vstack([shape_digits, features.transform(redrawn(pixels, seed))])
-    return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100]), random_state=seed).fit(
+    return Calibrated(build_voter(recipe, tails, fit_f[:100], fit_y[:100]), judges=judges, random_state=seed).fit(
         held_f, held_y, shape_digits, drawn, n_jobs=jobs)
 
 

@@ -49,6 +49,8 @@ SETTINGS = (
     Setting("--pens", "", 0.1, "add this share of the training digits again, redrawn with an even pen as a "
             f"drawing window draws ({PENS[0]:g}-{PENS[1]:g} px wide), at most 1", minimum=0, zero="none",
             metavar="SHARE"),
+    Setting("--judges", "", 4, "networks averaged in the ensemble's judge of shapes (what it doubts as no digit): "
+            "fewer train faster, but which letters are doubted then hangs more on the seed", minimum=1, metavar="N"),
 )
 NOTIFY = (Setting("--notify", "DIGITS_NOTIFY", "", "ask this server (or each of HOST:PORT,HOST:PORT) to "
                   "Reload once the artifacts are written",
@@ -188,7 +190,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                 # Calibrated on MNIST's own digits (the styled copies follow them in train_f): the limits
                 # of "sure" stay those of the digits the server is mostly asked about.
                 calibration = (fit_calibration(recipe, features, train_f[:mnist_samples], train_y[:mnist_samples],
-                                               args.seed, args.jobs) if recipe.calibration_size else None)
+                                               args.seed, args.jobs, args.judges) if recipe.calibration_size else None)
                 model = build_ensemble(recipe, features, tails, train_f[:100], train_y[:100], calibration)
                 fit_seconds = sum(fit_times[m] for m in recipe.members) + time.perf_counter() - started
                 member_p = [probabilities[m] for m in recipe.members]
