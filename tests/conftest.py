@@ -10,8 +10,10 @@ by design; the markers are declared in pyproject.toml.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
+from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,8 +31,8 @@ from server.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_LIMIT = 2500
 # The flags of a training run that only needs some new model version: one core, no styled or
-# pen-redrawn copies, no report pictures.
-QUICK_TRAINING = ["--styles", "0", "--pens", "0", "--jobs", "1", "--no-report"]
+# pen-redrawn copies, one network judging shapes, no report pictures.
+QUICK_TRAINING = ["--styles", "0", "--pens", "0", "--judges", "1", "--jobs", "1", "--no-report"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -94,22 +96,42 @@ def test_digits(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
     return images, read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
 
 
+def training_key(mnist_dir: Path, argv: list[str]) -> str:
+    """A digest of everything a training reads: its code, the numeric libraries' versions, MNIST and the flags."""
+    digest = hashlib.sha256("\0".join(argv).encode())
+    code = (path for package in ("clients", "digitserve", "trainer") for path in (ROOT / package).rglob("*.py"))
+    for path in sorted(code):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    for library in ("numpy", "scipy", "scikit-learn", "joblib", "threadpoolctl", "pillow"):
+        digest.update(f"{library} {metadata.version(library)}".encode())
+    for path in sorted(mnist_dir.glob("*-ubyte.gz")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def trained_models(mnist_dir, tmp_path_factory) -> Path:
-    """All four models trained by digits-train on a subset, once a run; treat as read-only (copy to change)."""
+def trained_models(mnist_dir, pytestconfig) -> Path:
+    """All four models trained by digits-train on a subset; treat as read-only (copy to change).
+
+    They are kept in pytest's cache folder (.pytest_cache) under the ``training_key`` of their
+    training, so a run after a change to anything else trains nothing; ``--cache-clear`` trains anew.
+    """
     from trainer.main import main as train
 
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n: the workers' folders sit in the run's, train there once
-        shared = shared.parent
-    out = shared / "trained-models"
-    with open(shared / "trained-models.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's models
+    # Both cores: under pytest -n 2 the other worker soon runs out of tests that need no models. One network
+    # for the judge of shapes: the four the default averages steady its letter figure (bench.confidence),
+    # and the tests' limits hold with one.
+    argv = ["--mnist-dir", str(mnist_dir), "--limit", str(TRAIN_LIMIT), "--jobs", "2", "--judges", "1",
+            "--no-report"]
+    folder = pytestconfig.cache.mkdir("trained-models")
+    out = folder / training_key(mnist_dir, argv)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest -n: the other workers wait here for the first one's models
         if not (out / "training-summary.json").exists():  # there only once a training run succeeded
-            # Both cores: under pytest -n 2 the other worker soon runs out of tests that need no models.
-            code = train(["--mnist-dir", str(mnist_dir), "--out", str(out), "--limit", str(TRAIN_LIMIT),
-                          "--jobs", "2", "--no-report"])
-            assert code == 0
+            for stale in folder.iterdir():  # models of an earlier key
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+            assert train(argv + ["--out", str(out)]) == 0
     return out
 
 
