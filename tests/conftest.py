@@ -110,7 +110,7 @@ def training_key(mnist_dir: Path, argv: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained_models(mnist_dir, pytestconfig) -> Path:
+def trained_models(mnist_dir, pytestconfig, tmp_path_factory) -> Path:
     """All four models trained by digits-train on a subset; treat as read-only (copy to change).
 
     They are kept in pytest's cache folder (.pytest_cache) under the ``training_key`` of their
@@ -123,7 +123,8 @@ def trained_models(mnist_dir, pytestconfig) -> Path:
     # and the tests' limits hold with one.
     argv = ["--mnist-dir", str(mnist_dir), "--limit", str(TRAIN_LIMIT), "--jobs", "2", "--judges", "1",
             "--no-report"]
-    folder = pytestconfig.cache.mkdir("trained-models")
+    cache = getattr(pytestconfig, "cache", None)  # None under -p no:cacheprovider: then kept for this run only
+    folder = cache.mkdir("trained-models") if cache else tmp_path_factory.mktemp("trained-models")
     out = folder / training_key(mnist_dir, argv)
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest -n: the other workers wait here for the first one's models

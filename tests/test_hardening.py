@@ -29,11 +29,13 @@ from server.settings import Settings
 from tests.conftest import free_port, run_digits
 
 MODELS = ("ensemble", "knn", "rf", "svm")
+MAX_BATCH = 8  # small, so that the requests crossing it stay cheap to answer
 
 
 @pytest.fixture(scope="module")
 def shared_server_channel(trained_models):
-    running = start(Settings(host="127.0.0.1", port=0, models_dir=trained_models, max_batch=64, max_message_mb=1))
+    running = start(Settings(host="127.0.0.1", port=0, models_dir=trained_models, max_batch=MAX_BATCH,
+                             max_message_mb=1))
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     yield channel
     channel.close()
@@ -48,7 +50,7 @@ def shared_server(shared_server_channel):
 def expected_code(encoding: str, values: list, count_ok: bool, n_images: int, model: str, nbytes: int):
     if nbytes > 1024 * 1024:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if encoding == "none" or n_images == 0 or not count_ok or n_images > 64:
+    if encoding == "none" or n_images == 0 or not count_ok or n_images > MAX_BATCH:
         return grpc.StatusCode.INVALID_ARGUMENT
     if encoding == "f32" and not all(0 <= v <= 255 for v in values):  # NaN fails this too
         return grpc.StatusCode.INVALID_ARGUMENT
@@ -62,7 +64,7 @@ pixel_value = st.one_of(st.floats(0, 255), st.floats(allow_nan=True, allow_infin
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(encoding=st.sampled_from(["u8", "f32", "none"]), n_images=st.integers(0, 70),
+@given(encoding=st.sampled_from(["u8", "f32", "none"]), n_images=st.integers(0, MAX_BATCH + 2),
        extra=st.sampled_from([0, 0, 0, 1, -1, 392]), model=st.one_of(st.sampled_from(MODELS + ("",)), st.text(max_size=12)),
        values=st.lists(pixel_value, min_size=1, max_size=4), huge=st.booleans())
 def test_any_predict_request_gets_the_right_status_and_the_server_carries_on(
