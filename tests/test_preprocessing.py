@@ -69,12 +69,15 @@ def disguise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def test_mnist_digits_pass_through_byte_identical():
     images, _ = mnist_subset(2000, "test")
     train, _ = mnist_subset(1000, "train", start=30000)
-    for image in np.concatenate([images, train]):
-        for source in (image, Image.fromarray(image), image.reshape(-1)):
+    for i, image in enumerate(np.concatenate([images, train])):
+        # Every digit as an array; the other forms, which become that array first, for one in ten.
+        sources = (image, Image.fromarray(image), image.reshape(-1)) if i % 10 == 0 else (image,)
+        for source in sources:
             out = to_mnist(source)
             assert out.dtype == np.uint8 and out.shape == (784,)
             assert out.tobytes() == image.tobytes()
-        assert to_mnist(image, ink="light").tobytes() == image.tobytes()
+        if i % 10 == 0:
+            assert to_mnist(image, ink="light").tobytes() == image.tobytes()
 
 
 def test_mnist_png_file_passes_through(tmp_path, digits):
