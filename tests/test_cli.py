@@ -161,7 +161,7 @@ def test_unreachable_server_is_one_line_exit_4_without_traceback(tmp_path):
     picture = tmp_path / "x.png"
     Image.new("L", (28, 28), 0).save(picture)
     proc = subprocess.run([sys.executable, "-m", "clients.cli", "predict", "--server", "127.0.0.1:9",
-                           "--retries", "1", "--timeout", "1", str(picture)],
+                           "--retries", "1", "--timeout", "0.3", str(picture)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 4
     assert "Traceback" not in proc.stderr
