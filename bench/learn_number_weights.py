@@ -1,16 +1,19 @@
-"""Learn the weights of a picture's reading (clients/number_weights.py) on numbers of MNIST *training* digits.
+"""Learn the weights of a number's reading (clients/number_weights.py) on numbers of MNIST *training* digits.
 
-A reading is the split of a picture's atoms into digits with the highest
-total of weights times features (clients.numbers.RUN_FEATURES for each
+A reading is the split of a picture's or a drawing's atoms into digits with
+the highest total of weights times features (clients.numbers.RUN_FEATURES for each
 digit, BOUNDARY_FEATURES between neighbours). The weights are learnt as a
 structured perceptron (averaged): numbers are composed as bench.numbers
 composes them, but from training digits and with seeds of their own; for
 each, the right split is the best-scoring one whose digits lie where the
 digits were put (the boxes bench.numbers checks); whenever the reading
 differs, the weights move toward the right split's features and away from
-the reading's. The log-confidence keeps weight 1: it sets the scale.
+the reading's. The log-confidence keeps weight 1: it sets the scale. Pictures
+and drawings (the same digits traced into strokes) are learnt apart: their
+atoms are unlike (a picture's ink cut apart, a drawing's strokes).
 
-    python -m bench.learn_number_weights --models-dir DIR [--seeds 201,202] [--per-cell 15]
+    python -m bench.learn_number_weights --models-dir DIR [--medium picture] [--seeds 201,202] [--per-cell 15]
+    python -m bench.learn_number_weights --models-dir DIR --medium drawing --seeds 201,202,203,204
 
 The model is loaded in this process (the client image needs no scikit-learn:
 only the numbers learnt go into clients/number_weights.py).
@@ -19,7 +22,7 @@ only the numbers learnt go into clients/number_weights.py).
 from __future__ import annotations
 
 import argparse
-import textwrap
+import pprint
 import time
 from pathlib import Path
 
@@ -28,7 +31,7 @@ import numpy as np
 from bench.common import MNIST_DIR, ROOT, mnist
 from bench.numbers import _FOUND, KINDS, LENGTHS, _overlap, make_samples
 from bench.tune_cuts import CachedModel
-from clients import numbers
+from clients import number_weights, numbers
 from digitserve.settings import add_settings
 
 OUT = ROOT / "clients" / "number_weights.py"
@@ -40,8 +43,7 @@ def split_features(found: numbers.Candidates, split: list[tuple[int, int]]) -> n
     runs = found.features[[index[run] for run in split]].sum(axis=0)
     boundaries = np.zeros(len(numbers.BOUNDARY_FEATURES))
     for prev, run in zip(split, split[1:]):
-        boundaries += numbers.boundary_features(found.atoms[prev[1] - 1], found.atoms[run[0]],
-                                                found.boxes[prev], found.boxes[run])
+        boundaries += numbers.boundary_features(found, prev, run)
     return np.concatenate([runs, boundaries])
 
 
@@ -60,8 +62,7 @@ def right_split(found: numbers.Candidates, truth: list[tuple], factor: float,
                 continue
             total, prev, _ = best[(i, placed)]
             if prev is not None:
-                total += float(boundary @ numbers.boundary_features(found.atoms[prev[1] - 1], found.atoms[i],
-                                                                     found.boxes[prev], found.boxes[run]))
+                total += float(boundary @ numbers.boundary_features(found, prev, run))
             total += scores[run]
             if (j, placed + 1) not in best or best[(j, placed + 1)][0] < total:
                 best[(j, placed + 1)] = (total, run, (i, placed))
@@ -103,15 +104,17 @@ def learn(cases: list[tuple[numbers.Candidates, list[tuple], float]], start: num
     return numbers.Weights(tuple(rounded[:runs]), tuple(rounded[runs:]))
 
 
-def write(weights: numbers.Weights, description: str) -> None:
-    text = textwrap.fill(f"Learnt by bench/learn_number_weights.py: {description}", 100)
-    OUT.write_text(f'''"""The weights of a picture's reading (clients.numbers.RUN_FEATURES, BOUNDARY_FEATURES, in that order).
+def write(medium: str, weights: numbers.Weights, description: str) -> None:
+    """Replace one medium's weights in clients/number_weights.py, keeping the other's."""
+    learnt = {**number_weights.LEARNT, medium: {"run": weights.run, "boundary": weights.boundary,
+                                                "learnt_on": description}}
+    OUT.write_text(f'''"""The learnt weights of a number's reading, per medium.
 
-{text}
+In the order of clients.numbers.RUN_FEATURES and BOUNDARY_FEATURES. Written by
+bench/learn_number_weights.py; "learnt_on" says from what.
 """
 
-RUN = {weights.run!r}
-BOUNDARY = {weights.boundary!r}
+LEARNT = {pprint.pformat(learnt, width=110, sort_dicts=False)}
 ''')
 
 
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.learn_number_weights", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--model", default="svm")
+    parser.add_argument("--medium", choices=("picture", "drawing"), default="picture")
     parser.add_argument("--per-cell", type=int, default=15, help="numbers per length and gap kind and seed")
     parser.add_argument("--seeds", default="201,202", help="comma-separated seeds of the composed numbers")
     parser.add_argument("--epochs", type=int, default=10)
@@ -132,19 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds.split(","):
         per_cell = {(n, k): args.per_cell for n in LENGTHS for k in KINDS}
         for _, _, sample in make_samples(images, labels, per_cell, int(seed)):
-            found, factor = numbers.picture_candidates(sample.picture, model)
-            if right_split(found, sample.picture_boxes, factor, numbers.DRAWING_WEIGHTS) is None:
+            if args.medium == "picture":
+                (found, factor), truth = numbers.picture_candidates(sample.picture, model), sample.picture_boxes
+            else:
+                found, factor, truth = numbers.drawing_candidates(sample.drawing, model), 1.0, sample.drawing_boxes
+            if right_split(found, truth, factor, numbers.HAND_SET_WEIGHTS) is None:
                 missing += 1  # no split has the digits where they are: nothing to learn from
             else:
-                cases.append((found, sample.picture_boxes, factor))
+                cases.append((found, truth, factor))
     print(f"{len(cases)} numbers to learn from, {missing} without a right split "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
-    weights = learn(cases, numbers.DRAWING_WEIGHTS, args.epochs, args.rate, seed=0)
+    weights = learn(cases, numbers.HAND_SET_WEIGHTS, args.epochs, args.rate, seed=0)
     print(weights)
-    write(weights, f"{len(cases)} numbers of MNIST training digits composed as bench.numbers composes them "
-                   f"(seeds {args.seeds}, {args.per_cell} per length and gap kind), read by the {args.model} "
-                   f"of the full models; averaged structured perceptron, {args.epochs} epochs at rate "
-                   f"{args.rate}, from the drawings' hand-set weights.")
+    write(args.medium, weights,
+          f"{len(cases)} {args.medium}s of numbers of MNIST training digits composed as bench.numbers composes them "
+          f"(seeds {args.seeds}, {args.per_cell} per length and gap kind), read by the {args.model} of the full "
+          f"models; averaged structured perceptron, {args.epochs} epochs at rate {args.rate}, from the hand-set "
+          f"weights.")
     print(f"wrote {OUT}")
     return 0
 

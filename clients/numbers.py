@@ -12,13 +12,15 @@ Every plausible run is turned into the 784 pixels of the MNIST recipe
 go to the model in one batch; the reading kept is the split of the atoms
 into runs with the highest score (dynamic programming): the sum of
 log-confidences with a little geometry on top, each feature weighted
-(RUN_FEATURES, BOUNDARY_FEATURES; for pictures the weights are learnt on
-numbers of MNIST training digits, clients/number_weights.py). The geometry:
+(RUN_FEATURES, BOUNDARY_FEATURES; the weights are learnt, for pictures and
+for drawings apart, on numbers of MNIST training digits,
+clients/number_weights.py). The geometry:
 the one-digit check (a candidate much wider,
 for its height, than MNIST's digits of the class it is read as is probably
 two touching digits; a much narrower one, a slice of one), cutting ink costs
 per stroke crossed, digits of one number are about as tall as each other
-and do not sit on top of each other. That is recognition-driven
+and do not sit on top of each other, and digits written apart leave a gap
+where a digit's own strokes overlap. That is recognition-driven
 segmentation: the cut between two touching digits is where the model reads
 two good digits.
 """
@@ -46,12 +48,13 @@ _INK = 0.25
 # A component smaller than this fraction of the largest one is dust, not a stroke.
 _DUST = 0.02
 _WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
-_MAX_RUN = 6  # atoms one digit may be made of (a traced 8 can take six strokes)
-# Geometry, in units of the line height H (the median height of the tall atoms).
+_MAX_RUN = 9  # atoms one digit may be made of (a traced digit can take nine strokes, dots of a pen's width among them)
+# Geometry, in units of the line height H (the median height of the tall pieces of ink, _line_height).
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 2 reaches 1.8)
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
+_APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
 # image the model sees, taken across its slant (ink_aspects). Per digit,
 # the 1st, 10th, 90th and 99th percentiles of MNIST's 60,000 training digits (ink at
@@ -246,9 +249,31 @@ def _runs_atom(runs: list[tuple[int, int, int]]) -> _Atom:
 
 
 def _line_height(atoms: Sequence[_Atom]) -> float:
-    """The height of the digits: the median height of the atoms at least half as tall as the tallest."""
-    tallest = max(a.height for a in atoms)
-    return float(np.median([a.height for a in atoms if a.height >= 0.5 * tallest]))
+    """The height of the digits: the median height of the pieces of ink at least half as tall as the tallest.
+
+    A piece is an atom, or strokes whose inks meet taken together (_pieces):
+    a drawn digit's strokes are often its halves or less (a 2's curve and
+    its foot), and their own heights put the line below 0.75 of the digits'
+    height in 67 of bench.numbers' 800 traced numbers (down to 0.55), too
+    low for the widths a digit may span and the heights it should reach.
+    """
+    heights = [bottom - top for _, top, _, bottom in _pieces(atoms)]
+    tallest = max(heights)
+    return float(np.median([h for h in heights if h >= 0.5 * tallest]))
+
+
+def _pieces(atoms: Sequence[_Atom]) -> list[tuple[float, float, float, float]]:
+    """The boxes of the atoms joined where their inks meet: strokes of a drawing (a picture's atoms never do)."""
+    group = list(range(len(atoms)))
+    for i, a in enumerate(atoms):
+        for j in range(i + 1, len(atoms)):
+            b = atoms[j]
+            # The boxes include the pen: strokes whose boxes are apart cannot meet.
+            if (group[i] != group[j] and a.left <= b.right and b.left <= a.right and a.top <= b.bottom
+                    and b.top <= a.bottom and _crossing(a, b)):
+                joined = group[j]
+                group = [group[i] if g == joined else g for g in group]
+    return [box_of([a for a, g in zip(atoms, group) if g == k]) for k in sorted(set(group))]
 
 
 def _count_groups(atoms: list[_Atom]) -> int:
@@ -381,6 +406,11 @@ def _cut_out(level: np.ndarray, group: list[_Atom]) -> np.ndarray:
 
 def read_drawing(drawing: Drawing, classify: Classify) -> Number:
     """The number written in a drawing: its strokes grouped into digits."""
+    return _number(drawing_candidates(drawing, classify), DRAWING_WEIGHTS, 1.0)
+
+
+def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
+    """Every plausible digit of a drawing (a run of its strokes), read."""
     atoms = drawing_atoms(drawing)
     erasers = [s for s in drawing.strokes if s.erase]
 
@@ -390,7 +420,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _number(_candidates(atoms, pixels, classify, _line_height(atoms), image_widths=False), DRAWING_WEIGHTS, 1.0)
+    return _candidates(atoms, pixels, classify, _line_height(atoms), image_widths=False)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -439,6 +469,7 @@ class Candidates:
     vectors: np.ndarray
     probabilities: np.ndarray
     features: np.ndarray  # (runs, len(RUN_FEATURES))
+    height: float  # the line height (_line_height)
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
@@ -464,7 +495,7 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
     aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
     features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect)
                          for run, p, aspect in zip(runs, probabilities, aspects)]).reshape(len(runs), len(RUN_FEATURES))
-    return Candidates(atoms, runs, boxes, vectors, probabilities, features)
+    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height)
 
 
 def _number(found: Candidates, weights: Weights, factor: float) -> Number:
@@ -539,10 +570,12 @@ RUN_FEATURES = (
     "siding",  # separate tall marks that barely share their width
     "line_wide",  # width in line heights beyond one
     "rejoined",  # slices of one component glued back together
+    "low",  # how much lower than the line height: digits of a number are about as tall, a digit's strokes lower
 )
 BOUNDARY_FEATURES = (
     "cut",  # strokes crossed by the cut between the two digits
     "shared",  # separate marks of two digits sharing their width beyond _SHARED
+    "close",  # how far the gap between the two digits falls short of _APART (in units of _APART)
 )
 
 
@@ -554,17 +587,26 @@ class Weights:
     boundary: tuple[float, ...]
 
 
-# Set by hand: the log-confidence of each digit, minus what the geometry says against it.
-DRAWING_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -_WIDE, -_NARROW, -3.0, -_SIDING, 0.0, 0.0),
-                          boundary=(-_CUT, -_SIDING))
-# Learnt on numbers composed from MNIST's training digits (bench/learn_number_weights.py).
-PICTURE_WEIGHTS = Weights(run=number_weights.RUN, boundary=number_weights.BOUNDARY)
+# Set by hand: the log-confidence of each digit, minus what the geometry says against it. Learning starts here.
+HAND_SET_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -_WIDE, -_NARROW, -3.0, -_SIDING, 0.0, 0.0, 0.0),
+                           boundary=(-_CUT, -_SIDING, 0.0))
+
+
+def learnt_weights(medium: str) -> Weights:
+    """The weights learnt for "picture" or "drawing" (bench/learn_number_weights.py, clients/number_weights.py)."""
+    learnt = number_weights.LEARNT[medium]
+    return Weights(run=tuple(learnt["run"]), boundary=tuple(learnt["boundary"]))
+
+
+PICTURE_WEIGHTS = learnt_weights("picture")
+DRAWING_WEIGHTS = learnt_weights("drawing")
 
 
 def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarray, aspect: float | None) -> list[float]:
     """The features (RUN_FEATURES) of these atoms read as one digit.
 
-    Too short (a bar, a foot alone); too wide or narrow for the digit read
+    Too short (a bar, a foot alone) or lower than the line at all (one
+    stroke of a digit drawn in several); too wide or narrow for the digit read
     (the one-digit check: on the 28x28 image's ``aspect`` when given,
     else on the box); or made of separate tall marks that barely share their
     width (neighbours; a short mark may stick out, like the bar of a 5).
@@ -592,14 +634,24 @@ def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarra
         low, high = min(low, atom.left), max(high, atom.right)
     rejoined = sum(a.origin == b.origin for a, b in zip(group, group[1:]))
     return [math.log(max(float(probabilities.max()), 1e-6)), 1.0, short, wide, narrow, box_wide, siding,
-            max(0.0, w / height - 1.0), float(rejoined)]
+            max(0.0, w / height - 1.0), float(rejoined), max(0.0, 1.0 - h / height)]
 
 
-def boundary_features(left: _Atom, right: _Atom, left_box: tuple[float, ...], right_box: tuple[float, ...]) -> list[float]:
-    """The features (BOUNDARY_FEATURES) of the boundary between two neighbouring digits."""
+def boundary_features(found: Candidates, before: tuple[int, int], after: tuple[int, int]) -> list[float]:
+    """The features (BOUNDARY_FEATURES) of the boundary between two neighbouring digits (runs of ``found``).
+
+    Between the halves of a cut component, the cut crosses ink. Between
+    separate marks: how much of their width they share, and how far they
+    are from the gap digits written apart leave (a digit's own strokes
+    overlap: read apart, a 4's upright as a 1 and its arm as a 4, they would
+    cost nothing, the model being as sure of them as of the whole).
+    """
+    left, right = found.atoms[before[1] - 1], found.atoms[after[0]]
     if left.origin == right.origin:
-        return [right.crossing, 0.0]
-    return [0.0, max(0.0, _overlap(left_box, right_box) - _SHARED) / (1 - _SHARED)]
+        return [right.crossing, 0.0, 0.0]
+    shared = max(0.0, _overlap(found.boxes[before], found.boxes[after]) - _SHARED) / (1 - _SHARED)
+    gap = (found.boxes[after][0] - found.boxes[before][2]) / found.height
+    return [0.0, shared, max(0.0, _APART - gap) / _APART]
 
 
 def _crossing(a: _Atom, b: _Atom) -> bool:
@@ -620,15 +672,15 @@ def best_split(found: Candidates, weights: Weights) -> list[tuple[int, int]]:
     """The runs covering every atom in order with the highest total score (dynamic programming).
 
     Between two neighbouring digits: cutting through ink costs per stroke
-    crossed, and separate marks that overlap in x pay for it (a stroke inside
-    another digit's width is more likely part of it).
+    crossed, and separate marks that overlap in x or come closer than digits
+    written apart pay for it (a stroke inside another digit's width is more
+    likely part of it): boundary_features.
     """
-    atoms, boxes = found.atoms, found.boxes
     scores = dict(zip(found.runs, (found.features @ np.asarray(weights.run)).tolist()))
     boundary = np.asarray(weights.boundary)
 
     def between(prev: tuple[int, int], run: tuple[int, int]) -> float:
-        return float(boundary @ boundary_features(atoms[prev[1] - 1], atoms[run[0]], boxes[prev], boxes[run]))
+        return float(boundary @ boundary_features(found, prev, run))
 
     best: dict[tuple[int, int], tuple[float, tuple[int, int] | None]] = {}
     for run in sorted(scores, key=lambda r: r[1]):
@@ -640,7 +692,7 @@ def best_split(found: Candidates, weights: Weights) -> list[tuple[int, int]]:
         if options:
             total, prev = max(options)
             best[run] = (total + scores[run], prev)
-    ends = [run for run in best if run[1] == len(atoms)]
+    ends = [run for run in best if run[1] == len(found.atoms)]
     run: tuple[int, int] | None = max(ends, key=lambda r: best[r][0])
     chosen = []
     while run is not None:

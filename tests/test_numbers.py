@@ -93,7 +93,7 @@ def test_learning_moves_the_weights_toward_the_splits_where_the_digits_are(class
         pick = rng.choice(len(images), 2, replace=False)
         picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), 2, "touching")
         found, factor = numbers.picture_candidates(picture, classify)
-        right = right_split(found, boxes, factor, numbers.DRAWING_WEIGHTS)
+        right = right_split(found, boxes, factor, numbers.HAND_SET_WEIGHTS)
         if right is not None:
             assert len(right) == 2 and all(_overlap(found.boxes[r], b) >= _FOUND for r, b in zip(right, boxes))
             cases.append((found, boxes, factor))
@@ -103,9 +103,9 @@ def test_learning_moves_the_weights_toward_the_splits_where_the_digits_are(class
         return sum(len(split := numbers.best_split(f, weights)) == 2
                    and all(_overlap(f.boxes[r], b) >= _FOUND for r, b in zip(split, boxes)) for f, boxes, _ in cases)
 
-    learnt = learn(cases, numbers.DRAWING_WEIGHTS, epochs=5, rate=0.1, seed=0)
+    learnt = learn(cases, numbers.HAND_SET_WEIGHTS, epochs=5, rate=0.1, seed=0)
     assert learnt.run[0] == 1.0  # the scale stays
-    assert found_right(learnt) > found_right(numbers.DRAWING_WEIGHTS)
+    assert found_right(learnt) > found_right(numbers.HAND_SET_WEIGHTS)
 
 
 def _line(x0, y0, x1, y1, n=12):
