@@ -35,21 +35,43 @@ TRAIN_LIMIT = 2500
 QUICK_TRAINING = ["--styles", "0", "--pens", "0", "--judges", "1", "--jobs", "1", "--no-report"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the files so that, over two processes, one trains the test models while the other works.
+# Each test's seconds (setup, call and teardown) in the latest run that ran it, in pytest's cache.
+TEST_SECONDS = "digitserve/test-seconds"
+_seconds: dict[str, float] = {}
 
-    The first file that needs the trained models goes first (its process starts
-    the training at once), then every file that needs none, then the rest:
-    pytest-xdist's ``--dist loadfile`` hands out files in this order, so the
-    second process runs model-free tests instead of waiting for the training.
-    Within a file the order is unchanged.
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files so that two processes finish together, one training the test models while the other works.
+
+    The first file that needs the trained models goes first (its process
+    starts the training at once, unless an earlier run kept them), then every
+    file that needs none, then the rest. Within each group the files that took
+    longest in earlier runs go first (a test never timed counts as a second),
+    so the last files handed out are short ones. pytest-xdist's
+    ``--dist loadfile`` hands out files in this order. Within a file the order
+    is unchanged.
     """
-    needs = {}
+    cache = getattr(config, "cache", None)
+    seconds = cache.get(TEST_SECONDS, {}) if cache else {}
+    needs: dict[Path, bool] = {}
+    took: dict[Path, float] = {}
     for item in items:
         needs[item.path] = needs.get(item.path, False) or "trained_models" in item.fixturenames
+        took[item.path] = took.get(item.path, 0.0) + seconds.get(item.nodeid, 1.0)
     first = next((path for path, need in needs.items() if need), None)
     rank = {path: 0 if path == first else 1 if not need else 2 for path, need in needs.items()}
-    items.sort(key=lambda item: rank[item.path])  # a stable sort: each file's tests keep their order
+    items.sort(key=lambda item: (rank[item.path], -took[item.path]))  # stable: each file's tests keep their order
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cache = getattr(session.config, "cache", None)
+    if cache and _seconds and not hasattr(session.config, "workerinput"):  # the one process that saw every test
+        cache.set(TEST_SECONDS, {**cache.get(TEST_SECONDS, {}), **{k: round(v, 3) for k, v in _seconds.items()}})
 
 
 class Ran(NamedTuple):
