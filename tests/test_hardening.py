@@ -66,7 +66,9 @@ pixel_value = st.one_of(st.floats(0, 255), st.floats(allow_nan=True, allow_infin
                                                                   HealthCheck.too_slow])
 @given(encoding=st.sampled_from(["u8", "f32", "none"]), n_images=st.integers(0, MAX_BATCH + 2),
        extra=st.sampled_from([0, 0, 0, 1, -1, 392]), model=st.one_of(st.sampled_from(MODELS + ("",)), st.text(max_size=12)),
-       values=st.lists(pixel_value, min_size=1, max_size=4), huge=st.booleans())
+       values=st.lists(pixel_value, min_size=1, max_size=4),
+       # One request in five over the message limit: each takes a few hundred ms to refuse on loopback.
+       huge=st.sampled_from([False] * 4 + [True]))
 def test_any_predict_request_gets_the_right_status_and_the_server_carries_on(
         shared_server, encoding, n_images, extra, model, values, huge):
     count = max(n_images * 784 + extra, 0)
@@ -479,7 +481,7 @@ def test_any_bytes_to_any_method_of_any_service_get_a_clean_answer(shared_server
     watch = method.path == "/grpc.health.v1.Health/Watch"
     try:
         # Health's Watch never ends by itself: its deadline ends it, so it gets a short one to wait out.
-        answer = call(iter(payloads) if method.client_streaming else payloads[0], timeout=0.2 if watch else 2)
+        answer = call(iter(payloads) if method.client_streaming else payloads[0], timeout=0.05 if watch else 2)
         if method.server_streaming:
             for _ in answer:
                 pass
