@@ -319,6 +319,7 @@ def test_traced_strokes_reach_the_ends_of_thick_strokes():
 # --- recognition ---------------------------------------------------------------------------
 
 
+@pytest.mark.heavy  # accuracy over 200 drawings
 def test_drawn_digits_are_recognised(model, digits):
     """MNIST test digits redrawn as mouse strokes: any size, place, slant; through to_vector."""
     images, labels = digits
