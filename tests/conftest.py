@@ -38,6 +38,25 @@ QUICK_TRAINING = ["--styles", "0", "--pens", "0", "--judges", "1", "--jobs", "1"
 # Each test's seconds (setup, call and teardown) in the latest run that ran it, in pytest's cache.
 TEST_SECONDS = "digitserve/test-seconds"
 _seconds: dict[str, float] = {}
+_past_seconds = pytest.StashKey[dict]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read the past seconds once, in the process that starts the run (the workers get them handed over).
+
+    pytest-xdist stops when its workers collect the tests in different orders:
+    were each to read the cache, a run finishing meanwhile could change it.
+    """
+    if hasattr(config, "workerinput"):
+        config.stash[_past_seconds] = config.workerinput.get(TEST_SECONDS, {})
+    else:
+        cache = getattr(config, "cache", None)
+        config.stash[_past_seconds] = cache.get(TEST_SECONDS, {}) if cache else {}
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: only called when it runs workers
+def pytest_configure_node(node) -> None:
+    node.workerinput[TEST_SECONDS] = node.config.stash[_past_seconds]
 
 
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected
@@ -52,8 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``--dist loadfile`` hands out files in this order. Within a file the order
     is unchanged.
     """
-    cache = getattr(config, "cache", None)
-    seconds = cache.get(TEST_SECONDS, {}) if cache else {}
+    seconds = config.stash[_past_seconds]
     needs: dict[Path, bool] = {}
     took: dict[Path, float] = {}
     for item in items:
