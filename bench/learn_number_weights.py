@@ -13,7 +13,12 @@ and drawings (the same digits traced into strokes) are learnt apart: their
 atoms are unlike (a picture's ink cut apart, a drawing's strokes).
 
     python -m bench.learn_number_weights --models-dir DIR [--medium picture] [--seeds 201,202] [--per-cell 15]
-    python -m bench.learn_number_weights --models-dir DIR --medium drawing --seeds 201,202,203,204
+    python -m bench.learn_number_weights --models-dir DIR --medium drawing --seeds 201,202,203,204 --epochs 30 --rate 0.2
+
+Drawings' weights go further from the hand-set ones: after 10 epochs at 0.05
+their average stays near where learning starts, and on 1,260 other drawn
+numbers of training digits (seeds 205-208) 34 had digits not found where
+they are, against 22.
 
 The model is loaded in this process (the client image needs no scikit-learn:
 only the numbers learnt go into clients/number_weights.py).
