@@ -266,14 +266,10 @@ def _line_height(atoms: Sequence[_Atom]) -> float:
 def _pieces(atoms: Sequence[_Atom]) -> list[tuple[float, float, float, float]]:
     """The boxes of the atoms joined where their inks meet: strokes of a drawing (a picture's atoms never do)."""
     group = list(range(len(atoms)))
-    for i, a in enumerate(atoms):
-        for j in range(i + 1, len(atoms)):
-            b = atoms[j]
-            # The boxes include the pen: strokes whose boxes are apart cannot meet.
-            if (group[i] != group[j] and a.left <= b.right and b.left <= a.right and a.top <= b.bottom
-                    and b.top <= a.bottom and _crossing(a, b)):
-                joined = group[j]
-                group = [group[i] if g == joined else g for g in group]
+    for i, j in zip(*np.nonzero(np.triu(_meets(atoms)))):
+        if group[i] != group[j]:
+            joined = group[j]
+            group = [group[i] if g == joined else g for g in group]
     return [box_of([a for a, g in zip(atoms, group) if g == k]) for k in sorted(set(group))]
 
 
