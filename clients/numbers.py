@@ -3,9 +3,10 @@
 A number is cut into *atoms* first: the strokes of a drawing, or for a
 picture the connected components of its ink, where a component wide enough
 to hold touching digits is also sliced. The candidate cuts are the low
-points of the ink profile taken along the component's slant, and each cut
-then takes the way down through the ink that crosses least (between two
-touching digits: their contact). A digit is then a run of neighbouring atoms
+points of the ink profile taken along the component's slant and, in a
+component wider than a digit, the contacts (columns a way down passes
+crossing at most one stroke); each cut then takes the way down through the
+ink that crosses least (between two touching digits: their contact). A digit is then a run of neighbouring atoms
 (a 5 and its detached bar, a 7 and its crossbar, the two halves of a cut).
 Every plausible run is turned into the 784 pixels of the MNIST recipe
 (clients/preprocessing.py, or Drawing.to_vector for strokes) and all of them
@@ -80,6 +81,8 @@ _CUT_LEAST = 0.5  # a cut costs at least what crossing half a stroke does
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
 _CUT_SPACING = 0.18  # nor closer than this to another cut
 _MAX_CUTS = 12
+_CONTACT_ABOVE = 1.1  # a component wider than this for its height (across its slant) is searched for contacts too
+_CONTACT_BAND = 0.2  # ... and a cut through a contact may wander this far aside (the others keep _CUT_BAND)
 
 Classify = Callable[[np.ndarray], np.ndarray]  # (n, 784) uint8 -> (n, 10) probabilities
 
@@ -323,16 +326,27 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
     profile = np.convolve(mask.sum(axis=0).astype(np.float64), np.ones(3) / 3, mode="same")
     margin = max(2, int(_CUT_MARGIN * height))
     inner = range(margin, width - margin)
-    minima = [x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
+    band, wide_band = max(1, int(_CUT_BAND * height)), max(1, int(_CONTACT_BAND * height))
+    stroke = max(1.0, preprocessing.stroke_width(mask.astype(np.float32)))
+    minima = {x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]}
+    contacts = set()
+    if width > _CONTACT_ABOVE * component.height:
+        # Wider than one digit: look also for contacts, where a way down crosses at most one stroke
+        # (the least such near its column, searched further aside than other cuts: touching digits'
+        # widths overlap). Beside a 1's upright the profile stays high (the neighbour's arcs run
+        # along it) while the way through the contact crosses little. Only contacts search further:
+        # the profile's cuts searching as far found cheap ways through wide single 0s and 2s.
+        crossed = dict(zip(inner, _least_crossings(mask, np.arange(margin, width - margin), wide_band).tolist()))
+        contacts = {x for x in inner if x - 1 in crossed and x + 1 in crossed and crossed[x] <= stroke
+                    and crossed[x] < crossed[x - 1] and crossed[x] <= crossed[x + 1]}
     cuts: list[int] = []
-    for x in sorted(minima, key=lambda x: profile[x]):
+    for x in sorted(minima | contacts, key=lambda x: (x not in contacts, profile[x])):
         if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
             cuts.append(x)
-    stroke = max(1.0, preprocessing.stroke_width(mask.astype(np.float32)))
     paths = [np.zeros(component.height, int)]
     costs = [0.0]
     for x in sorted(cuts):
-        path, ink = _cut_path(mask, x, max(1, int(_CUT_BAND * height)))
+        path, ink = _cut_path(mask, x, wide_band if x in contacts else band)
         paths.append(path)
         costs.append(max(_CUT_LEAST, ink / stroke))
     paths.append(np.full(component.height, width))
@@ -379,6 +393,21 @@ def _cut_path(mask: np.ndarray, x: int, band: int) -> tuple[np.ndarray, float]:
             column += int(steps[r, column])
             crossed += float(mask[r - 1, lo + column])
     return path, crossed
+
+
+def _least_crossings(mask: np.ndarray, xs: np.ndarray, band: int) -> np.ndarray:
+    """For each column of ``xs``, the least ink a way down near it crosses (as _cut_path finds it, all at once)."""
+    h, w = mask.shape
+    columns = xs[:, None] + np.arange(-band, band + 1)[None, :]  # (columns, 2 band + 1)
+    inside = (columns >= 1) & (columns < w - 1)
+    ink = np.where(inside[None], mask[:, np.clip(columns, 0, w - 1)], np.inf)  # (rows, columns, 2 band + 1)
+    total = ink[0].copy()
+    edge = np.full((len(xs), 1), np.inf)
+    for r in range(1, h):
+        left = np.concatenate((edge, total[:, :-1]), axis=1)
+        right = np.concatenate((total[:, 1:], edge), axis=1)
+        total = np.minimum(np.minimum(left, total), right) + ink[r]
+    return total.min(axis=1)
 
 
 def _cut_out(level: np.ndarray, group: list[_Atom]) -> np.ndarray:
