@@ -252,7 +252,7 @@ def _runs_atom(runs: list[tuple[int, int, int]]) -> _Atom:
     return _Atom(min(s for _, s, _ in runs), min(rows), max(e for _, _, e in runs), max(rows) + 1, runs)
 
 
-def _line_height(atoms: Sequence[_Atom]) -> float:
+def _line_height(atoms: Sequence[_Atom], meets: np.ndarray | None = None) -> float:
     """The height of the digits: the median height of the pieces of ink at least half as tall as the tallest.
 
     A piece is an atom, or strokes whose inks meet taken together (_pieces):
@@ -260,16 +260,17 @@ def _line_height(atoms: Sequence[_Atom]) -> float:
     its foot), and their own heights put the line below 0.75 of the digits'
     height in 67 of bench.numbers' 800 traced numbers (down to 0.55), too
     low for the widths a digit may span and the heights it should reach.
+    ``meets`` is ``_meets(atoms)`` when already known.
     """
-    heights = [bottom - top for _, top, _, bottom in _pieces(atoms)]
+    heights = [bottom - top for _, top, _, bottom in _pieces(atoms, _meets(atoms) if meets is None else meets)]
     tallest = max(heights)
     return float(np.median([h for h in heights if h >= 0.5 * tallest]))
 
 
-def _pieces(atoms: Sequence[_Atom]) -> list[tuple[float, float, float, float]]:
-    """The boxes of the atoms joined where their inks meet: strokes of a drawing (a picture's atoms never do)."""
+def _pieces(atoms: Sequence[_Atom], meets: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """The boxes of the atoms joined where their inks meet (``meets``, from _meets: only a drawing's strokes do)."""
     group = list(range(len(atoms)))
-    for i, j in zip(*np.nonzero(np.triu(_meets(atoms)))):
+    for i, j in zip(*np.nonzero(np.triu(meets))):
         if group[i] != group[j]:
             joined = group[j]
             group = [group[i] if g == joined else g for g in group]
@@ -446,7 +447,7 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _candidates(atoms, pixels, classify, _line_height(atoms), image_widths=False)
+    return _candidates(atoms, pixels, classify, None, image_widths=False)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -500,14 +501,17 @@ class Candidates:
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-                height: float, image_widths: bool) -> Candidates:
-    """Every plausible run of atoms, read in one batch.
+                height: float | None, image_widths: bool) -> Candidates:
+    """Every plausible run of atoms, read in one batch; ``height`` None: the line height of these atoms.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
     a pen unlike MNIST's, and the box check measured better on them).
     """
     atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
+    meets = _meets(atoms)  # the line height's pieces and the boundaries' costs both need it
+    if height is None:
+        height = _line_height(atoms, meets)
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
     boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}
@@ -522,7 +526,7 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
     aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
     features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect)
                          for run, p, aspect in zip(runs, probabilities, aspects)]).reshape(len(runs), len(RUN_FEATURES))
-    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height, _meets(atoms))
+    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height, meets)
 
 
 def _number(found: Candidates, weights: Weights, factor: float) -> Number:
