@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.ensemble import VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from digitserve import estimators
 from digitserve.confidence import Calibrated
+from digitserve.contract import PIXELS
 from digitserve.estimators import DigitFeatures
 from trainer.recipes import Recipe
+from trainer.turns import turned_copies
 
 
 def build_tail(recipe: Recipe, seed: int, jobs: int) -> Pipeline:
@@ -27,6 +30,28 @@ def build_tail(recipe: Recipe, seed: int, jobs: int) -> Pipeline:
             params["n_jobs"] = jobs
         steps.append((step.name, estimator(**params)))
     return Pipeline(steps)
+
+
+def fit_tail(recipe: Recipe, seed: int, jobs: int, features: DigitFeatures, train_f: np.ndarray,
+             train_y: np.ndarray) -> Pipeline:
+    """A single model's steps after the features, fitted on ``train_f`` (the training digits' features).
+
+    With ``recipe.virtual_copies``, the last step (an SVM) also learns from
+    turned copies of its support vectors, passed through the same features
+    and the steps before it.
+    """
+    tail = build_tail(recipe, seed, jobs)
+    if not recipe.virtual_copies:
+        return tail.fit(train_f, train_y)
+    rng = np.random.default_rng(seed)
+
+    def virtual(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Called inside the fit of the last step, when the steps before it are already fitted.
+        pixels = train_f[rows, :PIXELS] * 255  # the features begin with the deskewed pixels, 0..1
+        copies = turned_copies(pixels, recipe.virtual_copies, rng)
+        return tail[:-1].transform(features.transform(copies)), np.repeat(train_y[rows], recipe.virtual_copies)
+
+    return tail.fit(train_f, train_y, **{f"{tail.steps[-1][0]}__virtual": virtual})
 
 
 def assemble(features: DigitFeatures, tail: Any) -> Pipeline:

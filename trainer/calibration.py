@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from digitserve.confidence import Calibrated, expected_calibration_error
 from digitserve.contract import PIXELS
 from digitserve.estimators import DigitFeatures
-from trainer.assembly import build_tail, build_voter
+from trainer.assembly import build_voter, fit_tail
 from trainer.nondigits import non_digits, printed, redrawn
 from trainer.recipes import RECIPES, Recipe
 
@@ -40,7 +40,7 @@ def fit_calibration(recipe: Recipe, features: DigitFeatures, train_f: np.ndarray
     its judge of shapes averaging ``judges`` networks."""
     fit_f, held_f, fit_y, held_y = train_test_split(train_f, train_y, test_size=recipe.calibration_size,
                                                     stratify=train_y, random_state=seed)
-    tails = {name: build_tail(RECIPES[name], seed, jobs).fit(fit_f, fit_y) for name in recipe.members}
+    tails = {name: fit_tail(RECIPES[name], seed, jobs, features, fit_f, fit_y) for name in recipe.members}
     count = min(NON_DIGITS, len(train_f) // 3)
     drawn = features.transform(np.vstack([non_digits(count, seed), printed(round(count * PRINTED_SHARE), seed)]))
     shape_digits = fit_f[np.random.default_rng(seed).permutation(len(fit_f))[:SHAPE_DIGITS]]

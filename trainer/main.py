@@ -153,7 +153,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
     # scikit-learn loads here, not with the command: --help, --version and a bad flag or data file
     # answer in well under a second instead of two.
     from digitserve.estimators import DigitFeatures
-    from trainer.assembly import assemble, build_ensemble, build_tail
+    from trainer.assembly import assemble, build_ensemble, fit_tail
     from trainer.calibration import calibration_summary, fit_calibration
     from trainer.evaluation import evaluate, voting_accuracies
 
@@ -200,7 +200,7 @@ def train(args: argparse.Namespace, data: Mnist) -> tuple[list[dict], list[tuple
                     raw = np.average(member_p, axis=0, weights=recipe.weights)
                     extra["calibration"] = calibration_summary(calibration, raw, probs, test_y)
             else:
-                tails[name] = build_tail(recipe, args.seed, args.jobs).fit(train_f, train_y)
+                tails[name] = fit_tail(recipe, args.seed, args.jobs, features, train_f, train_y)
                 fit_seconds = time.perf_counter() - started
                 model = assemble(features, tails[name])
                 evaluation, probs = evaluate(model, test_x, test_y, fit_seconds)

@@ -32,6 +32,8 @@ class Recipe:
     # For an ensemble: member names and their weights in the soft vote.
     members: tuple[str, ...] = ()
     weights: tuple[float, ...] = ()
+    # For an SVM: turned copies of each support vector (trainer.turns) for a second fit; 0: none.
+    virtual_copies: int = 0
     # Share of the training digits held out to calibrate the probabilities and
     # learn the limits of "sure" (digitserve.confidence); 0: not calibrated.
     calibration_size: float = 0.0
@@ -48,6 +50,7 @@ RECIPES: dict[str, Recipe] = {
         kind="svm",
         steps=(Step("projection", "Projection", {"pixel_components": 40, "gradient_components": 40}),
                Step("svm", "KernelSVM", {"C": 5.0, "gamma": "scale"})),
+        virtual_copies=4,
         probabilities="softmax of soft one-vs-one votes, temperature fitted on held-out training digits",
     ),
     "rf": Recipe(
