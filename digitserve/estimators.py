@@ -316,13 +316,15 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
 
     def _fit_svc(self, X, y, rows: np.ndarray, virtual) -> SVC:
         """libsvm's model of ``X[rows]``; with ``virtual``, refitted on its support vectors and their copies."""
-        svc = SVC(C=self.C, gamma=self.gamma, kernel="rbf", cache_size=1000).fit(X[rows], y[rows])
+        def svc() -> SVC:
+            return SVC(C=self.C, gamma=self.gamma, kernel="rbf", cache_size=1000)
+
+        first = svc().fit(X[rows], y[rows])
         if virtual is None:
-            return svc
-        support = rows[svc.support_]
+            return first
+        support = rows[first.support_]
         copies_x, copies_y = virtual(support)
-        return SVC(C=self.C, gamma=self.gamma, kernel="rbf", cache_size=1000).fit(
-            np.vstack([X[support], copies_x]), np.concatenate([y[support], copies_y]))
+        return svc().fit(np.vstack([X[support], copies_x]), np.concatenate([y[support], copies_y]))
 
     def _pack(self, svc: SVC) -> None:
         """Turn libsvm's one-vs-one model into a (support vectors x pairs) weight matrix."""
