@@ -142,6 +142,7 @@ class _Atom:
     parts: list
     origin: int = 0  # the component or stroke it comes from: slices of one component share it
     crossing: float = 0.0  # for a slice, how many strokes the cut at its left edge goes through
+    order: int = 0  # for a slice, its place among its component's slices, left to right along the slant
     points: np.ndarray | None = None  # for a stroke, its points, and the ink's reach around them:
     reach: float = 0.0
 
@@ -298,8 +299,8 @@ def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float]:
     atoms: list[_Atom] = []
     height = _line_height(components)
     for origin, component in enumerate(components):
-        for piece in _slices(component, height):
-            piece.origin = origin
+        for order, piece in enumerate(_slices(component, height)):
+            piece.origin, piece.order = origin, order
             atoms.append(piece)
     return atoms, height
 
@@ -498,6 +499,7 @@ class Candidates:
     features: np.ndarray  # (runs, len(RUN_FEATURES))
     height: float  # the line height (_line_height)
     meets: np.ndarray  # (atoms, atoms): do the two strokes' inks meet (_crossing; never for a picture's atoms)
+    cuts: list[list[tuple[int, float]]]  # per atom, its neighbouring slices and what the cuts cross (_cuts)
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
@@ -526,7 +528,29 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
     aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
     features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect)
                          for run, p, aspect in zip(runs, probabilities, aspects)]).reshape(len(runs), len(RUN_FEATURES))
-    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height, meets)
+    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height, meets, _cuts(atoms))
+
+
+def _cuts(atoms: Sequence[_Atom]) -> list[list[tuple[int, float]]]:
+    """For each atom, the slices of its component next to it in cut order: their places among ``atoms`` and
+    how many strokes the cut between them crosses.
+
+    The atoms are in the order of their centres, which is not always their
+    slices' order: a cut leaning with its component can leave a slice's
+    centre left of the one before it, or another component's piece (a 5's
+    bar) can come between them. The cost of a boundary was read off the
+    atom to its right, then the component's left edge: nothing. Counting
+    the cuts that part slices instead, 10 of 30 clear-gap numbers of
+    training digits read with a digit too many came out right.
+    """
+    place = {(a.origin, a.order): k for k, a in enumerate(atoms)}
+    cuts = []
+    for atom in atoms:
+        previous, following = place.get((atom.origin, atom.order - 1)), place.get((atom.origin, atom.order + 1))
+        cuts.append([(previous, atom.crossing)] if previous is not None else [])
+        if following is not None:
+            cuts[-1].append((following, atoms[following].crossing))
+    return cuts
 
 
 def _number(found: Candidates, weights: Weights, factor: float) -> Number:
@@ -698,16 +722,18 @@ def boundary_features(found: Candidates, before: tuple[int, int], after: tuple[i
     overlap: read apart, a 4's upright as a 1 and its arm as a 4, they would
     cost nothing, the model being as sure of them as of the whole).
     """
+    # Each cut parting two slices is counted once: at the boundary before the later of the two.
+    parted = sum(crossed for k in range(*after) for other, crossed in found.cuts[k] if other < after[0])
     left, right = found.atoms[before[1] - 1], found.atoms[after[0]]
     if left.origin == right.origin:
-        return [right.crossing, 0.0, 0.0]
+        return [parted, 0.0, 0.0]
     # A drawing's strokes that meet across the boundary are ink parted as a cut parts it: the strokes of one
     # digit meet where they join (95% of the ways to part a digit of training numbers in two), digits written
     # apart seldom do (touching or overlapping ones in 12%).
     meeting = float(found.meets[before[0] : before[1], after[0] : after[1]].sum())
     shared = max(0.0, _overlap(found.boxes[before], found.boxes[after]) - _SHARED) / (1 - _SHARED)
     gap = (found.boxes[after][0] - found.boxes[before][2]) / found.height
-    return [meeting, shared, max(0.0, _APART - gap) / _APART]
+    return [meeting + parted, shared, max(0.0, _APART - gap) / _APART]
 
 
 def _meets(atoms: Sequence[_Atom]) -> np.ndarray:

@@ -280,6 +280,24 @@ def test_touching_pairs_cut_along_the_slant_through_their_contact():
     assert abs(left - 4 * 50) <= 6 and abs(right - 4 * 50) <= 6  # each bar whole on its side
 
 
+def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
+    """Slices sorted by their centres are not always in their cut order (a leaning cut's second slice can centre
+    left of the first): parting them still costs the strokes their cut crosses, each cut once."""
+    first = numbers._Atom(10, 0, 40, 20, [], origin=0, order=0)  # the component's left edge: no cut
+    second = numbers._Atom(0, 0, 45, 60, [], origin=0, order=1, crossing=2.0)
+    third = numbers._Atom(45, 0, 80, 60, [], origin=0, order=2, crossing=1.0)
+    found = numbers._candidates([first, second, third], lambda group: np.zeros(784, np.uint8),
+                                lambda vectors: np.full((len(vectors), 10), 0.1), 60.0, image_widths=True)
+    assert found.atoms == [second, first, third]
+
+    def cost(*split):
+        return sum(numbers.boundary_features(found, a, b)[0] for a, b in zip(split, split[1:]))
+
+    assert cost((0, 1), (1, 2)) == 2.0  # was the first slice's 0: a free cut between two digits read
+    assert cost((0, 1), (1, 2), (2, 3)) == cost((0, 1), (1, 3)) == 3.0
+    assert cost((0, 2), (2, 3)) == 1.0
+
+
 def test_the_clients_read_numbers_without_scikit_learn():
     """The client image has no scikit-learn: finding digits must not need the server's estimators."""
     code = ("import sys, clients.cli, clients.numbers, clients.number_results; "
