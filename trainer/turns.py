@@ -17,6 +17,7 @@ or larger turns no more.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from digitserve.contract import IMAGE_SIDE, PIXELS
 
@@ -36,24 +37,12 @@ def turned_copies(images: np.ndarray, copies: int, rng: np.random.Generator) -> 
     n = len(source) * copies
     angle = np.deg2rad(rng.uniform(-TURN, TURN, n))
     factor = 1 + rng.uniform(-SCALE, SCALE, n)
-    cos = (np.cos(angle) / factor).astype(np.float32)[:, None, None]
-    sin = (np.sin(angle) / factor).astype(np.float32)[:, None, None]
-    rows, cols = np.mgrid[0:IMAGE_SIDE, 0:IMAGE_SIDE].astype(np.float32) - _CENTRE
-    # Where each output pixel comes from: the inverse turn and scale, about the centre.
-    from_row = cos * rows - sin * cols + _CENTRE
-    from_col = sin * rows + cos * cols + _CENTRE
-    top, left = np.floor(from_row), np.floor(from_col)
-    down, right = from_row - top, from_col - left
-    # Sampled from the image framed by one blank pixel, where every corner outside it lands.
-    side = IMAGE_SIDE + 2
-    framed = np.zeros((len(source), side, side), np.float32)
-    framed[:, 1:-1, 1:-1] = source
-    r0 = np.clip(top + 1, 0, side - 1).astype(np.intp)
-    r1 = np.clip(top + 2, 0, side - 1).astype(np.intp)
-    c0 = np.clip(left + 1, 0, side - 1).astype(np.intp)
-    c1 = np.clip(left + 2, 0, side - 1).astype(np.intp)
-    base = np.repeat(np.arange(len(source)) * side * side, copies)[:, None, None]
-    flat = framed.reshape(-1)
-    upper = np.take(flat, base + r0 * side + c0) * (1 - right) + np.take(flat, base + r0 * side + c1) * right
-    lower = np.take(flat, base + r1 * side + c0) * (1 - right) + np.take(flat, base + r1 * side + c1) * right
-    return (upper * (1 - down) + lower * down).reshape(n, PIXELS)
+    out = np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.float32)
+    centre = np.array([_CENTRE, _CENTRE])
+    for k in range(n):
+        cos, sin = np.cos(angle[k]) / factor[k], np.sin(angle[k]) / factor[k]
+        # Where each output pixel comes from: the inverse turn and scale, about the centre.
+        inverse = np.array([[cos, -sin], [sin, cos]])
+        ndimage.affine_transform(source[k // copies], inverse, offset=centre - inverse @ centre, order=1,
+                                 mode="grid-constant", output=out[k])
+    return out.reshape(n, PIXELS)
