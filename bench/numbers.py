@@ -9,12 +9,13 @@ same digits. The baseline reads the same digits one by one, each alone in
 its own picture or drawing: the difference is what finding the digits costs.
 Everything goes through a real digits-server on loopback.
 
-    python -m bench.numbers [--models-dir DIR] [--model svm] [--per-cell 30]
+    python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30]
 
-The svm of --models-dir is served (make bench passes models/, the trained
-default set); a folder without one, or no --models-dir, means an svm is
-trained on 10,000 training digits into a temporary folder first. Results go
-to bench/results-numbers.json.
+The model of --models-dir is served, by default the one the server answers
+with when a request names none, so that the figures are what users get
+(make bench passes models/, the trained default set); a folder without it,
+or no --models-dir, means it is trained on 10,000 training digits into a
+temporary folder first. Results go to bench/results-numbers.json.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from clients.number_results import edit_distance
 from clients.preprocessing import to_mnist
 from digitserve.contract import IMAGE_SIDE
 from digitserve.settings import add_settings
+from server.registry import PREFERRED_DEFAULT
 from tests.strokes import traced_drawing
 
 KINDS = ("clear", "touching", "overlap")
@@ -268,15 +270,16 @@ def _summary(cells: list[dict]) -> dict:
     return out
 
 
-def _train(folder: Path, mnist_dir: str) -> None:
+def _train(folder: Path, mnist_dir: str, model: str) -> None:
     subprocess.run([str(BIN / "digits-train"), "--mnist-dir", mnist_dir, "--out", str(folder), "--limit", "10000",
-                    "--models", "svm", "--no-report"], check=True)
+                    "--models", model, "--no-report"], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.numbers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", type=Path, help="served models (default: train an svm on 10,000 digits)")
-    parser.add_argument("--model", default="svm")
+    parser.add_argument("--models-dir", type=Path, help="served models (default: train --model on 10,000 digits)")
+    parser.add_argument("--model", default=PREFERRED_DEFAULT,
+                        help=f"the model that reads (default: {PREFERRED_DEFAULT}, the server's default)")
     parser.add_argument("--per-cell", type=int, default=30, help="numbers per length and gap kind (default: 30)")
     parser.add_argument("--four-clear", type=int, default=200, help="4-digit numbers with clear gaps (default: 200)")
     add_settings(parser, [MNIST_DIR])
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = args.models_dir
         if models_dir is None or not (models_dir / f"{args.model}.manifest.json").exists():
             models_dir = Path(scratch)
-            _train(models_dir, args.mnist_dir)
+            _train(models_dir, args.mnist_dir, args.model)
         trained_on = json.loads((models_dir / f"{args.model}.manifest.json").read_text())["training_samples"]
         server = ServerProcess(models_dir)
         try:
