@@ -44,7 +44,8 @@ from digitserve.contract import CLASSES, PIXELS
 # also judges shapes (a small learnt network); NearestNeighbours votes alike for every batch size.
 # 5: the judge of shapes also sees the features themselves; Calibrated has a quantile per measure.
 # 6: Calibrated's judge of shapes is the mean of several networks (``judges``).
-FORMAT_VERSION = 6
+# 7: DigitFeatures pools the stroke directions with Gaussians around cell centres, not in square cells.
+FORMAT_VERSION = 7
 MANIFEST_SUFFIX = ".manifest.json"
 ARTIFACT_SUFFIX = ".joblib"
 TEMP_PREFIX = ".tmp-"

@@ -85,17 +85,34 @@ def deskew(images: np.ndarray) -> np.ndarray:
 
 
 GRADIENT_BINS = 8
-GRADIENT_CELL = 4
-GRADIENT_FEATURES = GRADIENT_BINS * (IMAGE_SIDE // GRADIENT_CELL) ** 2
+GRADIENT_CELLS = 7  # a 7x7 grid of pooling centres, 4 px apart
+GRADIENT_SPREAD = 2.5  # px: the standard deviation of the Gaussian each centre pools with
+GRADIENT_FEATURES = GRADIENT_BINS * GRADIENT_CELLS**2
+
+
+def _pooling_weights() -> np.ndarray:
+    """How much each pixel row (or column) counts at each pooling centre: (7, 28)."""
+    spacing = IMAGE_SIDE / GRADIENT_CELLS
+    centres = spacing * np.arange(GRADIENT_CELLS) + (spacing - 1) / 2
+    return np.exp(-((_COORD[None, :] - centres[:, None]) ** 2) / (2 * GRADIENT_SPREAD**2)).astype(np.float32)
+
+
+_POOL = _pooling_weights()
+_POOL_T = np.ascontiguousarray(_POOL.T)
 
 
 def gradient_histograms(images: np.ndarray) -> np.ndarray:
-    """Stroke directions: histograms of gradient orientation per 4x4-pixel cell.
+    """Stroke directions: histograms of gradient orientation pooled around a 7x7 grid of centres.
 
     Each pixel's gradient votes with its magnitude into the two nearest of 8
-    orientation bins; the square root of the sums tames strong edges. The
-    result (392 values) describes the shape of the strokes rather than where
-    their ink lies, which is what nearest neighbours and kernels compare best.
+    orientation bins; each centre sums the votes weighted by a Gaussian of
+    2.5 px around it, so a stroke that moves by a pixel changes the
+    histograms a little instead of jumping from one square cell to the next
+    (on held-out training digits this cut the nearest neighbours' errors by
+    a fifth and the SVM's by a tenth against sums over 4x4-pixel squares).
+    The square root of the sums tames strong edges. The result (392 values)
+    describes the shape of the strokes rather than where their ink lies,
+    which is what nearest neighbours and kernels compare best.
     """
     x = np.asarray(images, dtype=np.float32).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     n = len(x)
@@ -105,28 +122,14 @@ def gradient_histograms(images: np.ndarray) -> np.ndarray:
     np.subtract(x[:, 2:, :], x[:, :-2, :], out=gy[:, 1:-1, :])
     magnitude = np.sqrt(gx * gx + gy * gy)
     position = (np.arctan2(gy, gx) + np.pi) * (GRADIENT_BINS / (2 * np.pi))
-    cells = IMAGE_SIDE // GRADIENT_CELL
-    out = np.empty((n, GRADIENT_BINS, cells, cells), np.float32)
+    out = np.empty((n, GRADIENT_BINS, GRADIENT_CELLS, GRADIENT_CELLS), np.float32)
     for b in range(GRADIENT_BINS):
         distance = np.abs(position - b)
         np.minimum(distance, GRADIENT_BINS - distance, out=distance)
         weight = np.maximum(1 - distance, 0, out=distance)
         weight *= magnitude
-        out[:, b] = _cell_sums(weight)
+        out[:, b] = _POOL @ weight @ _POOL_T
     return np.sqrt(out.reshape(n, -1))
-
-
-def _cell_sums(a: np.ndarray) -> np.ndarray:
-    """Sums over 4x4-pixel cells of (n, 28, 28) arrays, as (n, 7, 7).
-
-    Explicit additions of strided views: several times faster than
-    ``reshape(...).sum(axis=(2, 4))``, which reduces over non-adjacent axes.
-    """
-    n, cells = len(a), IMAGE_SIDE // GRADIENT_CELL
-    rows = a.reshape(n, IMAGE_SIDE, cells, GRADIENT_CELL)
-    across = rows[..., 0] + rows[..., 1] + rows[..., 2] + rows[..., 3]
-    cols = across.reshape(n, cells, GRADIENT_CELL, cells)
-    return cols[:, :, 0] + cols[:, :, 1] + cols[:, :, 2] + cols[:, :, 3]
 
 
 class DigitFeatures(TransformerMixin, BaseEstimator):
