@@ -312,7 +312,7 @@ def test_the_default_set_meets_the_accuracy_targets(mnist_dir, tmp_path):
     assert train(["--mnist-dir", str(mnist_dir), "--out", str(tmp_path), "--no-report"]) == 0
     elapsed = time.perf_counter() - started
     accuracy = {read_manifest(p).name: read_manifest(p).test_accuracy for p in find_manifests(tmp_path)}
-    assert accuracy["ensemble"] >= 0.990
+    assert accuracy["ensemble"] >= 0.9937  # the target: at least the 99.37% of the models before the styles
     recorded = {row["name"]: row["accuracy"] for row in json.loads(FULL_RUN.read_text())["summary"]}
     assert set(recorded) == set(accuracy)
     for name, figure in recorded.items():
