@@ -61,8 +61,9 @@ RECIPES: dict[str, Recipe] = {
     "ensemble": Recipe(
         kind="ensemble",
         members=("knn", "svm", "rf"),
-        # Chosen on a validation split (50,000 training / 10,000 held-out training
-        # digits): 99.40% there against 99.34% for the SVM alone.
+        # Chosen on validation splits (50,000 training / 10,000 held-out training
+        # digits): with the Gaussian-pooled stroke directions, 29,864 of 30,000 on
+        # three splits, the best of nine weightings, against 29,846 for the SVM alone.
         weights=(1.0, 2.0, 1.0),
         calibration_size=0.1,
         probabilities="weighted mean of the members' probabilities (soft voting), temperature-scaled on "
