@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
-
 from PIL import Image
+from scipy import ndimage
 
 from clients.drawing import DISPLAY_PEN, Drawing, DrawingError, Stroke
 from clients.preprocessing import stroke_width, to_mnist
-from tests.strokes import (aligned_correlation, digit_strokes, enlarged, mnist_subset, small_model, trace,
-                           traced_drawing, zhang_suen)
+from tests.strokes import (aligned_correlation, digit_strokes, enlarged, mnist_subset, opened_loops, small_model,
+                           trace, traced_drawing, zhang_suen)
 
 N_DRAWINGS = 200
 
@@ -314,6 +314,27 @@ def test_traced_strokes_reach_the_ends_of_thick_strokes():
     points = np.array([p for s in digit_strokes(image) for p in s])
     # Half a pen width (about a pixel) and some smoothing below the ink's top; the bar eaten, 3 pixels.
     assert points[:, 1].min() - top <= 2
+
+
+def _enclosed(vector: np.ndarray) -> int:
+    """Pixels of background that the ink of a 28x28 digit encloses: a loop's inside."""
+    ink = np.asarray(vector).reshape(28, 28) >= 128
+    return int((ndimage.binary_fill_holes(ink) & ~ink).sum())
+
+
+def test_traced_strokes_open_loops_closed_by_heavy_ink():
+    """Heavy ink filled the head of this 9 (MNIST test digit 209); thinned as it was, it traced a 7."""
+    image = mnist_subset(1, "test", start=209)[0][0]
+    assert _enclosed(image) == 0
+    assert _enclosed(traced_drawing(image).to_vector()) >= 10
+
+
+def test_traced_strokes_keep_heavy_lines_lines():
+    """A heavy one has no loop to open: its ink goes to the thinning as it is."""
+    images, labels = mnist_subset(1000, "test")
+    for image in images[labels == 1]:
+        ink = enlarged(image, 4) >= 128
+        assert np.array_equal(opened_loops(ink), ink)
 
 
 # --- recognition ---------------------------------------------------------------------------
