@@ -115,7 +115,7 @@ class CallGate(grpc.ServerInterceptor):
         admitted = False
         try:
             if request_streaming:
-                self.streams.admit()
+                self.streams.admit(context)
                 admitted = True
             yield
         except NotImplementedError:  # a method a service declares but does not implement (health's List)
@@ -126,4 +126,4 @@ class CallGate(grpc.ServerInterceptor):
             abort(context, method, exc)
         finally:
             if admitted:
-                self.streams.release()
+                self.streams.release(context)

@@ -35,16 +35,25 @@ class StreamLimits:
         self.idle_timeout = idle_timeout
         self._slots = threading.BoundedSemaphore(max_streams)
         self._lock = threading.Lock()
+        # the calls holding a slot, by their context
+        self._holders: set[grpc.ServicerContext] = set()
         # a waiting call -> (since when, its context, its method)
         self._waiting: dict[object, tuple[float, grpc.ServicerContext, str]] = {}
 
-    def admit(self) -> None:
-        """Take a stream slot, or refuse the stream at once."""
+    def admit(self, context: grpc.ServicerContext) -> None:
+        """Take a stream slot for the call of ``context``, or refuse the stream at once."""
         if not self._slots.acquire(blocking=False):
             raise TooManyStreams(f"{self.max_streams} streams are already running (--max-streams); "
                                  "retry later or send single requests")
+        with self._lock:
+            self._holders.add(context)
 
-    def release(self) -> None:
+    def release(self, context: grpc.ServicerContext) -> None:
+        """Give back the slot of ``context``'s call; one given back already (cancelled as idle) is not given twice."""
+        with self._lock:
+            if context not in self._holders:
+                return
+            self._holders.remove(context)
         self._slots.release()
 
     @contextmanager
@@ -84,6 +93,10 @@ class StreamLimits:
         for _, (since, context, method) in idle:
             log.warning("stream idle too long; cancelled", extra={
                 "method": method, "idle_seconds": round(time.monotonic() - since, 1)})
+            # The slot first: the client learns of the cancel at once, while the call's own thread
+            # may take a while to wake up and finish, and a client that opens its next stream
+            # straight away must find the slot free.
+            self.release(context)
             context.cancel()
         return len(idle)
 

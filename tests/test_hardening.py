@@ -537,13 +537,14 @@ def test_idle_and_busy_streams_do_not_starve_single_requests_or_health(server_pr
 def test_a_stream_idle_longer_than_the_timeout_is_cancelled_and_frees_its_slot(serve, trained_models):
     serving = serve(trained_models, max_streams=1, stream_idle_timeout=0.5)
     chunk = pb.PredictRequest(u8=bytes(784))
-    release, outcomes = threading.Event(), []
-    started = time.perf_counter()
-    _idle_stream(serving.stub, chunk, release, outcomes)  # returns when the server cancels it
-    waited = time.perf_counter() - started
-    assert outcomes == [grpc.StatusCode.CANCELLED] and 0.5 <= waited < 3
-    release.set()
-    assert len(list(serving.stub.PredictStream(iter([chunk, chunk]), timeout=10))) == 2
+    for _ in range(3):  # the slot is free by the time the client learns of the cancel, every time
+        release, outcomes = threading.Event(), []
+        started = time.perf_counter()
+        _idle_stream(serving.stub, chunk, release, outcomes)  # returns when the server cancels it
+        waited = time.perf_counter() - started
+        assert outcomes == [grpc.StatusCode.CANCELLED] and 0.5 <= waited < 3
+        release.set()
+        assert len(list(serving.stub.PredictStream(iter([chunk, chunk]), timeout=10))) == 2
 
 
 def test_a_client_that_stops_reading_answers_is_cancelled_too(serve, trained_models):
