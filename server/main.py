@@ -25,6 +25,7 @@ from server import logs
 from server.access import Access
 from server.described import enable_reflection
 from server.inference import Predictor
+from server.memory import limit_malloc_arenas
 from server.metrics import ServerMetrics
 from server.interceptor import CallGate
 from server.open_inference import SERVICE as OPEN_INFERENCE, OpenInferenceServicer
@@ -146,6 +147,7 @@ def start(settings: Settings) -> RunningServer:
     """
     credentials = _credentials(settings)
     limit_numeric_threads(settings.numeric_threads)
+    limit_malloc_arenas(os.cpu_count() or 2)  # before any of the server's threads allocate
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
 
     def publish(snapshot: Snapshot) -> None:
