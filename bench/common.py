@@ -61,10 +61,32 @@ def python_loop_seconds() -> float:
 
 
 def machine(numeric_threads: int) -> dict:
-    """The facts a reader needs to weigh a result: cores, load, speed, thread count, Python."""
+    """The facts a reader needs to weigh a result: cores, load, speed, thread count, Python, CPU and BLAS."""
     return {"cores": os.cpu_count(), "load_before": [round(v, 2) for v in os.getloadavg()],
             "python_loop_s": python_loop_seconds(), "numeric_threads": numeric_threads,
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu": _cpu_model(), "blas": _blas_kernels()}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _blas_kernels() -> list[str]:
+    """Each loaded BLAS with the CPU kernels it chose: under other kernels the same seeded recipe can
+    fit slightly different models, so a change of host shows in the results."""
+    from threadpoolctl import threadpool_info
+
+    return sorted({f"{lib['internal_api']} {lib['version']} {lib.get('architecture') or ''}".strip()
+                   for lib in threadpool_info() if lib["user_api"] == "blas"})
 
 
 def model_manifest(models_dir: Path, name: str, prog: str) -> Manifest | None:
