@@ -33,7 +33,6 @@ class StreamLimits:
     def __init__(self, max_streams: int, idle_timeout: float):
         self.max_streams = max_streams
         self.idle_timeout = idle_timeout
-        self._slots = threading.BoundedSemaphore(max_streams)
         self._lock = threading.Lock()
         # the calls holding a slot, by their context
         self._holders: set[grpc.ServicerContext] = set()
@@ -42,19 +41,16 @@ class StreamLimits:
 
     def admit(self, context: grpc.ServicerContext) -> None:
         """Take a stream slot for the call of ``context``, or refuse the stream at once."""
-        if not self._slots.acquire(blocking=False):
-            raise TooManyStreams(f"{self.max_streams} streams are already running (--max-streams); "
-                                 "retry later or send single requests")
         with self._lock:
+            if len(self._holders) >= self.max_streams:
+                raise TooManyStreams(f"{self.max_streams} streams are already running (--max-streams); "
+                                     "retry later or send single requests")
             self._holders.add(context)
 
     def release(self, context: grpc.ServicerContext) -> None:
         """Give back the slot of ``context``'s call; one given back already (cancelled as idle) is not given twice."""
         with self._lock:
-            if context not in self._holders:
-                return
-            self._holders.remove(context)
-        self._slots.release()
+            self._holders.discard(context)
 
     @contextmanager
     def _waiting_on_client(self, context: grpc.ServicerContext, method: str) -> Iterator[None]:
