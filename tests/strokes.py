@@ -187,7 +187,7 @@ def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
 _FILLED = 1.7
 
 
-def opened_loops(ink: np.ndarray) -> np.ndarray:
+def opened_loops(ink: np.ndarray, skeleton: np.ndarray) -> np.ndarray:
     """Boolean ink with its filled loops opened again, as a person tracing the digit draws them.
 
     Heavy ink closes small loops (the head of a 9, the lower loop of an 8)
@@ -197,19 +197,20 @@ def opened_loops(ink: np.ndarray) -> np.ndarray:
     over at least a half width squared, and no loop of the ink is within a
     stroke of it, the middle is cleared, leaving a ring about one stroke wide.
     A thick part next to an open loop is a heavy stroke, not a loop, and stays.
+    ``skeleton`` is the ink thinned (:func:`zhang_suen`); with no loop to open,
+    ``ink`` itself comes back, so its skeleton still holds.
     """
-    skeleton = zhang_suen(ink)
     if not skeleton.any():
         return ink
     depth = ndimage.distance_transform_edt(ink)
     half = float(np.median(depth[skeleton]))
     holes = ndimage.binary_fill_holes(ink) & ~ink
     cores, n = ndimage.label(depth > _FILLED * half)
-    opened = ink.copy()
+    opened = ink
     for core in (cores == k for k in range(1, n + 1)):
         if core.sum() < half * half or (ndimage.binary_dilation(core, iterations=int(2 * half)) & holes).any():
             continue
-        opened[(depth > half) & ndimage.binary_dilation(core, iterations=int(half))] = False
+        opened = opened & ~((depth > half) & ndimage.binary_dilation(core, iterations=int(half)))
     return opened
 
 
@@ -224,7 +225,11 @@ def digit_strokes(image: np.ndarray, threshold: int = 128, passes: int = 2,
     ``passes`` is the smoothing in 28x28 pixels; each polyline keeps one point
     per original pixel of its length, as a mouse drag does.
     """
-    skeleton = zhang_suen(opened_loops(enlarged(image, scale) >= threshold))
+    ink = enlarged(image, scale) >= threshold
+    skeleton = zhang_suen(ink)
+    opened = opened_loops(ink, skeleton)
+    if opened is not ink:  # a loop was opened: the ring is thinned anew
+        skeleton = zhang_suen(opened)
     strokes = []
     for stroke in trace(skeleton):
         xy = smooth(np.array([((c + 0.5) / scale, (r + 0.5) / scale) for r, c in stroke]), passes * scale * scale)

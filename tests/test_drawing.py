@@ -334,7 +334,7 @@ def test_traced_strokes_keep_heavy_lines_lines():
     images, labels = mnist_subset(1000, "test")
     for image in images[labels == 1]:
         ink = enlarged(image, 4) >= 128
-        assert np.array_equal(opened_loops(ink), ink)
+        assert np.array_equal(opened_loops(ink, zhang_suen(ink)), ink)
 
 
 # --- recognition ---------------------------------------------------------------------------
