@@ -22,7 +22,7 @@ import numpy as np
 from clients.connection import (DEFAULT_ADDRESS, RETRIES, Connection, ConnectionOptions, ServerError,
                                 ServerUnavailable, UsageError, add_security_flags, each_replica, security_options,
                                 stream_count)
-from clients.inputs import Item, count_digits, read_items, read_labels, save_inputs
+from clients.inputs import Item, Piped, count_digits, piped_file, read_items, read_labels, save_inputs
 from clients.number_results import (NUMBER_WRITERS, LabelsError, NumberScoreboard, digits_seen_warning,
                                     read_number_labels, read_numbers)
 from clients.output import WRITERS, Result, Scoreboard
@@ -105,13 +105,18 @@ def _options(args: argparse.Namespace) -> ConnectionOptions:
                              **security_options(args))
 
 
-def _paths(given: list[str]) -> Iterator[str]:
-    """The paths given, with '-' replaced by the lines of standard input, read as they come."""
+def _paths(given: list[str]) -> Iterator[str | Piped]:
+    """The paths given, with '-' replaced by the lines of standard input, read as they come,
+    or by the image or stroke file piped there."""
     for path in given:
-        if path == "-":
-            yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
-        else:
+        if path != "-":
             yield path
+            continue
+        piped = piped_file(sys.stdin.buffer) if hasattr(sys.stdin, "buffer") else None
+        if piped is not None:
+            yield piped
+        else:
+            yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
 
 
 def _groups(items: Iterator[Item], size: int, groups: deque, leftovers: list) -> Iterator[np.ndarray]:

@@ -3,15 +3,17 @@
 Everything becomes a lazy stream of ``Item``s, one per digit, in input order,
 so a folder of 100,000 images is read while earlier ones are being predicted.
 Image and stroke files go through the shared preprocessing; IDX and .npy files
-already hold MNIST-style 28x28 digits and are sent as they are.
+already hold MNIST-style 28x28 digits and are sent as they are. An image or a
+stroke file piped into standard input is read too (:func:`piped_file`).
 :func:`save_inputs` keeps a copy of what is sent, so a user can see what the model saw.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -76,20 +78,64 @@ def _folder_label(path: Path) -> int | None:
 
 def _single(path: Path, ink: str, whole: bool) -> Item:
     try:
-        if path.suffix.lower() == STROKES_SUFFIX:
-            drawing = Drawing.load(path)
-            if whole:
-                return Item(str(path), whole=drawing)
-            pixels, seen = drawing.to_vector(), numbers.count_drawn(drawing)
-        else:
-            image = load_image(path)
-            if whole:
-                return Item(str(path), whole=image)
-            pixels, seen = to_mnist(image, ink, source=str(path)), numbers.count_separate(image, ink)
+        content = Drawing.load(path) if path.suffix.lower() == STROKES_SUFFIX else load_image(path)
+        return _read(str(path), content, ink, whole, _folder_label(path))
     except (PreprocessingError, DrawingError, OSError) as exc:
         reason = str(exc)
         return Item(str(path), error=reason if str(path) in reason else f"{path}: {reason}")
-    return Item(str(path), pixels=pixels, label=_folder_label(path), digits_seen=seen)
+
+
+def _read(source: str, content: Image.Image | Drawing, ink: str, whole: bool, label: int | None = None) -> Item:
+    """The item of one picture or drawing: its 784 pixels and the separate digits seen, or itself if ``whole``."""
+    if whole:
+        return Item(source, whole=content)
+    if isinstance(content, Drawing):
+        pixels, seen = content.to_vector(), numbers.count_drawn(content)
+    else:
+        pixels, seen = to_mnist(content, ink, source=source), numbers.count_separate(content, ink)
+    return Item(source, pixels=pixels, label=label, digits_seen=seen)
+
+
+@dataclass(frozen=True)
+class Piped:
+    """An image or stroke file piped into standard input, in place of the paths ``-`` usually reads there."""
+
+    data: bytes
+    name: str = "<stdin>"
+
+    def item(self, ink: str, whole: bool) -> Item:
+        try:
+            if self.data.lstrip()[:1] == b"{":
+                content = Drawing.from_json(self.data.decode("utf-8", errors="replace"), source=self.name)
+            else:
+                content = load_image(io.BytesIO(self.data), name=self.name)
+            return _read(self.name, content, ink, whole)
+        except (PreprocessingError, DrawingError) as exc:
+            return Item(self.name, error=str(exc))
+
+
+_PEEK = 4096
+
+
+def piped_file(stream: BinaryIO) -> Piped | None:
+    """What ``stream`` holds if it is a file rather than paths one a line: a stroke file (JSON, which
+    starts with ``{``) or anything that is not text (images: NUL bytes or bytes that are not UTF-8).
+
+    Only the first bytes are looked at, without taking them, so that a list of paths is still read
+    line by line as it comes.
+    """
+    peek = getattr(stream, "peek", None)
+    head = (peek(_PEEK) if peek else b"")[:_PEEK]
+    if not head:
+        return None
+    if head.lstrip()[:1] != b"{" and b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return None
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 3:  # a character cut off where the look ended: still text
+                return None
+    return Piped(stream.read())
 
 
 READABLE = "images, stroke files (.json), MNIST IDX files or .npy arrays"
@@ -158,13 +204,17 @@ def count_digits(paths: Iterable[str | Path]) -> int | None:
     return total
 
 
-def read_items(paths: Iterable[str | Path], ink: str = "auto", labels: np.ndarray | None = None,
+def read_items(paths: Iterable[str | Path | Piped], ink: str = "auto", labels: np.ndarray | None = None,
                warn: Callable[[str], None] = lambda _: None, whole: bool = False) -> Iterator[Item]:
     """Every digit in the given paths, in order; unreadable inputs become items with an ``error``.
 
     ``whole``: items carry each picture or drawing itself (``Item.whole``), to be read as a number.
     """
-    for given in map(Path, paths):
+    for given in paths:
+        if isinstance(given, Piped):
+            yield given.item(ink, whole)
+            continue
+        given = Path(given)
         if not given.exists():
             yield Item(str(given), error=f"{given}: no such file or folder")
             continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -95,32 +96,34 @@ class PreprocessingError(ValueError):
     """An image that cannot become a digit; the message names the source and the reason."""
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file (first frame of animations, EXIF rotation applied).
+def load_image(path: str | Path | BinaryIO, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image file, or an open binary stream called ``name`` in errors
+    (first frame of animations, EXIF rotation applied).
 
     Decoding happens here, not lazily later, so that a damaged file is
     reported with its path instead of failing somewhere in the pipeline.
     """
-    path = Path(path)
+    opened = path if hasattr(path, "read") else Path(path)
+    shown = name or str(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(opened) as image:
             image.seek(0)
             image.load()
             # Phones store photos sideways with an EXIF note; the digit must be upright.
             loaded = ImageOps.exif_transpose(image)
             return loaded.copy() if loaded is image else loaded
     except FileNotFoundError:
-        raise PreprocessingError(f"{path}: no such file") from None
+        raise PreprocessingError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise PreprocessingError(f"{path}: is a directory, not an image file") from None
+        raise PreprocessingError(f"{shown}: is a directory, not an image file") from None
     except PermissionError:
-        raise PreprocessingError(f"{path}: cannot read (permission denied)") from None
+        raise PreprocessingError(f"{shown}: cannot read (permission denied)") from None
     except UnidentifiedImageError:
-        raise PreprocessingError(f"{path}: not an image file (Pillow does not recognise its format)") from None
+        raise PreprocessingError(f"{shown}: not an image file (Pillow does not recognise its format)") from None
     except Image.DecompressionBombError as exc:
-        raise PreprocessingError(f"{path}: image too large to open safely ({exc})") from None
+        raise PreprocessingError(f"{shown}: image too large to open safely ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on damaged data
-        raise PreprocessingError(f"{path}: not an image file (damaged or truncated: {exc})") from None
+        raise PreprocessingError(f"{shown}: not an image file (damaged or truncated: {exc})") from None
 
 
 def prepare(source: str | Path | Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:

@@ -318,6 +318,30 @@ def test_paths_from_standard_input_and_results_to_standard_output(server, photo_
     assert sum(r["digit"] == "3" for r in rows) >= len(rows) - 1
 
 
+def test_an_image_or_stroke_file_piped_into_standard_input_is_read(server, photo_folder, tmp_path):
+    from clients.drawing import Drawing
+
+    def piped(data: bytes, *flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "digits"), "predict", "--server", server.address, "--format", "json",
+                               *flags, "-"], input=data, capture_output=True, timeout=60)
+
+    seven = sorted((photo_folder / "7").iterdir())[0]
+    done = piped(seven.read_bytes())
+    assert done.returncode == 0, done.stderr
+    [record] = json.loads(done.stdout)
+    assert record["source"] == "<stdin>" and record["digit"] == 7
+    one = Drawing(280, 280, [[(140.0, 40.0), (141.0, 120.0), (142.0, 240.0)]])
+    one.save(tmp_path / "one.json")
+    done = piped((tmp_path / "one.json").read_bytes(), "--number")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["number"] == "1"
+    # A damaged image is one named error, not a line of noise per chunk of bytes read as paths.
+    done = piped(seven.read_bytes()[:60])
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        "digits: <stdin>: not an image file (damaged or truncated: image file is truncated)"]
+
+
 def test_piping_into_head_ends_quietly(server, many):
     cli = subprocess.Popen([str(BIN / "digits"), "predict", "--server", server.address, "--batch", "100", str(many)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
