@@ -229,17 +229,6 @@ def serialize(estimator: Any, compression: tuple[str, int] = COMPRESSION) -> byt
     return buffer.getvalue()
 
 
-def write_artifact(directory: str | Path, name: str, kind: str, estimator: Any, *,
-                   training_samples: int, probabilities: str, members: list[str] | None = None,
-                   evaluation: dict[str, Any] | None = None) -> Manifest:
-    """Write one model and its manifest atomically; returns the manifest written."""
-    with Publication(directory) as publication:
-        manifest = publication.stage_model(name, kind, estimator, training_samples=training_samples,
-                                           probabilities=probabilities, members=members, evaluation=evaluation)
-        publication.publish()
-    return manifest
-
-
 def find_manifests(directory: str | Path) -> list[Path]:
     """The manifests in a models folder, sorted by model name.
 

@@ -20,7 +20,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
 from digitserve import artifacts
-from digitserve.artifacts import ArtifactError, FORMAT_VERSION, load_estimator, read_manifest, write_artifact
+from digitserve.artifacts import ArtifactError, FORMAT_VERSION, Publication, load_estimator, read_manifest
 from digitserve.confidence import Calibrated
 from digitserve.estimators import DigitFeatures, KernelSVM, NearestNeighbours, PackedForest, Projection, _softmax
 from digitserve.idx import read_idx
@@ -175,7 +175,9 @@ def test_what_the_estimators_pickle_is_pinned_to_the_artifact_format(digits, pro
 def test_an_artifact_of_the_previous_format_is_refused_with_retrain_it(digits, tmp_path):
     features, train_f, train_y, _, test_x = digits
     model = assemble(features, build_tail(RECIPES["rf"], seed=0, jobs=1).fit(train_f, train_y))
-    write_artifact(tmp_path, "rf", "rf", model, training_samples=TRAIN, probabilities="leaf frequencies")
+    with Publication(tmp_path) as publication:
+        publication.stage_model("rf", "rf", model, training_samples=TRAIN, probabilities="leaf frequencies")
+        publication.publish()
     path = tmp_path / "rf.manifest.json"
     assert load_estimator(tmp_path, read_manifest(path)).predict_proba(test_x[:3]).shape == (3, 10)
 
