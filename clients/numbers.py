@@ -50,6 +50,8 @@ _INK = 0.25
 # A component smaller than this fraction of the largest one is dust, not a stroke.
 _DUST = 0.02
 _WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
+_MAX_MARKS = 3 * MAX_DIGITS  # strokes or pieces of ink a number may be made of
+_MAX_POINTS = 1000  # points of a stroke compared with another's (mouse strokes of a digit have under 100)
 _MAX_RUN = 9  # atoms one digit may be made of (a traced digit can take nine strokes, dots of a pen's width among them)
 # Geometry, in units of the line height H (the median height of the tall pieces of ink, _line_height).
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
@@ -440,6 +442,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
 def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     """Every plausible digit of a drawing (a run of its strokes), read."""
     atoms = drawing_atoms(drawing)
+    _check_count(len(atoms))
     erasers = [s for s in drawing.strokes if s.erase]
 
     def pixels(group: list[_Atom]) -> np.ndarray:
@@ -461,22 +464,28 @@ def drawing_atoms(drawing: Drawing) -> list[_Atom]:
             continue
         xs, ys = [p[0] for p in stroke.points], [p[1] for p in stroke.points]
         half = drawing.pen_of(stroke) / 2
+        points = np.asarray(stroke.points, np.float64)
+        if len(points) > _MAX_POINTS:  # where strokes meet is found point by point against point
+            points = points[np.linspace(0, len(points) - 1, _MAX_POINTS).round().astype(int)]
         atoms.append(_Atom(min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half, [(index, stroke)], index,
-                           points=np.asarray(stroke.points, np.float64), reach=half))
-    _check_count(len(atoms))
+                           points=points, reach=half))
     return atoms
 
 
-def count_drawn(drawing: Drawing) -> int:
-    """How many clearly separate digits a drawing holds (no model asked)."""
-    return 0 if drawing.is_empty else _count_groups(drawing_atoms(drawing))
+def count_drawn(drawing: Drawing) -> int | None:
+    """How many clearly separate digits a drawing holds (no model asked); None for more strokes than a
+    number may have, which only reading it as a number refuses."""
+    if drawing.is_empty:
+        return 0
+    atoms = drawing_atoms(drawing)
+    return None if len(atoms) > _MAX_MARKS else _count_groups(atoms)
 
 
 # --- choosing the reading ------------------------------------------------------------------
 
 
 def _check_count(atoms: int) -> None:
-    if atoms > 3 * MAX_DIGITS:
+    if atoms > _MAX_MARKS:
         raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
 
 

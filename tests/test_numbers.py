@@ -143,6 +143,24 @@ def test_more_than_32_digits_is_refused_naming_the_limit(classify):
         numbers.read_image(ink, classify)
 
 
+def test_strokes_of_many_points_or_many_dots_are_read_without_running_out_of_memory(classify):
+    """Only reading a number refuses more than 96 marks: the count of separate digits, a hint, is skipped.
+
+    Strokes of 100,000 points each once needed 149 GiB to find whether they meet.
+    """
+    dots = [[p] for p in _line(140, 30, 140, 250, n=149)]  # a 1 stippled in 150 dots
+    stippled = Drawing(280, 280, dots)
+    assert numbers.count_drawn(stippled) is None
+    with pytest.raises(numbers.NumberError, match="150"):
+        numbers.read_drawing(stippled, classify)
+    t = np.linspace(0, 1, 100_000)
+    loop = [(140 + 60 * np.sin(2 * np.pi * v), 80 + 50 * np.cos(2 * np.pi * v)) for v in t]
+    stem = [(200.0, 80 + 170 * v) for v in t]
+    nine = Drawing(280, 280, [loop, stem])
+    assert numbers.count_drawn(nine) == 1
+    assert len(numbers.read_drawing(nine, classify).digits) == 1
+
+
 def test_a_scribble_is_read_without_a_crash_and_weak_digits_are_marked(classify):
     rng = np.random.default_rng(4)
     walk = np.cumsum(rng.normal(0, 12, size=(300, 2)), axis=0) + (200, 100)
