@@ -60,7 +60,7 @@ class Stroke:
 
     def __post_init__(self) -> None:
         if self.width is not None and not (_is_number(self.width) and self.width > 0):
-            raise DrawingError(f"stroke width must be a positive number, got {self.width!r}")
+            raise DrawingError(f"stroke width must be a positive number up to {_LIMIT:,}, got {self.width!r}")
 
 
 class Drawing:
@@ -69,7 +69,7 @@ class Drawing:
     def __init__(self, width: int = 280, height: int = 280, strokes: list[Stroke | list[Point]] | None = None):
         for name, value in (("width", width), ("height", height)):
             if not _is_number(value) or value <= 0:
-                raise DrawingError(f"canvas {name} must be a positive number, got {value!r}")
+                raise DrawingError(f"canvas {name} must be a positive number up to {_LIMIT:,}, got {value!r}")
         self.width = width
         self.height = height
         # Empty strokes carry nothing and a stroke file may not hold them: they are dropped.
@@ -155,7 +155,8 @@ class Drawing:
         canvas = data["canvas"]
         if (not isinstance(canvas, list) or len(canvas) != 2
                 or not all(_is_number(v) and v > 0 for v in canvas)):
-            raise DrawingError(f"{source}: canvas: expected [width, height] positive numbers, got {_show(canvas)}")
+            raise DrawingError(f"{source}: canvas: expected [width, height] positive numbers up to {_LIMIT:,}, "
+                               f"got {_show(canvas)}")
         strokes = data["strokes"]
         if not isinstance(strokes, list):
             raise DrawingError(f"{source}: strokes: expected a list of strokes, got {_show(strokes)}")
@@ -283,7 +284,7 @@ def _parse_stroke(stroke: object, where: str) -> Stroke:
             raise DrawingError(f"{where}: points: missing")
         width, erase = stroke.get("width"), stroke.get("erase", False)
         if width is not None and not (_is_number(width) and width > 0):
-            raise DrawingError(f"{where}: width: expected a positive number, got {_show(width)}")
+            raise DrawingError(f"{where}: width: expected a positive number up to {_LIMIT:,}, got {_show(width)}")
         if not isinstance(erase, bool):
             raise DrawingError(f"{where}: erase: expected true or false, got {_show(erase)}")
         where, stroke = f"{where}.points", stroke["points"]
@@ -292,20 +293,26 @@ def _parse_stroke(stroke: object, where: str) -> Stroke:
     points = []
     for j, point in enumerate(stroke):
         if not (isinstance(point, list) and len(point) == 2 and all(_is_number(v) for v in point)):
-            raise DrawingError(f"{where}[{j}]: expected [x, y] numbers, got {_show(point)}")
+            raise DrawingError(f"{where}[{j}]: expected [x, y] numbers within ±{_LIMIT:,}, got {_show(point)}")
         points.append((float(point[0]), float(point[1])))
     return Stroke(points, None if width is None else float(width), erase)
 
 
 def _point(x: float, y: float) -> Point:
     point = (float(x), float(y))
-    if not all(map(math.isfinite, point)):
-        raise DrawingError(f"points must be finite numbers, got ({x!r}, {y!r})")
+    if not all(map(_is_number, point)):
+        raise DrawingError(f"points must be numbers within ±{_LIMIT:,}, got ({x!r}, {y!r})")
     return point
 
 
+# Coordinates, canvas sides and pen widths are at most this in size: far beyond any screen, and
+# far enough from float's range that the differences and scales of rendering stay finite.
+_LIMIT = 1_000_000
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and abs(value) <= _LIMIT)
 
 
 def _show(value: object, limit: int = 40) -> str:

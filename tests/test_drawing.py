@@ -44,7 +44,7 @@ def test_editing():
     assert d.is_empty
     d.extend_stroke(3, 4)  # a drag without a press still starts a stroke
     assert d.strokes == [Stroke([(3.0, 4.0)])]
-    with pytest.raises(DrawingError, match="finite"):
+    with pytest.raises(DrawingError, match="within ±1,000,000"):
         d.extend_stroke(float("nan"), 1)
     with pytest.raises(DrawingError, match="stroke width"):
         d.begin_stroke(1, 1, width=0)
@@ -80,26 +80,30 @@ def test_save_by_extension(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ('{"canvas": [280, 280], "strokes": [[[1, 2]], [[1, 2]], [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], ["a", 5]]]}',
-     "strokes[2][5]: expected [x, y] numbers, got ['a', 5]"),
+     "strokes[2][5]: expected [x, y] numbers within ±1,000,000, got ['a', 5]"),
     ('{"canvas": [280, 280], "strokes": [[[1, 2]], [[1, 2]], [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4], "a"]]}',
-     "strokes[2][5]: expected [x, y] numbers, got 'a'"),
-    ('{"canvas": [280, 280], "strokes": [[[1, 2, 3]]]}', "strokes[0][0]: expected [x, y] numbers, got [1, 2, 3]"),
-    ('{"canvas": [280, 280], "strokes": [[[1, NaN]]]}', "strokes[0][0]: expected [x, y] numbers, got [1, nan]"),
-    ('{"canvas": [280, 280], "strokes": [[[true, 1]]]}', "strokes[0][0]: expected [x, y] numbers, got [True, 1]"),
+     "strokes[2][5]: expected [x, y] numbers within ±1,000,000, got 'a'"),
+    ('{"canvas": [280, 280], "strokes": [[[1, 2, 3]]]}', "strokes[0][0]: expected [x, y] numbers within ±1,000,000, got [1, 2, 3]"),
+    ('{"canvas": [280, 280], "strokes": [[[1, NaN]]]}', "strokes[0][0]: expected [x, y] numbers within ±1,000,000, got [1, nan]"),
+    ('{"canvas": [280, 280], "strokes": [[[1e308, 1], [-1e308, 3]]]}',  # finite, but their distance is not
+     "strokes[0][0]: expected [x, y] numbers within ±1,000,000, got [1e+308, 1]"),
+    ('{"canvas": [1e9, 280], "strokes": []}',
+     "canvas: expected [width, height] positive numbers up to 1,000,000, got [1000000000.0, 280]"),
+    ('{"canvas": [280, 280], "strokes": [[[true, 1]]]}', "strokes[0][0]: expected [x, y] numbers within ±1,000,000, got [True, 1]"),
     ('{"canvas": [280, 280], "strokes": [[]]}', "strokes[0]: expected a non-empty list of [x, y] points, got []"),
     ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2], [3]]}]}',
-     "strokes[0].points[1]: expected [x, y] numbers, got [3]"),
+     "strokes[0].points[1]: expected [x, y] numbers within ±1,000,000, got [3]"),
     ('{"canvas": [280, 280], "strokes": [{"width": 3}]}', "strokes[0]: points: missing"),
     ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "width": -3}]}',
-     "strokes[0]: width: expected a positive number, got -3"),
+     "strokes[0]: width: expected a positive number up to 1,000,000, got -3"),
     ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "erase": 1}]}',
      "strokes[0]: erase: expected true or false, got 1"),
     ('{"canvas": [280, 280], "strokes": [{"points": [[1, 2]], "colour": "red"}]}',
      "strokes[0]: unknown field 'colour'; expected points, width, erase"),
     ('{"canvas": [280, 280], "strokes": {}}', "strokes: expected a list of strokes, got {}"),
-    ('{"canvas": [280, 0], "strokes": []}', "canvas: expected [width, height] positive numbers, got [280, 0]"),
-    ('{"canvas": [280], "strokes": []}', "canvas: expected [width, height] positive numbers, got [280]"),
-    ('{"canvas": "280x280", "strokes": []}', "canvas: expected [width, height] positive numbers, got '280x280'"),
+    ('{"canvas": [280, 0], "strokes": []}', "canvas: expected [width, height] positive numbers up to 1,000,000, got [280, 0]"),
+    ('{"canvas": [280], "strokes": []}', "canvas: expected [width, height] positive numbers up to 1,000,000, got [280]"),
+    ('{"canvas": "280x280", "strokes": []}', "canvas: expected [width, height] positive numbers up to 1,000,000, got '280x280'"),
     ('{"strokes": []}', "canvas: missing"),
     ('{"canvas": [280, 280]}', "strokes: missing"),
     ("[1, 2]", 'expected an object {"canvas": [width, height], "strokes": [...]}, got [1, 2]'),
