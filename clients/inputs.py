@@ -234,7 +234,7 @@ def read_items(paths: Iterable[str | Path | Piped], ink: str = "auto", labels: n
 def saved_name(position: int, item: Item) -> str:
     """NNNNN-NAME.png, or NNNNN-NAME-INDEX.png for files of many digits: in input order, never clashing."""
     index = "" if item.index is None else f"-{item.index}"
-    return f"{position:05d}-{Path(item.source).stem}{index}.png"
+    return f"{position:05d}-{Path(item.source).stem.strip('<>')}{index}.png"  # <stdin>: 00000-stdin.png
 
 
 def save_inputs(items: Iterator[Item], folder: Path) -> Iterator[Item]:

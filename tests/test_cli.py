@@ -326,10 +326,11 @@ def test_an_image_or_stroke_file_piped_into_standard_input_is_read(server, photo
                                *flags, "-"], input=data, capture_output=True, timeout=60)
 
     seven = sorted((photo_folder / "7").iterdir())[0]
-    done = piped(seven.read_bytes())
+    done = piped(seven.read_bytes(), "--save-inputs", str(tmp_path / "seen"))
     assert done.returncode == 0, done.stderr
     [record] = json.loads(done.stdout)
     assert record["source"] == "<stdin>" and record["digit"] == 7
+    assert [p.name for p in (tmp_path / "seen").iterdir()] == ["00000-stdin.png"]
     one = Drawing(280, 280, [[(140.0, 40.0), (141.0, 120.0), (142.0, 240.0)]])
     one.save(tmp_path / "one.json")
     done = piped((tmp_path / "one.json").read_bytes(), "--number")
