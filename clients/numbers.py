@@ -51,7 +51,7 @@ _INK = 0.25
 _DUST = 0.02
 _WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
 _MAX_MARKS = 3 * MAX_DIGITS  # strokes or pieces of ink a number may be made of
-_MAX_POINTS = 1000  # points of a stroke compared with another's (mouse strokes of a digit have under 100)
+_MAX_POINTS = 200  # points of a stroke compared with another's (a digit's mouse strokes have fewer)
 _MAX_RUN = 9  # atoms one digit may be made of (a traced digit can take nine strokes, dots of a pen's width among them)
 # Geometry, in units of the line height H (the median height of the tall pieces of ink, _line_height).
 _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
@@ -763,8 +763,9 @@ def _crossing(a: _Atom, b: _Atom) -> bool:
     """Do two strokes' inks meet (strokes that touch belong to one digit more often than not)?"""
     if a.points is None or b.points is None:
         return False
-    gaps = np.linalg.norm(a.points[:, None, :] - b.points[None, :, :], axis=2)
-    return float(gaps.min()) <= a.reach + b.reach
+    # Squared distances as |p|^2 + |q|^2 - 2 p.q: one small matrix product, not a (n, m, 2) array of differences.
+    near = (a.points ** 2).sum(axis=1)[:, None] + (b.points ** 2).sum(axis=1)[None, :] - 2 * a.points @ b.points.T
+    return float(near.min()) <= (a.reach + b.reach) ** 2
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
