@@ -265,7 +265,10 @@ def _line_height(atoms: Sequence[_Atom], meets: np.ndarray | None = None) -> flo
     low for the widths a digit may span and the heights it should reach.
     ``meets`` is ``_meets(atoms)`` when already known.
     """
-    heights = [bottom - top for _, top, _, bottom in _pieces(atoms, _meets(atoms) if meets is None else meets)]
+    if meets is None and any(a.points is not None for a in atoms):  # only a drawing's strokes meet
+        meets = _meets(atoms)
+    boxes = [box_of([a]) for a in atoms] if meets is None else _pieces(atoms, meets)
+    heights = [bottom - top for _, top, _, bottom in boxes]
     tallest = max(heights)
     return float(np.median([h for h in heights if h >= 0.5 * tallest]))
 

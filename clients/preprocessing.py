@@ -67,6 +67,7 @@ _WELL_LIT = 0.75
 # unless they lie inside the digit's box; pieces within _NEAR of the digit's
 # longer side belong to it.
 _SPECK = 0.02
+_FRAMES = 64  # the largest pieces looked at as frames and what frames hold (a dusty scan has thousands of pieces)
 _NEAR = 0.25
 # ... and pieces whose strongest ink is below this fraction of the digit's are
 # texture (a table's grain, a shadow's rim), not strokes.
@@ -469,6 +470,7 @@ def _digit(level: np.ndarray) -> np.ndarray:
     # The outline of a sheet on a table surrounds the digit: a piece whose box holds a
     # sizeable piece less than half its size is a frame, not a digit.
     big = np.flatnonzero(area >= _SPECK * area.max())
+    big = big[np.argsort(-area[big], kind="stable")[:_FRAMES]]  # pairs of them are compared
     size = box[big, 2:] - box[big, :2]
     holds = ((box[big, None, :2] < box[None, big, :2]).all(axis=2) & (box[big, None, 2:] > box[None, big, 2:]).all(axis=2)
              & (2 * size[None, :, :] < size[:, None, :]).all(axis=2) & (area[None, big] >= _SPECK * area[big, None]))
