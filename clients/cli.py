@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Iterator
@@ -119,22 +120,30 @@ def _paths(given: list[str]) -> Iterator[str | Piped]:
             yield from (line.rstrip("\r\n") for line in sys.stdin if line.strip())
 
 
+_FLUSH_SECONDS = 1.0
+
+
 def _groups(items: Iterator[Item], size: int, groups: deque, leftovers: list) -> Iterator[np.ndarray]:
     """Chunks of ``size`` images for the stream; the items of each chunk go to ``groups``.
 
     Failed items travel with the next chunk so results stay in input order;
-    failures after the last image end up in ``leftovers``.
+    failures after the last image end up in ``leftovers``. A chunk also goes
+    once _FLUSH_SECONDS have passed since the last one: reading big photos
+    can take longer than the server waits on a quiet stream
+    (--stream-idle-timeout, 30 s), and the progress bar moves meanwhile.
     """
     group: list[Item] = []
     images: list[np.ndarray] = []
+    sent = time.monotonic()
     for item in items:
         group.append(item)
         if item.pixels is not None:
             images.append(item.pixels)
-        if len(images) == size:
+        if len(images) == size or (images and time.monotonic() - sent >= _FLUSH_SECONDS):
             groups.append(group)
             yield np.stack(images)
             group, images = [], []
+            sent = time.monotonic()
     if images:
         groups.append(group)
         yield np.stack(images)

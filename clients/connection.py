@@ -444,6 +444,9 @@ class Connection:
             details = "the server needs the operator token: pass --token or set DIGITS_TOKEN"
         elif code == grpc.StatusCode.PERMISSION_DENIED:
             details = "the server refused the operator token: check --token or DIGITS_TOKEN"
+        elif code == grpc.StatusCode.CANCELLED:  # our own cancels never get here: the server's give no reason
+            details = ("the server cancelled the call: it was stopping, or a stream waited longer than the "
+                       "server's --stream-idle-timeout for the next images")
         return ServerError(code, details, reason)
 
     def predict(self, images: np.ndarray, model: str = "") -> Answer:

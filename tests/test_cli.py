@@ -343,6 +343,28 @@ def test_an_image_or_stroke_file_piped_into_standard_input_is_read(server, photo
         "digits: <stdin>: not an image file (damaged or truncated: image file is truncated)"]
 
 
+def test_inputs_slower_to_read_than_the_servers_stream_patience_are_predicted(serve, trained_models, photo_folder):
+    """Big photos can take longer to read than a server waits on a quiet stream; a chunk goes every second.
+
+    Paths arrive on standard input 0.4 s apart for 4 s; the server cancels a stream quiet for 2 s.
+    Chunks of --batch images alone sent the first one at the end, and the server had cancelled.
+    """
+    serving = serve(trained_models, stream_idle_timeout=2.0)
+    files = sorted(str(p) for p in (photo_folder / "3").iterdir())[:10]
+    cli = subprocess.Popen([str(BIN / "digits"), "predict", "--server", serving.address, "--format", "csv", "-"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for path in files:
+            cli.stdin.write(path + "\n")
+            cli.stdin.flush()
+            time.sleep(0.4)
+    except BrokenPipeError:  # it has given up: its error says why
+        pass
+    out, err = cli.communicate(timeout=60)  # closes standard input
+    assert cli.returncode == 0, err
+    assert [row["source"] for row in csv.DictReader(io.StringIO(out))] == files
+
+
 def test_piping_into_head_ends_quietly(server, many):
     cli = subprocess.Popen([str(BIN / "digits"), "predict", "--server", server.address, "--batch", "100", str(many)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
