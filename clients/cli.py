@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"digits: {exc}", file=sys.stderr)
         return exits.LOCAL_FILE
     except KeyboardInterrupt:
-        return 130
+        return exits.INTERRUPTED
 
 
 if __name__ == "__main__":

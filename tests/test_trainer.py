@@ -6,6 +6,7 @@ import gzip
 import http.server
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -163,6 +164,29 @@ def test_an_interrupted_write_leaves_nothing_loadable_and_is_cleaned_up(trained_
                   "--limit", "500", *QUICK_TRAINING]) == 0
     leftovers = sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp") or p.name.startswith("svm-0123"))
     assert leftovers == []
+
+
+def test_ctrl_c_stops_training_with_one_line_and_the_folder_as_it_was(trained_models, tmp_path, mnist_dir):
+    folder = tmp_path / "models"
+    shutil.copytree(trained_models, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    # The child gets the default Ctrl-C whatever this process was given (a background job's is ignored).
+    trainer = subprocess.Popen(
+        [str(Path(sys.executable).parent / "digits-train"), "--mnist-dir", str(mnist_dir), "--out", str(folder),
+         "--models", "svm,rf", "--limit", "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    for line in trainer.stderr:  # fitting starts once the features are computed
+        lines.append(line)
+        if line.startswith("features:"):
+            trainer.send_signal(signal.SIGINT)
+            break
+    lines.extend(trainer.stderr)
+    assert trainer.wait(timeout=60) == 130
+    assert lines[-1] == f"digits-train: interrupted; nothing in {folder} changed\n", "".join(lines)
+    assert "Traceback" not in "".join(lines)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
 
 
 def test_if_missing_skips_and_force_retrains(trained_models, tmp_path, mnist_dir):

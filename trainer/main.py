@@ -104,14 +104,16 @@ def _subset(images: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> tu
     return images[chosen], labels[chosen]
 
 
-def _existing(out: Path) -> set[str]:
-    names = set()
+def _versions(out: Path) -> dict[str, str]:
+    """The version of each readable model in a models folder, by name."""
+    versions = {}
     for path in find_manifests(out) if out.is_dir() else []:
         try:
-            names.add(read_manifest(path).name)
+            manifest = read_manifest(path)
         except ArtifactError:
             continue
-    return names
+        versions[manifest.name] = manifest.version
+    return versions
 
 
 def _order(models: list[str]) -> list[str]:
@@ -283,7 +285,19 @@ def _unpublished(out: Path, exc: PublishError, models: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.if_missing and not args.force and set(args.models) <= _existing(args.out):
+    before = _versions(args.out)
+    try:
+        return _run(args, before)
+    except KeyboardInterrupt:
+        # Ctrl-C may come while the models are being renamed into place, or after: say what changed.
+        replaced = sorted(name for name, version in _versions(args.out).items() if before.get(name) != version)
+        log("digits-train: interrupted; " + (f"these models in {args.out} were replaced: {', '.join(replaced)}"
+                                              if replaced else f"nothing in {args.out} changed"))
+        return exits.INTERRUPTED
+
+
+def _run(args: argparse.Namespace, before: dict[str, str]) -> int:
+    if args.if_missing and not args.force and set(args.models) <= set(before):
         log(f"{args.out}: models {', '.join(args.models)} already present; nothing to do (use --force to retrain)")
         return exits.OK
     try:
