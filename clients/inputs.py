@@ -61,6 +61,22 @@ def _as_pixels(array: np.ndarray, source: Path) -> np.ndarray:
     return np.rint(values).astype(np.uint8)
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """A .npy file's array, memory-mapped; never unpickled. Raises ValueError saying what the file is not."""
+    with open(path, "rb") as f:
+        if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise ValueError(f"{path}: not a .npy array (it does not start with NumPy's header)")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "object" in str(exc).lower():  # numpy's own words point to allow_pickle, which is not ours to offer
+            raise ValueError(f"{path}: holds Python objects, not an array of numbers") from None
+        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+
+
 def _array_items(path: Path, array: np.ndarray, labels: np.ndarray | None, whole: bool) -> Iterator[Item]:
     pixels = _as_pixels(array, path)
     if labels is not None and len(labels) != len(pixels):
@@ -196,7 +212,7 @@ def count_digits(paths: Iterable[str | Path]) -> int | None:
                 if is_idx(path):
                     total += idx_shape(path)[0]
                 elif path.suffix.lower() == ARRAY_SUFFIX:
-                    total += len(np.load(path, mmap_mode="r", allow_pickle=False))
+                    total += len(_load_array(path))
                 else:
                     total += 1
             except (IdxError, ValueError, OSError, IndexError, TypeError):
@@ -223,7 +239,7 @@ def read_items(paths: Iterable[str | Path | Piped], ink: str = "auto", labels: n
                 if is_idx(path):
                     yield from _array_items(path, read_idx(path), labels, whole)
                 elif path.suffix.lower() == ARRAY_SUFFIX:
-                    yield from _array_items(path, np.load(path, mmap_mode="r", allow_pickle=False), labels, whole)
+                    yield from _array_items(path, _load_array(path), labels, whole)
                 else:
                     yield _single(path, ink, whole)
             except (IdxError, ValueError, OSError) as exc:

@@ -118,6 +118,16 @@ def test_a_broken_file_is_reported_and_the_rest_are_predicted(server, capsys, ph
     assert str(broken) in err
 
 
+def test_npy_files_that_are_no_arrays_of_numbers_say_so_without_offering_to_unpickle(tmp_path):
+    from clients.inputs import read_items
+
+    (tmp_path / "random.npy").write_bytes(bytes(range(100)))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    errors = [item.error for item in read_items([tmp_path / "random.npy", tmp_path / "objects.npy"])]
+    assert errors == [f"{tmp_path / 'random.npy'}: not a .npy array (it does not start with NumPy's header)",
+                      f"{tmp_path / 'objects.npy'}: holds Python objects, not an array of numbers"]
+
+
 def test_a_stroke_file_gets_the_same_answer_as_its_drawing(server, capsys, tmp_path):
     from clients.drawing import Drawing
 
