@@ -353,6 +353,7 @@ def test_an_image_or_stroke_file_piped_into_standard_input_is_read(server, photo
         "digits: <stdin>: not an image file (damaged or truncated: image file is truncated)"]
 
 
+@pytest.mark.heavy  # seconds of paced input
 def test_inputs_slower_to_read_than_the_servers_stream_patience_are_predicted(serve, trained_models, photo_folder):
     """Big photos can take longer to read than a server waits on a quiet stream; a chunk goes every second.
 

@@ -166,6 +166,7 @@ def test_an_interrupted_write_leaves_nothing_loadable_and_is_cleaned_up(trained_
     assert leftovers == []
 
 
+@pytest.mark.heavy  # a training process, stopped
 def test_ctrl_c_stops_training_with_one_line_and_the_folder_as_it_was(trained_models, tmp_path, mnist_dir):
     folder = tmp_path / "models"
     shutil.copytree(trained_models, folder)
