@@ -121,7 +121,7 @@ class Piped:
 
     def item(self, ink: str, whole: bool) -> Item:
         try:
-            if self.data.lstrip()[:1] == b"{":
+            if _strokes(self.data):
                 content = Drawing.from_json(self.data.decode("utf-8", errors="replace"), source=self.name)
             else:
                 content = load_image(io.BytesIO(self.data), name=self.name)
@@ -131,6 +131,11 @@ class Piped:
 
 
 _PEEK = 4096
+
+
+def _strokes(data: bytes) -> bool:
+    """Do these bytes begin a stroke file (a JSON object)? No path one a line starts with ``{``."""
+    return data.lstrip()[:1] == b"{"
 
 
 def piped_file(stream: BinaryIO) -> Piped | None:
@@ -144,7 +149,7 @@ def piped_file(stream: BinaryIO) -> Piped | None:
     head = (peek(_PEEK) if peek else b"")[:_PEEK]
     if not head:
         return None
-    if head.lstrip()[:1] != b"{" and b"\0" not in head:
+    if not _strokes(head) and b"\0" not in head:
         try:
             head.decode("utf-8")
             return None

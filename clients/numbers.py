@@ -465,12 +465,12 @@ def drawing_atoms(drawing: Drawing) -> list[_Atom]:
     for index, stroke in enumerate(drawing.strokes):
         if stroke.erase:
             continue
-        xs, ys = [p[0] for p in stroke.points], [p[1] for p in stroke.points]
         half = drawing.pen_of(stroke) / 2
         points = np.asarray(stroke.points, np.float64)
+        (left, top), (right, bottom) = points.min(axis=0) - half, points.max(axis=0) + half
         if len(points) > _MAX_POINTS:  # where strokes meet is found point by point against point
             points = points[np.linspace(0, len(points) - 1, _MAX_POINTS).round().astype(int)]
-        atoms.append(_Atom(min(xs) - half, min(ys) - half, max(xs) + half, max(ys) + half, [(index, stroke)], index,
+        atoms.append(_Atom(float(left), float(top), float(right), float(bottom), [(index, stroke)], index,
                            points=points, reach=half))
     return atoms
 
@@ -478,10 +478,10 @@ def drawing_atoms(drawing: Drawing) -> list[_Atom]:
 def count_drawn(drawing: Drawing) -> int | None:
     """How many clearly separate digits a drawing holds (no model asked); None for more strokes than a
     number may have, which only reading it as a number refuses."""
-    if drawing.is_empty:
+    marks = sum(not stroke.erase for stroke in drawing.strokes)
+    if marks == 0:
         return 0
-    atoms = drawing_atoms(drawing)
-    return None if len(atoms) > _MAX_MARKS else _count_groups(atoms)
+    return None if marks > _MAX_MARKS else _count_groups(drawing_atoms(drawing))
 
 
 # --- choosing the reading ------------------------------------------------------------------
