@@ -264,10 +264,14 @@ def models(args: argparse.Namespace) -> int:
              "members": list(m.members), "training_samples": m.training_samples, "size_bytes": m.size_bytes,
              "sha256": m.sha256, "created": m.created, "probabilities": m.probabilities, "error": m.error}
             for m in reply.models]
+    if not rows:  # an empty table would read as a broken listing
+        print("digits: no models are loaded: the server's models folder holds none yet; train them there "
+              "(digits-train --out DIR, or make train) and run digits reload", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'':1} {'name':<10} {'kind':<9} {'accuracy':>8} {'MB':>5} {'state':<7} {'version':<26} members")
+    if rows:
+        print(f"{'':1} {'name':<10} {'kind':<9} {'accuracy':>8} {'MB':>5} {'state':<7} {'version':<26} members")
     for r in rows:
         accuracy = f"{r['test_accuracy']:.2%}" if r["state"] == "loaded" else "-"
         print(f"{'*' if r['default'] else '':1} {r['name']:<10} {r['kind'] or '-':<9} {accuracy:>8} "

@@ -153,6 +153,15 @@ def test_models_as_json_and_table(server, capsys):
     assert code == 0 and "* ensemble" in out and "knn,svm,rf" in out
 
 
+def test_models_on_a_server_without_any_says_how_to_get_some(serve, tmp_path, capsys):
+    empty = serve(tmp_path)
+    code, out, err = run(capsys, "models", "--server", empty.address)
+    assert code == 0
+    assert out == "" and "no models are loaded" in err and "digits-train" in err and "digits reload" in err
+    code, out, err = run(capsys, "models", "--server", empty.address, "--format", "json")
+    assert code == 0 and json.loads(out) == [] and "no models are loaded" in err
+
+
 def test_reload_shows_what_changed(server, capsys, models_copy):
     (models_copy / "rf.manifest.json").unlink()
     code, out, _ = run(capsys, "reload", "--server", server.address)
