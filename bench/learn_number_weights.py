@@ -38,6 +38,7 @@ from bench.numbers import _FOUND, KINDS, LENGTHS, _overlap, make_samples
 from bench.tune_cuts import CachedModel
 from clients import number_weights, numbers
 from digitserve.settings import add_settings
+from server.registry import PREFERRED_DEFAULT
 
 OUT = ROOT / "clients" / "number_weights.py"
 
@@ -126,7 +127,8 @@ LEARNT = {pprint.pformat(learnt, width=110, sort_dicts=False)}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.learn_number_weights", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, required=True)
-    parser.add_argument("--model", default="svm")
+    parser.add_argument("--model", default=PREFERRED_DEFAULT,
+                        help="the model that reads, as the server does (default: the server's default)")
     parser.add_argument("--medium", choices=("picture", "drawing"), default="picture")
     parser.add_argument("--per-cell", type=int, default=15, help="numbers per length and gap kind and seed")
     parser.add_argument("--seeds", default="201,202", help="comma-separated seeds of the composed numbers")

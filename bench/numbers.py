@@ -37,6 +37,7 @@ from clients import numbers
 from clients.connection import Connection, ConnectionOptions
 from clients.drawing import Drawing
 from clients.number_results import edit_distance
+from clients.prediction import Prediction
 from clients.preprocessing import to_mnist
 from digitserve.contract import IMAGE_SIDE
 from digitserve.settings import add_settings
@@ -197,9 +198,9 @@ _FOUND = 0.7
 def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
     sent = [0]  # candidate digits sent to the model
 
-    def classify(vectors: np.ndarray) -> np.ndarray:
+    def classify(vectors: np.ndarray) -> list[Prediction]:
         sent[0] += len(vectors)
-        return connection.predict(vectors, model).probabilities
+        return connection.predict(vectors, model).predictions()
 
     cells: dict[str, dict] = {}
     seconds = {"picture": 0.0, "drawing": 0.0}
@@ -221,7 +222,7 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
                 alone = np.stack([to_mnist(g, ink="light") for g in sample.alone_pictures])
             else:
                 alone = np.stack([d.to_vector() for d in sample.alone_drawings])
-            one_by_one = classify(alone).argmax(axis=1)
+            one_by_one = [answer.digit for answer in classify(alone)]
             cell = cells.setdefault(f"{medium}/{length}/{kind}", {
                 "medium": medium, "length": length, "kind": kind, "numbers": 0, "numbers_right": 0,
                 "digits": 0, "digits_right": 0, "digits_right_alone": 0, "numbers_right_alone": 0,

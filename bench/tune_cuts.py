@@ -24,28 +24,32 @@ from bench.common import MNIST_DIR, mnist
 from bench.numbers import KINDS, LENGTHS, make_samples
 from clients import numbers
 from clients.number_results import edit_distance
+from clients.prediction import Prediction
 from digitserve.artifacts import load_estimator, manifest_path, read_manifest
+from digitserve.confidence import assess
 from digitserve.settings import add_settings
+from server.registry import PREFERRED_DEFAULT
 
 
 class CachedModel:
-    """A served model's probabilities, asked once per distinct image; counts candidates and batches."""
+    """A served model's answers (probabilities and doubts, as the server gives them), asked once per distinct
+    image; counts candidates and batches."""
 
     def __init__(self, models_dir: Path, name: str):
         self.estimator = load_estimator(models_dir, read_manifest(manifest_path(models_dir, name)))
-        self.cache: dict[bytes, np.ndarray] = {}
+        self.cache: dict[bytes, Prediction] = {}
         self.candidates = self.batches = 0
 
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+    def __call__(self, vectors: np.ndarray) -> list[Prediction]:
         self.batches += 1
         self.candidates += len(vectors)
         keys = [hashlib.blake2b(v.tobytes(), digest_size=16).digest() for v in vectors]
         missing = [k for k in dict.fromkeys(keys) if k not in self.cache]
         if missing:
             rows = {k: v for k, v in zip(keys, vectors)}
-            answers = self.estimator.predict_proba(np.stack([rows[k] for k in missing]))
-            self.cache.update(zip(missing, np.asarray(answers, np.float64)))
-        return np.stack([self.cache[k] for k in keys])
+            probabilities, doubts = assess(self.estimator, np.stack([rows[k] for k in missing]).astype(np.float32))
+            self.cache.update((k, Prediction(p, doubt)) for k, p, doubt in zip(missing, probabilities, doubts))
+        return [self.cache[k] for k in keys]
 
 
 def score(samples: list[tuple], model: CachedModel) -> dict:
@@ -71,7 +75,7 @@ def score(samples: list[tuple], model: CachedModel) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tune_cuts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, required=True)
-    parser.add_argument("--model", default="svm")
+    parser.add_argument("--model", default=PREFERRED_DEFAULT, help="the model that reads (default: the server's)")
     parser.add_argument("--per-cell", type=int, default=20)
     parser.add_argument("--seeds", default="101", help="comma-separated seeds of the composed numbers")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",

@@ -112,7 +112,7 @@ def read_numbers(connection: Connection, items: Iterator[Item], model: str, ink:
                  labels: dict[str, str] | None = None) -> Iterator[NumberResult]:
     """A result per item: its number, or why it could not be read (named by its source)."""
     def classify(vectors):
-        return connection.predict(vectors, model).probabilities
+        return connection.predict(vectors, model).predictions()
 
     for item in items:
         label = label_of(item.source, labels) if labels else None

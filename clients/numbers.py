@@ -24,7 +24,9 @@ of one number are about as tall as each other (a drawing's by the rows its
 strokes reach) and do not sit on top of each other, and digits written apart
 leave a gap where a digit's own strokes overlap. That is recognition-driven
 segmentation: the cut between two touching digits is where the model reads
-two good digits.
+two good digits. The model's doubt counts too: a candidate it answers as
+unlike any digit (Prediction.doubt; two touching digits taken as one look
+like no single digit to the ensemble's judge of shapes) pays for it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from clients.drawing import Drawing, DrawingError
 from clients import number_weights
 from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
+from digitserve.unsure import UNLIKE
 
 MAX_DIGITS = 32
 LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
@@ -86,7 +89,7 @@ _MAX_CUTS = 12
 _CONTACT_ABOVE = 1.1  # a component wider than this for its height (across its slant) is searched for contacts too
 _CONTACT_BAND = 0.2  # ... and a cut through a contact may wander this far aside (the others keep _CUT_BAND)
 
-Classify = Callable[[np.ndarray], np.ndarray]  # (n, 784) uint8 -> (n, 10) probabilities
+Classify = Callable[[np.ndarray], Sequence[Prediction]]  # (n, 784) uint8 -> the model's answer about each image
 
 
 class NumberError(ValueError):
@@ -497,7 +500,7 @@ class Candidates:
     """Every plausible digit of a number and what the reading's score is made of.
 
     ``runs`` are (first atom, end atom) pairs, each with its box, its 784
-    pixels, the model's probabilities and its features (run_features); the
+    pixels, the model's probabilities and doubt, and its features (run_features); the
     reading is the split of the atoms into runs with the highest total of
     weights times features, runs and the boundaries between them
     (boundary_features) alike.
@@ -508,6 +511,7 @@ class Candidates:
     boxes: dict[tuple[int, int], tuple[float, float, float, float]]
     vectors: np.ndarray
     probabilities: np.ndarray
+    doubts: list[str]  # why the model doubts each run's answer (Prediction.doubt), "" for none
     features: np.ndarray  # (runs, len(RUN_FEATURES))
     height: float  # the line height (_line_height)
     meets: np.ndarray  # (atoms, atoms): do the two strokes' inks meet (_crossing; never for a picture's atoms)
@@ -536,11 +540,14 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
         except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
             vectors.append(np.zeros(PIXELS, np.uint8))
     vectors = np.stack(vectors)
-    probabilities = np.asarray(classify(vectors), dtype=np.float64).reshape(len(runs), len(CLASSES))
+    answers = classify(vectors)
+    probabilities = np.array([a.probabilities for a in answers], dtype=np.float64).reshape(len(runs), len(CLASSES))
+    doubts = [a.doubt for a in answers]
     aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
-    features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect)
-                         for run, p, aspect in zip(runs, probabilities, aspects)]).reshape(len(runs), len(RUN_FEATURES))
-    return Candidates(atoms, runs, boxes, vectors, probabilities, features, height, meets, _cuts(atoms))
+    features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect, doubt)
+                         for run, p, aspect, doubt in zip(runs, probabilities, aspects, doubts)]
+                        ).reshape(len(runs), len(RUN_FEATURES))
+    return Candidates(atoms, runs, boxes, vectors, probabilities, doubts, features, height, meets, _cuts(atoms))
 
 
 def _cuts(atoms: Sequence[_Atom]) -> list[list[tuple[int, float]]]:
@@ -575,7 +582,7 @@ def _number(found: Candidates, weights: Weights, factor: float) -> Number:
     for run in chosen:
         k = index[run]
         left, top, right, bottom = found.boxes[run]
-        digits.append(Digit(found.probabilities[k].astype(np.float32), pixels=found.vectors[k],
+        digits.append(Digit(found.probabilities[k].astype(np.float32), found.doubts[k], pixels=found.vectors[k],
                             box=(left * factor, top * factor, right * factor, bottom * factor)))
     return Number(digits)
 
@@ -638,6 +645,7 @@ RUN_FEATURES = (
     "line_wide",  # width in line heights beyond one
     "rejoined",  # slices of one component glued back together
     "low",  # how much lower than the line height: digits of a number are about as tall, a digit's strokes lower
+    "unlike",  # 1 when the model doubts the run as unlike any digit: two touching digits read as one, a slice of one
 )
 BOUNDARY_FEATURES = (
     "cut",  # ink parted between the two digits: strokes the cut crosses (pictures), strokes that meet (drawings)
@@ -655,7 +663,7 @@ class Weights:
 
 
 # Set by hand: the log-confidence of each digit, minus what the geometry says against it. Learning starts here.
-HAND_SET_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -_WIDE, -_NARROW, -3.0, -_SIDING, 0.0, 0.0, 0.0),
+HAND_SET_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -_WIDE, -_NARROW, -3.0, -_SIDING, 0.0, 0.0, 0.0, -1.0),
                            boundary=(-_CUT, -_SIDING, 0.0))
 
 
@@ -669,8 +677,9 @@ PICTURE_WEIGHTS = learnt_weights("picture")
 DRAWING_WEIGHTS = learnt_weights("drawing")
 
 
-def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarray, aspect: float | None) -> list[float]:
-    """The features (RUN_FEATURES) of these atoms read as one digit.
+def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarray, aspect: float | None,
+                 doubt: str) -> list[float]:
+    """The features (RUN_FEATURES) of these atoms read as one digit, the model doubting it for ``doubt``.
 
     Too short (a bar, a foot alone) or lower than the line at all (one
     stroke of a digit drawn in several); too wide or narrow for the digit read
@@ -702,7 +711,7 @@ def run_features(group: Sequence[_Atom], height: float, probabilities: np.ndarra
         low, high = min(low, atom.left), max(high, atom.right)
     rejoined = sum(a.origin == b.origin for a, b in zip(group, group[1:]))
     return [math.log(max(float(probabilities.max()), 1e-6)), 1.0, short, wide, narrow, box_wide, siding,
-            max(0.0, w / height - 1.0), float(rejoined), max(0.0, 1.0 - stands / height)]
+            max(0.0, w / height - 1.0), float(rejoined), max(0.0, 1.0 - stands / height), float(doubt == UNLIKE)]
 
 
 def _ink_height(group: Sequence[_Atom]) -> float:

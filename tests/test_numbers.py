@@ -15,6 +15,8 @@ from PIL import Image
 from bench.numbers import compose, compose_drawing
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
+from clients.prediction import Prediction
+from digitserve.unsure import UNDECIDED, UNLIKE
 from clients.preprocessing import PreprocessingError
 from tests.conftest import run_digits
 from tests.strokes import mnist_subset, small_model
@@ -26,10 +28,10 @@ class Counting:
     def __init__(self):
         self.model, self.calls = small_model(), 0
 
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+    def __call__(self, vectors: np.ndarray) -> list[Prediction]:
         self.calls += 1
         assert vectors.dtype == np.uint8 and vectors.shape[1:] == (784,)
-        return self.model.predict_proba(vectors)
+        return [Prediction(p) for p in self.model.predict_proba(vectors)]
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +307,7 @@ def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
     second = numbers._Atom(0, 0, 45, 60, [], origin=0, order=1, crossing=2.0)
     third = numbers._Atom(45, 0, 80, 60, [], origin=0, order=2, crossing=1.0)
     found = numbers._candidates([first, second, third], lambda group: np.zeros(784, np.uint8),
-                                lambda vectors: np.full((len(vectors), 10), 0.1), 60.0, image_widths=True)
+                                lambda vectors: [Prediction(np.full(10, 0.1))] * len(vectors), 60.0, image_widths=True)
     assert found.atoms == [second, first, third]
 
     def cost(*split):
@@ -314,6 +316,25 @@ def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
     assert cost((0, 1), (1, 2)) == 2.0  # was the first slice's 0: a free cut between two digits read
     assert cost((0, 1), (1, 2), (2, 3)) == cost((0, 1), (1, 3)) == 3.0
     assert cost((0, 2), (2, 3)) == 1.0
+
+
+@pytest.mark.parametrize("doubt, digits", [("", 1), (UNLIKE, 2), (UNDECIDED, 1)])
+def test_a_candidate_the_model_doubts_as_unlike_any_digit_pays_for_it(doubt, digits):
+    """Two touching digits read as one look like no digit to the ensemble's judge: that doubt tips the reading
+    to the split, where the model is less sure of each half than of the whole but doubts neither."""
+    halves = [numbers._Atom(0, 0, 30, 60, [], origin=0, order=0),
+              numbers._Atom(30, 0, 60, 60, [], origin=0, order=1, crossing=1.0)]
+    sure = np.eye(10)[7] * 0.75 + 0.025
+
+    def classify(vectors: np.ndarray) -> list[Prediction]:  # the pixels say how many atoms a candidate is
+        return [Prediction(sure + 0.2 * np.eye(10)[7], doubt) if v[0] == 2 else Prediction(sure) for v in vectors]
+
+    found = numbers._candidates(halves, lambda group: np.full(784, len(group), np.uint8), classify, 60.0,
+                                image_widths=False)
+    weights = numbers.Weights(run=tuple({"log_confidence": 1.0, "unlike": -1.0}.get(f, 0.0) for f in numbers.RUN_FEATURES),
+                              boundary=(0.0,) * len(numbers.BOUNDARY_FEATURES))
+    assert len(numbers.best_split(found, weights)) == digits
+    assert found.doubts[found.runs.index((0, 2))] == doubt
 
 
 def test_the_clients_read_numbers_without_scikit_learn():

@@ -23,6 +23,7 @@ from PIL import Image
 from clients import numbers
 from clients.connection import Answer, Connection, ConnectionOptions
 from clients.drawing import Drawing
+from clients.prediction import Prediction
 from digitserve.v1 import digits_pb2 as pb
 
 MODELS_REFRESH_SECONDS = 3.0
@@ -169,8 +170,8 @@ class Worker:
         start = time.perf_counter()
         try:
             if request.drawing is not None or request.picture is not None:  # digits found here, off the Tk thread
-                def classify(vectors: np.ndarray) -> np.ndarray:
-                    return connection.predict(vectors, request.model).probabilities
+                def classify(vectors: np.ndarray) -> list[Prediction]:
+                    return connection.predict(vectors, request.model).predictions()
 
                 number = (numbers.read_drawing(request.drawing, classify) if request.drawing is not None
                           else numbers.read_image(request.picture, classify))
