@@ -80,7 +80,9 @@ _WIDEST = (1.11, 0.7, 1.25, 1.0, 1.0, 1.25, 0.95, 1.0, 1.0, 0.9)
 _SHARED = 0.5
 _SIDING = 6.0
 _CUT = 0.8  # what cutting through one stroke costs (in log-confidence)
-_CUT_ABOVE = 0.75  # a component wider than this may hold touching digits
+# A component wider than this may hold touching digits. A 1 touching its neighbour makes a narrow pair
+# ("17" about 0.6); cut below 0.75 too, the slices of one wide digit are left to the model and its doubt.
+_CUT_ABOVE = 0.5
 _CUT_BAND = 0.12  # a cut may wander this far aside to find the least ink to cross
 _CUT_LEAST = 0.5  # a cut costs at least what crossing half a stroke does
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
