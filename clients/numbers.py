@@ -46,7 +46,7 @@ from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.unsure import UNLIKE
 
 MAX_DIGITS = 32
-LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked
+LOW_CONFIDENCE = 0.5  # digits the model is less sure of than this are marked, as are those it doubts
 # Pixels above this ink strength belong to a digit's shape: faint anti-aliased
 # fringes would otherwise join digits that merely come close.
 _INK = 0.25
@@ -103,7 +103,9 @@ class Digit(Prediction):
 
     @property
     def uncertain(self) -> bool:
-        return self.confidence < LOW_CONFIDENCE
+        """Marked for people: the model is less sure than LOW_CONFIDENCE, or doubts the answer (a scribble
+        in a number is often read with confidence, but as unlike any digit)."""
+        return self.confidence < LOW_CONFIDENCE or bool(self.doubt)
 
     def top(self, k: int) -> list[tuple[int, float]]:
         """The k likeliest digits with their probabilities, likeliest first."""
@@ -114,6 +116,8 @@ class Digit(Prediction):
         record = {"digit": self.digit, "confidence": round(self.confidence, 6),
                   "probabilities": [round(float(p), 6) for p in self.probabilities],
                   "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
+        if self.doubt:
+            record["unsure_reason"] = self.doubt
         if top:
             record["top"] = [[d, round(p, 6)] for d, p in self.top(top)]
         return record

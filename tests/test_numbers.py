@@ -168,7 +168,7 @@ def test_a_scribble_is_read_without_a_crash_and_weak_digits_are_marked(classify)
     walk = np.cumsum(rng.normal(0, 12, size=(300, 2)), axis=0) + (200, 100)
     number = numbers.read_drawing(Drawing(400, 200, [[tuple(p) for p in walk]]), classify)
     assert number.digits and 0 <= number.confidence <= 1
-    assert all(d.uncertain == (d.confidence < numbers.LOW_CONFIDENCE) for d in number.digits)
+    assert all(d.uncertain == (d.confidence < numbers.LOW_CONFIDENCE or bool(d.doubt)) for d in number.digits)
     assert number.marked.count("?") == sum(d.uncertain for d in number.digits)
 
 
@@ -216,6 +216,24 @@ def test_predict_number_as_csv_and_table(server, number_files, capsys):
     proc = run_digits(capsys, "predict", "--server", server.address, "--number", str(folder / "n0.json"))
     assert proc.returncode == 0 and "number" in proc.stdout.splitlines()[0]
     assert proc.stdout.splitlines()[1].split()[0].rstrip("?").replace("?", "").isdigit()
+
+
+def test_scribbles_in_a_number_come_back_doubted_and_marked(server, tmp_path, capsys):
+    """Ink that is no digit may be read with confidence, but the ensemble doubts it: such digits are marked."""
+    rng = np.random.default_rng(11)
+    folder = tmp_path / "scribbles"
+    folder.mkdir()
+    for k in range(4):
+        walk = np.cumsum(rng.normal(0, 14, size=(200, 2)), axis=0) + (150 + 300 * k, 120)
+        Drawing(1200, 240, [[tuple(p) for p in walk]]).save(folder / f"scribble{k}.json")
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    digits = [d for r in json.loads(proc.stdout) for d in r["digits"]]
+    doubted = [d for d in digits if "unsure_reason" in d]
+    assert doubted and all(d["uncertain"] for d in doubted)
+    assert all(d["uncertain"] == (d["confidence"] < numbers.LOW_CONFIDENCE or d in doubted) for d in digits)
+    table = run_digits(capsys, "predict", "--server", server.address, "--number", str(folder)).stdout
+    assert sum(line.split()[0].count("?") for line in table.splitlines()[1:]) == sum(d["uncertain"] for d in digits)
 
 
 def test_several_digits_without_number_are_pointed_out(server, number_files, capsys):
