@@ -164,7 +164,7 @@ class NumberCsvWriter:
     """One row per digit, with its number's columns repeated (an unreadable input: one row with the error)."""
 
     COLUMNS = (["source", "index", "number", "confidence", "label", "position", "digit", "digit_confidence",
-                "uncertain", "left", "top", "right", "bottom"] + [f"p{d}" for d in CLASSES])
+                "uncertain", "unsure_reason", "left", "top", "right", "bottom"] + [f"p{d}" for d in CLASSES])
 
     def __init__(self, out: TextIO, top: int = 0):
         self.top = top
@@ -179,7 +179,8 @@ class NumberCsvWriter:
             self.writer.writerow(record)
         for position, digit in enumerate(digits):
             row = {**record, "position": position, "digit": digit["digit"],
-                   "digit_confidence": digit["confidence"], "uncertain": digit["uncertain"]}
+                   "digit_confidence": digit["confidence"], "uncertain": digit["uncertain"],
+                   "unsure_reason": digit.get("unsure_reason", "")}
             row.update(zip(("left", "top", "right", "bottom"), digit["box"]))
             row.update({f"p{d}": p for d, p in enumerate(digit["probabilities"])})
             for k, (d, p) in enumerate(digit.get("top", []), start=1):

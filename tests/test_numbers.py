@@ -234,6 +234,9 @@ def test_scribbles_in_a_number_come_back_doubted_and_marked(server, tmp_path, ca
     assert all(d["uncertain"] == (d["confidence"] < numbers.LOW_CONFIDENCE or d in doubted) for d in digits)
     table = run_digits(capsys, "predict", "--server", server.address, "--number", str(folder)).stdout
     assert sum(line.split()[0].count("?") for line in table.splitlines()[1:]) == sum(d["uncertain"] for d in digits)
+    rows = csv.DictReader(io.StringIO(run_digits(capsys, "predict", "--server", server.address, "--number",
+                                                 "--format", "csv", str(folder)).stdout))
+    assert [r["unsure_reason"] for r in rows] == [d.get("unsure_reason", "") for d in digits]
 
 
 def test_several_digits_without_number_are_pointed_out(server, number_files, capsys):
