@@ -141,6 +141,11 @@ class Number:
         """The number with a ? after every uncertain digit, for people."""
         return "".join(f"{d.digit}?" if d.uncertain else str(d.digit) for d in self.digits)
 
+    def most_doubtful(self) -> int | None:
+        """The place of the digit most worth a look: one the model doubts, then the one it is least sure of."""
+        return min(range(len(self.digits)), key=lambda k: (not self.digits[k].doubt, self.digits[k].confidence),
+                   default=None)
+
 
 @dataclass(eq=False)
 class _Atom:

@@ -29,6 +29,7 @@ from clients.connection import Answer, ConnectionOptions
 from clients.draw import DrawApp
 from clients.draw.state import BRUSH_MAX, DrawState, Level, Picture, Status
 from clients.drawing import DISPLAY_PEN, Drawing
+from clients.output import not_sure
 from digitserve.v1 import digits_pb2 as pb
 from tests.conftest import ROOT, free_port, require_system_package
 from tests.strokes import traced_drawing
@@ -630,9 +631,11 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     texts = [app.canvas.itemcget(i, "text") for i in boxes if app.canvas.type(i) == "text"]
     assert "".join(t.rstrip("?") for t in texts) == label
     assert "sure" in app.state.message.text
-    least = min(number.digits, key=lambda d: d.confidence)  # the panel beside shows the least sure digit
-    assert least.pixels is not None and least.pixels.reshape(-1).shape == (784,) and least.pixels.any()
-    assert app.view._sent_caption.cget("text").endswith("of 4, least sure")
+    place = number.most_doubtful()  # the panel beside shows it: a doubted digit, else the least sure
+    shown = number.digits[place]
+    assert shown.pixels is not None and shown.pixels.reshape(-1).shape == (784,) and shown.pixels.any()
+    why = not_sure(shown.probabilities, shown.doubt) if shown.doubt else "least sure"
+    assert app.view._sent_caption.cget("text") == f"digit {place + 1} of 4, {why}"
 
     assert app.copy_number() and app.root.clipboard_get() == label
 
@@ -653,6 +656,26 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     app.set_number_mode(False)  # back to one digit on the square canvas, the strokes fitted to it
     pump(app, lambda: app.canvas.winfo_width() == 280, "the square canvas")
     assert app.state.number is None and app.state.drawing.width == 280
+
+
+def test_number_mode_marks_a_scribble_the_model_doubts_and_shows_why(server, open_app):
+    """Ink that is no digit, read with confidence but doubted: marked in orange with a ?, and the panel says why."""
+    app = open_app(server.address)
+    _number_mode(app)
+    rng = np.random.default_rng(11)
+    walk = np.cumsum(rng.normal(0, 14, size=(200, 2)), axis=0) + (150, 120)
+    scribble = Drawing(1200, 240, [[tuple(p) for p in walk]]).fitted(app.state.drawing.width, app.state.drawing.height)
+    drag(app, scribble)
+    pump(app, lambda: app.state.number is not None and not app.busy, "the scribble read")
+    number = app.state.number
+    doubted = [k for k, d in enumerate(number.digits) if d.doubt]
+    assert doubted and all(number.digits[k].uncertain for k in doubted)
+    place = number.most_doubtful()
+    assert place in doubted
+    caption = app.view._sent_caption.cget("text")
+    assert caption.startswith(f"digit {place + 1} of {len(number.digits)}, not sure: ")
+    assert app.view._digit_label.cget("text") == number.marked and number.marked.count("?") >= len(doubted)
+    assert "unsure (?)" in app.state.message.text
 
 
 def _number_mode(app) -> None:

@@ -358,6 +358,15 @@ def test_a_candidate_the_model_doubts_as_unlike_any_digit_pays_for_it(doubt, dig
     assert found.doubts[found.runs.index((0, 2))] == doubt
 
 
+def test_the_digit_most_worth_a_look_is_a_doubted_one_before_the_least_sure():
+    def digit(confidence: float, doubt: str = "") -> numbers.Digit:
+        return numbers.Digit(np.eye(10)[3] * confidence + (1 - confidence) / 10, doubt)
+
+    assert numbers.Number([digit(0.9), digit(0.6), digit(0.95)]).most_doubtful() == 1
+    assert numbers.Number([digit(0.9), digit(0.6), digit(0.95, UNLIKE)]).most_doubtful() == 2
+    assert numbers.Number([]).most_doubtful() is None
+
+
 def test_the_clients_read_numbers_without_scikit_learn():
     """The client image has no scikit-learn: finding digits must not need the server's estimators."""
     code = ("import sys, clients.cli, clients.numbers, clients.number_results; "

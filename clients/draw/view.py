@@ -18,6 +18,7 @@ from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, S
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
+from clients.output import not_sure
 from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 
@@ -144,11 +145,14 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
-        # The panel beside shows the digit most worth a look: the one the model is least sure of.
-        digits = [] if number is None else number.digits
-        least = min(range(len(digits)), key=lambda k: digits[k].confidence, default=None)
-        self._show_detail(None if least is None else digits[least],
-                          SENT if least is None else f"digit {least + 1} of {len(digits)}, least sure")
+        # The panel beside shows the digit most worth a look: one the model doubts, else the least sure.
+        place = None if number is None else number.most_doubtful()
+        if place is None:
+            self._show_detail(None, SENT)
+            return
+        digit = number.digits[place]
+        why = not_sure(digit.probabilities, digit.doubt) if digit.doubt else "least sure"
+        self._show_detail(digit, f"digit {place + 1} of {len(number.digits)}, {why}")
 
     def remove_picture(self) -> None:
         self.canvas.delete("picture")
