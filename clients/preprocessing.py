@@ -67,6 +67,9 @@ _WELL_LIT = 0.75
 # unless they lie inside the digit's box; pieces within _NEAR of the digit's
 # longer side belong to it.
 _SPECK = 0.02
+# ... and pieces inside its box smaller than this are dust, not a broken stroke: a dusty scan's
+# specks inside the box would otherwise join the digit and be thickened with it into a grey block.
+_DUST = 0.005
 _FRAMES = 64  # the largest pieces looked at as frames and what frames hold (a dusty scan has thousands of pieces)
 _NEAR = 0.25
 # ... and pieces whose strongest ink is below this fraction of the digit's are
@@ -487,7 +490,8 @@ def _digit(level: np.ndarray) -> np.ndarray:
         inside = (box[:, 0] >= group[0]) & (box[:, 1] >= group[1]) & (box[:, 2] <= group[2]) & (box[:, 3] <= group[3])
         near = ((box[:, 0] < group[2] + reach) & (box[:, 2] > group[0] - reach)
                 & (box[:, 1] < group[3] + reach) & (box[:, 3] > group[1] - reach))
-        joins = (~chosen & near & (inside | (area >= _SPECK * area[main])) & (~at_edge | at_edge[main])
+        joins = (~chosen & near & ((inside & (area >= _DUST * area[main])) | (area >= _SPECK * area[main]))
+                 & (~at_edge | at_edge[main])
                  & (peak >= _FAINT * peak[main]))
         if joins.any():
             chosen |= joins
