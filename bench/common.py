@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -17,6 +18,16 @@ from digitserve.idx import read_idx
 from digitserve.settings import Setting, add_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# The headline figures of every bench, each bench its own sections; details live beside it.
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def write_sections(path: Path, sections: dict) -> None:
+    """Write ``sections`` into the results file at ``path``, keeping the sections other benches wrote there."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.update(sections)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

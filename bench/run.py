@@ -4,7 +4,8 @@ Everything is measured in one run on this machine: the server (a separate
 process, as users run it) and the same artifacts called in this process, with
 the numeric libraries pinned to the same thread count in both. The machine
 may be shared and noisy, so single-image latencies are repeated and the
-ratios within one run are what count. Results go to bench/results.json and
+ratios within one run are what count. Results go to bench/results.json (its
+sections; those of other benches there, such as bench.numbers', stay) and
 bench/results.md; then ``bench.drawn`` (drawn digits, results-drawn.json),
 ``bench.confidence`` (calibration and "not sure" answers, results-confidence.json),
 ``bench.photos`` (photographed digits, results-photos.json), ``bench.styles``
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed
+from bench.common import ROOT, data_arguments, machine, mnist, percentiles, timed, write_sections
 from bench.process import BIN, ServerProcess
 from digitserve.artifacts import find_manifests, load_estimator, read_manifest, serialize
 from digitserve.contract import PIXELS
@@ -296,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         f"start to SERVING <= {TARGETS['start_to_serving_s']} s": s["start_to_serving_s"] <= TARGETS["start_to_serving_s"],
         f"all artifacts <= {TARGETS['artifacts_mb']} MB": s["artifacts_mb"] <= TARGETS["artifacts_mb"],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_sections(args.out / "results.json", results)
     table = markdown(results)
     (args.out / "results.md").write_text(table)
     print(table)

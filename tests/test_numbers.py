@@ -18,7 +18,7 @@ from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
 from digitserve.unsure import UNDECIDED, UNLIKE
 from clients.preprocessing import PreprocessingError
-from tests.conftest import run_digits
+from tests.conftest import ROOT, run_digits
 from tests.strokes import mnist_subset, small_model
 
 
@@ -372,3 +372,13 @@ def test_the_clients_read_numbers_without_scikit_learn():
     code = ("import sys, clients.cli, clients.numbers, clients.number_results; "
             "sys.exit('sklearn' in sys.modules or 'scipy' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_the_committed_results_carry_the_numbers_summary():
+    # bench.numbers writes its details to results-numbers.json and its summary into results.json,
+    # beside bench.run's figures: a rerun of either must not lose or stale the other's.
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    details = json.loads((ROOT / "bench" / results["numbers"]["cells"]).read_text())
+    assert results["numbers"]["summary"] == details["summary"]
+    assert results["numbers"]["met"] == details["met"]
+    assert "models" in results and "server" in results  # bench.run's own sections are still there
