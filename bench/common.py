@@ -18,8 +18,6 @@ from digitserve.idx import read_idx
 from digitserve.settings import Setting, add_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-# The headline figures of every bench, each bench its own sections; details live beside it.
-RESULTS = ROOT / "bench" / "results.json"
 
 
 def write_sections(path: Path, sections: dict) -> None:

@@ -15,17 +15,16 @@ The model of --models-dir is served, by default the one the server answers
 with when a request names none, so that the figures are what users get
 (make bench passes models/, the trained default set); a folder without it,
 or no --models-dir, means it is trained on 10,000 training digits into a
-temporary folder first. Results go to bench/results-numbers.json; the summary
-(all but the figures of each length and gap kind) also to bench/results.json,
-beside the other benches' headline figures: its "numbers" section for the
-default model, "numbers_<model>" for another.
+temporary folder first. Results go to bench/results-numbers.json (--out); the
+summary (all but the figures of each length and gap kind) also to the
+results.json beside it, with the other benches' headline figures: its
+"numbers" section for the default model, "numbers_<model>" for another.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import MNIST_DIR, RESULTS, ROOT, mnist, write_sections
+from bench.common import MNIST_DIR, ROOT, mnist, write_sections
 from bench.process import BIN, ServerProcess
 from clients import numbers
 from clients.connection import Connection, ConnectionOptions
@@ -290,8 +289,6 @@ def main(argv: list[str] | None = None) -> int:
     add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="the results file whose \"numbers\" section gets the summary (default: %(default)s)")
     args = parser.parse_args(argv)
 
     images, labels = mnist(args.mnist_dir, "t10k")
@@ -326,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     # The default model's figures are "numbers", another model's "numbers_<model>": a run with --model svm
     # adds to the headline figures instead of replacing them.
     section = "numbers" if args.model == PREFERRED_DEFAULT else f"numbers_{args.model}"
-    write_sections(args.results, {section: {key: value for key, value in results.items() if key != "cells"}
-                                  | {"cells": os.path.relpath(args.out, args.results.parent)}})
+    summary_file = args.out.with_name("results.json")  # a run written elsewhere leaves bench/ alone
+    write_sections(summary_file, {section: {key: value for key, value in results.items() if key != "cells"}
+                                  | {"cells": args.out.name}})
     for medium in ("picture", "drawing"):
         s = summary[medium]
         every = s["all"]
