@@ -107,20 +107,8 @@ class Digit(Prediction):
         in a number is often read with confidence, but as unlike any digit)."""
         return self.confidence < LOW_CONFIDENCE or bool(self.doubt)
 
-    def top(self, k: int) -> list[tuple[int, float]]:
-        """The k likeliest digits with their probabilities, likeliest first."""
-        order = np.argsort(-self.probabilities, kind="stable")[:k]
-        return [(int(d), float(self.probabilities[d])) for d in order]
-
     def record(self, top: int = 0) -> dict:
-        record = {"digit": self.digit, "confidence": round(self.confidence, 6),
-                  "probabilities": [round(float(p), 6) for p in self.probabilities],
-                  "box": [round(v, 1) for v in self.box], "uncertain": self.uncertain}
-        if self.doubt:
-            record["unsure_reason"] = self.doubt
-        if top:
-            record["top"] = [[d, round(p, 6)] for d, p in self.top(top)]
-        return record
+        return super().record(top, box=[round(v, 1) for v in self.box], uncertain=self.uncertain)
 
 
 @dataclass(frozen=True)

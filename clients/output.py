@@ -33,17 +33,7 @@ class Result:
         if self.item.error is not None:
             record["error"] = self.item.error
         else:
-            prediction = self.prediction
-            p = prediction.probabilities
-            record["digit"] = prediction.digit
-            record["confidence"] = round(prediction.confidence, 6)
-            record["probabilities"] = [round(float(v), 6) for v in p]
-            record["unsure"] = bool(prediction.doubt)
-            if prediction.doubt:
-                record["unsure_reason"] = prediction.doubt
-            if top:
-                order = np.argsort(-p)[:top]
-                record["top"] = [[int(d), round(float(p[d]), 6)] for d in order]
+            record.update(self.prediction.record(top, unsure=bool(self.prediction.doubt)))
         if self.item.label is not None:
             record["label"] = self.item.label
         if (self.item.digits_seen or 0) > 1:

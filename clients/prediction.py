@@ -26,3 +26,19 @@ class Prediction:
     @property
     def confidence(self) -> float:
         return float(np.max(self.probabilities))
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The k likeliest digits with their probabilities, likeliest first."""
+        order = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    def record(self, top: int = 0, **marks) -> dict:
+        """The answer as JSON output gives it: digit, confidence and probabilities, then ``marks`` (what the
+        caller adds, in order), why the server doubts it if it does, and the ``top`` likeliest digits."""
+        record = {"digit": self.digit, "confidence": round(self.confidence, 6),
+                  "probabilities": [round(float(p), 6) for p in self.probabilities], **marks}
+        if self.doubt:
+            record["unsure_reason"] = self.doubt
+        if top:
+            record["top"] = [[d, round(p, 6)] for d, p in self.top(top)]
+        return record
