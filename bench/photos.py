@@ -50,25 +50,31 @@ def _homography(source: np.ndarray, target: np.ndarray) -> tuple[float, ...]:
     return tuple(np.linalg.solve(np.array(rows, float), np.array(rhs, float)))
 
 
+def _width(digit: np.ndarray, side: int) -> int:
+    """The printed width of ``digit`` printed ``side`` pixels tall."""
+    return max(1, round(side * digit.shape[1] / digit.shape[0]))
+
+
 def _sheet(digit: np.ndarray, side: int, size: tuple[int, int], effects: set, rng: np.random.Generator) -> np.ndarray:
     """Reflectance (h, w, 3) of a sheet the size of the frame, the digit ``side`` pixels tall near its middle."""
     h, w = size
-    coverage = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+    width = _width(digit, side)
+    coverage = np.asarray(Image.fromarray(digit).resize((width, side), Image.Resampling.BICUBIC), np.float32) / 255
     paper = rng.uniform(0.72, 0.92) * np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.88, 0.98)])
     pen = (np.array([0.12, 0.12, 0.14]) if rng.random() < 0.5 else np.array([0.12, 0.16, 0.45])) * rng.uniform(0.6, 1.6)
     sheet = np.broadcast_to(paper, (h, w, 3)).astype(np.float32).copy()
     top = (h - side) // 2 + int(rng.integers(-h // 12, h // 12 + 1))
-    left = (w - side) // 2 + int(rng.integers(-w // 12, w // 12 + 1))
-    region = sheet[top : top + side, left : left + side]
+    left = (w - width) // 2 + int(rng.integers(-w // 12, w // 12 + 1))
+    region = sheet[top : top + side, left : left + width]
     region -= np.clip(coverage, 0, 1)[:, :, None] * (region - pen)
     if "clutter" in effects:
         colour = np.array([0.8, 0.25, 0.25]) if rng.random() < 0.5 else np.array([0.35, 0.45, 0.75])
-        x = int(rng.integers(2, max(3, left // 2))) if rng.random() < 0.5 else w - int(rng.integers(3, max(4, (w - left - side) // 2)))
+        x = int(rng.integers(2, max(3, left // 2))) if rng.random() < 0.5 else w - int(rng.integers(3, max(4, (w - left - width) // 2)))
         sheet[:, x : x + int(rng.integers(2, 5))] = colour * paper.mean()
         for _ in range(int(rng.integers(5, 25))):  # dust and pencil dots away from the digit
             r = int(rng.integers(1, 4))
             y, x = int(rng.integers(r, h - r)), int(rng.integers(r, w - r))
-            if top - 10 <= y <= top + side + 10 and left - 10 <= x <= left + side + 10:
+            if top - 10 <= y <= top + side + 10 and left - 10 <= x <= left + width + 10:
                 continue
             sheet[y - r : y + r, x - r : x + r] = pen
     return sheet
@@ -132,10 +138,13 @@ def _table(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def photo(digit: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
-    """An (h, w, 3) uint8 picture of a 28x28 MNIST digit (white on black) taken under ``condition``."""
+    """An (h, w, 3) uint8 picture of a 28x28 MNIST digit (white on black) taken under ``condition``.
+
+    A wider ``digit`` (a whole number, say) is printed as wide for its height and the frame widened to match.
+    """
     effects = _EFFECTS[condition]
     side = round(IMAGE_SIDE * rng.uniform(4, 7))
-    size = (round(side * rng.uniform(1.5, 2.2)), round(side * rng.uniform(1.5, 2.2)))
+    size = (round(side * rng.uniform(1.5, 2.2)), round(_width(digit, side) * rng.uniform(1.5, 2.2)))
     sheet = _sheet(digit, side, size, effects, rng)
     scene = sheet
     if effects & {"table", "rotation", "perspective"}:

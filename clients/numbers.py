@@ -61,6 +61,7 @@ _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 2 reaches 1.8)
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
+_FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
 # image the model sees, taken across its slant (ink_aspects). Per digit,
@@ -193,7 +194,7 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
         level, _ = _reduced(preprocessing.ink_level(image, ink))
     except preprocessing.PreprocessingError:
         return 0
-    return _count_groups(_components(level > _INK))
+    return _count_groups(_ink_components(level))
 
 
 def _reduced(level: np.ndarray) -> tuple[np.ndarray, float]:
@@ -252,6 +253,52 @@ def _components(mask: np.ndarray) -> list[_Atom]:
     return [a for a, area in zip(atoms, areas) if area >= _DUST * biggest]
 
 
+def _ink_components(level: np.ndarray) -> list[_Atom]:
+    """The components of a picture's ink that may be digits or parts of one, not the scene around them.
+
+    Of a photo's frame (the sheet's edge, a margin line, the table), what
+    reaches the picture's border is much taller or flatter than the digits
+    that do not; digits of a tightly cropped number reach the border too, but
+    are as tall as the rest (and when all ink reaches it, all is kept). Specks
+    (grain, dust, a stray dot) are short, and so is all the ink near them
+    (within _MERGE_GAP sideways and _SHORT up or down), where the parts of one
+    digit are as tall as a digit together (the halves of a broken 3): kept, a
+    speck would be read as a digit or stretch the box of the digit it is taken with.
+    """
+    components = _components(level > _INK)
+    h, w = level.shape
+    at_border = [a.left <= 0 or a.top <= 0 or a.right >= w or a.bottom >= h for a in components]
+    inner = [a for a, border in zip(components, at_border) if not border]
+    if not inner:
+        return components
+    height = _line_height(inner)
+    kept = [a for a, border in zip(components, at_border)
+            if not border or _SHORT * height <= a.bottom - a.top <= _FRAME * height]
+    if len(kept) <= 1:
+        return kept
+    # Clusters: ink whose boxes overlap once each grows by half the reach on every side. They are painted
+    # and the painting's components taken, so that a page of dust costs no pair-by-pair comparison.
+    boxes = np.array([box_of([a]) for a in kept])
+    grow = np.array([_MERGE_GAP, _SHORT, _MERGE_GAP, _SHORT]) * height / 2 * np.array([-1, -1, 1, 1])
+    x0, y0, x1, y1 = (np.clip(np.round(boxes + grow), 0, (w, h, w, h)).astype(np.int64)).T
+    paint = np.zeros((h + 1, w + 1), np.int32)
+    for y, x, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+        np.add.at(paint, (y, x), sign)
+    painted = np.cumsum(np.cumsum(paint, axis=0), axis=1)[:h, :w] > 0
+    label = np.full((h, w), -1, np.int64)
+    for k, cluster in enumerate(_components(painted)):
+        for r, start, end in cluster.parts:
+            label[r, start:end] = k
+    # Each piece's cluster, where its box starts; -1: a cluster too small beside the largest (dust).
+    cluster = label[boxes[:, 1].astype(np.int64), boxes[:, 0].astype(np.int64)]
+    placed = cluster >= 0
+    reach_top, reach_bottom = np.full(len(kept), np.inf), np.full(len(kept), -np.inf)
+    np.minimum.at(reach_top, cluster[placed], boxes[placed, 1])
+    np.maximum.at(reach_bottom, cluster[placed], boxes[placed, 3])
+    tall = reach_bottom - reach_top >= _SHORT * height
+    return [a for a, c in zip(kept, cluster) if c >= 0 and tall[c]]
+
+
 def _runs_atom(runs: list[tuple[int, int, int]]) -> _Atom:
     rows = [r for r, _, _ in runs]
     return _Atom(min(s for _, s, _ in runs), min(rows), max(e for _, _, e in runs), max(rows) + 1, runs)
@@ -299,7 +346,7 @@ def _count_groups(atoms: list[_Atom]) -> int:
 
 def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float]:
     """Components, the wide ones sliced at their candidate cuts; and the line height, from the components."""
-    components = _components(level > _INK)
+    components = _ink_components(level)
     if not components:
         raise preprocessing.PreprocessingError("no ink found")
     _check_count(len(components))

@@ -150,21 +150,14 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
     try:
-        grey = _greyscale(image)
-        if not np.isfinite(grey).all():
-            raise PreprocessingError("image holds NaN or infinite values")
+        grey = _finite_greyscale(image)
         background = float(np.median(_border(grey)))
         dark_ink = _is_dark_ink(grey, background, ink)
         if not dark_ink and grey.shape == (IMAGE_SIDE, IMAGE_SIDE) and background <= _BLACK:
             pixels = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
             if _is_mnist_style(pixels):
                 return pixels.reshape(-1)
-        # Uneven light is evened out for dark ink on paper (photos, scans). Light ink on a dark ground
-        # (screens, the drawing canvas) is taken as evenly lit, against the ground at its border.
-        light = _paper_light(grey) if ink != "light" else None
-        dark_ink = dark_ink or (ink == "auto" and light is not None and _ink_is_darker(grey, light))
-        bright = 255.0 - grey if dark_ink else grey  # from here on ink is bright
-        light = 255.0 - light if dark_ink and light is not None else None
+        bright, light, dark_ink = _ink_bright(grey, ink, dark_ink)
         if max(bright.shape) > _MAX_WORK:
             factor = -(-max(bright.shape) // _MAX_WORK)
             bright = _max_pool(bright, factor)
@@ -188,11 +181,27 @@ def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:
     """
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
+    grey = _finite_greyscale(image)
+    bright, light, dark_ink = _ink_bright(grey, ink, _is_dark_ink(grey, float(np.median(_border(grey))), ink))
+    return _remove_background(bright, light, "dark" if dark_ink else "light")
+
+
+def _finite_greyscale(image: Image.Image | np.ndarray) -> np.ndarray:
     grey = _greyscale(image)
     if not np.isfinite(grey).all():
         raise PreprocessingError("image holds NaN or infinite values")
-    dark_ink = _is_dark_ink(grey, float(np.median(_border(grey))), ink)
-    return _remove_background(255.0 - grey if dark_ink else grey)
+    return grey
+
+
+def _ink_bright(grey: np.ndarray, ink: str, dark_ink: bool) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """The picture with its ink bright, the background's brightness under it (None: even), and whether the
+    ink is dark (``dark_ink`` as the border says; under uneven light the marks decide in "auto")."""
+    # Uneven light is evened out for dark ink on paper (photos, scans). Light ink on a dark ground
+    # (screens, the drawing canvas) is taken as evenly lit, against the ground at its border.
+    light = _paper_light(grey) if ink != "light" else None
+    dark_ink = dark_ink or (ink == "auto" and light is not None and _ink_is_darker(grey, light))
+    bright = 255.0 - grey if dark_ink else grey
+    return bright, (255.0 - light if dark_ink and light is not None else None), dark_ink
 
 
 def _is_dark_ink(grey: np.ndarray, background: float, ink: str) -> bool:
@@ -320,7 +329,8 @@ def _max_pool(a: np.ndarray, factor: int) -> np.ndarray:
 def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     """The background's brightness at every pixel, or None when the light is even.
 
-    A median over windows of two fifths of the picture ignores strokes (they
+    A median over windows of two fifths of the picture's height (down) and
+    width (across) ignores strokes (they
     cover less than half of any such window) but follows a lamp's falloff and
     keeps the edges of shadows and of a sheet on a table where they are: a
     median does not move a straight edge, unlike blurs or morphological
@@ -333,8 +343,9 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     h, w = grey.shape
     factor = max(1, -(-max(h, w) // _LIGHT_WORK))
     small = np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(factor)) if factor > 1 else grey
-    window = max(3, int(_LIGHT_WINDOW * max(small.shape)) | 1)
-    light = _median_filter(small, window)
+    # Each way its own window: across a long strip (a number) a window of the longer side would reach
+    # past the sheet's edges above and below and take the table for the paper.
+    light = _median_filter(small, tuple(max(3, int(_LIGHT_WINDOW * n) | 1) for n in small.shape))
     low, middle, high = np.percentile(_border(light), [10, 50, 90])
     # Uneven: the light changes along most of the border (a lamp, vignetting, a shadow), or a large part
     # of the picture is brighter than its border (paper on a table). A bold digit's ink, which a median
@@ -348,10 +359,11 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     return np.clip(grey, low, high)
 
 
-def _median_filter(a: np.ndarray, window: int) -> np.ndarray:
-    """Separable median (rows, then columns) over ``window`` pixels, edge pixels repeated."""
-    half = window // 2
+def _median_filter(a: np.ndarray, windows: tuple[int, int]) -> np.ndarray:
+    """Separable median (rows, then columns) over ``windows`` pixels (down, across), edge pixels repeated."""
     for axis in (1, 0):
+        window = windows[axis]
+        half = window // 2
         padding = [(0, 0), (0, 0)]
         padding[axis] = (half, half)
         padded = np.pad(a, padding, mode="edge")  # a ramp stays a ramp (mirroring would fold it)
@@ -396,6 +408,10 @@ def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink:
     needed = max(_MIN_CONTRAST, _MIN_CONTRAST_NOISE * noise)
     if contrast < needed:
         paper = "paper" if ink == "dark" else "background"
+        if needed > 255:  # no mark could stand out: say so rather than ask for more than 255 levels
+            raise PreprocessingError(
+                f"no ink found: the {paper} is too grainy to tell ink from it (its own grain is {noise:.0f} of 255, "
+                f"and ink must stand out by {_MIN_CONTRAST_NOISE:g} times the grain)")
         grain = f" (the {paper}'s own grain is {noise:.0f})" if needed > _MIN_CONTRAST else ""
         raise PreprocessingError(
             f"no ink found: looked for {ink} ink at least {needed:.0f} of 255 {ink}er than the {paper}{grain}, "

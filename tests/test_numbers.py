@@ -77,6 +77,21 @@ def test_boxes_are_in_the_pictures_own_coordinates(classify):
         assert 0 <= b.box[0] < b.box[2] <= big.width and 0 <= b.box[1] < b.box[3] <= big.height
 
 
+@pytest.mark.parametrize("condition", ["gradient", "clutter", "table", "phone"])
+def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
+    """A number photographed (dark ink under a lamp, beside a margin line and specks, on a sheet on a
+    grained table, or all of it as a phone takes it) reads about as well as its flat picture."""
+    from bench.photos import photo
+
+    rng = np.random.default_rng(21)
+    flat = photographed = 0
+    for label, picture, _ in _numbers(8, 4, "clear", seed=6):
+        flat += numbers.read_image(picture, classify).text == label
+        photographed += numbers.read_image(photo(255 - np.asarray(picture), condition, rng), classify).text == label
+        assert numbers.count_separate(photo(255 - np.asarray(picture), condition, rng)) in (3, 4, 5)
+    assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
+
+
 def test_touching_digits_are_cut_where_the_model_reads_two(classify):
     counts = [len(numbers.read_image(picture, classify).digits) for _, picture, _ in _numbers(10, 2, "touching", 3)]
     # Touching pairs are the hard case (bench/results-numbers.json has the figure); most must still be cut.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -303,6 +304,16 @@ def test_a_dusty_blank_scan_is_read_in_bounded_memory(tmp_path):
 def test_blank_images_have_no_ink(picture):
     with pytest.raises(PreprocessingError, match="no ink found"):
         to_mnist(picture)
+
+
+def test_ground_too_grainy_for_any_ink_says_so():
+    """Stripes of 20 and 128: no mark can stand out by eight times that grain, and the error says it
+    rather than asking for ink more than 255 levels lighter than the ground."""
+    stripes = np.full((200, 200), 128, np.uint8)
+    stripes[::2] = 20
+    with pytest.raises(PreprocessingError, match=r"no ink found: the \w+ is too grainy") as error:
+        to_mnist(stripes)
+    assert all(int(n) <= 255 for n in re.findall(r"\d+", str(error.value)))
 
 
 def test_blank_image_file_error_names_the_path(tmp_path):
