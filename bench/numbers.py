@@ -7,6 +7,7 @@ as it goes without touching, so their widths overlap). Each number is read
 twice: as a picture (dark ink on white) and as mouse strokes traced from the
 same digits. The baseline reads the same digits one by one, each alone in
 its own picture or drawing: the difference is what finding the digits costs.
+Each picture is also photographed as a phone takes it (bench.photos) and read.
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30]
@@ -35,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import MNIST_DIR, ROOT, mnist, write_sections
+from bench.photos import CONDITIONS, photo
 from bench.process import BIN, ServerProcess
 from clients import numbers
 from clients.connection import Connection, ConnectionOptions
@@ -50,6 +52,7 @@ from tests.strokes import traced_drawing
 KINDS = ("clear", "touching", "overlap")
 LENGTHS = range(2, 9)
 GOALS = {"digit_accuracy_cost_points": 0.5, "four_digit_clear_number_accuracy": 0.97}
+PHOTO_CONDITION = "phone"  # how each number's picture is also photographed (bench.photos)
 
 
 @dataclass
@@ -246,6 +249,39 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             "candidates_per_number": {m: round(c / len(samples), 1) for m, c in candidates.items()}}
 
 
+def _photographed(samples: list[tuple], classify, seed: int) -> dict:
+    """Each number's picture photographed as a phone takes it, read: by gap kind and in all.
+
+    The photo is bench.photos' ``PHOTO_CONDITION``: printed on tinted paper, under
+    a lamp with vignetting and a soft shadow, on a sheet turned and tilted on a
+    grained table, blurred, grainy and JPEG-compressed, all mildly. A photo
+    read as no number at all counts as refused (and wrong).
+    """
+    rng = np.random.default_rng([seed, CONDITIONS.index(PHOTO_CONDITION)])
+    rows, reading = [], 0.0
+    for length, kind, sample in samples:
+        image = photo(255 - np.asarray(sample.picture), PHOTO_CONDITION, rng)
+        started = time.perf_counter()
+        try:
+            text: str | None = numbers.read_image(image, classify).text
+        except ValueError:
+            text = None
+        reading += time.perf_counter() - started
+        rows.append((kind, length, sample.label, text))
+
+    def rates(selected: list[tuple]) -> dict:
+        digits = sum(length for _, length, _, _ in selected)
+        return {"numbers": len(selected),
+                "number_accuracy": round(sum(text == label for _, _, label, text in selected) / len(selected), 4),
+                "digit_accuracy": round(sum(max(0, length - edit_distance(label, text or ""))
+                                            for _, length, label, text in selected) / digits, 4),
+                "refused": sum(text is None for *_, text in selected)}
+
+    return {"condition": PHOTO_CONDITION, "all": rates(rows),
+            "by_kind": {k: rates([r for r in rows if r[0] == k]) for k in KINDS},
+            "seconds_per_number": round(reading / len(rows), 3)}
+
+
 def _summary(cells: list[dict]) -> dict:
     def rates(selected: list[dict]) -> dict:
         n = sum(c["numbers"] for c in selected)
@@ -305,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with Connection(ConnectionOptions(address=server.address)) as connection:
                 measured = _evaluate(samples, connection, args.model)
+                photographed = _photographed(samples, lambda v: connection.predict(v, args.model).predictions(),
+                                             args.seed)
         finally:
             server.stop()
     summary = _summary(measured["cells"])
@@ -316,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             >= GOALS["four_digit_clear_number_accuracy"]}
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
-               "summary": summary, "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
+               "summary": summary, "photographed": photographed,
+               "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -334,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
               f"4-digit clear {s['four_digits_clear']['number_accuracy']:.2%}; by kind "
               + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in s["by_kind"].items())
               + f"; {measured['candidates_per_number'][medium]} candidate digits sent per number")
+    every = photographed["all"]
+    print(f"photographed ({PHOTO_CONDITION}): numbers {every['number_accuracy']:.2%}, digits "
+          f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
+          + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
     print(f"wrote {args.out}")
     return 0
 
