@@ -61,6 +61,7 @@ _MERGE_GAP = 0.25  # atoms further apart than this are never one digit
 _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 2 reaches 1.8)
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
+_STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck of grain
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
@@ -295,7 +296,10 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
     reach_top, reach_bottom = np.full(len(kept), np.inf), np.full(len(kept), -np.inf)
     np.minimum.at(reach_top, cluster[placed], boxes[placed, 1])
     np.maximum.at(reach_bottom, cluster[placed], boxes[placed, 3])
-    tall = reach_bottom - reach_top >= _SHORT * height
+    # ... and holding a stroke, not only grain: a table's grain makes long chains of specks.
+    sizeable = np.zeros(len(kept), bool)
+    sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
+    tall = (reach_bottom - reach_top >= _SHORT * height) & sizeable
     return [a for a, c in zip(kept, cluster) if c >= 0 and tall[c]]
 
 
