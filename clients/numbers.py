@@ -263,8 +263,10 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
     are as tall as the rest (and when all ink reaches it, all is kept). Specks
     (grain, dust, a stray dot) are short, and so is all the ink near them
     (within _MERGE_GAP sideways and _SHORT up or down), where the parts of one
-    digit are as tall as a digit together (the halves of a broken 3): kept, a
-    speck would be read as a digit or stretch the box of the digit it is taken with.
+    digit are as tall as a digit together (the halves of a broken 3) and one of
+    them at least is a stroke (_STROKE: a table's grain makes long chains of
+    specks): kept, a speck would be read as a digit or stretch the box of the
+    digit it is taken with.
     """
     components = _components(level > _INK)
     h, w = level.shape
@@ -277,30 +279,36 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
             if not border or _SHORT * height <= a.bottom - a.top <= _FRAME * height]
     if len(kept) <= 1:
         return kept
-    # Clusters: ink whose boxes overlap once each grows by half the reach on every side. They are painted
-    # and the painting's components taken, so that a page of dust costs no pair-by-pair comparison.
     boxes = np.array([box_of([a]) for a in kept])
-    grow = np.array([_MERGE_GAP, _SHORT, _MERGE_GAP, _SHORT]) * height / 2 * np.array([-1, -1, 1, 1])
-    x0, y0, x1, y1 = (np.clip(np.round(boxes + grow), 0, (w, h, w, h)).astype(np.int64)).T
-    paint = np.zeros((h + 1, w + 1), np.int32)
-    for y, x, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
-        np.add.at(paint, (y, x), sign)
-    painted = np.cumsum(np.cumsum(paint, axis=0), axis=1)[:h, :w] > 0
-    label = np.full((h, w), -1, np.int64)
-    for k, cluster in enumerate(_components(painted)):
-        for r, start, end in cluster.parts:
-            label[r, start:end] = k
-    # Each piece's cluster, where its box starts; -1: a cluster too small beside the largest (dust).
-    cluster = label[boxes[:, 1].astype(np.int64), boxes[:, 0].astype(np.int64)]
+    cluster = _clusters(boxes, (_MERGE_GAP * height / 2, _SHORT * height / 2), level.shape)
     placed = cluster >= 0
     reach_top, reach_bottom = np.full(len(kept), np.inf), np.full(len(kept), -np.inf)
     np.minimum.at(reach_top, cluster[placed], boxes[placed, 1])
     np.maximum.at(reach_bottom, cluster[placed], boxes[placed, 3])
-    # ... and holding a stroke, not only grain: a table's grain makes long chains of specks.
     sizeable = np.zeros(len(kept), bool)
     sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
     tall = (reach_bottom - reach_top >= _SHORT * height) & sizeable
     return [a for a, c in zip(kept, cluster) if c >= 0 and tall[c]]
+
+
+def _clusters(boxes: np.ndarray, grow: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
+    """The cluster of each box (left, top, right, bottom): boxes that overlap once each grows by ``grow``
+    (sideways, up and down) on every side; -1 for a cluster too small beside the largest (dust).
+
+    The grown boxes are painted and the painting's components taken, so that
+    a page of dust costs no comparison of every pair.
+    """
+    h, w = shape
+    x0, y0, x1, y1 = np.clip(np.round(boxes + np.array([-grow[0], -grow[1], grow[0], grow[1]])), 0,
+                             (w, h, w, h)).astype(np.int64).T
+    paint = np.zeros((h + 1, w + 1), np.int32)
+    for y, x, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+        np.add.at(paint, (y, x), sign)
+    label = np.full((h, w), -1, np.int64)
+    for k, cluster in enumerate(_components(np.cumsum(np.cumsum(paint, axis=0), axis=1)[:h, :w] > 0)):
+        for r, start, end in cluster.parts:
+            label[r, start:end] = k
+    return label[boxes[:, 1].astype(np.int64), boxes[:, 0].astype(np.int64)]  # where each box starts
 
 
 def _runs_atom(runs: list[tuple[int, int, int]]) -> _Atom:
