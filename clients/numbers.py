@@ -259,8 +259,9 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
 
     Of a photo's frame (the sheet's edge, a margin line, the table), what
     reaches the picture's border is much taller or flatter than the digits
-    that do not; digits of a tightly cropped number reach the border too, but
-    are as tall as the rest (and when all ink reaches it, all is kept). Specks
+    that do not, or beside their line; digits of a tightly cropped number reach
+    the border too, but are as tall as the rest and on their line (and when all
+    ink reaches it, all is kept). Specks
     (grain, dust, a stray dot) are short, and so is all the ink near them
     (within _MERGE_GAP sideways and _SHORT up or down), where the parts of one
     digit are as tall as a digit together (the halves of a broken 3) and one of
@@ -275,8 +276,10 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
     if not inner:
         return components
     height = _line_height(inner)
+    line = [a for a in inner if a.bottom - a.top >= _SHORT * height]
+    top, bottom = min(a.top for a in line), max(a.bottom for a in line)
     kept = [a for a, border in zip(components, at_border)
-            if not border or _SHORT * height <= a.bottom - a.top <= _FRAME * height]
+            if not border or (_SHORT * height <= a.bottom - a.top <= _FRAME * height and a.top < bottom and a.bottom > top)]
     if len(kept) <= 1:
         return kept
     boxes = np.array([box_of([a]) for a in kept])
