@@ -32,7 +32,7 @@ like no single digit to the ensemble's judge of shapes) pays for it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -130,6 +130,11 @@ class Number:
     def marked(self) -> str:
         """The number with a ? after every uncertain digit, for people."""
         return "".join(f"{d.digit}?" if d.uncertain else str(d.digit) for d in self.digits)
+
+    def moved(self, scale: float, left: float, top: float) -> Number:
+        """The same digits with their boxes in other coordinates: (x, y) -> (x * scale + left, y * scale + top)."""
+        return Number([replace(d, box=(d.box[0] * scale + left, d.box[1] * scale + top,
+                                       d.box[2] * scale + left, d.box[3] * scale + top)) for d in self.digits])
 
     def most_doubtful(self) -> int | None:
         """The place of the digit most worth a look: one the model doubts, then the one it is least sure of."""

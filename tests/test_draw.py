@@ -709,6 +709,23 @@ def test_number_mode_opens_a_picture_and_reads_the_whole_number(server, open_app
     pump(app, lambda: app.state.picture is None and not app.canvas.find_withtag("picture"), "the picture gone")
 
 
+def test_number_mode_reads_a_photographed_number(server, open_app, tmp_path):
+    """A phone's photo of a written number (lamp, shadow, the sheet on a grained table, blur, JPEG):
+    opened in number mode, its digits are found on the sheet, not on the table."""
+    from bench.photos import photo
+    from tests.test_numbers import _numbers
+
+    app = open_app(server.address)
+    _number_mode(app)
+    label, picture, _ = next(_numbers(1, 4, "clear", seed=6))
+    path = tmp_path / "number.jpg"
+    Image.fromarray(photo(255 - np.asarray(picture), "phone", np.random.default_rng(3))).save(path, quality=80)
+    assert app.open_from(path)
+    pump(app, lambda: app.state.number is not None and not app.busy, "the number in the photo")
+    number = app.state.number
+    assert len(number.digits) == 4 and sum(a == b for a, b in zip(number.text, label)) >= 3, (number.text, label)
+
+
 def test_screenshot_of_a_number_read_in_number_mode(server, open_app, tmp_path):
     from tests.test_numbers import _numbers
 

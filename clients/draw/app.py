@@ -75,7 +75,8 @@ class DrawApp:
             return False
         if self.state.number_mode:
             d, picture = self.state.drawing, self.state.picture
-            self._awaiting = (Request(None, self.state.model, self.state.epoch, picture=picture.image) if picture
+            self._awaiting = (Request(None, self.state.model, self.state.epoch, picture=picture.opened,
+                                      placement=picture.placement) if picture
                               else Request(None, self.state.model, self.state.epoch,
                                            Drawing(d.width, d.height, d.strokes)))
             self._worker.predict(self._awaiting)
@@ -235,9 +236,11 @@ class DrawApp:
                     vector = preprocessing.prepare(image)
                 except preprocessing.PreprocessingError as exc:
                     raise preprocessing.PreprocessingError(f"{path}: {exc}") from None
-                if self.state.number_mode:  # read where it is shown, so the digits' boxes fall on it
-                    image = fit_to_canvas(image, self.state.drawing.width, self.state.drawing.height)
-                self.state.open_picture(Picture(path, image, vector))
+                if self.state.number_mode:  # shown fitted to the canvas, read as opened
+                    shown, placement = fit_to_canvas(image, self.state.drawing.width, self.state.drawing.height)
+                    self.state.open_picture(Picture(path, shown, vector, image, placement))
+                else:
+                    self.state.open_picture(Picture(path, image, vector))
         except (DrawingError, preprocessing.PreprocessingError) as exc:
             return self._notice(str(exc), Level.ERROR)
         self._replaced()

@@ -47,17 +47,30 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a picture lies on the canvas: a point (x, y) of it is at (x * scale + left, y * scale + top)."""
+
+    scale: float = 1.0
+    left: float = 0.0
+    top: float = 0.0
+
+
+@dataclass(frozen=True)
 class Picture:
     """An opened image or photo: shown on the canvas, its recognised pixels sent instead of strokes.
 
     In number mode ``image`` is the picture already fitted to the canvas
-    (fit_to_canvas), which is what is read as a number: the digits' boxes
-    are then canvas coordinates, drawn over it as they are over strokes.
+    (fit_to_canvas) and ``opened`` the picture as opened, which is what is
+    read as a number, at its own resolution and without the canvas's margin:
+    the digits' boxes are then moved to the canvas by ``placement`` and drawn
+    over it as they are over strokes.
     """
 
     path: Path
     image: Image.Image
     vector: np.ndarray
+    opened: Image.Image | None = None
+    placement: Placement = Placement()
 
 
 def fit(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -70,8 +83,8 @@ def fit(image: Image.Image, width: int, height: int) -> Image.Image:
     return picture
 
 
-def fit_to_canvas(image: Image.Image, width: int, height: int) -> Image.Image:
-    """The picture fitted into a width x height canvas and centred on its own paper.
+def fit_to_canvas(image: Image.Image, width: int, height: int) -> tuple[Image.Image, Placement]:
+    """The picture fitted into a width x height canvas and centred on its own paper; and where it lies.
 
     The margin takes the colour of the picture's border (the median), so
     light ink on dark paper stays told apart from its paper.
@@ -80,8 +93,9 @@ def fit_to_canvas(image: Image.Image, width: int, height: int) -> Image.Image:
     pixels = np.asarray(picture)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     canvas = Image.new("RGB", (width, height), tuple(int(v) for v in np.median(border, axis=0)))
-    canvas.paste(picture, ((width - picture.size[0]) // 2, (height - picture.size[1]) // 2))
-    return canvas
+    left, top = (width - picture.size[0]) // 2, (height - picture.size[1]) // 2
+    canvas.paste(picture, (left, top))
+    return canvas, Placement(picture.size[0] / image.size[0], left, top)
 
 
 @dataclass(frozen=True)

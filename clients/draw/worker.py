@@ -22,6 +22,7 @@ from PIL import Image
 
 from clients import numbers
 from clients.connection import Answer, Connection, ConnectionOptions
+from clients.draw.state import Placement
 from clients.drawing import Drawing
 from clients.prediction import Prediction
 from digitserve.v1 import digits_pb2 as pb
@@ -37,7 +38,8 @@ class Request:
     model: str
     epoch: int  # DrawState.epoch then: an answer about replaced content is not shown
     drawing: Drawing | None = None  # read as a whole number instead of sending ``vector``
-    picture: Image.Image | None = None  # ... or this picture (fitted to the canvas)
+    picture: Image.Image | None = None  # ... or this picture,
+    placement: Placement = Placement()  # whose digits' boxes this puts on the canvas
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,11 @@ class Worker:
                 def classify(vectors: np.ndarray) -> list[Prediction]:
                     return connection.predict(vectors, request.model).predictions()
 
-                number = (numbers.read_drawing(request.drawing, classify) if request.drawing is not None
-                          else numbers.read_image(request.picture, classify))
+                if request.drawing is not None:
+                    number = numbers.read_drawing(request.drawing, classify)
+                else:
+                    placed = request.placement
+                    number = numbers.read_image(request.picture, classify).moved(placed.scale, placed.left, placed.top)
                 self._events.put(NumberRead(request, number, time.perf_counter() - start))
                 return
             answer = connection.predict(request.vector.reshape(1, -1), request.model)
