@@ -63,6 +63,7 @@ _SEPARATE = 0.1  # ink groups further apart than this are counted as separate di
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck of grain
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
+_SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
 # image the model sees, taken across its slant (ink_aspects). Per digit,
@@ -264,7 +265,8 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
 
     Of a photo's frame (the sheet's edge, a margin line, the table), what
     reaches the picture's border is much taller or flatter than the digits
-    that do not, or beside their line; digits of a tightly cropped number reach
+    that do not, or beside their line, or a thin sliver along the picture's
+    side (the sheet's edge); digits of a tightly cropped number reach
     the border too, but are as tall as the rest and on their line (and when all
     ink reaches it, all is kept). Specks
     (grain, dust, a stray dot) are short, and so is all the ink near them
@@ -283,8 +285,13 @@ def _ink_components(level: np.ndarray) -> list[_Atom]:
     height = _line_height(inner)
     line = [a for a in inner if a.bottom - a.top >= _SHORT * height]
     top, bottom = min(a.top for a in line), max(a.bottom for a in line)
-    kept = [a for a, border in zip(components, at_border)
-            if not border or (_SHORT * height <= a.bottom - a.top <= _FRAME * height and a.top < bottom and a.bottom > top)]
+
+    def digit_like(a: _Atom) -> bool:  # for ink at the border: as tall as a digit, on the line, not a sliver
+        sliver = (a.left <= 0 or a.right >= w) and a.right - a.left < _SLIVER * height
+        return _SHORT * height <= a.bottom - a.top <= _FRAME * height and a.top < bottom and a.bottom > top \
+            and not sliver
+
+    kept = [a for a, border in zip(components, at_border) if not border or digit_like(a)]
     if len(kept) <= 1:
         return kept
     boxes = np.array([box_of([a]) for a in kept])

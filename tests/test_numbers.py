@@ -92,6 +92,15 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
 
 
+@pytest.mark.parametrize("condition", ["table", "phone"])
+def test_a_photo_of_one_digit_is_not_taken_for_several(condition):
+    """The sheet's edge along a photo's side is no second digit: no "holds 2 separate digits" hint."""
+    from bench.photos import photos
+
+    images, _ = mnist_subset(40, "test")
+    assert [numbers.count_separate(p) for p in photos(images.reshape(-1, 28, 28), condition)] == [1] * 40
+
+
 def test_touching_digits_are_cut_where_the_model_reads_two(classify):
     counts = [len(numbers.read_image(picture, classify).digits) for _, picture, _ in _numbers(10, 2, "touching", 3)]
     # Touching pairs are the hard case (bench/results-numbers.json has the figure); most must still be cut.
