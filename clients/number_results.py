@@ -1,10 +1,12 @@
 """``digits predict --number``: every input read as a whole number, one Predict per number.
 
-Each result carries the number (a string), its confidence (the product of
+Each result carries the number (a string, with any decimal point or comma
+written between its digits, as in "34.93"), its confidence (the product of
 its digits') and, per digit, the value, confidence, probabilities, box in
-the input's own coordinates and whether it is uncertain; with --top K the K
-likeliest values of every digit, and with --labels the number expected.
-Table, JSON and CSV (one row per digit) carry all of it.
+the input's own coordinates and whether it is uncertain; the points and
+commas with their places and boxes; with --top K the K likeliest values of
+every digit, and with --labels the number expected. Table, JSON and CSV
+(one row per digit) carry all of it.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ class LabelsError(ValueError):
 def read_number_labels(path: str | Path) -> dict[str, str]:
     """The expected number of each input: lines ``NAME NUMBER`` (or ``NAME,NUMBER``); ``#`` starts a comment.
 
-    NAME is the input as given or its file name alone. Raises OSError when
-    the file cannot be read and LabelsError naming the line when it is wrong.
+    NAME is the input as given or its file name alone; NUMBER is digits, with
+    any decimal points or commas written in it (``34.93``, ``1,250``). Raises
+    OSError when the file cannot be read and LabelsError naming the line when
+    it is wrong.
     """
     labels: dict[str, str] = {}
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
-        fields = re.split(r"\s*,\s*|\s+", text)
-        if len(fields) != 2 or not fields[1].isdigit() or not fields[1].isascii():
-            raise LabelsError(f"{path}:{number}: expected NAME NUMBER (the number in digits 0-9), found {text!r}")
+        fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
+        if len(fields) != 2 or not re.fullmatch(r"[0-9]+([.,][0-9]+)*", fields[1]):
+            raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point or "
+                              f"comma between them), found {text!r}")
         labels[fields[0]] = fields[1]
     return labels
 
@@ -49,6 +54,11 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
 def label_of(source: str, labels: dict[str, str]) -> str | None:
     """The expected number of an input: by the name it was given, else by its file name."""
     return labels.get(source, labels.get(Path(source).name))
+
+
+def digits_of(number: str) -> str:
+    """The digits of a number as written, without its points and commas."""
+    return "".join(c for c in number if c.isdigit())
 
 
 def edit_distance(truth: str, read: str) -> int:
@@ -84,6 +94,7 @@ class NumberResult:
         record["number"] = self.number.text
         record["confidence"] = round(self.number.confidence, 6)
         record["digits"] = [d.record(top) for d in self.number.digits]
+        record["separators"] = [s.record() for s in self.number.separators]
         return record
 
 
@@ -97,10 +108,11 @@ class NumberScoreboard:
         if result.label is None:
             return
         read = result.number.text if result.number is not None else ""
+        truth = digits_of(result.label)
         self.total += 1
         self.right += read == result.label
-        self.digits += len(result.label)
-        self.digits_right += max(0, len(result.label) - edit_distance(result.label, read))
+        self.digits += len(truth)
+        self.digits_right += max(0, len(truth) - edit_distance(truth, digits_of(read)))
 
     def report(self) -> str:
         return (f"numbers right: {self.right / max(self.total, 1):.2%} ({self.right} of {self.total} labelled); "
@@ -175,6 +187,7 @@ class NumberCsvWriter:
     def write(self, result: NumberResult) -> None:
         record = result.record(self.top)
         digits = record.pop("digits", [])
+        record.pop("separators", None)  # written in the number column, where they stand
         if not digits:
             self.writer.writerow(record)
         for position, digit in enumerate(digits):

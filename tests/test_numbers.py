@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.numbers import compose, compose_drawing
+from bench.numbers import compose, compose_drawing, compose_separated
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
@@ -48,6 +48,19 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
         picture, _, _ = compose(rng, images[pick].reshape(-1, 784), length, kind)
         drawing, _ = compose_drawing(rng, images[pick].reshape(-1, 784), kind)
         yield "".join(map(str, labels[pick])), picture, drawing
+
+
+def _separated(count: int, seed: int = 0):
+    """``count`` numbers of MNIST test digits with a point or a comma written between two of them:
+    (label, picture, drawing), the label as written ("34.93")."""
+    images, labels = mnist_subset(2000, "test")
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
+        char = ".,"[k % 2]
+        picture, drawing, after = compose_separated(rng, images[pick].reshape(-1, 784), char)
+        digits = "".join(map(str, labels[pick]))
+        yield digits[:after] + char + digits[after:], picture, drawing
 
 
 def test_clear_numbers_are_found_digit_by_digit_in_one_batch(classify):
@@ -90,6 +103,37 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
         photographed += numbers.read_image(photo(255 - np.asarray(picture), condition, rng), classify).text == label
         assert numbers.count_separate(photo(255 - np.asarray(picture), condition, rng)) in (3, 4, 5)
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
+
+
+def test_a_decimal_point_or_comma_is_read_where_it_stands(classify):
+    """An amount written "34.93" is not read "3493": a point or a comma low between two digits is written
+    into the number where it stands, in a picture, a photo of it and a drawing; the digits are read as ever."""
+    from bench.photos import photo
+
+    rng = np.random.default_rng(4)
+    placed = {"picture": 0, "photo": 0, "drawing": 0}
+    for label, picture, drawing in _separated(12, seed=8):
+        at = next(k for k, c in enumerate(label) if not c.isdigit())  # one mark: as many digits before it
+        readings = {"picture": numbers.read_image(picture, classify),
+                    "photo": numbers.read_image(photo(255 - np.asarray(picture), "phone", rng), classify),
+                    "drawing": numbers.read_drawing(drawing, classify)}
+        for medium, number in readings.items():
+            assert len(number.text) == len(number.digits) + len(number.separators)
+            placed[medium] += [(s.char, s.after) for s in number.separators] == [(label[at], at)]
+            for k, s in enumerate(number.separators):
+                assert number.text[s.after + k] == s.char
+                left, right = number.digits[s.after - 1].box, number.digits[s.after].box
+                assert left[2] <= s.box[0] and s.box[2] <= right[0]  # between its digits
+    assert placed["picture"] >= 11 and placed["drawing"] >= 11 and placed["photo"] >= 9, placed
+
+
+@pytest.mark.parametrize("kind", ["clear", "touching", "overlap"])
+def test_a_digits_own_pieces_are_no_point(classify, kind):
+    """The end of a stroke broken off, a 5's bar, the dots of a traced digit: no point or comma in numbers
+    written without one."""
+    for label, picture, drawing in _numbers(10, 5, kind, seed=9):
+        for number in (numbers.read_image(picture, classify), numbers.read_drawing(drawing, classify)):
+            assert not number.separators and number.text.isdigit(), (label, number.text)
 
 
 @pytest.mark.parametrize("condition", ["table", "phone"])
@@ -297,6 +341,36 @@ def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server
     records = json.loads(proc.stdout)
     assert records[0]["label"] == "99999" and "label" not in records[1]
     assert "numbers right: 0.00% (0 of 1 labelled)" in proc.stderr
+
+
+def test_predict_number_writes_points_and_commas_and_scores_them(server, tmp_path, capsys):
+    """An amount comes back as written ("34.93") in every format, its separators with their places and boxes,
+    and a labels file may hold such numbers."""
+    folder, truth = tmp_path / "amounts", []
+    folder.mkdir()
+    for k, (label, picture, drawing) in enumerate(_separated(2, seed=8)):
+        picture.save(folder / f"amount{k}.png")
+        drawing.save(folder / f"amount{k}.json")
+        truth += [f"amount{k}.png {label}", f"amount{k}.json,{label}"]
+    (tmp_path / "expected.txt").write_text("\n".join(truth) + "\n")
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json",
+                      "--labels", str(tmp_path / "expected.txt"), str(folder))
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert len(records) == 4
+    for r in records:
+        assert [s["separator"] for s in r["separators"]] == [c for c in r["label"] if not c.isdigit()]
+        for s in r["separators"]:
+            assert r["number"][s["after"] + r["separators"].index(s)] == s["separator"] and len(s["box"]) == 4
+        assert len(r["number"]) == len(r["digits"]) + len(r["separators"])
+    right = sum(r["number"] == r["label"] for r in records)
+    assert right >= 3 and f"({right} of 4 labelled)" in proc.stderr
+    rows = list(csv.DictReader(io.StringIO(run_digits(capsys, "predict", "--server", server.address, "--number",
+                                                      "--format", "csv", str(folder / "amount0.png")).stdout)))
+    named = {r["source"].rsplit("/", 1)[1]: r for r in records}
+    assert rows[0]["number"] == named["amount0.png"]["number"] and len(rows) == len(named["amount0.png"]["digits"])
+    table = run_digits(capsys, "predict", "--server", server.address, "--number", str(folder / "amount1.json"))
+    assert table.stdout.splitlines()[1].split()[0].replace("?", "") == named["amount1.json"]["number"]
 
 
 def test_predict_number_labels_file_errors_name_the_file_and_line(server, number_files, tmp_path, capsys):

@@ -133,7 +133,8 @@ class DrawView:
         self._shown_result, self._shown_number = (), ()
 
     def _show_number(self, state: DrawState) -> None:
-        """Each digit's box with its answer above it (uncertain ones marked), and the whole number."""
+        """Each digit's box with its answer above it (uncertain ones marked), each point's or comma's, and the
+        whole number."""
         number = self._shown_number = state.number
         self.canvas.delete("boxes")
         self._digit_label.configure(text="?" if number is None else number.marked,
@@ -145,6 +146,11 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
+        for separator in () if number is None else number.separators:  # a point or a comma, seen as one
+            left, top, right, bottom = separator.box
+            self.canvas.create_rectangle(left, top, right, bottom, outline=ACCENT, dash=(2, 2), tags="boxes")
+            self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=ACCENT,
+                                    text=separator.char, font=self._fonts["bold"], tags="boxes")
         # The panel beside shows the digit most worth a look: one the model doubts, else the least sure.
         place = None if number is None else number.most_doubtful()
         if place is None:
