@@ -8,8 +8,8 @@ twice: as a picture (dark ink on white) and as mouse strokes traced from the
 same digits. The baseline reads the same digits one by one, each alone in
 its own picture or drawing: the difference is what finding the digits costs.
 Each picture is also photographed as a phone takes it (bench.photos) and read.
-Amounts, numbers with a decimal point or a comma written between two digits,
-are read too, in all three ways.
+Amounts, numbers with a decimal point or a comma written between two digits
+or a minus before them, are read too, in all three ways.
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30]
@@ -140,7 +140,7 @@ def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str
 def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
                     room: int = 0) -> tuple[Drawing, list[Drawing]]:
     """The same digits traced into strokes on a wide canvas, with the number's kind of gap (and room for a
-    separator before digit ``room``, as in compose)."""
+    point or a comma before digit ``room``, as in compose)."""
     size = float(rng.uniform(90, 200))
     slant = float(rng.uniform(-0.25, 0.25))
     length = len(digits)
@@ -166,36 +166,57 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
     return Drawing(canvas[0], canvas[1], strokes), alone
 
 
-def compose_separated(rng: np.random.Generator, digits: np.ndarray, char: str) -> tuple[Image.Image, Drawing, int]:
-    """A number with a decimal point (".") or a comma (",") after one of its digits, written as a person
-    does, low between two clear digits: its picture, its drawing and how many digits come before the mark."""
-    after = int(rng.integers(1, len(digits)))
+def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> tuple[Image.Image, Drawing, int]:
+    """A number with a sign written as a person writes it: a decimal point (".") or a comma (",") low
+    between two clear digits, or a minus ("-") before the first; its picture, its drawing, and how many
+    digits come before the sign."""
+    after = 0 if char == "-" else int(rng.integers(1, len(digits)))
     picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=after)
-    left, right = boxes[after - 1], boxes[after]
     size = float(np.mean([b[3] - b[1] for b in boxes]))
-    ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (0, 0)))  # room for a comma
-    x = (left[2] + right[0]) / 2 + size * rng.uniform(-0.05, 0.05)
-    base = (left[3] + right[3]) / 2 + size * rng.uniform(-0.04, 0.02)
-    dot = float(np.median([stroke_width(g) for g in glyphs])) * rng.uniform(1.0, 1.6)  # the digits' pen, dabbed
-    centre = (x, base - dot / 2)
-    path = [centre] if char == "." else \
-        [centre, (x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
+    pen = float(np.median([stroke_width(g) for g in glyphs]))  # the digits' own pen
+    lead = int(size) if char == "-" else 0  # room for a minus before the number
+    ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
+    if char == "-":
+        first = boxes[0]
+        y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
+        end = first[0] + lead - size * rng.uniform(0.12, 0.35)
+        path = [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+        width = pen * rng.uniform(0.9, 1.3)
+    else:
+        left, right = boxes[after - 1], boxes[after]
+        x = (left[2] + right[0]) / 2 + size * rng.uniform(-0.05, 0.05)
+        base = (left[3] + right[3]) / 2 + size * rng.uniform(-0.04, 0.02)
+        width = pen * rng.uniform(1.0, 1.6)  # dabbed
+        path = [(x, base - width / 2)]
+        if char == ",":
+            path += [(x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
     rows, cols = np.mgrid[: ink.shape[0], : ink.shape[1]]
-    for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the mark as a thick segment
+    for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the sign as a thick segment
         along = ((cols - ax) * (bx - ax) + (rows - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9)
         t = np.clip(along, 0, 1)
         distance = np.hypot(cols - (ax + t * (bx - ax)), rows - (ay + t * (by - ay)))
-        np.maximum(ink, np.clip(dot / 2 + 0.5 - distance, 0, 1), out=ink)
+        np.maximum(ink, np.clip(width / 2 + 0.5 - distance, 0, 1), out=ink)
     picture = Image.fromarray((255 - ink * 255).round().astype(np.uint8))
 
     drawing, alone = compose_drawing(rng, digits, "clear", room=after)
-    left, right = (numbers.box_of(numbers.drawing_atoms(d)) for d in alone[after - 1 : after + 1])
-    pen, size = drawing.display_pen_width(), (left[3] - left[1] + right[3] - right[1]) / 2
-    x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - drawing.display_pen_width() / 2
-    # A point is a click (one point) or a short dab; a comma a short drag down and to the left.
-    mark = [(x, base)] if char == "." and rng.random() < 0.5 else \
-        [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else \
-        [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
+    pen = drawing.display_pen_width()
+    boxes = [numbers.box_of(numbers.drawing_atoms(d)) for d in alone]
+    size = float(np.mean([b[3] - b[1] for b in boxes]))
+    if char == "-":  # everything moved right to make room; a minus is a short drag across
+        lead = size
+        drawing = Drawing(drawing.width + int(lead), drawing.height,
+                          [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
+        first = boxes[0]
+        y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
+        end = first[0] + lead - size * rng.uniform(0.12, 0.35)
+        mark = [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+    else:
+        left, right = boxes[after - 1], boxes[after]
+        x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
+        # A point is a click (one point) or a short dab; a comma a short drag down and to the left.
+        mark = [(x, base)] if char == "." and rng.random() < 0.5 else \
+            [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else \
+            [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
     drawing = Drawing(drawing.width, drawing.height, [*drawing.strokes, mark])
     return picture, drawing, after
 
@@ -273,7 +294,7 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             cell = cells.setdefault(f"{medium}/{length}/{kind}", {
                 "medium": medium, "length": length, "kind": kind, "numbers": 0, "numbers_right": 0,
                 "digits": 0, "digits_right": 0, "digits_right_alone": 0, "numbers_right_alone": 0,
-                "wrong_count": 0, "wrong_found": 0, "wrong_not_found": 0, "false_separators": 0})
+                "wrong_count": 0, "wrong_found": 0, "wrong_not_found": 0, "false_signs": 0})
             cell["numbers"] += 1
             cell["numbers_right"] += text == sample.label
             cell["digits"] += length
@@ -284,7 +305,7 @@ def _evaluate(samples: list[tuple], connection: Connection, model: str) -> dict:
             cell["wrong_found"] += text != sample.label and found
             cell["wrong_not_found"] += text != sample.label and not found
             cell["wrong_count"] += len(text) != length
-            cell["false_separators"] += sum(not c.isdigit() for c in text)
+            cell["false_signs"] += sum(not c.isdigit() for c in text)
             cell["digits_right_alone"] += int(sum(int(a) == b for a, b in zip(one_by_one, truth)))
             cell["numbers_right_alone"] += bool(all(int(a) == b for a, b in zip(one_by_one, truth)))
     return {"cells": list(cells.values()), "seconds": seconds,
@@ -318,26 +339,26 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
                 "digit_accuracy": round(sum(max(0, length - edit_distance(label, text or ""))
                                             for _, length, label, text in selected) / digits, 4),
                 "refused": sum(text is None for *_, text in selected),
-                "false_separators": sum(not c.isdigit() for *_, text in selected for c in text or "")}
+                "false_signs": sum(not c.isdigit() for *_, text in selected for c in text or "")}
 
     return {"condition": PHOTO_CONDITION, "all": rates(rows),
             "by_kind": {k: rates([r for r in rows if r[0] == k]) for k in KINDS},
             "seconds_per_number": round(reading / len(rows), 3)}
 
 
-def _separated(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int) -> dict:
-    """Amounts: numbers of 2 to 6 MNIST test digits with a decimal point (half of them) or a comma written
-    low between two (compose_separated), read as pictures, photographed as a phone takes them, and as drawings.
+def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int) -> dict:
+    """Amounts: numbers of 2 to 6 MNIST test digits with a sign (compose_amount; a third each a decimal
+    point, a comma, a minus), read as pictures, photographed as a phone takes them, and as drawings.
 
-    Per medium: whole numbers right (point or comma in its place), separators right (the right one in the
-    right place, whatever the digits), and digits right (as for numbers, the separators left out).
+    Per medium: whole numbers right (the sign in its place), signs right (the right one in the right place,
+    whatever the digits), and digits right (as for numbers, the signs left out).
     """
     rng = np.random.default_rng([seed, 2])
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
     for k in range(count):
         pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
-        char = ".,"[k % 2]
-        picture, drawing, after = compose_separated(rng, images[pick], char)
+        char = ".,-"[k % 3]
+        picture, drawing, after = compose_amount(rng, images[pick], char)
         digits = "".join(str(int(v)) for v in labels[pick])
         label = digits[:after] + char + digits[after:]
         for medium, read in (("picture", lambda: numbers.read_image(picture, classify)),
@@ -355,15 +376,15 @@ def _separated(images: np.ndarray, labels: np.ndarray, classify, seed: int, coun
         placed = sum(_marks(label) == _marks(text) for label, text in pairs)
         return {"numbers": len(pairs),
                 "number_accuracy": round(sum(label == text for label, text in pairs) / len(pairs), 4),
-                "separator_accuracy": round(placed / len(pairs), 4),
+                "sign_accuracy": round(placed / len(pairs), 4),
                 "digit_accuracy": round(sum(found) / sum(len(truth) for truth in truths), 4)}
 
-    return {"numbers": count, "lengths": "2-6", "separators": "half points, half commas",
+    return {"numbers": count, "lengths": "2-6", "signs": "a third each points, commas, minus",
             **{medium: rates(pairs) for medium, pairs in rows.items()}}
 
 
 def _marks(text: str) -> list[tuple[int, str]]:
-    """The points and commas of a number as written, each with how many digits come before it."""
+    """The signs of a number as written, each with how many digits come before it."""
     return [(len(digits_of(text[:k])), c) for k, c in enumerate(text) if not c.isdigit()]
 
 
@@ -379,7 +400,7 @@ def _summary(cells: list[dict]) -> dict:
                 "wrong_digit_count": sum(c["wrong_count"] for c in selected),
                 "wrong_numbers_segmentation": sum(c["wrong_not_found"] for c in selected),
                 "wrong_numbers_recognition": sum(c["wrong_found"] for c in selected),
-                "false_separators": sum(c["false_separators"] for c in selected)}
+                "false_signs": sum(c["false_signs"] for c in selected)}
 
     out: dict = {}
     for medium in ("picture", "drawing"):
@@ -408,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the model that reads (default: {PREFERRED_DEFAULT}, the server's default)")
     parser.add_argument("--per-cell", type=int, default=30, help="numbers per length and gap kind (default: 30)")
     parser.add_argument("--four-clear", type=int, default=200, help="4-digit numbers with clear gaps (default: 200)")
-    parser.add_argument("--separated", type=int, default=120,
-                        help="numbers with a decimal point or comma (default: 120)")
+    parser.add_argument("--amounts", type=int, default=120,
+                        help="numbers with a decimal point, a comma or a minus (default: 120)")
     add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
@@ -433,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                     return connection.predict(vectors, args.model).predictions()
 
                 photographed = _photographed(samples, classify, args.seed)
-                separated = _separated(images, labels, classify, args.seed, args.separated)
+                amounts = _amounts(images, labels, classify, args.seed, args.amounts)
         finally:
             server.stop()
     summary = _summary(measured["cells"])
@@ -445,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             >= GOALS["four_digit_clear_number_accuracy"]}
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
-               "summary": summary, "photographed": photographed, "separated": separated,
+               "summary": summary, "photographed": photographed, "amounts": amounts,
                "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
@@ -469,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
           + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
     print("with a point or a comma: " + ", ".join(
-        f"{m} {separated[m]['number_accuracy']:.2%} whole, separator {separated[m]['separator_accuracy']:.2%}"
+        f"{m} {amounts[m]['number_accuracy']:.2%} whole, sign {amounts[m]['sign_accuracy']:.2%}"
         for m in ("picture", "photographed", "drawing")))
     print(f"wrote {args.out}")
     return 0

@@ -1,10 +1,10 @@
 """``digits predict --number``: every input read as a whole number, one Predict per number.
 
 Each result carries the number (a string, with any decimal point or comma
-written between its digits, as in "34.93"), its confidence (the product of
-its digits') and, per digit, the value, confidence, probabilities, box in
-the input's own coordinates and whether it is uncertain; the points and
-commas with their places and boxes; with --top K the K likeliest values of
+written between its digits and a minus before them, as in "34.93" or "-12"),
+its confidence (the product of its digits') and, per digit, the value,
+confidence, probabilities, box in the input's own coordinates and whether it
+is uncertain; the signs with their places and boxes; with --top K the K likeliest values of
 every digit, and with --labels the number expected. Table, JSON and CSV
 (one row per digit) carry all of it.
 """
@@ -34,7 +34,8 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
     """The expected number of each input: lines ``NAME NUMBER`` (or ``NAME,NUMBER``); ``#`` starts a comment.
 
     NAME is the input as given or its file name alone; NUMBER is digits, with
-    any decimal points or commas written in it (``34.93``, ``1,250``). Raises
+    any decimal points or commas written in it and a minus before it
+    (``34.93``, ``1,250``, ``-12``). Raises
     OSError when the file cannot be read and LabelsError naming the line when
     it is wrong.
     """
@@ -44,9 +45,9 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
         if not text:
             continue
         fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
-        if len(fields) != 2 or not re.fullmatch(r"[0-9]+([.,][0-9]+)*", fields[1]):
+        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,][0-9]+)*", fields[1]):
             raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point or "
-                              f"comma between them), found {text!r}")
+                              f"comma between them and a minus before them), found {text!r}")
         labels[fields[0]] = fields[1]
     return labels
 
@@ -57,7 +58,7 @@ def label_of(source: str, labels: dict[str, str]) -> str | None:
 
 
 def digits_of(number: str) -> str:
-    """The digits of a number as written, without its points and commas."""
+    """The digits of a number as written, without its signs (points, commas, a minus)."""
     return "".join(c for c in number if c.isdigit())
 
 
@@ -94,7 +95,7 @@ class NumberResult:
         record["number"] = self.number.text
         record["confidence"] = round(self.number.confidence, 6)
         record["digits"] = [d.record(top) for d in self.number.digits]
-        record["separators"] = [s.record() for s in self.number.separators]
+        record["signs"] = [s.record() for s in self.number.signs]
         return record
 
 
@@ -187,7 +188,7 @@ class NumberCsvWriter:
     def write(self, result: NumberResult) -> None:
         record = result.record(self.top)
         digits = record.pop("digits", [])
-        record.pop("separators", None)  # written in the number column, where they stand
+        record.pop("signs", None)  # written in the number column, where they stand
         if not digits:
             self.writer.writerow(record)
         for position, digit in enumerate(digits):

@@ -65,23 +65,27 @@ _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
-# A separator (a decimal point or a comma: an amount, a meter reading) is a mark low between two digits.
-_SEPARATOR = 0.35  # it is at most this wide and tall (a comma twice as tall),
-_SEPARATOR_LEAST = 0.05  # at least this wide or tall (dust is smaller),
-_SEPARATOR_DUST = 0.25  # with at least this much of the area that is dust beside the digits (_DUST),
-_SEPARATOR_LOW = 0.55  # its top below this much of its neighbours' height,
-_SEPARATOR_NEAR = 1.0  # digits on both sides within this of it,
-_SEPARATOR_CLEAR = 0.3  # no other ink in its columns within this above or below it (a slanted digit's foot),
-_SEPARATOR_APART = 0.06  # or this close beside it (the end of a stroke broken off),
-_SEPARATOR_LIKE = 0.5  # and no mark at least this big beside it higher up (a colon).
+# Signs: a decimal point or a comma (an amount, a meter reading) is a mark low between two digits,
+_SIGN = 0.35  # at most this wide and tall (a comma twice as tall),
+_SIGN_LEAST = 0.05  # at least this wide or tall (dust is smaller),
+_SIGN_DUST = 0.25  # with at least this much of the area that is dust beside the digits (_DUST),
+_SIGN_LOW = 0.55  # its top below this much of its neighbours' height,
+_SIGN_NEAR = 1.0  # digits on both sides within this of it,
+_SIGN_CLEAR = 0.3  # no other ink in its columns within this above or below it (a slanted digit's foot),
+_SIGN_APART = 0.06  # or this close beside it (the end of a stroke broken off),
+_SIGN_LIKE = 0.5  # and no mark at least this big beside it higher up (a colon).
 _POINT_BELOW = 0.12  # A point reaches at most this below its neighbours' baseline
 _ROUND = 1.6  # and is round: neither side longer than this times the other (a dash is a broken stroke's end);
 _COMMA_BELOW = 0.5  # a comma reaches further, up to this, and is taller than wide.
-# In a picture a separator's ink fills this much of its box at least (a dot, not a curl of grain; a comma
+# A minus is a bar before the first digit (within _SIGN_NEAR of it, nothing above or below it in the line),
+_MINUS = (0.25, 1.0)  # as long as this,
+_MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
+_MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height.
+# In a picture a sign's ink fills this much of its box at least (a dot, not a curl of grain; a comma
 # leans across its box),
-_FILLED = {".": 0.6, ",": 0.4}
-_SEPARATOR_STRENGTH = 0.5  # is at least this dark beside the digits' ink (grain is faint)
-_SEPARATOR_PEN = 0.8  # and at least this wide or tall beside their strokes' width (grain is fine).
+_FILLED = {".": 0.6, ",": 0.4, "-": 0.5}
+_SIGN_STRENGTH = 0.5  # is at least this dark beside the digits' ink (grain is faint)
+_SIGN_PEN = 0.8  # and at least this wide or tall (a minus this thick) beside their strokes' width (grain is fine).
 # The one-digit check: the width of a candidate's ink over its height, on the 28x28
 # image the model sees, taken across its slant (ink_aspects). Per digit,
 # the 1st, 10th, 90th and 99th percentiles of MNIST's 60,000 training digits (ink at
@@ -132,21 +136,22 @@ class Digit(Prediction):
 
 
 @dataclass(frozen=True)
-class Separator:
-    """A decimal point (".") or a comma (",") between the digits of a number."""
+class Sign:
+    """A sign written with the digits of a number: a decimal point (".") or a comma (",") between two of
+    them, or a minus ("-") before the first."""
 
     char: str
     after: int  # how many digits come before it
     box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
 
     def record(self) -> dict:
-        return {"separator": self.char, "after": self.after, "box": [round(v, 1) for v in self.box]}
+        return {"sign": self.char, "after": self.after, "box": [round(v, 1) for v in self.box]}
 
 
 @dataclass(frozen=True)
 class Number:
     digits: list[Digit]
-    separators: tuple[Separator, ...] = ()
+    signs: tuple[Sign, ...] = ()
 
     @property
     def text(self) -> str:
@@ -165,8 +170,8 @@ class Number:
     def _spelt(self, spell: Callable[[Digit], str]) -> str:
         """The digits spelt one by one, with the points and commas where they stand."""
         text = [spell(d) for d in self.digits]
-        for separator in sorted(self.separators, key=lambda m: m.after, reverse=True):
-            text.insert(separator.after, separator.char)
+        for sign in sorted(self.signs, key=lambda m: m.after, reverse=True):
+            text.insert(sign.after, sign.char)
         return "".join(text)
 
     def moved(self, scale: float, left: float, top: float) -> Number:
@@ -175,7 +180,7 @@ class Number:
             return (box[0] * scale + left, box[1] * scale + top, box[2] * scale + left, box[3] * scale + top)
 
         return Number([replace(d, box=move(d.box)) for d in self.digits],
-                      tuple(replace(m, box=move(m.box)) for m in self.separators))
+                      tuple(replace(m, box=move(m.box)) for m in self.signs))
 
     def most_doubtful(self) -> int | None:
         """The place of the digit most worth a look: one the model doubts, then the one it is least sure of."""
@@ -220,12 +225,12 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
     """Every plausible digit of a picture, read; and the factor from work to picture coordinates."""
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
-    atoms, height, separators = _picture_atoms(level)
+    atoms, height, signs = _picture_atoms(level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _candidates(atoms, pixels, classify, height, image_widths=True, separators=separators), factor
+    return _candidates(atoms, pixels, classify, height, image_widths=True, signs=signs), factor
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -307,7 +312,7 @@ def _area(atom: _Atom) -> int:
 
 def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
     """The components of a picture's ink that may be digits or parts of one, not the scene around them;
-    and the points and commas between digits (_split_separators).
+    and the signs: points and commas between digits, a minus before them (_split_signs).
 
     Of a photo's frame (the sheet's edge, a margin line, the table), what
     reaches the picture's border is much taller or flatter than the digits
@@ -323,7 +328,7 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _At
     digit it is taken with.
     """
     # A point written with the pen of heavy digits can be smaller than what counts as dust beside them.
-    everything = _components(level > _INK, dust=_DUST * _SEPARATOR_DUST)
+    everything = _components(level > _INK, dust=_DUST * _SIGN_DUST)
     biggest = max((_area(a) for a in everything), default=0)
     components = [a for a in everything if _area(a) >= _DUST * biggest]
     h, w = level.shape
@@ -352,27 +357,29 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _At
     sizeable = np.zeros(len(kept), bool)
     sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
     tall = (reach_bottom - reach_top >= _SHORT * height) & sizeable
-    # A point is a speck too, or taken with the digit it stands next to: it is looked for among all the ink.
+    # A sign is a speck too, or taken with the digit it stands next to: it is looked for among all the ink.
     dots = [a for a in everything
             if _area(a) < _DUST * biggest and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
-    return _split_separators([a for a, c in zip(kept, cluster) if c >= 0 and tall[c]], height, level,
-                             among=kept + dots)
+    return _split_signs([a for a, c in zip(kept, cluster) if c >= 0 and tall[c]], height, level,
+                        among=kept + dots)
 
 
-def _split_separators(atoms: list[_Atom], height: float, level: np.ndarray | None = None,
-                      among: list[_Atom] | None = None, meets: np.ndarray | None = None
-                      ) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
-    """The atoms that are no point or comma; and the points and commas, each with its character, found
+def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = None,
+                 among: list[_Atom] | None = None, meets: np.ndarray | None = None
+                 ) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
+    """The atoms that are no sign; and the signs (points, commas, a minus), each with its character, found
     ``among`` these pieces of ink (default: the atoms). ``meets`` is ``_meets(atoms)`` when already known.
 
     A point or a comma stands between two digits (pieces of ink at least
     _SHORT of the line height tall on either side, near), low on their line,
-    small (_SEPARATOR_LEAST to _SEPARATOR of the line height), with no other ink in
+    small (_SIGN_LEAST to _SIGN of the line height), with no other ink in
     its columns near it: a digit's own small pieces (a 5's bar, the end of a
     broken stroke, the dots of a traced digit) lie within its width or high
-    up. A comma reaches further below the baseline than a point. In a
-    picture (``level``) a separator is also a filled dot about as dark as the
-    digits and at least about as wide as their pen: grain is faint, fine and curled.
+    up. A comma reaches further below the baseline than a point. A minus is
+    a bar before the first digit, about halfway down it. In a picture
+    (``level``) a sign is also filled, about as dark as the digits and at
+    least about as wide (a minus as thick) as their pen: grain is faint,
+    fine and curled.
     """
     if len(atoms) > _MAX_MARKS:  # no number (refused by _check_count): not searched
         return atoms, []
@@ -382,56 +389,74 @@ def _split_separators(atoms: list[_Atom], height: float, level: np.ndarray | Non
     pieces = [b for b in boxes if b[3] - b[1] >= _SHORT * height]
     digits = [a for a in atoms if a.height >= _SHORT * height]
     if level is not None and digits:
-        strength, pen = float(np.median([_strength(a, level) for a in digits])), _pen(digits)
+        # The median digit's: a heavy digit beside light ones says little of the pen that wrote the sign.
+        strength = float(np.median([_strength(a, level) for a in digits]))
+        pen = float(np.median([_pen(a) for a in digits]))
     among = atoms if among is None else among
-    separators = []
+    signs = []
     for atom in among:
-        char = _separator_char(atom, atoms, among, pieces, height)
-        if char and level is not None and not _dot_of_ink(atom, char, level, strength, pen):
+        char = _sign_char(atom, atoms, among, pieces, height)
+        if char and level is not None and not _inked_as_sign(atom, char, level, strength, pen):
             char = None
         if char:
-            separators.append((char, atom))
-    taken = {id(atom) for _, atom in separators}
-    return [a for a in atoms if id(a) not in taken], separators
+            signs.append((char, atom))
+    taken = {id(atom) for _, atom in signs}
+    return [a for a in atoms if id(a) not in taken], signs
 
 
-def _separator_char(atom: _Atom, atoms: Sequence[_Atom], marks: Sequence[_Atom],
-                    pieces: Sequence[tuple[float, float, float, float]], height: float) -> str | None:
-    """"." or "," if this atom's place and size are a point's or a comma's among the digits' ``atoms`` and
-    ``pieces`` and the ``marks`` that may be one (_split_separators), else None."""
-    if not (max(atom.width, atom.height) >= _SEPARATOR_LEAST * height
-            and atom.width <= _SEPARATOR * height and atom.height <= 2 * _SEPARATOR * height):
-        return None
+def _sign_char(atom: _Atom, atoms: Sequence[_Atom], marks: Sequence[_Atom],
+               pieces: Sequence[tuple[float, float, float, float]], height: float) -> str | None:
+    """".", "," or "-" if this atom's place and size are a point's, a comma's or a minus's among the digits'
+    ``atoms`` and ``pieces`` and the ``marks`` that may be one (_split_signs), else None."""
     middle = (atom.left + atom.right) / 2
     before = [b for b in pieces if b[2] <= atom.left]
     after = [b for b in pieces if b[0] >= atom.right]
-    if not before or not after or any(b[0] < middle < b[2] for b in pieces):
+    if not after or any(b[0] < middle < b[2] for b in pieces):
         return None
-    left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
-    if atom.left - left[2] > _SEPARATOR_NEAR * height or right[0] - atom.right > _SEPARATOR_NEAR * height:
+    right = min(after, key=lambda b: b[0])
+    if right[0] - atom.right > _SIGN_NEAR * height:
+        return None
+    if not before:
+        return "-" if _minus_like(atom, atoms, right, height) else None
+    if not (max(atom.width, atom.height) >= _SIGN_LEAST * height
+            and atom.width <= _SIGN * height and atom.height <= 2 * _SIGN * height):
+        return None
+    left = max(before, key=lambda b: b[2])
+    if atom.left - left[2] > _SIGN_NEAR * height:
         return None
     # The neighbours' line is where all their ink reaches (the bottom of a broken 3 is no piece of its own).
     lines = [box_of([o for o in atoms if b[0] <= (o.left + o.right) / 2 <= b[2]]) for b in (left, right)]
     top, base = (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
-    if atom.top < top + _SEPARATOR_LOW * (base - top):
+    if atom.top < top + _SIGN_LOW * (base - top):
         return None
     # No ink just above or below it (a slanted digit's foot), and no mark like it higher up (a colon).
-    clear, apart = _SEPARATOR_CLEAR * height, _SEPARATOR_APART * height
+    clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
     left, right = atom.left - apart, atom.right + apart
     if any(other is not atom and _ink_within(other, left, right, atom.top - clear, atom.bottom + clear)
            for other in atoms):
         return None
     size = max(atom.width, atom.height)
-    if any(other is not atom and _SEPARATOR_LIKE * size <= max(other.width, other.height) <= _SEPARATOR * height
+    if any(other is not atom and _SIGN_LIKE * size <= max(other.width, other.height) <= _SIGN * height
            and _ink_within(other, left, right, top, atom.top) for other in marks):
         return None
     below = atom.bottom - base
-    if below <= _POINT_BELOW * height and atom.height <= _SEPARATOR * height \
+    if below <= _POINT_BELOW * height and atom.height <= _SIGN * height \
             and max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height):
         return "."
     if below <= _COMMA_BELOW * height and atom.height > atom.width:
         return ","
     return None
+
+
+def _minus_like(atom: _Atom, atoms: Sequence[_Atom], first: tuple[float, float, float, float],
+                height: float) -> bool:
+    """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
+    if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
+        return False
+    _, top, _, base = box_of([o for o in atoms if first[0] <= (o.left + o.right) / 2 <= first[2]])
+    if not top + _MINUS_MIDDLE[0] * (base - top) <= (atom.top + atom.bottom) / 2 <= top + _MINUS_MIDDLE[1] * (base - top):
+        return False
+    return not any(other is not atom and _ink_within(other, atom.left, atom.right, top, base) for other in atoms)
 
 
 def _ink_within(atom: _Atom, left: float, right: float, top: float, bottom: float) -> bool:
@@ -444,21 +469,19 @@ def _ink_within(atom: _Atom, left: float, right: float, top: float, bottom: floa
     return bool(((x + reach > left) & (x - reach < right) & (y + reach > top) & (y - reach < bottom)).any())
 
 
-def _dot_of_ink(atom: _Atom, char: str, level: np.ndarray, strength: float, pen: float) -> bool:
-    """Is this piece of a picture's ink written as a point or a comma is, beside digits of this ink
-    ``strength`` and ``pen``: filled, dark, and no finer than the pen?"""
+def _inked_as_sign(atom: _Atom, char: str, level: np.ndarray, strength: float, pen: float) -> bool:
+    """Is this piece of a picture's ink written as a point, a comma or a minus (``char``) is, beside digits of
+    this ink ``strength`` and ``pen``: filled, dark, and no finer than the pen?"""
     return (_area(atom) >= _FILLED[char] * atom.width * atom.height
-            and _strength(atom, level) >= _SEPARATOR_STRENGTH * strength
-            and max(atom.width, atom.height) >= _SEPARATOR_PEN * pen)
+            and _strength(atom, level) >= _SIGN_STRENGTH * strength
+            and (atom.height if char == "-" else max(atom.width, atom.height)) >= _SIGN_PEN * pen)
 
 
-def _pen(atoms: Sequence[_Atom]) -> float:
-    """How wide a picture's atoms' strokes are, in pixels (preprocessing.stroke_width of their ink)."""
-    left, top, right, bottom = (int(v) for v in box_of(atoms))
-    ink = np.zeros((bottom - top, right - left), np.float32)
-    for atom in atoms:
-        for r, s, e in atom.parts:
-            ink[r - top, s - left : e - left] = 1.0
+def _pen(atom: _Atom) -> float:
+    """How wide a picture atom's strokes are, in pixels (preprocessing.stroke_width of its ink)."""
+    ink = np.zeros((int(atom.height), int(atom.width)), np.float32)
+    for r, s, e in atom.parts:
+        ink[r - int(atom.top), s - int(atom.left) : e - int(atom.left)] = 1.0
     return preprocessing.stroke_width(ink)
 
 
@@ -534,8 +557,8 @@ def _count_groups(atoms: list[_Atom]) -> int:
 
 def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float, list[tuple[str, _Atom]]]:
     """Components, the wide ones sliced at their candidate cuts; the line height, from the components; and
-    the points and commas."""
-    components, separators = _ink_components(level)
+    the signs."""
+    components, signs = _ink_components(level)
     if not components:
         raise preprocessing.PreprocessingError("no ink found")
     _check_count(len(components))
@@ -545,7 +568,7 @@ def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float, list[tuple[st
         for order, piece in enumerate(_slices(component, height)):
             piece.origin, piece.order = origin, order
             atoms.append(piece)
-    return atoms, height, separators
+    return atoms, height, signs
 
 
 def _slices(component: _Atom, height: float) -> list[_Atom]:
@@ -682,7 +705,7 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
 
 def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     """Every plausible digit of a drawing (a run of its strokes), read."""
-    atoms, separators = _drawn_separators(drawing_atoms(drawing))
+    atoms, signs = _drawn_signs(drawing_atoms(drawing))
     _check_count(len(atoms))
     erasers = [s for s in drawing.strokes if s.erase]
 
@@ -692,7 +715,7 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _candidates(atoms, pixels, classify, None, image_widths=False, separators=separators)
+    return _candidates(atoms, pixels, classify, None, image_widths=False, signs=signs)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -719,15 +742,15 @@ def count_drawn(drawing: Drawing) -> int | None:
     marks = sum(not stroke.erase for stroke in drawing.strokes)
     if marks == 0:
         return 0
-    return None if marks > _MAX_MARKS else _count_groups(_drawn_separators(drawing_atoms(drawing))[0])
+    return None if marks > _MAX_MARKS else _count_groups(_drawn_signs(drawing_atoms(drawing))[0])
 
 
-def _drawn_separators(atoms: list[_Atom]) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
-    """A drawing's strokes that are no point or comma, and the points and commas (_split_separators)."""
+def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
+    """A drawing's strokes that are no sign, and the signs (_split_signs)."""
     if len(atoms) > _MAX_MARKS:  # refused by _check_count: not searched
         return atoms, []
     meets = _meets(atoms)
-    return _split_separators(atoms, _line_height(atoms, meets), meets=meets)
+    return _split_signs(atoms, _line_height(atoms, meets), meets=meets)
 
 
 # --- choosing the reading ------------------------------------------------------------------
@@ -759,14 +782,14 @@ class Candidates:
     height: float  # the line height (_line_height)
     meets: np.ndarray  # (atoms, atoms): do the two strokes' inks meet (_crossing; never for a picture's atoms)
     cuts: list[list[tuple[int, float]]]  # per atom, its neighbouring slices and what the cuts cross (_cuts)
-    separators: list[tuple[str, _Atom]] = field(default_factory=list)  # the points and commas (_split_separators)
+    signs: list[tuple[str, _Atom]] = field(default_factory=list)  # the points and commas (_split_signs)
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
                 height: float | None, image_widths: bool,
-                separators: list[tuple[str, _Atom]] | None = None) -> Candidates:
+                signs: list[tuple[str, _Atom]] | None = None) -> Candidates:
     """Every plausible run of atoms, read in one batch; ``height`` None: the line height of these atoms;
-    ``separators``, the points and commas found beside them, are carried along.
+    ``signs``, the points, commas and minus found beside them, are carried along.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
@@ -794,7 +817,7 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
                          for run, p, aspect, doubt in zip(runs, probabilities, aspects, doubts)]
                         ).reshape(len(runs), len(RUN_FEATURES))
     return Candidates(atoms, runs, boxes, vectors, probabilities, doubts, features, height, meets, _cuts(atoms),
-                      separators or [])
+                      signs or [])
 
 
 def _cuts(atoms: Sequence[_Atom]) -> list[list[tuple[int, float]]]:
@@ -832,11 +855,11 @@ def _number(found: Candidates, weights: Weights, factor: float) -> Number:
         digits.append(Digit(found.probabilities[k].astype(np.float32), found.doubts[k], pixels=found.vectors[k],
                             box=(left * factor, top * factor, right * factor, bottom * factor)))
     centres = [(d.box[0] + d.box[2]) / 2 for d in digits]
-    separators = []
-    for char, atom in found.separators:
+    signs = []
+    for char, atom in found.signs:
         after = sum(c < (atom.left + atom.right) / 2 * factor for c in centres)
-        separators.append(Separator(char, after, tuple(v * factor for v in box_of([atom]))))
-    return Number(digits, tuple(sorted(separators, key=lambda m: m.box[0])))
+        signs.append(Sign(char, after, tuple(v * factor for v in box_of([atom]))))
+    return Number(digits, tuple(sorted(signs, key=lambda m: m.box[0])))
 
 
 def box_of(group: Sequence[_Atom]) -> tuple[float, float, float, float]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.numbers import compose, compose_drawing, compose_separated
+from bench.numbers import compose, compose_drawing, compose_amount
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
@@ -50,15 +50,15 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
         yield "".join(map(str, labels[pick])), picture, drawing
 
 
-def _separated(count: int, seed: int = 0):
-    """``count`` numbers of MNIST test digits with a point or a comma written between two of them:
-    (label, picture, drawing), the label as written ("34.93")."""
+def _amounts(count: int, seed: int = 0):
+    """``count`` numbers of MNIST test digits with a point or a comma written between two of them or a
+    minus before them: (label, picture, drawing), the label as written ("34.93", "-12")."""
     images, labels = mnist_subset(2000, "test")
     rng = np.random.default_rng(seed)
     for k in range(count):
         pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
-        char = ".,"[k % 2]
-        picture, drawing, after = compose_separated(rng, images[pick].reshape(-1, 784), char)
+        char = ".,-"[k % 3]
+        picture, drawing, after = compose_amount(rng, images[pick].reshape(-1, 784), char)
         digits = "".join(map(str, labels[pick]))
         yield digits[:after] + char + digits[after:], picture, drawing
 
@@ -105,35 +105,36 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
 
 
-def test_a_decimal_point_or_comma_is_read_where_it_stands(classify):
-    """An amount written "34.93" is not read "3493": a point or a comma low between two digits is written
-    into the number where it stands, in a picture, a photo of it and a drawing; the digits are read as ever."""
+def test_a_decimal_point_comma_or_minus_is_read_where_it_stands(classify):
+    """An amount written "34.93" is not read "3493", nor "-12" "12": a point or a comma low between two
+    digits, a minus before them, is written into the number where it stands, in a picture, a photo of it
+    and a drawing; the digits are read as ever."""
     from bench.photos import photo
 
     rng = np.random.default_rng(4)
     placed = {"picture": 0, "photo": 0, "drawing": 0}
-    for label, picture, drawing in _separated(12, seed=8):
+    for label, picture, drawing in _amounts(12, seed=8):
         at = next(k for k, c in enumerate(label) if not c.isdigit())  # one mark: as many digits before it
         readings = {"picture": numbers.read_image(picture, classify),
                     "photo": numbers.read_image(photo(255 - np.asarray(picture), "phone", rng), classify),
                     "drawing": numbers.read_drawing(drawing, classify)}
         for medium, number in readings.items():
-            assert len(number.text) == len(number.digits) + len(number.separators)
-            placed[medium] += [(s.char, s.after) for s in number.separators] == [(label[at], at)]
-            for k, s in enumerate(number.separators):
+            assert len(number.text) == len(number.digits) + len(number.signs)
+            placed[medium] += [(s.char, s.after) for s in number.signs] == [(label[at], at)]
+            for k, s in enumerate(number.signs):
                 assert number.text[s.after + k] == s.char
-                left, right = number.digits[s.after - 1].box, number.digits[s.after].box
-                assert left[2] <= s.box[0] and s.box[2] <= right[0]  # between its digits
+                left = number.digits[s.after - 1].box[2] if s.after else -np.inf
+                assert left <= s.box[0] and s.box[2] <= number.digits[s.after].box[0]  # between its digits
     assert placed["picture"] >= 11 and placed["drawing"] >= 11 and placed["photo"] >= 9, placed
 
 
 @pytest.mark.parametrize("kind", ["clear", "touching", "overlap"])
-def test_a_digits_own_pieces_are_no_point(classify, kind):
-    """The end of a stroke broken off, a 5's bar, the dots of a traced digit: no point or comma in numbers
-    written without one."""
+def test_a_digits_own_pieces_are_no_sign(classify, kind):
+    """The end of a stroke broken off, a 5's bar, the dots of a traced digit: no point, comma or minus in
+    numbers written without one."""
     for label, picture, drawing in _numbers(10, 5, kind, seed=9):
         for number in (numbers.read_image(picture, classify), numbers.read_drawing(drawing, classify)):
-            assert not number.separators and number.text.isdigit(), (label, number.text)
+            assert not number.signs and number.text.isdigit(), (label, number.text)
 
 
 @pytest.mark.parametrize("condition", ["table", "phone"])
@@ -343,12 +344,12 @@ def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server
     assert "numbers right: 0.00% (0 of 1 labelled)" in proc.stderr
 
 
-def test_predict_number_writes_points_and_commas_and_scores_them(server, tmp_path, capsys):
-    """An amount comes back as written ("34.93") in every format, its separators with their places and boxes,
-    and a labels file may hold such numbers."""
+def test_predict_number_writes_signs_and_scores_them(server, tmp_path, capsys):
+    """An amount comes back as written ("34.93", "-12") in every format, its signs with their places and
+    boxes, and a labels file may hold such numbers."""
     folder, truth = tmp_path / "amounts", []
     folder.mkdir()
-    for k, (label, picture, drawing) in enumerate(_separated(2, seed=8)):
+    for k, (label, picture, drawing) in enumerate(_amounts(3, seed=8)):
         picture.save(folder / f"amount{k}.png")
         drawing.save(folder / f"amount{k}.json")
         truth += [f"amount{k}.png {label}", f"amount{k}.json,{label}"]
@@ -357,14 +358,14 @@ def test_predict_number_writes_points_and_commas_and_scores_them(server, tmp_pat
                       "--labels", str(tmp_path / "expected.txt"), str(folder))
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
-    assert len(records) == 4
+    assert len(records) == 6
     for r in records:
-        assert [s["separator"] for s in r["separators"]] == [c for c in r["label"] if not c.isdigit()]
-        for s in r["separators"]:
-            assert r["number"][s["after"] + r["separators"].index(s)] == s["separator"] and len(s["box"]) == 4
-        assert len(r["number"]) == len(r["digits"]) + len(r["separators"])
+        assert [s["sign"] for s in r["signs"]] == [c for c in r["label"] if not c.isdigit()]
+        for s in r["signs"]:
+            assert r["number"][s["after"] + r["signs"].index(s)] == s["sign"] and len(s["box"]) == 4
+        assert len(r["number"]) == len(r["digits"]) + len(r["signs"])
     right = sum(r["number"] == r["label"] for r in records)
-    assert right >= 3 and f"({right} of 4 labelled)" in proc.stderr
+    assert right >= 5 and f"({right} of 6 labelled)" in proc.stderr
     rows = list(csv.DictReader(io.StringIO(run_digits(capsys, "predict", "--server", server.address, "--number",
                                                       "--format", "csv", str(folder / "amount0.png")).stdout)))
     named = {r["source"].rsplit("/", 1)[1]: r for r in records}

@@ -146,11 +146,11 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
-        for separator in () if number is None else number.separators:  # a point or a comma, seen as one
-            left, top, right, bottom = separator.box
+        for sign in () if number is None else number.signs:  # a point, a comma or a minus, seen as one
+            left, top, right, bottom = sign.box
             self.canvas.create_rectangle(left, top, right, bottom, outline=ACCENT, dash=(2, 2), tags="boxes")
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=ACCENT,
-                                    text=separator.char, font=self._fonts["bold"], tags="boxes")
+                                    text=sign.char, font=self._fonts["bold"], tags="boxes")
         # The panel beside shows the digit most worth a look: one the model doubts, else the least sure.
         place = None if number is None else number.most_doubtful()
         if place is None:
