@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"photographed ({PHOTO_CONDITION}): numbers {every['number_accuracy']:.2%}, digits "
           f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
           + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
-    print("with a point or a comma: " + ", ".join(
+    print("amounts (a point, a comma or a minus): " + ", ".join(
         f"{m} {amounts[m]['number_accuracy']:.2%} whole, sign {amounts[m]['sign_accuracy']:.2%}"
         for m in ("picture", "photographed", "drawing")))
     print(f"wrote {args.out}")

@@ -386,7 +386,7 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
     if meets is None and any(a.points is not None for a in atoms):  # only a drawing's strokes meet
         meets = _meets(atoms)
     boxes = [box_of([a]) for a in atoms] if meets is None else _pieces(atoms, meets)
-    pieces = [b for b in boxes if b[3] - b[1] >= _SHORT * height]
+    pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= _SHORT * height]
     digits = [a for a in atoms if a.height >= _SHORT * height]
     if level is not None and digits:
         # The median digit's: a heavy digit beside light ones says little of the pen that wrote the sign.
@@ -402,6 +402,18 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
             signs.append((char, atom))
     taken = {id(atom) for _, atom in signs}
     return [a for a in atoms if id(a) not in taken], signs
+
+
+def _stacked(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+    """The boxes joined where they share most of the narrower one's width: the pieces of a digit broken
+    across (a faint 5's bar and bowl) make one."""
+    joined: list[tuple[float, float, float, float]] = []
+    for box in sorted(boxes):
+        if joined and _overlap(joined[-1], box) >= _SHARED:
+            last = joined.pop()
+            box = (min(last[0], box[0]), min(last[1], box[1]), max(last[2], box[2]), max(last[3], box[3]))
+        joined.append(box)
+    return joined
 
 
 def _sign_char(atom: _Atom, atoms: Sequence[_Atom], marks: Sequence[_Atom],
