@@ -177,10 +177,7 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
     lead = int(size) if char == "-" else 0  # room for a minus before the number
     ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
     if char == "-":
-        first = boxes[0]
-        y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
-        end = first[0] + lead - size * rng.uniform(0.12, 0.35)
-        path = [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+        path = _minus(rng, boxes[0], lead, size)
         width = pen * rng.uniform(0.9, 1.3)
     else:
         left, right = boxes[after - 1], boxes[after]
@@ -206,10 +203,7 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
         lead = size
         drawing = Drawing(drawing.width + int(lead), drawing.height,
                           [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
-        first = boxes[0]
-        y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
-        end = first[0] + lead - size * rng.uniform(0.12, 0.35)
-        mark = [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+        mark = _minus(rng, boxes[0], lead, size)
     else:
         left, right = boxes[after - 1], boxes[after]
         x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
@@ -219,6 +213,13 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
             [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
     drawing = Drawing(drawing.width, drawing.height, [*drawing.strokes, mark])
     return picture, drawing, after
+
+
+def _minus(rng: np.random.Generator, first: tuple, lead: float, size: float) -> list[tuple[float, float]]:
+    """A minus's two ends: a bar about halfway down the ``first`` digit's box (moved ``lead`` right), before it."""
+    y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
+    end = first[0] + lead - size * rng.uniform(0.12, 0.35)
+    return [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
 
 
 def make_samples(images: np.ndarray, labels: np.ndarray, per_cell: dict, seed: int = 0) -> list[tuple]:

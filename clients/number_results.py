@@ -4,9 +4,9 @@ Each result carries the number (a string, with any decimal point or comma
 written between its digits and a minus before them, as in "34.93" or "-12"),
 its confidence (the product of its digits') and, per digit, the value,
 confidence, probabilities, box in the input's own coordinates and whether it
-is uncertain; the signs with their places and boxes; with --top K the K likeliest values of
-every digit, and with --labels the number expected. Table, JSON and CSV
-(one row per digit) carry all of it.
+is uncertain; the signs with their places and boxes; with --top K the K
+likeliest values of every digit, and with --labels the number expected.
+Table, JSON and CSV (one row per digit) carry all of it.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class Number:
         return self._spelt(lambda d: f"{d.digit}?" if d.uncertain else str(d.digit))
 
     def _spelt(self, spell: Callable[[Digit], str]) -> str:
-        """The digits spelt one by one, with the points and commas where they stand."""
+        """The digits spelt one by one, with the signs where they stand."""
         text = [spell(d) for d in self.digits]
         for sign in sorted(self.signs, key=lambda m: m.after, reverse=True):
             text.insert(sign.after, sign.char)
@@ -329,8 +329,9 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _At
     """
     # A point written with the pen of heavy digits can be smaller than what counts as dust beside them.
     everything = _components(level > _INK, dust=_DUST * _SIGN_DUST)
-    biggest = max((_area(a) for a in everything), default=0)
-    components = [a for a in everything if _area(a) >= _DUST * biggest]
+    areas = [_area(a) for a in everything]
+    dust = _DUST * max(areas, default=0)
+    components = [a for a, area in zip(everything, areas) if area >= dust]
     h, w = level.shape
     at_border = [a.left <= 0 or a.top <= 0 or a.right >= w or a.bottom >= h for a in components]
     inner = [a for a, border in zip(components, at_border) if not border]
@@ -358,8 +359,8 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _At
     sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
     tall = (reach_bottom - reach_top >= _SHORT * height) & sizeable
     # A sign is a speck too, or taken with the digit it stands next to: it is looked for among all the ink.
-    dots = [a for a in everything
-            if _area(a) < _DUST * biggest and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
+    dots = [a for a, area in zip(everything, areas)
+            if area < dust and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
     return _split_signs([a for a, c in zip(kept, cluster) if c >= 0 and tall[c]], height, level,
                         among=kept + dots)
 
@@ -387,8 +388,10 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
         meets = _meets(atoms)
     boxes = [box_of([a]) for a in atoms] if meets is None else _pieces(atoms, meets)
     pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= _SHORT * height]
-    digits = [a for a in atoms if a.height >= _SHORT * height]
-    if level is not None and digits:
+    if level is not None:
+        digits = [a for a in atoms if a.height >= _SHORT * height]
+        if not digits:  # nothing to measure a picture's pen and ink by (a line's tallest piece is a digit)
+            return atoms, []
         # The median digit's: a heavy digit beside light ones says little of the pen that wrote the sign.
         strength = float(np.median([_strength(a, level) for a in digits]))
         pen = float(np.median([_pen(a) for a in digits]))
@@ -794,7 +797,7 @@ class Candidates:
     height: float  # the line height (_line_height)
     meets: np.ndarray  # (atoms, atoms): do the two strokes' inks meet (_crossing; never for a picture's atoms)
     cuts: list[list[tuple[int, float]]]  # per atom, its neighbouring slices and what the cuts cross (_cuts)
-    signs: list[tuple[str, _Atom]] = field(default_factory=list)  # the points and commas (_split_signs)
+    signs: list[tuple[str, _Atom]] = field(default_factory=list)  # points, commas, a minus (_split_signs)
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,

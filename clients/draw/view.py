@@ -133,8 +133,7 @@ class DrawView:
         self._shown_result, self._shown_number = (), ()
 
     def _show_number(self, state: DrawState) -> None:
-        """Each digit's box with its answer above it (uncertain ones marked), each point's or comma's, and the
-        whole number."""
+        """Each digit's box with its answer above it (uncertain ones marked), each sign's, and the whole number."""
         number = self._shown_number = state.number
         self.canvas.delete("boxes")
         self._digit_label.configure(text="?" if number is None else number.marked,
