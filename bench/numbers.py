@@ -168,31 +168,35 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
 
 def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> tuple[Image.Image, Drawing, int]:
     """A number with a sign written as a person writes it: a decimal point (".") or a comma (",") low
-    between two clear digits, or a minus ("-") before the first; its picture, its drawing, and how many
-    digits come before the sign."""
-    after = 0 if char == "-" else int(rng.integers(1, len(digits)))
+    between two clear digits, a colon (":", before the last two digits: a time) or a minus ("-") before the
+    first; its picture, its drawing, and how many digits come before the sign."""
+    after = 0 if char == "-" else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
     picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=after)
     size = float(np.mean([b[3] - b[1] for b in boxes]))
     pen = float(np.median([stroke_width(g) for g in glyphs]))  # the digits' own pen
     lead = int(size) if char == "-" else 0  # room for a minus before the number
     ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
     if char == "-":
-        path = _minus(rng, boxes[0], lead, size)
+        paths = [_minus(rng, boxes[0], lead, size)]
         width = pen * rng.uniform(0.9, 1.3)
     else:
         left, right = boxes[after - 1], boxes[after]
         x = (left[2] + right[0]) / 2 + size * rng.uniform(-0.05, 0.05)
         base = (left[3] + right[3]) / 2 + size * rng.uniform(-0.04, 0.02)
         width = pen * rng.uniform(1.0, 1.6)  # dabbed
-        path = [(x, base - width / 2)]
+        paths = [[(x, base - width / 2)]]
         if char == ",":
-            path += [(x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
+            paths[0] += [(x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
+        elif char == ":":  # the lower dot on the line or a little above it, the upper one about halfway up
+            paths = [[(x, base - width / 2 - size * rng.uniform(0, 0.25))],
+                     [(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))]]
     rows, cols = np.mgrid[: ink.shape[0], : ink.shape[1]]
-    for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the sign as a thick segment
-        along = ((cols - ax) * (bx - ax) + (rows - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9)
-        t = np.clip(along, 0, 1)
-        distance = np.hypot(cols - (ax + t * (bx - ax)), rows - (ay + t * (by - ay)))
-        np.maximum(ink, np.clip(width / 2 + 0.5 - distance, 0, 1), out=ink)
+    for path in paths:
+        for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the sign as a thick segment
+            along = ((cols - ax) * (bx - ax) + (rows - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9)
+            t = np.clip(along, 0, 1)
+            distance = np.hypot(cols - (ax + t * (bx - ax)), rows - (ay + t * (by - ay)))
+            np.maximum(ink, np.clip(width / 2 + 0.5 - distance, 0, 1), out=ink)
     picture = Image.fromarray((255 - ink * 255).round().astype(np.uint8))
 
     drawing, alone = compose_drawing(rng, digits, "clear", room=after)
@@ -203,15 +207,19 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
         lead = size
         drawing = Drawing(drawing.width + int(lead), drawing.height,
                           [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
-        mark = _minus(rng, boxes[0], lead, size)
+        marks = [_minus(rng, boxes[0], lead, size)]
     else:
         left, right = boxes[after - 1], boxes[after]
         x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
-        # A point is a click (one point) or a short dab; a comma a short drag down and to the left.
-        mark = [(x, base)] if char == "." and rng.random() < 0.5 else \
-            [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else \
-            [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
-    drawing = Drawing(drawing.width, drawing.height, [*drawing.strokes, mark])
+        # A point is a click (one point) or a short dab; a comma a short drag down and to the left; a colon
+        # two clicks.
+        marks = [[(x, base)] if char == "." and rng.random() < 0.5 else
+                 [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else
+                 [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
+                 if char == "," else [(x, base - size * rng.uniform(0, 0.25))]]
+        if char == ":":
+            marks.append([(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))])
+    drawing = Drawing(drawing.width, drawing.height, [*drawing.strokes, *marks])
     return picture, drawing, after
 
 
@@ -347,18 +355,20 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
             "seconds_per_number": round(reading / len(rows), 3)}
 
 
-def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int) -> dict:
-    """Amounts: numbers of 2 to 6 MNIST test digits with a sign (compose_amount; a third each a decimal
-    point, a comma, a minus), read as pictures, photographed as a phone takes them, and as drawings.
+def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, chars: str = ".,-",
+             lengths: tuple[int, int] = (2, 6)) -> dict:
+    """Numbers of ``lengths`` MNIST test digits with a sign (compose_amount; each of ``chars`` in turn: for
+    amounts a decimal point, a comma, a minus; for times a colon), read as pictures, photographed as a phone
+    takes them, and as drawings.
 
     Per medium: whole numbers right (the sign in its place), signs right (the right one in the right place,
     whatever the digits), and digits right (as for numbers, the signs left out).
     """
-    rng = np.random.default_rng([seed, 2])
+    rng = np.random.default_rng([seed, 2 if chars == ".,-" else 3])  # the amounts as they always were
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
     for k in range(count):
-        pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
-        char = ".,-"[k % 3]
+        pick = rng.choice(len(images), int(rng.integers(lengths[0], lengths[1] + 1)), replace=False)
+        char = chars[k % len(chars)]
         picture, drawing, after = compose_amount(rng, images[pick], char)
         digits = "".join(str(int(v)) for v in labels[pick])
         label = digits[:after] + char + digits[after:]
@@ -380,7 +390,7 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
                 "sign_accuracy": round(placed / len(pairs), 4),
                 "digit_accuracy": round(sum(found) / sum(len(truth) for truth in truths), 4)}
 
-    return {"numbers": count, "lengths": "2-6", "signs": "a third each points, commas, minus",
+    return {"numbers": count, "lengths": f"{lengths[0]}-{lengths[1]}", "signs": list(chars),
             **{medium: rates(pairs) for medium, pairs in rows.items()}}
 
 
@@ -432,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--four-clear", type=int, default=200, help="4-digit numbers with clear gaps (default: 200)")
     parser.add_argument("--amounts", type=int, default=120,
                         help="numbers with a decimal point, a comma or a minus (default: 120)")
+    parser.add_argument("--times", type=int, default=60, help="times: numbers with a colon (default: 60)")
     add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
@@ -456,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 photographed = _photographed(samples, classify, args.seed)
                 amounts = _amounts(images, labels, classify, args.seed, args.amounts)
+                times = _amounts(images, labels, classify, args.seed, args.times, ":", (3, 4))
         finally:
             server.stop()
     summary = _summary(measured["cells"])
@@ -468,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
                "summary": summary, "photographed": photographed, "amounts": amounts,
+               "times": times,
                "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
@@ -490,9 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"photographed ({PHOTO_CONDITION}): numbers {every['number_accuracy']:.2%}, digits "
           f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
           + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
-    print("amounts (a point, a comma or a minus): " + ", ".join(
-        f"{m} {amounts[m]['number_accuracy']:.2%} whole, sign {amounts[m]['sign_accuracy']:.2%}"
-        for m in ("picture", "photographed", "drawing")))
+    for name, found in (("amounts (a point, a comma or a minus)", amounts), ("times (a colon)", times)):
+        print(f"{name}: " + ", ".join(f"{m} {found[m]['number_accuracy']:.2%} whole, sign {found[m]['sign_accuracy']:.2%}"
+                                      for m in ("picture", "photographed", "drawing")))
     print(f"wrote {args.out}")
     return 0
 

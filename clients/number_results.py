@@ -1,7 +1,8 @@
 """``digits predict --number``: every input read as a whole number, one Predict per number.
 
-Each result carries the number (a string, with any decimal point or comma
-written between its digits and a minus before them, as in "34.93" or "-12"),
+Each result carries the number (a string, with any decimal point, comma or
+colon written between its digits and a minus before them, as in "34.93",
+"12:30" or "-12"),
 its confidence (the product of its digits') and, per digit, the value,
 confidence, probabilities, box in the input's own coordinates and whether it
 is uncertain; the signs with their places and boxes; with --top K the K
@@ -34,8 +35,8 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
     """The expected number of each input: lines ``NAME NUMBER`` (or ``NAME,NUMBER``); ``#`` starts a comment.
 
     NAME is the input as given or its file name alone; NUMBER is digits, with
-    any decimal points or commas written in it and a minus before it
-    (``34.93``, ``1,250``, ``-12``). Raises
+    any decimal points, commas or colons written in it and a minus before it
+    (``34.93``, ``1,250``, ``12:30``, ``-12``). Raises
     OSError when the file cannot be read and LabelsError naming the line when
     it is wrong.
     """
@@ -45,9 +46,9 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
         if not text:
             continue
         fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
-        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,][0-9]+)*", fields[1]):
-            raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point or "
-                              f"comma between them and a minus before them), found {text!r}")
+        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,:][0-9]+)*", fields[1]):
+            raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point, "
+                              f"comma or colon between them and a minus before them), found {text!r}")
         labels[fields[0]] = fields[1]
     return labels
 
@@ -58,7 +59,7 @@ def label_of(source: str, labels: dict[str, str]) -> str | None:
 
 
 def digits_of(number: str) -> str:
-    """The digits of a number as written, without its signs (points, commas, a minus)."""
+    """The digits of a number as written, without its signs (points, commas, colons, a minus)."""
     return "".join(c for c in number if c.isdigit())
 
 

@@ -31,6 +31,7 @@ like no single digit to the ensemble's judge of shapes) pays for it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -54,6 +55,7 @@ _INK = 0.25
 _DUST = 0.02
 _WORK = 1024  # pictures are reduced (keeping every stroke) to this longer side for segmentation
 _MAX_MARKS = 3 * MAX_DIGITS  # strokes or pieces of ink a number may be made of
+_MAX_SPECKS = 1000  # marks of a point's size a colon is looked for among (a grained photo has a few hundred)
 _MAX_POINTS = 200  # points of a stroke compared with another's (a digit's mouse strokes have fewer)
 _MAX_RUN = 9  # atoms one digit may be made of (a traced digit can take nine strokes, dots of a pen's width among them)
 # Geometry, in units of the line height H (the median height of the tall pieces of ink, _line_height).
@@ -77,6 +79,11 @@ _SIGN_LIKE = 0.5  # and no mark at least this big beside it higher up (a colon).
 _POINT_BELOW = 0.12  # A point reaches at most this below its neighbours' baseline
 _ROUND = 1.6  # and is round: neither side longer than this times the other (a dash is a broken stroke's end);
 _COMMA_BELOW = 0.5  # a comma reaches further, up to this, and is taller than wide.
+# A colon (a time, a ratio) is two round marks of a point's size (the smaller at least _SIGN_LIKE of the
+# bigger), one above the other between two digits, the lower one not below the baseline (_POINT_BELOW),
+_COLON = 1.0  # the two reaching at most this far from top to bottom,
+_COLON_LEAN = 0.5  # their middles at most this much of the way down from one to the other aside (slanted writing),
+_COLON_MIDDLES = (0.6, 0.5)  # the upper one's middle at most, the lower one's at least this far down the line.
 # A minus is a bar before the first digit (within _SIGN_NEAR of it, nothing above or below it in the line),
 _MINUS = (0.25, 1.0)  # as long as this,
 _MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
@@ -116,6 +123,8 @@ _CONTACT_ABOVE = 1.1  # a component wider than this for its height (across its s
 _CONTACT_BAND = 0.2  # ... and a cut through a contact may wander this far aside (the others keep _CUT_BAND)
 
 Classify = Callable[[np.ndarray], Sequence[Prediction]]  # (n, 784) uint8 -> the model's answer about each image
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coordinates (_split_signs)
 
 
 class NumberError(ValueError):
@@ -137,12 +146,12 @@ class Digit(Prediction):
 
 @dataclass(frozen=True)
 class Sign:
-    """A sign written with the digits of a number: a decimal point (".") or a comma (",") between two of
-    them, or a minus ("-") before the first."""
+    """A sign written with the digits of a number: a decimal point ("."), a comma (",") or a colon (":")
+    between two of them, or a minus ("-") before the first."""
 
     char: str
     after: int  # how many digits come before it
-    box: tuple[float, float, float, float]  # left, top, right, bottom in the input's coordinates
+    box: Box  # left, top, right, bottom in the input's coordinates
 
     def record(self) -> dict:
         return {"sign": self.char, "after": self.after, "box": [round(v, 1) for v in self.box]}
@@ -176,7 +185,7 @@ class Number:
 
     def moved(self, scale: float, left: float, top: float) -> Number:
         """The same number with its boxes in other coordinates: (x, y) -> (x * scale + left, y * scale + top)."""
-        def move(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        def move(box: Box) -> Box:
             return (box[0] * scale + left, box[1] * scale + top, box[2] * scale + left, box[3] * scale + top)
 
         return Number([replace(d, box=move(d.box)) for d in self.digits],
@@ -310,9 +319,9 @@ def _area(atom: _Atom) -> int:
     return sum(e - s for _, s, e in atom.parts)
 
 
-def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
+def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[FoundSign]]:
     """The components of a picture's ink that may be digits or parts of one, not the scene around them;
-    and the signs: points and commas between digits, a minus before them (_split_signs).
+    and the signs: points, commas and colons between digits, a minus before them (_split_signs).
 
     Of a photo's frame (the sheet's edge, a margin line, the table), what
     reaches the picture's border is much taller or flatter than the digits
@@ -367,20 +376,22 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[tuple[str, _At
 
 def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = None,
                  among: list[_Atom] | None = None, meets: np.ndarray | None = None
-                 ) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
-    """The atoms that are no sign; and the signs (points, commas, a minus), each with its character, found
-    ``among`` these pieces of ink (default: the atoms). ``meets`` is ``_meets(atoms)`` when already known.
+                 ) -> tuple[list[_Atom], list[FoundSign]]:
+    """The atoms that are no sign; and the signs (points, commas, colons, a minus), each with its character
+    and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``_meets(atoms)`` when
+    already known.
 
     A point or a comma stands between two digits (pieces of ink at least
     _SHORT of the line height tall on either side, near), low on their line,
     small (_SIGN_LEAST to _SIGN of the line height), with no other ink in
     its columns near it: a digit's own small pieces (a 5's bar, the end of a
     broken stroke, the dots of a traced digit) lie within its width or high
-    up. A comma reaches further below the baseline than a point. A minus is
-    a bar before the first digit, about halfway down it. In a picture
-    (``level``) a sign is also filled, about as dark as the digits and at
-    least about as wide (a minus as thick) as their pen: grain is faint,
-    fine and curled.
+    up. A comma reaches further below the baseline than a point. A colon is
+    two such marks, one above the middle of the line and one below it. A
+    minus is a bar before the first digit, about halfway down it. In a
+    picture (``level``) a sign is also filled, about as dark as the digits
+    and at least about as wide (a minus as thick) as their pen: grain is
+    faint, fine and curled.
     """
     if len(atoms) > _MAX_MARKS:  # no number (refused by _check_count): not searched
         return atoms, []
@@ -395,22 +406,31 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
         # The median digit's: a heavy digit beside light ones says little of the pen that wrote the sign.
         strength = float(np.median([_strength(a, level) for a in digits]))
         pen = float(np.median([_pen(a) for a in digits]))
+
+    def inked(atom: _Atom, char: str, pen_share: float = 1.0) -> bool:
+        """Written as a sign is: in a picture, filled, dark, and no finer than ``pen_share`` of the pen."""
+        return level is None or _inked_as_sign(atom, char, level, strength, pen * pen_share)
+
     among = atoms if among is None else among
-    signs = []
+    signs, taken = [], set()
     for atom in among:
         char = _sign_char(atom, atoms, among, pieces, height)
-        if char and level is not None and not _inked_as_sign(atom, char, level, strength, pen):
-            char = None
-        if char:
-            signs.append((char, atom))
-    taken = {id(atom) for _, atom in signs}
+        if char and inked(atom, char):
+            signs.append((char, box_of([atom])))
+            taken.add(id(atom))
+    for upper, lower in _colons(atoms, [m for m in among if id(m) not in taken], boxes, pieces, height):
+        # Two dots alike say more than one: of a colon, the smaller may be as small as _colons lets it be.
+        smaller, bigger = sorted((upper, lower), key=lambda m: max(m.width, m.height))
+        if inked(bigger, ".") and inked(smaller, ".", _SIGN_LIKE):
+            signs.append((":", box_of([upper, lower])))
+            taken |= {id(upper), id(lower)}
     return [a for a in atoms if id(a) not in taken], signs
 
 
-def _stacked(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
+def _stacked(boxes: list[Box]) -> list[Box]:
     """The boxes joined where they share most of the narrower one's width: the pieces of a digit broken
     across (a faint 5's bar and bowl) make one."""
-    joined: list[tuple[float, float, float, float]] = []
+    joined: list[Box] = []
     for box in sorted(boxes):
         if joined and _overlap(joined[-1], box) >= _SHARED:
             last = joined.pop()
@@ -420,51 +440,118 @@ def _stacked(boxes: list[tuple[float, float, float, float]]) -> list[tuple[float
 
 
 def _sign_char(atom: _Atom, atoms: Sequence[_Atom], marks: Sequence[_Atom],
-               pieces: Sequence[tuple[float, float, float, float]], height: float) -> str | None:
+               pieces: Sequence[Box], height: float) -> str | None:
     """".", "," or "-" if this atom's place and size are a point's, a comma's or a minus's among the digits'
     ``atoms`` and ``pieces`` and the ``marks`` that may be one (_split_signs), else None."""
     middle = (atom.left + atom.right) / 2
-    before = [b for b in pieces if b[2] <= atom.left]
-    after = [b for b in pieces if b[0] >= atom.right]
-    if not after or any(b[0] < middle < b[2] for b in pieces):
+    if any(b[0] < middle < b[2] for b in pieces):
         return None
-    right = min(after, key=lambda b: b[0])
-    if right[0] - atom.right > _SIGN_NEAR * height:
+    if not any(b[2] <= atom.left for b in pieces):  # before the first digit
+        right = min((b for b in pieces if b[0] >= atom.right), key=lambda b: b[0], default=None)
+        return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
+            and _minus_like(atom, atoms, right, height) else None
+    if not _dot_sized(atom, height, 2 * _SIGN):
         return None
-    if not before:
-        return "-" if _minus_like(atom, atoms, right, height) else None
-    if not (max(atom.width, atom.height) >= _SIGN_LEAST * height
-            and atom.width <= _SIGN * height and atom.height <= 2 * _SIGN * height):
+    line = _line_beside(box_of([atom]), atoms, pieces, height)
+    if line is None:
         return None
-    left = max(before, key=lambda b: b[2])
-    if atom.left - left[2] > _SIGN_NEAR * height:
-        return None
-    # The neighbours' line is where all their ink reaches (the bottom of a broken 3 is no piece of its own).
-    lines = [box_of([o for o in atoms if b[0] <= (o.left + o.right) / 2 <= b[2]]) for b in (left, right)]
-    top, base = (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
+    top, base = line
     if atom.top < top + _SIGN_LOW * (base - top):
         return None
     # No ink just above or below it (a slanted digit's foot), and no mark like it higher up (a colon).
-    clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
-    left, right = atom.left - apart, atom.right + apart
-    if any(other is not atom and _ink_within(other, left, right, atom.top - clear, atom.bottom + clear)
-           for other in atoms):
+    if not _clear([atom], atoms, height):
         return None
+    left, right = atom.left - _SIGN_APART * height, atom.right + _SIGN_APART * height
     size = max(atom.width, atom.height)
     if any(other is not atom and _SIGN_LIKE * size <= max(other.width, other.height) <= _SIGN * height
            and _ink_within(other, left, right, top, atom.top) for other in marks):
         return None
     below = atom.bottom - base
-    if below <= _POINT_BELOW * height and atom.height <= _SIGN * height \
-            and max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height):
+    if below <= _POINT_BELOW * height and atom.height <= _SIGN * height and _round(atom):
         return "."
     if below <= _COMMA_BELOW * height and atom.height > atom.width:
         return ","
     return None
 
 
-def _minus_like(atom: _Atom, atoms: Sequence[_Atom], first: tuple[float, float, float, float],
-                height: float) -> bool:
+def _colons(atoms: Sequence[_Atom], marks: Sequence[_Atom], boxes: Sequence[Box], pieces: Sequence[Box],
+            height: float) -> list[tuple[_Atom, _Atom]]:
+    """The colons among these ``marks``: pairs of round marks of a point's size, one above the other between
+    two digits (the digits' ``atoms``; ``boxes`` and ``pieces``, the boxes of their pieces as _split_signs
+    finds them, before and after stacking), as upper and lower mark."""
+    dots = sorted((m for m in marks if _dot_sized(m, height, _SIGN) and _round(m)), key=lambda m: m.left + m.right)
+    if len(dots) > _MAX_SPECKS:  # ink as speckled as a dusty page: no colon could be told from its specks
+        return []
+    doubled = [m.left + m.right for m in dots]  # twice their middles, in order
+    aside = 2 * _COLON_LEAN * _COLON * height  # a colon's lower dot is at most this (doubled) aside
+    colons: list[tuple[_Atom, _Atom]] = []
+    for k, upper in enumerate(dots):
+        for lower in dots[bisect.bisect_left(doubled, doubled[k] - aside):bisect.bisect_right(doubled, doubled[k] + aside)]:
+            if lower.top <= upper.bottom or any(upper in pair or lower in pair for pair in colons):
+                continue
+            sizes = sorted((max(upper.width, upper.height), max(lower.width, lower.height)))
+            across = abs((upper.left + upper.right) - (lower.left + lower.right)) / 2
+            down = (lower.top + lower.bottom - upper.top - upper.bottom) / 2
+            if lower.bottom - upper.top > _COLON * height or across > _COLON_LEAN * down \
+                    or sizes[0] < _SIGN_LIKE * sizes[1]:
+                continue
+            # A drawing's two dots are pieces of their own: stacked, they would make one digit-tall piece.
+            own = (box_of([upper]), box_of([lower]))
+            beside = pieces if not any(b in own for b in boxes) else \
+                [b for b in _stacked([b for b in boxes if b not in own]) if b[3] - b[1] >= _SHORT * height]
+            line = _line_beside(box_of([upper, lower]), atoms, beside, height)
+            if line is None:
+                continue
+            top, base = line
+            if top <= upper.top and (upper.top + upper.bottom) / 2 <= top + _COLON_MIDDLES[0] * (base - top) \
+                    and (lower.top + lower.bottom) / 2 >= top + _COLON_MIDDLES[1] * (base - top) \
+                    and lower.bottom - base <= _POINT_BELOW * height \
+                    and _clear([upper, lower], [a for a in atoms if a is not upper and a is not lower], height):
+                colons.append((upper, lower))
+    return colons
+
+
+def _dot_sized(atom: _Atom, height: float, tallest: float) -> bool:
+    """Is this atom of a sign's size: at least _SIGN_LEAST of the line ``height`` long, at most _SIGN of it
+    wide and ``tallest`` of it tall?"""
+    return max(atom.width, atom.height) >= _SIGN_LEAST * height \
+        and atom.width <= _SIGN * height and atom.height <= tallest * height
+
+
+def _round(atom: _Atom) -> bool:
+    """Neither side of its box longer than _ROUND times the other (a dash is a broken stroke's end)."""
+    return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height)
+
+
+def _line_beside(box: Box, atoms: Sequence[_Atom], pieces: Sequence[Box], height: float
+                 ) -> tuple[float, float] | None:
+    """The top and the baseline of the digits' line where ``box`` stands between two digits' ``pieces``,
+    each within _SIGN_NEAR of the line ``height``; None if it stands elsewhere (in a digit's columns,
+    before the first digit or after the last)."""
+    middle = (box[0] + box[2]) / 2
+    before = [b for b in pieces if b[2] <= box[0]]
+    after = [b for b in pieces if b[0] >= box[2]]
+    if not before or not after or any(b[0] < middle < b[2] for b in pieces):
+        return None
+    left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
+    if box[0] - left[2] > _SIGN_NEAR * height or right[0] - box[2] > _SIGN_NEAR * height:
+        return None
+    # The neighbours' line is where all their ink reaches (the bottom of a broken 3 is no piece of its own).
+    lines = [box_of([o for o in atoms if b[0] <= (o.left + o.right) / 2 <= b[2]]) for b in (left, right)]
+    return (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
+
+
+def _clear(marks: Sequence[_Atom], atoms: Sequence[_Atom], height: float) -> bool:
+    """No ink of ``atoms`` but the ``marks`` themselves in their columns (with _SIGN_APART beside them)
+    within _SIGN_CLEAR of the line ``height`` above or below them."""
+    left, top, right, bottom = box_of(marks)
+    clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
+    return not any(all(other is not m for m in marks)
+                   and _ink_within(other, left - apart, right + apart, top - clear, bottom + clear)
+                   for other in atoms)
+
+
+def _minus_like(atom: _Atom, atoms: Sequence[_Atom], first: Box, height: float) -> bool:
     """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
     if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
         return False
@@ -548,7 +635,7 @@ def _line_height(atoms: Sequence[_Atom], meets: np.ndarray | None = None) -> flo
     return float(np.median([h for h in heights if h >= 0.5 * tallest]))
 
 
-def _pieces(atoms: Sequence[_Atom], meets: np.ndarray) -> list[tuple[float, float, float, float]]:
+def _pieces(atoms: Sequence[_Atom], meets: np.ndarray) -> list[Box]:
     """The boxes of the atoms joined where their inks meet (``meets``, from _meets: only a drawing's strokes do)."""
     group = list(range(len(atoms)))
     for i, j in zip(*np.nonzero(np.triu(meets))):
@@ -570,7 +657,7 @@ def _count_groups(atoms: list[_Atom]) -> int:
     return groups
 
 
-def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float, list[tuple[str, _Atom]]]:
+def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float, list[FoundSign]]:
     """Components, the wide ones sliced at their candidate cuts; the line height, from the components; and
     the signs."""
     components, signs = _ink_components(level)
@@ -760,7 +847,7 @@ def count_drawn(drawing: Drawing) -> int | None:
     return None if marks > _MAX_MARKS else _count_groups(_drawn_signs(drawing_atoms(drawing))[0])
 
 
-def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[tuple[str, _Atom]]]:
+def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[FoundSign]]:
     """A drawing's strokes that are no sign, and the signs (_split_signs)."""
     if len(atoms) > _MAX_MARKS:  # refused by _check_count: not searched
         return atoms, []
@@ -789,7 +876,7 @@ class Candidates:
 
     atoms: list[_Atom]
     runs: list[tuple[int, int]]
-    boxes: dict[tuple[int, int], tuple[float, float, float, float]]
+    boxes: dict[tuple[int, int], Box]
     vectors: np.ndarray
     probabilities: np.ndarray
     doubts: list[str]  # why the model doubts each run's answer (Prediction.doubt), "" for none
@@ -797,14 +884,14 @@ class Candidates:
     height: float  # the line height (_line_height)
     meets: np.ndarray  # (atoms, atoms): do the two strokes' inks meet (_crossing; never for a picture's atoms)
     cuts: list[list[tuple[int, float]]]  # per atom, its neighbouring slices and what the cuts cross (_cuts)
-    signs: list[tuple[str, _Atom]] = field(default_factory=list)  # points, commas, a minus (_split_signs)
+    signs: list[FoundSign] = field(default_factory=list)  # points, commas, colons, a minus (_split_signs)
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
                 height: float | None, image_widths: bool,
-                signs: list[tuple[str, _Atom]] | None = None) -> Candidates:
+                signs: list[FoundSign] | None = None) -> Candidates:
     """Every plausible run of atoms, read in one batch; ``height`` None: the line height of these atoms;
-    ``signs``, the points, commas and minus found beside them, are carried along.
+    ``signs``, the points, commas, colons and minus found beside them, are carried along.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
@@ -871,13 +958,13 @@ def _number(found: Candidates, weights: Weights, factor: float) -> Number:
                             box=(left * factor, top * factor, right * factor, bottom * factor)))
     centres = [(d.box[0] + d.box[2]) / 2 for d in digits]
     signs = []
-    for char, atom in found.signs:
-        after = sum(c < (atom.left + atom.right) / 2 * factor for c in centres)
-        signs.append(Sign(char, after, tuple(v * factor for v in box_of([atom]))))
+    for char, box in found.signs:
+        after = sum(c < (box[0] + box[2]) / 2 * factor for c in centres)
+        signs.append(Sign(char, after, tuple(v * factor for v in box)))
     return Number(digits, tuple(sorted(signs, key=lambda m: m.box[0])))
 
 
-def box_of(group: Sequence[_Atom]) -> tuple[float, float, float, float]:
+def box_of(group: Sequence[_Atom]) -> Box:
     """The box around these atoms: left, top, right, bottom."""
     return (min(a.left for a in group), min(a.top for a in group),
             max(a.right for a in group), max(a.bottom for a in group))

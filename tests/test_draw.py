@@ -658,14 +658,15 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     assert app.state.number is None and app.state.drawing.width == 280
 
 
-def test_number_mode_writes_a_point_where_it_was_drawn(server, open_app):
-    """An amount written with a click for its decimal point: the point is boxed and shown above, the number
-    line and the clipboard carry it where it stands."""
+@pytest.mark.parametrize("chars", [".,-", ":"], ids=["point", "colon"])
+def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_app, chars):
+    """An amount written with a click for its decimal point, or a time with two for its colon: the sign is
+    boxed and shown above, the number line and the clipboard carry it where it stands."""
     from tests.test_numbers import _amounts
 
     app = open_app(server.address)
     _number_mode(app)
-    label, _, drawing = next(_amounts(1, seed=8))
+    label, _, drawing = next(_amounts(1, seed=8, chars=chars))
     drag(app, drawing.fitted(app.state.drawing.width, app.state.drawing.height))
     pump(app, lambda: app.state.number is not None and len(app.state.drawing.strokes) == len(drawing.strokes)
          and not app.busy, "the amount")
@@ -673,7 +674,7 @@ def test_number_mode_writes_a_point_where_it_was_drawn(server, open_app):
     assert number.text == label and len(number.signs) == 1, (number.text, label)
     assert app.view._digit_label.cget("text").replace("?", "") == label
     texts = [app.canvas.itemcget(i, "text") for i in app.canvas.find_withtag("boxes") if app.canvas.type(i) == "text"]
-    assert sorted(t.rstrip("?") for t in texts) == sorted(label)  # an answer above every digit and the point
+    assert sorted(t.rstrip("?") for t in texts) == sorted(label)  # an answer above every digit and the sign
     assert app.copy_number() and app.root.clipboard_get() == label
 
 

@@ -50,14 +50,15 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
         yield "".join(map(str, labels[pick])), picture, drawing
 
 
-def _amounts(count: int, seed: int = 0):
-    """``count`` numbers of MNIST test digits with a point or a comma written between two of them or a
-    minus before them: (label, picture, drawing), the label as written ("34.93", "-12")."""
+def _amounts(count: int, seed: int = 0, chars: str = ".,-"):
+    """``count`` numbers of MNIST test digits with each of ``chars`` in turn: a point, a comma or a colon (a
+    time: three digits at least) written between two of them or a minus before them: (label, picture,
+    drawing), the label as written ("34.93", "12:30", "-12")."""
     images, labels = mnist_subset(2000, "test")
     rng = np.random.default_rng(seed)
     for k in range(count):
-        pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
-        char = ".,-"[k % 3]
+        char = chars[k % len(chars)]
+        pick = rng.choice(len(images), int(rng.integers(3 if char == ":" else 2, 7)), replace=False)
         picture, drawing, after = compose_amount(rng, images[pick].reshape(-1, 784), char)
         digits = "".join(map(str, labels[pick]))
         yield digits[:after] + char + digits[after:], picture, drawing
@@ -105,15 +106,17 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
 
 
-def test_a_decimal_point_comma_or_minus_is_read_where_it_stands(classify):
-    """An amount written "34.93" is not read "3493", nor "-12" "12": a point or a comma low between two
-    digits, a minus before them, is written into the number where it stands, in a picture, a photo of it
-    and a drawing; the digits are read as ever."""
+@pytest.mark.parametrize("chars", [".,-", ":"])
+def test_a_decimal_point_comma_colon_or_minus_is_read_where_it_stands(classify, chars):
+    """An amount written "34.93" is not read "3493", nor "-12" "12", nor a time "12:30" "1230" (or, as
+    drawings did, its two dots a digit: "12130"): a point or a comma low between two digits, a colon's
+    two dots one above the other, a minus before them, is written into the number where it stands, in
+    a picture, a photo of it and a drawing; the digits are read as ever."""
     from bench.photos import photo
 
     rng = np.random.default_rng(4)
     placed = {"picture": 0, "photo": 0, "drawing": 0}
-    for label, picture, drawing in _amounts(12, seed=8):
+    for label, picture, drawing in _amounts(12, seed=8, chars=chars):
         at = next(k for k, c in enumerate(label) if not c.isdigit())  # one mark: as many digits before it
         readings = {"picture": numbers.read_image(picture, classify),
                     "photo": numbers.read_image(photo(255 - np.asarray(picture), "phone", rng), classify),
@@ -345,11 +348,11 @@ def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server
 
 
 def test_predict_number_writes_signs_and_scores_them(server, tmp_path, capsys):
-    """An amount comes back as written ("34.93", "-12") in every format, its signs with their places and
-    boxes, and a labels file may hold such numbers."""
+    """An amount or a time comes back as written ("34.93", "-12", "12:30") in every format, its signs with
+    their places and boxes, and a labels file may hold such numbers."""
     folder, truth = tmp_path / "amounts", []
     folder.mkdir()
-    for k, (label, picture, drawing) in enumerate(_amounts(3, seed=8)):
+    for k, (label, picture, drawing) in enumerate(_amounts(4, seed=8, chars=".,-:")):
         picture.save(folder / f"amount{k}.png")
         drawing.save(folder / f"amount{k}.json")
         truth += [f"amount{k}.png {label}", f"amount{k}.json,{label}"]
@@ -358,14 +361,14 @@ def test_predict_number_writes_signs_and_scores_them(server, tmp_path, capsys):
                       "--labels", str(tmp_path / "expected.txt"), str(folder))
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
-    assert len(records) == 6
+    assert len(records) == 8
     for r in records:
         assert [s["sign"] for s in r["signs"]] == [c for c in r["label"] if not c.isdigit()]
         for s in r["signs"]:
             assert r["number"][s["after"] + r["signs"].index(s)] == s["sign"] and len(s["box"]) == 4
         assert len(r["number"]) == len(r["digits"]) + len(r["signs"])
     right = sum(r["number"] == r["label"] for r in records)
-    assert right >= 5 and f"({right} of 6 labelled)" in proc.stderr
+    assert right >= 7 and f"({right} of 8 labelled)" in proc.stderr
     rows = list(csv.DictReader(io.StringIO(run_digits(capsys, "predict", "--server", server.address, "--number",
                                                       "--format", "csv", str(folder / "amount0.png")).stdout)))
     named = {r["source"].rsplit("/", 1)[1]: r for r in records}

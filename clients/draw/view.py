@@ -145,7 +145,7 @@ class DrawView:
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
                                     text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
                                     font=self._fonts["bold"], tags="boxes")
-        for sign in () if number is None else number.signs:  # a point, a comma or a minus, seen as one
+        for sign in () if number is None else number.signs:  # a point, a comma, a colon or a minus, seen as one
             left, top, right, bottom = sign.box
             self.canvas.create_rectangle(left, top, right, bottom, outline=ACCENT, dash=(2, 2), tags="boxes")
             self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=ACCENT,
