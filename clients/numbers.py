@@ -235,6 +235,7 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
     atoms, height, signs = _picture_atoms(level)
+    _check_one_line(atoms, height, factor)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
@@ -809,6 +810,8 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     """Every plausible digit of a drawing (a run of its strokes), read."""
     atoms, signs = _drawn_signs(drawing_atoms(drawing))
     _check_count(len(atoms))
+    height = _line_height(atoms)
+    _check_one_line(atoms, height)
     erasers = [s for s in drawing.strokes if s.erase]
 
     def pixels(group: list[_Atom]) -> np.ndarray:
@@ -817,7 +820,7 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _candidates(atoms, pixels, classify, None, image_widths=False, signs=signs)
+    return _candidates(atoms, pixels, classify, height, image_widths=False, signs=signs)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -861,6 +864,23 @@ def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[FoundSign]]:
 def _check_count(atoms: int) -> None:
     if atoms > _MAX_MARKS:
         raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
+
+
+def _check_one_line(atoms: Sequence[_Atom], height: float, factor: float = 1.0) -> None:
+    """Refuse writing in several lines, one above the other: read as one number, their digits would be
+    interleaved. A line is the rows the strokes reach (pieces at least _STROKE of the line ``height`` tall,
+    not specks), joined where they come within _MERGE_GAP of each other (the halves of a broken digit
+    do); ``factor`` turns rows into the input's."""
+    lines: list[list[float]] = []
+    for top, bottom in sorted((a.top, a.bottom) for a in atoms if a.height >= _STROKE * height):
+        if lines and top - lines[-1][1] < _MERGE_GAP * height:
+            lines[-1][1] = max(lines[-1][1], bottom)
+        else:
+            lines.append([top, bottom])
+    if len(lines) > 1:
+        rows = ", ".join(f"{top * factor:.0f}-{bottom * factor:.0f}" for top, bottom in lines)
+        raise NumberError(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
+                          "from one line; crop to the one to read")
 
 
 @dataclass

@@ -217,6 +217,30 @@ def test_more_than_32_digits_is_refused_naming_the_limit(classify):
         numbers.read_image(ink, classify)
 
 
+def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
+    """Two numbers one above the other were read as one, their digits interleaved ("1778" over "849" came
+    back "6578"): each picture or drawing is one number, so two lines are an error naming their rows,
+    while the halves of a digit broken across stay one line."""
+    (top, top_picture, top_drawing), (bottom, bottom_picture, bottom_drawing) = _numbers(2, 4, "clear", seed=12)
+    picture = Image.new("L", (max(top_picture.width, bottom_picture.width), top_picture.height + bottom_picture.height), 255)
+    picture.paste(top_picture, (0, 0))
+    picture.paste(bottom_picture, (0, top_picture.height))
+    with pytest.raises(numbers.NumberError, match=r"2 lines of writing, one above the other \(rows \d+-\d+, \d+-\d+\)"):
+        numbers.read_image(picture, classify)
+    shift = top_drawing.height
+    drawing = Drawing(max(top_drawing.width, bottom_drawing.width), top_drawing.height + bottom_drawing.height,
+                      [s.points for s in top_drawing.strokes] + [[(x, y + shift) for x, y in s.points]
+                                                                 for s in bottom_drawing.strokes])
+    with pytest.raises(numbers.NumberError, match="2 lines of writing"):
+        numbers.read_drawing(drawing, classify)
+    for one_line in (top_picture, bottom_picture):
+        assert len(numbers.read_image(one_line, classify).digits) == 4
+    broken = np.array(top_picture)
+    rows = np.flatnonzero((broken < 128).any(axis=1))
+    broken[(rows[0] + rows[-1]) // 2 - 1 : (rows[0] + rows[-1]) // 2 + 2] = 255  # every digit cut across
+    assert len(numbers.read_image(Image.fromarray(broken), classify).digits) >= 4
+
+
 def test_strokes_of_many_points_or_many_dots_are_read_without_running_out_of_memory(classify):
     """Only reading a number refuses more than 96 marks: the count of separate digits, a hint, is skipped.
 
