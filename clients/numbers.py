@@ -870,13 +870,15 @@ def _check_one_line(atoms: Sequence[_Atom], height: float, factor: float = 1.0) 
     """Refuse writing in several lines, one above the other: read as one number, their digits would be
     interleaved. A line is the rows the strokes reach (pieces at least _STROKE of the line ``height`` tall,
     not specks), joined where they come within _MERGE_GAP of each other (the halves of a broken digit
-    do); ``factor`` turns rows into the input's."""
-    lines: list[list[float]] = []
+    do), with a digit-tall piece among them (_SHORT: a photo's grain above or below the sheet's writing
+    is none); ``factor`` turns rows into the input's."""
+    spans: list[list[float]] = []  # top, bottom, and the tallest piece's height
     for top, bottom in sorted((a.top, a.bottom) for a in atoms if a.height >= _STROKE * height):
-        if lines and top - lines[-1][1] < _MERGE_GAP * height:
-            lines[-1][1] = max(lines[-1][1], bottom)
+        if spans and top - spans[-1][1] < _MERGE_GAP * height:
+            spans[-1][1:] = max(spans[-1][1], bottom), max(spans[-1][2], bottom - top)
         else:
-            lines.append([top, bottom])
+            spans.append([top, bottom, bottom - top])
+    lines = [(top, bottom) for top, bottom, tallest in spans if tallest >= _SHORT * height]
     if len(lines) > 1:
         rows = ", ".join(f"{top * factor:.0f}-{bottom * factor:.0f}" for top, bottom in lines)
         raise NumberError(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
