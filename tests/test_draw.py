@@ -678,6 +678,21 @@ def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_a
     assert app.copy_number() and app.root.clipboard_get() == label
 
 
+def test_number_mode_says_two_lines_are_no_number(server, open_app):
+    """Two numbers written one above the other: no number is shown, the message says why."""
+    from tests.test_numbers import _numbers
+
+    app = open_app(server.address)
+    _number_mode(app)
+    (_, _, top), (_, _, bottom) = _numbers(2, 3, "clear", seed=12)
+    both = Drawing(max(top.width, bottom.width), top.height + bottom.height,
+                   [s.points for s in top.strokes] + [[(x, y + top.height) for x, y in s.points] for s in bottom.strokes])
+    drag(app, both.fitted(app.state.drawing.width, app.state.drawing.height))
+    pump(app, lambda: "lines of writing" in app.state.message.text and not app.busy, "the two lines refused")
+    assert app.state.number is None and app.state.message.level is Level.ERROR
+    assert app.state.message.text.startswith("2 lines of writing, one above the other")
+
+
 def test_number_mode_marks_a_scribble_the_model_doubts_and_shows_why(server, open_app):
     """Ink that is no digit, read with confidence but doubted: marked in orange with a ?, and the panel says why."""
     app = open_app(server.address)
