@@ -223,6 +223,19 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
     return picture, drawing, after
 
 
+def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",
+            lengths: tuple[int, int] = (2, 6)):
+    """``count`` numbers of these digits, of ``lengths`` digits (a time of three at least), with each of
+    ``chars`` in turn written into them (compose_amount): (the label as written, picture, drawing)."""
+    for k in range(count):
+        char = chars[k % len(chars)]
+        low = max(lengths[0], 3) if char == ":" else lengths[0]
+        pick = rng.choice(len(images), int(rng.integers(low, lengths[1] + 1)), replace=False)
+        picture, drawing, after = compose_amount(rng, images[pick], char)
+        digits = "".join(str(int(v)) for v in labels[pick])
+        yield digits[:after] + char + digits[after:], picture, drawing
+
+
 def _minus(rng: np.random.Generator, first: tuple, lead: float, size: float) -> list[tuple[float, float]]:
     """A minus's two ends: a bar about halfway down the ``first`` digit's box (moved ``lead`` right), before it."""
     y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
@@ -355,23 +368,19 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
             "seconds_per_number": round(reading / len(rows), 3)}
 
 
-def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, chars: str = ".,-",
-             lengths: tuple[int, int] = (2, 6)) -> dict:
-    """Numbers of ``lengths`` MNIST test digits with a sign (compose_amount; each of ``chars`` in turn: for
+def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, stream: int,
+             chars: str = ".,-", lengths: tuple[int, int] = (2, 6)) -> dict:
+    """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
     amounts a decimal point, a comma, a minus; for times a colon), read as pictures, photographed as a phone
-    takes them, and as drawings.
+    takes them, and as drawings; their random numbers are ``stream`` of the run's ``seed``.
 
     Per medium: whole numbers right (the sign in its place), signs right (the right one in the right place,
     whatever the digits), and digits right (as for numbers, the signs left out).
     """
-    rng = np.random.default_rng([seed, 2 if chars == ".,-" else 3])  # the amounts as they always were
+    rng = np.random.default_rng([seed, stream])
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
-    for k in range(count):
-        pick = rng.choice(len(images), int(rng.integers(lengths[0], lengths[1] + 1)), replace=False)
-        char = chars[k % len(chars)]
-        picture, drawing, after = compose_amount(rng, images[pick], char)
-        digits = "".join(str(int(v)) for v in labels[pick])
-        label = digits[:after] + char + digits[after:]
+    # Each number is photographed with the same generator right after it is composed.
+    for label, picture, drawing in amounts(rng, images, labels, count, chars, lengths):
         for medium, read in (("picture", lambda: numbers.read_image(picture, classify)),
                              ("photographed", lambda: numbers.read_image(
                                  photo(255 - np.asarray(picture), PHOTO_CONDITION, rng), classify)),
@@ -466,8 +475,8 @@ def main(argv: list[str] | None = None) -> int:
                     return connection.predict(vectors, args.model).predictions()
 
                 photographed = _photographed(samples, classify, args.seed)
-                amounts = _amounts(images, labels, classify, args.seed, args.amounts)
-                times = _amounts(images, labels, classify, args.seed, args.times, ":", (3, 4))
+                signed = _amounts(images, labels, classify, args.seed, args.amounts, stream=2)
+                times = _amounts(images, labels, classify, args.seed, args.times, stream=3, chars=":", lengths=(3, 4))
         finally:
             server.stop()
     summary = _summary(measured["cells"])
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             >= GOALS["four_digit_clear_number_accuracy"]}
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
-               "summary": summary, "photographed": photographed, "amounts": amounts,
+               "summary": summary, "photographed": photographed, "amounts": signed,
                "times": times,
                "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
@@ -503,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"photographed ({PHOTO_CONDITION}): numbers {every['number_accuracy']:.2%}, digits "
           f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
           + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
-    for name, found in (("amounts (a point, a comma or a minus)", amounts), ("times (a colon)", times)):
+    for name, found in (("amounts (a point, a comma or a minus)", signed), ("times (a colon)", times)):
         print(f"{name}: " + ", ".join(f"{m} {found[m]['number_accuracy']:.2%} whole, sign {found[m]['sign_accuracy']:.2%}"
                                       for m in ("picture", "photographed", "drawing")))
     print(f"wrote {args.out}")

@@ -379,8 +379,8 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
                  among: list[_Atom] | None = None, meets: np.ndarray | None = None
                  ) -> tuple[list[_Atom], list[FoundSign]]:
     """The atoms that are no sign; and the signs (points, commas, colons, a minus), each with its character
-    and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``_meets(atoms)`` when
-    already known.
+    and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``_meets(atoms)`` for a
+    drawing's strokes (a picture's atoms never meet).
 
     A point or a comma stands between two digits (pieces of ink at least
     _SHORT of the line height tall on either side, near), low on their line,
@@ -396,8 +396,6 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
     """
     if len(atoms) > _MAX_MARKS:  # no number (refused by _check_count): not searched
         return atoms, []
-    if meets is None and any(a.points is not None for a in atoms):  # only a drawing's strokes meet
-        meets = _meets(atoms)
     boxes = [box_of([a]) for a in atoms] if meets is None else _pieces(atoms, meets)
     pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= _SHORT * height]
     if level is not None:
@@ -537,9 +535,14 @@ def _line_beside(box: Box, atoms: Sequence[_Atom], pieces: Sequence[Box], height
     left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
     if box[0] - left[2] > _SIGN_NEAR * height or right[0] - box[2] > _SIGN_NEAR * height:
         return None
-    # The neighbours' line is where all their ink reaches (the bottom of a broken 3 is no piece of its own).
-    lines = [box_of([o for o in atoms if b[0] <= (o.left + o.right) / 2 <= b[2]]) for b in (left, right)]
+    lines = [_column_ink(b, atoms) for b in (left, right)]
     return (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
+
+
+def _column_ink(piece: Box, atoms: Sequence[_Atom]) -> Box:
+    """The box of the atoms whose middles stand in this digit's ``piece``'s columns: where all its ink
+    reaches (the bottom of a broken 3 is no piece of its own)."""
+    return box_of([o for o in atoms if piece[0] <= (o.left + o.right) / 2 <= piece[2]])
 
 
 def _clear(marks: Sequence[_Atom], atoms: Sequence[_Atom], height: float) -> bool:
@@ -556,7 +559,7 @@ def _minus_like(atom: _Atom, atoms: Sequence[_Atom], first: Box, height: float) 
     """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
     if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
         return False
-    _, top, _, base = box_of([o for o in atoms if first[0] <= (o.left + o.right) / 2 <= first[2]])
+    _, top, _, base = _column_ink(first, atoms)
     if not top + _MINUS_MIDDLE[0] * (base - top) <= (atom.top + atom.bottom) / 2 <= top + _MINUS_MIDDLE[1] * (base - top):
         return False
     return not any(other is not atom and _ink_within(other, atom.left, atom.right, top, base) for other in atoms)
@@ -910,19 +913,16 @@ class Candidates:
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-                height: float | None, image_widths: bool,
-                signs: list[FoundSign] | None = None) -> Candidates:
-    """Every plausible run of atoms, read in one batch; ``height`` None: the line height of these atoms;
-    ``signs``, the points, commas, colons and minus found beside them, are carried along.
+                height: float, image_widths: bool, signs: list[FoundSign] | None = None) -> Candidates:
+    """Every plausible run of atoms of this line ``height``, read in one batch; ``signs``, the points, commas,
+    colons and minus found beside them, are carried along.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
     a pen unlike MNIST's, and the box check measured better on them).
     """
     atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
-    meets = _meets(atoms)  # the line height's pieces and the boundaries' costs both need it
-    if height is None:
-        height = _line_height(atoms, meets)
+    meets = _meets(atoms)  # the boundaries' costs need it
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
     boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}

@@ -680,13 +680,12 @@ def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_a
 
 def test_number_mode_says_two_lines_are_no_number(server, open_app):
     """Two numbers written one above the other: no number is shown, the message says why."""
-    from tests.test_numbers import _numbers
+    from tests.test_numbers import _numbers, one_above_other
 
     app = open_app(server.address)
     _number_mode(app)
     (_, _, top), (_, _, bottom) = _numbers(2, 3, "clear", seed=12)
-    both = Drawing(max(top.width, bottom.width), top.height + bottom.height,
-                   [s.points for s in top.strokes] + [[(x, y + top.height) for x, y in s.points] for s in bottom.strokes])
+    both = one_above_other(top, bottom)
     drag(app, both.fitted(app.state.drawing.width, app.state.drawing.height))
     pump(app, lambda: "lines of writing" in app.state.message.text and not app.busy, "the two lines refused")
     assert app.state.number is None and app.state.message.level is Level.ERROR

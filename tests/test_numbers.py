@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.numbers import compose, compose_drawing, compose_amount
+from bench.numbers import amounts, compose, compose_drawing
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
@@ -55,13 +55,7 @@ def _amounts(count: int, seed: int = 0, chars: str = ".,-"):
     time: three digits at least) written between two of them or a minus before them: (label, picture,
     drawing), the label as written ("34.93", "12:30", "-12")."""
     images, labels = mnist_subset(2000, "test")
-    rng = np.random.default_rng(seed)
-    for k in range(count):
-        char = chars[k % len(chars)]
-        pick = rng.choice(len(images), int(rng.integers(3 if char == ":" else 2, 7)), replace=False)
-        picture, drawing, after = compose_amount(rng, images[pick].reshape(-1, 784), char)
-        digits = "".join(map(str, labels[pick]))
-        yield digits[:after] + char + digits[after:], picture, drawing
+    yield from amounts(np.random.default_rng(seed), images.reshape(-1, 784), labels, count, chars)
 
 
 def test_clear_numbers_are_found_digit_by_digit_in_one_batch(classify):
@@ -217,6 +211,12 @@ def test_more_than_32_digits_is_refused_naming_the_limit(classify):
         numbers.read_image(ink, classify)
 
 
+def one_above_other(top: Drawing, bottom: Drawing) -> Drawing:
+    """Two drawings on one canvas, the second below the first."""
+    return Drawing(max(top.width, bottom.width), top.height + bottom.height,
+                   [s.points for s in top.strokes] + [[(x, y + top.height) for x, y in s.points] for s in bottom.strokes])
+
+
 def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
     """Two numbers one above the other were read as one, their digits interleaved ("1778" over "849" came
     back "6578"): each picture or drawing is one number, so two lines are an error naming their rows,
@@ -227,12 +227,8 @@ def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
     picture.paste(bottom_picture, (0, top_picture.height))
     with pytest.raises(numbers.NumberError, match=r"2 lines of writing, one above the other \(rows \d+-\d+, \d+-\d+\)"):
         numbers.read_image(picture, classify)
-    shift = top_drawing.height
-    drawing = Drawing(max(top_drawing.width, bottom_drawing.width), top_drawing.height + bottom_drawing.height,
-                      [s.points for s in top_drawing.strokes] + [[(x, y + shift) for x, y in s.points]
-                                                                 for s in bottom_drawing.strokes])
     with pytest.raises(numbers.NumberError, match="2 lines of writing"):
-        numbers.read_drawing(drawing, classify)
+        numbers.read_drawing(one_above_other(top_drawing, bottom_drawing), classify)
     for one_line in (top_picture, bottom_picture):
         assert len(numbers.read_image(one_line, classify).digits) == 4
     broken = np.array(top_picture)
