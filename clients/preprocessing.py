@@ -205,8 +205,17 @@ def _ink_bright(grey: np.ndarray, ink: str, dark_ink: bool) -> tuple[np.ndarray,
 
 
 def _is_dark_ink(grey: np.ndarray, background: float, ink: str) -> bool:
-    """Dark ink on light paper: as told, or when the paper is nearer the brightest pixel than the darkest."""
-    return ink == "dark" or (ink == "auto" and background > (float(grey.min()) + float(grey.max())) / 2)
+    """Dark ink on light paper: as told, or when the paper is nearer the brightest pixel than the darkest.
+
+    Light paper with no mark of ink's contrast either way (a blank page,
+    its grain alone) is taken as written on in dark ink: the error then
+    speaks of the page a person sees, not of light ink on white.
+    """
+    if ink != "auto":
+        return ink == "dark"
+    low, high = float(grey.min()), float(grey.max())
+    blank = max(high - background, background - low) < _MIN_CONTRAST
+    return background > (low + high) / 2 or (blank and background > 127.5)
 
 
 def _greyscale(image: Image.Image | np.ndarray) -> np.ndarray:

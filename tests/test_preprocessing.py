@@ -295,14 +295,15 @@ def test_a_dusty_blank_scan_is_read_in_bounded_memory(tmp_path):
     assert pixels == 784 and separate >= 1
 
 
-@pytest.mark.parametrize("picture", [
-    np.zeros((100, 80), np.uint8),
-    np.full((100, 80), 255, np.uint8),
-    np.full((28, 28), 128, np.uint8),
-    np.clip(np.random.default_rng(1).normal(200, 4, (300, 300)), 0, 255).astype(np.uint8),  # blank paper
+@pytest.mark.parametrize("picture, looked_for", [
+    (np.zeros((100, 80), np.uint8), "light ink at least 24 of 255 lighter than the background"),
+    (np.full((100, 80), 255, np.uint8), "dark ink at least 24 of 255 darker than the paper"),
+    (np.full((28, 28), 128, np.uint8), "dark ink"),
+    (np.clip(np.random.default_rng(1).normal(200, 4, (300, 300)), 0, 255).astype(np.uint8), "dark ink"),
 ], ids=["black", "white", "grey", "noisy-paper"])
-def test_blank_images_have_no_ink(picture):
-    with pytest.raises(PreprocessingError, match="no ink found"):
+def test_blank_images_have_no_ink(picture, looked_for):
+    """A blank page is no digit, and the error speaks of the ink one writes on such a page."""
+    with pytest.raises(PreprocessingError, match=f"no ink found: looked for {looked_for}"):
         to_mnist(picture)
 
 
