@@ -811,9 +811,9 @@ def read_drawing(drawing: Drawing, classify: Classify) -> Number:
 
 def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     """Every plausible digit of a drawing (a run of its strokes), read."""
-    atoms, signs = _drawn_signs(drawing_atoms(drawing))
+    atoms, signs, meets = _drawn_signs(drawing_atoms(drawing))
     _check_count(len(atoms))
-    height = _line_height(atoms)
+    height = _line_height(atoms, meets)
     _check_one_line(atoms, height)
     erasers = [s for s in drawing.strokes if s.erase]
 
@@ -823,7 +823,7 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
         ordered = sorted([*strokes, *((drawing.strokes.index(e), e) for e in erasers)], key=lambda p: p[0])
         return Drawing(drawing.width, drawing.height, [s for _, s in ordered]).to_vector()
 
-    return _candidates(atoms, pixels, classify, height, image_widths=False, signs=signs)
+    return _candidates(atoms, pixels, classify, height, image_widths=False, signs=signs, meets=meets)
 
 
 def drawing_atoms(drawing: Drawing) -> list[_Atom]:
@@ -853,12 +853,17 @@ def count_drawn(drawing: Drawing) -> int | None:
     return None if marks > _MAX_MARKS else _count_groups(_drawn_signs(drawing_atoms(drawing))[0])
 
 
-def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[FoundSign]]:
-    """A drawing's strokes that are no sign, and the signs (_split_signs)."""
+def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[FoundSign], np.ndarray | None]:
+    """A drawing's strokes that are no sign, the signs (_split_signs), and which of those strokes meet
+    (_meets, found once for the signs, the line and the candidates: point against point, it is the dearest
+    measure of a drawing); None for more strokes than a number may have, refused by _check_count."""
     if len(atoms) > _MAX_MARKS:  # refused by _check_count: not searched
-        return atoms, []
+        return atoms, [], None
     meets = _meets(atoms)
-    return _split_signs(atoms, _line_height(atoms, meets), meets=meets)
+    kept, signs = _split_signs(atoms, _line_height(atoms, meets), meets=meets)
+    place = {id(a): k for k, a in enumerate(atoms)}
+    rows = [place[id(a)] for a in kept]
+    return kept, signs, meets[np.ix_(rows, rows)]
 
 
 # --- choosing the reading ------------------------------------------------------------------
@@ -913,16 +918,18 @@ class Candidates:
 
 
 def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
-                height: float, image_widths: bool, signs: list[FoundSign] | None = None) -> Candidates:
+                height: float, image_widths: bool, signs: list[FoundSign] | None = None,
+                meets: np.ndarray | None = None) -> Candidates:
     """Every plausible run of atoms of this line ``height``, read in one batch; ``signs``, the points, commas,
-    colons and minus found beside them, are carried along.
+    colons and minus found beside them, are carried along; ``meets`` is ``_meets(atoms)`` when known.
 
     The one-digit check looks at widths across the slant on the 28x28 image
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
     a pen unlike MNIST's, and the box check measured better on them).
     """
-    atoms = sorted(atoms, key=lambda a: (a.left + a.right) / 2)
-    meets = _meets(atoms)  # the boundaries' costs need it
+    order = sorted(range(len(atoms)), key=lambda k: (atoms[k].left + atoms[k].right) / 2)
+    atoms = [atoms[k] for k in order]
+    meets = _meets(atoms) if meets is None else meets[np.ix_(order, order)]  # the boundaries' costs need it
     runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
             if _joinable(atoms[i:j], height)]
     boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}
