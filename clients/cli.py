@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch", type=int, default=1000, help="images per streamed chunk (default: 1000)")
     predict.add_argument("--number", action="store_true",
                          help="read every input as a whole number of up to 32 digits (each digit with its box)")
+    predict.add_argument("--lines", action="store_true",
+                         help="with --number: read writing of several lines, one above the other, as a number "
+                              "per line, top first (its index counts the lines from 0)")
     predict.add_argument("--save-inputs", type=Path, metavar="DIR",
                          help="write the 28x28 image sent for each input into DIR (PNG, named after the input)")
 
@@ -182,6 +185,8 @@ def _warn(text: str) -> None:
 def predict(args: argparse.Namespace) -> int:
     if args.batch < 1 or not 0 <= args.top <= len(CLASSES):
         raise UsageError(f"--batch must be at least 1 and --top between 0 and {len(CLASSES)}")
+    if args.lines and not args.number:
+        raise UsageError("--lines reads each line as a number: it goes with --number")
     if args.number:
         return predict_numbers(args)
     labels = read_labels(args.labels) if args.labels else None
@@ -236,7 +241,7 @@ def predict_numbers(args: argparse.Namespace) -> int:
     try:
         with Connection(_options(args)) as connection:
             items = read_items(_paths(args.paths), ink=args.ink, warn=_warn, whole=True)
-            for result in read_numbers(connection, items, args.model, args.ink, labels):
+            for result in read_numbers(connection, items, args.model, args.ink, labels, lines=args.lines):
                 writer.write(result)
                 board.add(result)
                 if result.error:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -32,7 +32,8 @@ class LabelsError(ValueError):
 
 
 def read_number_labels(path: str | Path) -> dict[str, str]:
-    """The expected number of each input: lines ``NAME NUMBER`` (or ``NAME,NUMBER``); ``#`` starts a comment.
+    """The expected number of each input: lines ``NAME NUMBER`` (or ``NAME,NUMBER``); ``#`` at the start of a
+    line or after a space starts a comment (``meter.jpg#1`` names the second line read by --lines).
 
     NAME is the input as given or its file name alone; NUMBER is digits, with
     any decimal points, commas or colons written in it and a minus before it
@@ -42,7 +43,7 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
     """
     labels: dict[str, str] = {}
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
+        text = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
         if not text:
             continue
         fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
@@ -123,8 +124,12 @@ class NumberScoreboard:
 
 
 def read_numbers(connection: Connection, items: Iterator[Item], model: str, ink: str,
-                 labels: dict[str, str] | None = None) -> Iterator[NumberResult]:
-    """A result per item: its number, or why it could not be read (named by its source)."""
+                 labels: dict[str, str] | None = None, lines: bool = False) -> Iterator[NumberResult]:
+    """A result per item: its number, or why it could not be read (named by its source).
+
+    With ``lines``, a picture or drawing of several lines gives a result per
+    line, top first, its ``index`` the line's place (labels NAME#INDEX).
+    """
     def classify(vectors):
         return connection.predict(vectors, model).predictions()
 
@@ -133,15 +138,28 @@ def read_numbers(connection: Connection, items: Iterator[Item], model: str, ink:
         if item.error is not None:
             yield NumberResult(item, error=item.error, label=label)
             continue
+        by_line = lines and item.index is None  # a row of an IDX or .npy file is one digit's image
         try:
-            if isinstance(item.whole, Drawing):
-                number = numbers.read_drawing(item.whole, classify)
+            if by_line:
+                read = numbers.read_lines(item.whole, classify, ink)
+            elif isinstance(item.whole, Drawing):
+                read = [numbers.read_drawing(item.whole, classify)]
             else:
-                number = numbers.read_image(item.whole, classify, ink)
+                read = [numbers.read_image(item.whole, classify, ink)]
+        except numbers.SeveralLines as exc:
+            yield NumberResult(item, error=f"{item.source}: {exc}, or read each with --lines", label=label)
+            continue
         except (numbers.NumberError, PreprocessingError, DrawingError) as exc:
             yield NumberResult(item, error=f"{item.source}: {exc}", label=label)
             continue
-        yield NumberResult(item, number, label=label)
+        for index, number in enumerate(read):
+            if by_line:
+                item = replace(item, index=index)
+                label = label_of(f"{item.source}#{index}", labels) if labels else None
+            if isinstance(number, numbers.NumberError):
+                yield NumberResult(item, error=f"{item.source}#{index}: {number}", label=label)
+            else:
+                yield NumberResult(item, number, label=label)
 
 
 class NumberTableWriter:

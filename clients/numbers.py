@@ -64,6 +64,8 @@ _JOIN_WIDTH = 2.0  # ... nor are atoms spanning more than this (a wide, slanted 
 _SEPARATE = 0.1  # ink groups further apart than this are counted as separate digits (count_separate)
 _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck of grain
+_LINE_PIECE = 0.25  # a line of writing is made of pieces at least this tall (smaller digits than the line's too)
+_LINE_PEN = 0.45  # ... and, in a picture, of a pen at least this wide beside the digits' (smaller digits, thinner)
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
@@ -129,6 +131,10 @@ FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coo
 
 class NumberError(ValueError):
     """Input that cannot be read as a number; the message says why."""
+
+
+class SeveralLines(NumberError):
+    """Writing in several lines, one above the other, read as one number (read_lines reads each)."""
 
 
 class Digit(Prediction):
@@ -235,7 +241,7 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
     atoms, height, signs = _picture_atoms(level)
-    _check_one_line(atoms, height, factor)
+    _check_one_line(atoms, height, factor, level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
@@ -399,12 +405,10 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
     boxes = [box_of([a]) for a in atoms] if meets is None else _pieces(atoms, meets)
     pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= _SHORT * height]
     if level is not None:
-        digits = [a for a in atoms if a.height >= _SHORT * height]
-        if not digits:  # nothing to measure a picture's pen and ink by (a line's tallest piece is a digit)
+        ink = _digits_ink(atoms, level, height)
+        if ink is None:  # nothing to measure a picture's pen and ink by (a line's tallest piece is a digit)
             return atoms, []
-        # The median digit's: a heavy digit beside light ones says little of the pen that wrote the sign.
-        strength = float(np.median([_strength(a, level) for a in digits]))
-        pen = float(np.median([_pen(a) for a in digits]))
+        strength, pen = ink
 
     def inked(atom: _Atom, char: str, pen_share: float = 1.0) -> bool:
         """Written as a sign is: in a picture, filled, dark, and no finer than ``pen_share`` of the pen."""
@@ -424,6 +428,16 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
             signs.append((":", box_of([upper, lower])))
             taken |= {id(upper), id(lower)}
     return [a for a in atoms if id(a) not in taken], signs
+
+
+def _digits_ink(atoms: Sequence[_Atom], level: np.ndarray, height: float) -> tuple[float, float] | None:
+    """How dark a picture's digits are and how wide their pen (_strength, _pen), from its atoms at least _SHORT
+    of the line ``height`` tall; None without one. The median digit's: a heavy digit beside light ones says
+    little of the pen that wrote the rest."""
+    digits = [a for a in atoms if a.height >= _SHORT * height]
+    if not digits:
+        return None
+    return float(np.median([_strength(a, level) for a in digits])), float(np.median([_pen(a) for a in digits]))
 
 
 def _stacked(boxes: list[Box]) -> list[Box]:
@@ -874,23 +888,98 @@ def _check_count(atoms: int) -> None:
         raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
 
 
-def _check_one_line(atoms: Sequence[_Atom], height: float, factor: float = 1.0) -> None:
-    """Refuse writing in several lines, one above the other: read as one number, their digits would be
-    interleaved. A line is the rows the strokes reach (pieces at least _STROKE of the line ``height`` tall,
-    not specks), joined where they come within _MERGE_GAP of each other (the halves of a broken digit
-    do), with a digit-tall piece among them (_SHORT: a photo's grain above or below the sheet's writing
-    is none); ``factor`` turns rows into the input's."""
-    spans: list[list[float]] = []  # top, bottom, and the tallest piece's height
-    for top, bottom in sorted((a.top, a.bottom) for a in atoms if a.height >= _STROKE * height):
-        if spans and top - spans[-1][1] < _MERGE_GAP * height:
-            spans[-1][1:] = max(spans[-1][1], bottom), max(spans[-1][2], bottom - top)
-        else:
-            spans.append([top, bottom, bottom - top])
-    lines = [(top, bottom) for top, bottom, tallest in spans if tallest >= _SHORT * height]
+def _check_one_line(atoms: Sequence[_Atom], height: float, factor: float = 1.0,
+                    level: np.ndarray | None = None) -> None:
+    """Refuse writing in several lines, one above the other (_lines): read as one number, their digits would
+    be interleaved; ``factor`` turns rows into the input's."""
+    lines = _lines(atoms, height, level)
     if len(lines) > 1:
         rows = ", ".join(f"{top * factor:.0f}-{bottom * factor:.0f}" for top, bottom in lines)
-        raise NumberError(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
+        raise SeveralLines(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
                           "from one line; crop to the one to read")
+
+
+def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = None) -> list[tuple[float, float]]:
+    """The lines of writing, top first, as the rows they reach (top, bottom).
+
+    A line is the rows the strokes reach (pieces at least _LINE_PIECE of the
+    line ``height`` tall, not specks), joined where they come within
+    _MERGE_GAP of each other (the halves of a broken digit do), with a
+    digit-tall piece among them (_SHORT: a photo's grain above or below the
+    sheet's writing is none) or two side by side written as the digits are
+    (a line of smaller digits: in a picture, inked as dark and with as wide a
+    pen as the digits, _SIGN_STRENGTH and _SIGN_PEN; grain is faint and fine).
+    """
+    ink = _digits_ink(atoms, level, height) if level is not None else None
+
+    def written(atom: _Atom) -> bool:
+        return ink is None or (_strength(atom, level) >= _SIGN_STRENGTH * ink[0] and _pen(atom) >= _LINE_PEN * ink[1])
+
+    spans: list[list] = []  # top, bottom, the tallest piece's height, and the pieces written as digits are
+    for atom in sorted((a for a in atoms if a.height >= _LINE_PIECE * height), key=lambda a: a.top):
+        if not spans or atom.top - spans[-1][1] >= _MERGE_GAP * height:
+            spans.append([atom.top, atom.bottom, 0.0, []])
+        span = spans[-1]
+        span[1:3] = max(span[1], atom.bottom), max(span[2], atom.height)
+        if written(atom):
+            span[3].append(atom)
+    return [(top, bottom) for top, bottom, tallest, pieces in spans
+            if tallest >= _SHORT * height or _side_by_side(pieces)]
+
+
+def _side_by_side(pieces: Sequence[_Atom]) -> bool:
+    """Are two of these pieces beside each other (sharing at most _SHARED of the narrower one's width)?"""
+    ordered = sorted(pieces, key=lambda a: a.left)
+    return any(_overlap(box_of([a]), box_of([b])) <= _SHARED for a, b in zip(ordered, ordered[1:]))
+
+
+def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
+               ink: str = "auto") -> list[Number | NumberError]:
+    """A number per line of writing, top first (each read as read_image or read_drawing reads a number,
+    its boxes in the input's coordinates), or why that line could not be read.
+
+    A picture is cut across halfway between two lines; a drawing's strokes
+    go to the line nearest their middle, erasers to every line.
+    """
+    if isinstance(whole, Drawing):
+        atoms, _, meets = _drawn_signs(drawing_atoms(whole))
+        _check_count(len(atoms))
+        lines = _lines(atoms, _line_height(atoms, meets))
+        parts = [(Drawing(whole.width, whole.height, part), 0.0) for part in _line_strokes(whole, lines)]
+    else:
+        level, factor = _reduced(preprocessing.ink_level(whole, ink))
+        atoms, height, _ = _picture_atoms(level)
+        lines = _lines(atoms, height, level)
+        cuts = [0] + [round((a[1] + b[0]) / 2 * factor) for a, b in zip(lines, lines[1:])] + [None]
+        parts = [(whole[top:bottom] if isinstance(whole, np.ndarray) else
+                  whole.crop((0, top, whole.width, whole.height if bottom is None else bottom)), float(top))
+                 for top, bottom in zip(cuts, cuts[1:])]
+    read: list[Number | NumberError] = []
+    for part, top in parts:
+        try:
+            number = read_drawing(part, classify) if isinstance(part, Drawing) else read_image(part, classify, ink)
+        except (NumberError, preprocessing.PreprocessingError, DrawingError) as exc:
+            read.append(exc if isinstance(exc, NumberError) else NumberError(str(exc)))
+            continue
+        read.append(number.moved(1.0, 0.0, top))
+    return read
+
+
+def _line_strokes(drawing: Drawing, lines: list[tuple[float, float]]) -> list[list]:
+    """A drawing's strokes split by line (the one nearest each ink stroke's middle row); erasers in every line."""
+    if len(lines) <= 1:
+        return [list(drawing.strokes)]
+    parts: list[list] = [[] for _ in lines]
+    for stroke in drawing.strokes:
+        if stroke.erase:
+            for part in parts:
+                part.append(stroke)
+            continue
+        rows = [y for _, y in stroke.points]
+        middle = (min(rows) + max(rows)) / 2
+        nearest = min(range(len(lines)), key=lambda k: max(lines[k][0] - middle, middle - lines[k][1], 0.0))
+        parts[nearest].append(stroke)
+    return parts
 
 
 @dataclass

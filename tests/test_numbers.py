@@ -231,10 +231,48 @@ def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
         numbers.read_drawing(one_above_other(top_drawing, bottom_drawing), classify)
     for one_line in (top_picture, bottom_picture):
         assert len(numbers.read_image(one_line, classify).digits) == 4
+    # A line of digits about half as tall (a serial number under a meter's reading) is a line too: its
+    # digits were read into the other line's ("2874" over "9472" came back "36874").
+    small = bottom_picture.resize((bottom_picture.width // 2, bottom_picture.height // 2), Image.LANCZOS)
+    picture = Image.new("L", (top_picture.width, top_picture.height + small.height), 255)
+    picture.paste(top_picture, (0, 0))
+    picture.paste(small, (0, top_picture.height))
+    with pytest.raises(numbers.SeveralLines, match="2 lines of writing"):
+        numbers.read_image(picture, classify)
+    assert [n.text for n in numbers.read_lines(picture, classify)] == \
+        [numbers.read_image(line, classify).text for line in (top_picture, small)]
+    middle = bottom_drawing.height / 2  # shrunk about the canvas's middle row: a gap above and below
+    smaller = Drawing(bottom_drawing.width, bottom_drawing.height,
+                      [[(x * 0.45, middle + (y - middle) * 0.45) for x, y in s.points] for s in bottom_drawing.strokes])
+    for drawing in (one_above_other(top_drawing, smaller), one_above_other(smaller, top_drawing)):
+        with pytest.raises(numbers.SeveralLines, match="2 lines of writing"):
+            numbers.read_drawing(drawing, classify)
     broken = np.array(top_picture)
     rows = np.flatnonzero((broken < 128).any(axis=1))
     broken[(rows[0] + rows[-1]) // 2 - 1 : (rows[0] + rows[-1]) // 2 + 2] = 255  # every digit cut across
     assert len(numbers.read_image(Image.fromarray(broken), classify).digits) >= 4
+
+
+def test_each_line_is_read_as_a_number_of_its_own(classify):
+    """read_lines reads two lines of writing as two numbers, top first, each as its line alone reads, with
+    the boxes where the digits are in the whole input; one line is one number."""
+    (_, top_picture, top_drawing), (_, bottom_picture, bottom_drawing) = _numbers(2, 4, "clear", seed=12)
+    picture = Image.new("L", (max(top_picture.width, bottom_picture.width), top_picture.height + bottom_picture.height), 255)
+    picture.paste(top_picture, (0, 0))
+    picture.paste(bottom_picture, (0, top_picture.height))
+    for whole, lines in ((picture, (top_picture, bottom_picture)), (np.asarray(picture), (top_picture, bottom_picture)),
+                         (one_above_other(top_drawing, bottom_drawing), (top_drawing, bottom_drawing))):
+        read = numbers.read_lines(whole, classify)
+        alone = [numbers.read_drawing(line, classify) if isinstance(line, Drawing) else numbers.read_image(line, classify)
+                 for line in lines]
+        assert [n.text for n in read] == [n.text for n in alone] and all(len(n.digits) == 4 for n in read)
+        # The middles of the boxes: a drawing's boxes hold its pen, which grows with the canvas.
+        def middles(number: numbers.Number, down: float = 0.0) -> list[float]:
+            return [v for d in number.digits for v in ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2 - down)]
+
+        assert middles(read[0]) == pytest.approx(middles(alone[0]), abs=2)
+        assert middles(read[1], lines[0].height) == pytest.approx(middles(alone[1]), abs=2)
+    assert [n.text for n in numbers.read_lines(top_picture, classify)] == [alone[0].text]
 
 
 def test_strokes_of_many_points_or_many_dots_are_read_without_running_out_of_memory(classify):
@@ -340,6 +378,38 @@ def test_several_digits_without_number_are_pointed_out(server, number_files, cap
     assert [r["digits_seen"] for r in records] == [4, 4]
     assert proc.stderr.count("--number") == 2 and "4 separate digits" in proc.stderr
 
+
+
+def test_predict_number_lines_reads_a_number_per_line(server, number_files, tmp_path, capsys):
+    """--lines reads each line of writing as a number, indexed from the top; without it, two lines are an
+    error that points to it; and it goes with --number alone."""
+    folder, _ = number_files
+    (top_label, top, _), (bottom_label, bottom, _) = _numbers(2, 4, "clear", seed=12)
+    top.save(tmp_path / "top.png")
+    bottom.save(tmp_path / "bottom.png")
+    picture = Image.new("L", (max(top.width, bottom.width), top.height + bottom.height), 255)
+    picture.paste(top, (0, 0))
+    picture.paste(bottom, (0, top.height))
+    path = tmp_path / "lines.png"
+    picture.save(path)
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", str(path))
+    assert proc.returncode == 1 and "2 lines of writing" in proc.stderr and "--lines" in proc.stderr
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--lines", "--format", "json",
+                      str(path), str(folder / "n2.png"))
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [(r["source"], r["index"]) for r in records] == [(str(path), 0), (str(path), 1), (str(folder / "n2.png"), 0)]
+    alone = json.loads(run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json",
+                                  str(tmp_path / "top.png"), str(tmp_path / "bottom.png")).stdout)
+    assert [r["number"] for r in records[:2]] == [r["number"] for r in alone]
+    assert min(d["box"][1] for d in records[1]["digits"]) >= top.height - 1
+    truth = tmp_path / "expected.txt"
+    truth.write_text(f"lines.png#0 {top_label}  # the top line\nlines.png#1 {bottom_label}\n")
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--lines", "--labels", str(truth),
+                      str(path))
+    assert "of 2 labelled" in proc.stdout.splitlines()[-1]
+    proc = run_digits(capsys, "predict", "--server", server.address, "--lines", str(path))
+    assert proc.returncode == 2 and "--lines" in proc.stderr and "--number" in proc.stderr
 
 
 def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server, number_files, tmp_path, capsys):
