@@ -9,7 +9,8 @@ same digits. The baseline reads the same digits one by one, each alone in
 its own picture or drawing: the difference is what finding the digits costs.
 Each picture is also photographed as a phone takes it (bench.photos) and read.
 Amounts, numbers with a decimal point or a comma written between two digits
-or a minus before them, are read too, in all three ways.
+or a minus before them, are read too, in all three ways, and so are times
+(a colon) and pairs of numbers one above the other (read line by line).
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30]
@@ -42,7 +43,7 @@ from bench.photos import CONDITIONS, photo
 from bench.process import BIN, ServerProcess
 from clients import numbers
 from clients.connection import Connection, ConnectionOptions
-from clients.drawing import Drawing
+from clients.drawing import Drawing, Stroke
 from clients.number_results import digits_of, edit_distance
 from clients.prediction import Prediction
 from clients.preprocessing import stroke_width, to_mnist
@@ -236,6 +237,32 @@ def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, co
         yield digits[:after] + char + digits[after:], picture, drawing
 
 
+def one_above_other(top: Image.Image | Drawing, bottom: Image.Image | Drawing) -> Image.Image | Drawing:
+    """Two pictures (dark ink on white) or two drawings made one, the second below the first."""
+    if isinstance(top, Drawing):
+        below = [Stroke([(x, y + top.height) for x, y in s.points], s.width, s.erase) for s in bottom.strokes]
+        return Drawing(max(top.width, bottom.width), top.height + bottom.height, list(top.strokes) + below)
+    both = Image.new("L", (max(top.width, bottom.width), top.height + bottom.height), 255)
+    both.paste(top, (0, 0))
+    both.paste(bottom, (0, top.height))
+    return both
+
+
+def two_lines(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int,
+              lengths: tuple[int, int] = (2, 6)):
+    """``count`` pairs of numbers of ``lengths`` digits with clear gaps, one above the other, each at a size
+    of its own (compose, compose_drawing): (the two labels, top first; picture; drawing)."""
+    for _ in range(count):
+        made = []
+        for _ in range(2):
+            pick = rng.choice(len(images), int(rng.integers(lengths[0], lengths[1] + 1)), replace=False)
+            picture, _, _ = compose(rng, images[pick], len(pick), "clear")
+            drawing, _ = compose_drawing(rng, images[pick], "clear")
+            made.append(("".join(str(int(v)) for v in labels[pick]), picture, drawing))
+        (top, top_picture, top_drawing), (bottom, bottom_picture, bottom_drawing) = made
+        yield (top, bottom), one_above_other(top_picture, bottom_picture), one_above_other(top_drawing, bottom_drawing)
+
+
 def _minus(rng: np.random.Generator, first: tuple, lead: float, size: float) -> list[tuple[float, float]]:
     """A minus's two ends: a bar about halfway down the ``first`` digit's box (moved ``lead`` right), before it."""
     y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
@@ -403,6 +430,29 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
             **{medium: rates(pairs) for medium, pairs in rows.items()}}
 
 
+def _lines(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, stream: int) -> dict:
+    """Pairs of numbers of MNIST test digits one above the other (two_lines(); random numbers ``stream`` of
+    the run's ``seed``), read line by line (numbers.read_lines) as pictures, photographed as a phone takes
+    them, and as drawings: per medium, how often two lines are found, and both numbers read right."""
+    rng = np.random.default_rng([seed, stream])
+    rows: dict[str, list[tuple[list[str], list[str | None]]]] = {"picture": [], "photographed": [], "drawing": []}
+    for truth, picture, drawing in two_lines(rng, images, labels, count):
+        for medium, whole in (("picture", picture), ("photographed", photo(255 - np.asarray(picture), PHOTO_CONDITION, rng)),
+                              ("drawing", drawing)):
+            try:
+                read = [n.text if isinstance(n, numbers.Number) else None for n in numbers.read_lines(whole, classify)]
+            except ValueError:
+                read = []
+            rows[medium].append((list(truth), read))
+
+    def rates(pairs: list[tuple[list[str], list[str | None]]]) -> dict:
+        return {"pairs": len(pairs),
+                "two_lines_found": round(sum(len(read) == 2 for _, read in pairs) / len(pairs), 4),
+                "both_right": round(sum(truth == read for truth, read in pairs) / len(pairs), 4)}
+
+    return {"pairs": count, "lengths": "2-6", **{medium: rates(pairs) for medium, pairs in rows.items()}}
+
+
 def _marks(text: str) -> list[tuple[int, str]]:
     """The signs of a number as written, each with how many digits come before it."""
     return [(len(digits_of(text[:k])), c) for k, c in enumerate(text) if not c.isdigit()]
@@ -452,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amounts", type=int, default=120,
                         help="numbers with a decimal point, a comma or a minus (default: 120)")
     parser.add_argument("--times", type=int, default=60, help="times: numbers with a colon (default: 60)")
+    parser.add_argument("--lines", type=int, default=60,
+                        help="pairs of numbers written one above the other, read line by line (default: 60)")
     add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
@@ -477,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                 photographed = _photographed(samples, classify, args.seed)
                 signed = _amounts(images, labels, classify, args.seed, args.amounts, stream=2)
                 times = _amounts(images, labels, classify, args.seed, args.times, stream=3, chars=":", lengths=(3, 4))
+                lines = _lines(images, labels, classify, args.seed, args.lines, stream=4)
         finally:
             server.stop()
     summary = _summary(measured["cells"])
@@ -489,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         for medium in ("picture", "drawing")}
     results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
                "summary": summary, "photographed": photographed, "amounts": signed,
-               "times": times,
+               "times": times, "lines": lines,
                "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
@@ -515,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, found in (("amounts (a point, a comma or a minus)", signed), ("times (a colon)", times)):
         print(f"{name}: " + ", ".join(f"{m} {found[m]['number_accuracy']:.2%} whole, sign {found[m]['sign_accuracy']:.2%}"
                                       for m in ("picture", "photographed", "drawing")))
+    print("two lines (a number above another): " + ", ".join(
+        f"{m} {lines[m]['two_lines_found']:.2%} found, {lines[m]['both_right']:.2%} both right"
+        for m in ("picture", "photographed", "drawing")))
     print(f"wrote {args.out}")
     return 0
 

@@ -680,7 +680,8 @@ def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_a
 
 def test_number_mode_says_two_lines_are_no_number(server, open_app):
     """Two numbers written one above the other: no number is shown, the message says why."""
-    from tests.test_numbers import _numbers, one_above_other
+    from bench.numbers import one_above_other
+    from tests.test_numbers import _numbers
 
     app = open_app(server.address)
     _number_mode(app)

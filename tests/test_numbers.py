@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.numbers import amounts, compose, compose_drawing
+from bench.numbers import amounts, compose, compose_drawing, one_above_other
 from clients import numbers
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
@@ -211,20 +211,12 @@ def test_more_than_32_digits_is_refused_naming_the_limit(classify):
         numbers.read_image(ink, classify)
 
 
-def one_above_other(top: Drawing, bottom: Drawing) -> Drawing:
-    """Two drawings on one canvas, the second below the first."""
-    return Drawing(max(top.width, bottom.width), top.height + bottom.height,
-                   [s.points for s in top.strokes] + [[(x, y + top.height) for x, y in s.points] for s in bottom.strokes])
-
-
 def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
     """Two numbers one above the other were read as one, their digits interleaved ("1778" over "849" came
     back "6578"): each picture or drawing is one number, so two lines are an error naming their rows,
     while the halves of a digit broken across stay one line."""
     (top, top_picture, top_drawing), (bottom, bottom_picture, bottom_drawing) = _numbers(2, 4, "clear", seed=12)
-    picture = Image.new("L", (max(top_picture.width, bottom_picture.width), top_picture.height + bottom_picture.height), 255)
-    picture.paste(top_picture, (0, 0))
-    picture.paste(bottom_picture, (0, top_picture.height))
+    picture = one_above_other(top_picture, bottom_picture)
     with pytest.raises(numbers.NumberError, match=r"2 lines of writing, one above the other \(rows \d+-\d+, \d+-\d+\)"):
         numbers.read_image(picture, classify)
     with pytest.raises(numbers.NumberError, match="2 lines of writing"):
@@ -234,9 +226,7 @@ def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
     # A line of digits about half as tall (a serial number under a meter's reading) is a line too: its
     # digits were read into the other line's ("2874" over "9472" came back "36874").
     small = bottom_picture.resize((bottom_picture.width // 2, bottom_picture.height // 2), Image.LANCZOS)
-    picture = Image.new("L", (top_picture.width, top_picture.height + small.height), 255)
-    picture.paste(top_picture, (0, 0))
-    picture.paste(small, (0, top_picture.height))
+    picture = one_above_other(top_picture, small)
     with pytest.raises(numbers.SeveralLines, match="2 lines of writing"):
         numbers.read_image(picture, classify)
     assert [n.text for n in numbers.read_lines(picture, classify)] == \
@@ -257,9 +247,7 @@ def test_each_line_is_read_as_a_number_of_its_own(classify):
     """read_lines reads two lines of writing as two numbers, top first, each as its line alone reads, with
     the boxes where the digits are in the whole input; one line is one number."""
     (_, top_picture, top_drawing), (_, bottom_picture, bottom_drawing) = _numbers(2, 4, "clear", seed=12)
-    picture = Image.new("L", (max(top_picture.width, bottom_picture.width), top_picture.height + bottom_picture.height), 255)
-    picture.paste(top_picture, (0, 0))
-    picture.paste(bottom_picture, (0, top_picture.height))
+    picture = one_above_other(top_picture, bottom_picture)
     for whole, lines in ((picture, (top_picture, bottom_picture)), (np.asarray(picture), (top_picture, bottom_picture)),
                          (one_above_other(top_drawing, bottom_drawing), (top_drawing, bottom_drawing))):
         read = numbers.read_lines(whole, classify)
@@ -387,11 +375,8 @@ def test_predict_number_lines_reads_a_number_per_line(server, number_files, tmp_
     (top_label, top, _), (bottom_label, bottom, _) = _numbers(2, 4, "clear", seed=12)
     top.save(tmp_path / "top.png")
     bottom.save(tmp_path / "bottom.png")
-    picture = Image.new("L", (max(top.width, bottom.width), top.height + bottom.height), 255)
-    picture.paste(top, (0, 0))
-    picture.paste(bottom, (0, top.height))
     path = tmp_path / "lines.png"
-    picture.save(path)
+    one_above_other(top, bottom).save(path)
     proc = run_digits(capsys, "predict", "--server", server.address, "--number", str(path))
     assert proc.returncode == 1 and "2 lines of writing" in proc.stderr and "--lines" in proc.stderr
     proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--lines", "--format", "json",
