@@ -134,7 +134,14 @@ class NumberError(ValueError):
 
 
 class SeveralLines(NumberError):
-    """Writing in several lines, one above the other, read as one number (read_lines reads each)."""
+    """Writing in several lines, one above the other, read as one number (read_lines reads each): ``lines``
+    are the rows each reaches (top, bottom) in the input's coordinates, top first."""
+
+    def __init__(self, lines: list[tuple[float, float]]):
+        rows = ", ".join(f"{top:.0f}-{bottom:.0f}" for top, bottom in lines)
+        super().__init__(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
+                         "from one line; crop to the one to read")
+        self.lines = lines
 
 
 class Digit(Prediction):
@@ -241,7 +248,7 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
     level = preprocessing.ink_level(image, ink)
     level, factor = _reduced(level)
     atoms, height, signs = _picture_atoms(level)
-    _check_one_line(atoms, height, factor, level)
+    atoms = _one_line(atoms, height, factor, level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
@@ -341,7 +348,9 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[FoundSign]]:
     digit are as tall as a digit together (the halves of a broken 3) and one of
     them at least is a stroke (_STROKE: a table's grain makes long chains of
     specks): kept, a speck would be read as a digit or stretch the box of the
-    digit it is taken with.
+    digit it is taken with. Ink wholly above or below the digits' rows (by
+    more than _MERGE_GAP) is clustered apart from theirs, and kept only where
+    it may be a line of smaller digits (_smaller_line).
     """
     # A point written with the pen of heavy digits can be smaller than what counts as dust beside them.
     everything = _components(level > _INK, dust=_DUST * _SIGN_DUST)
@@ -365,20 +374,41 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[FoundSign]]:
     kept = [a for a, border in zip(components, at_border) if not border or digit_like(a)]
     if len(kept) <= 1:
         return kept, []
-    boxes = np.array([box_of([a]) for a in kept])
-    cluster = _clusters(boxes, (_MERGE_GAP * height / 2, _SHORT * height / 2), level.shape)
-    placed = cluster >= 0
-    reach_top, reach_bottom = np.full(len(kept), np.inf), np.full(len(kept), -np.inf)
-    np.minimum.at(reach_top, cluster[placed], boxes[placed, 1])
-    np.maximum.at(reach_bottom, cluster[placed], boxes[placed, 3])
-    sizeable = np.zeros(len(kept), bool)
-    sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
-    tall = (reach_bottom - reach_top >= _SHORT * height) & sizeable
-    # A sign is a speck too, or taken with the digit it stands next to: it is looked for among all the ink.
+    # Ink wholly above or below the digits' rows is clustered apart: near the line, a smaller line's digit
+    # would be taken with the digit above or below it. Apart, it is kept if it may be a line of smaller
+    # digits, as dark as these; their pens are compared once the wide pieces are sliced (_one_line).
+    gap = _MERGE_GAP * height
+    near = [a for a in kept if a.bottom > top - gap and a.top < bottom + gap]
+    apart = [a for a in kept if a.bottom <= top - gap or a.top >= bottom + gap]
+    strength, _ = _digits_ink(line, level, height)
+    # A sign is a speck too, or taken with the digit it stands next to: it is looked for among all the ink,
+    # and stands between digits of the line.
     dots = [a for a, area in zip(everything, areas)
             if area < dust and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
-    return _split_signs([a for a, c in zip(kept, cluster) if c >= 0 and tall[c]], height, level,
-                        among=kept + dots)
+    digits, signs = _split_signs(_specks_dropped(near, height, level.shape), height, level, among=kept + dots)
+    return digits + _specks_dropped(apart, height, level.shape, level, (strength, 0.0)), signs
+
+
+def _specks_dropped(atoms: list[_Atom], height: float, shape: tuple[int, int], level: np.ndarray | None = None,
+                    ink: tuple[float, float] | None = None) -> list[_Atom]:
+    """The atoms but for specks (_ink_components): those whose ink nearby (their cluster) is shorter than a
+    digit (_SHORT of the line ``height``) or holds no stroke (_STROKE). With the picture's ``level`` and its
+    digits' ``ink`` (_digits_ink), a cluster that is a line of smaller digits (_smaller_line) is kept too."""
+    if not atoms:
+        return []
+    boxes = np.array([box_of([a]) for a in atoms])
+    cluster = _clusters(boxes, (_MERGE_GAP * height / 2, _SHORT * height / 2), shape)
+    placed = cluster >= 0
+    reach_top, reach_bottom = np.full(len(atoms), np.inf), np.full(len(atoms), -np.inf)
+    np.minimum.at(reach_top, cluster[placed], boxes[placed, 1])
+    np.maximum.at(reach_bottom, cluster[placed], boxes[placed, 3])
+    sizeable = np.zeros(len(atoms), bool)
+    sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
+    keep = (reach_bottom - reach_top >= _SHORT * height) & sizeable
+    if level is not None:
+        for c in set(cluster[placed].tolist()) - set(np.flatnonzero(keep).tolist()):
+            keep[c] = _smaller_line([a for a, k in zip(atoms, cluster) if k == c], height, level, ink)
+    return [a for a, c in zip(atoms, cluster) if c >= 0 and keep[c]]
 
 
 def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = None,
@@ -828,7 +858,11 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     atoms, signs, meets = _drawn_signs(drawing_atoms(drawing))
     _check_count(len(atoms))
     height = _line_height(atoms, meets)
-    _check_one_line(atoms, height)
+    kept = _one_line(atoms, height)
+    if len(kept) < len(atoms):
+        ids = {id(a) for a in kept}
+        rows = [k for k, a in enumerate(atoms) if id(a) in ids]
+        atoms, meets = kept, meets[np.ix_(rows, rows)]
     erasers = [s for s in drawing.strokes if s.erase]
 
     def pixels(group: list[_Atom]) -> np.ndarray:
@@ -888,15 +922,23 @@ def _check_count(atoms: int) -> None:
         raise NumberError(f"too many separate marks ({atoms}) for a number: at most {MAX_DIGITS} digits are read")
 
 
-def _check_one_line(atoms: Sequence[_Atom], height: float, factor: float = 1.0,
-                    level: np.ndarray | None = None) -> None:
-    """Refuse writing in several lines, one above the other (_lines): read as one number, their digits would
-    be interleaved; ``factor`` turns rows into the input's."""
+def _one_line(atoms: list[_Atom], height: float, factor: float = 1.0, level: np.ndarray | None = None
+              ) -> list[_Atom]:
+    """The atoms of the one line of writing (_lines): ink apart from it (further than _MERGE_GAP of the line
+    ``height`` above or below), in no line, is no part of the number (a smaller line's specks or strokes
+    too small to tell as one), and would be read into it.
+
+    Writing in several lines, one above the other, is refused (SeveralLines,
+    its rows times ``factor``, the input's): read as one number, their
+    digits would be interleaved.
+    """
     lines = _lines(atoms, height, level)
     if len(lines) > 1:
-        rows = ", ".join(f"{top * factor:.0f}-{bottom * factor:.0f}" for top, bottom in lines)
-        raise SeveralLines(f"{len(lines)} lines of writing, one above the other (rows {rows}): a number is read "
-                          "from one line; crop to the one to read")
+        raise SeveralLines([(top * factor, bottom * factor) for top, bottom in lines])
+    if not lines:  # no piece a line is made of (a picture's slices can all be short): nothing to tell apart
+        return atoms
+    (top, bottom), gap = lines[0], _MERGE_GAP * height
+    return [a for a in atoms if a.bottom > top - gap and a.top < bottom + gap]
 
 
 def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = None) -> list[tuple[float, float]]:
@@ -907,50 +949,50 @@ def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = Non
     _MERGE_GAP of each other (the halves of a broken digit do), with a
     digit-tall piece among them (_SHORT: a photo's grain above or below the
     sheet's writing is none) or two side by side written as the digits are
-    (a line of smaller digits: in a picture, inked as dark and with as wide a
-    pen as the digits, _SIGN_STRENGTH and _SIGN_PEN; grain is faint and fine).
+    (a line of smaller digits, _smaller_line: grain is faint and fine).
     """
-    ink = _digits_ink(atoms, level, height) if level is not None else None
-
-    def written(atom: _Atom) -> bool:
-        return ink is None or (_strength(atom, level) >= _SIGN_STRENGTH * ink[0] and _pen(atom) >= _LINE_PEN * ink[1])
-
-    spans: list[list] = []  # top, bottom, the tallest piece's height, and the pieces written as digits are
+    spans: list[list] = []  # top, bottom, the tallest piece's height, and the pieces
     for atom in sorted((a for a in atoms if a.height >= _LINE_PIECE * height), key=lambda a: a.top):
         if not spans or atom.top - spans[-1][1] >= _MERGE_GAP * height:
             spans.append([atom.top, atom.bottom, 0.0, []])
         span = spans[-1]
         span[1:3] = max(span[1], atom.bottom), max(span[2], atom.height)
-        if written(atom):
-            span[3].append(atom)
+        span[3].append(atom)
+    if all(tallest >= _SHORT * height for _, _, tallest, _ in spans):  # the digits' ink is not needed
+        return [(top, bottom) for top, bottom, _, _ in spans]
+    ink = _digits_ink(atoms, level, height) if level is not None else None
     return [(top, bottom) for top, bottom, tallest, pieces in spans
-            if tallest >= _SHORT * height or _side_by_side(pieces)]
+            if tallest >= _SHORT * height or _smaller_line(pieces, height, level, ink)]
 
 
-def _side_by_side(pieces: Sequence[_Atom]) -> bool:
-    """Are two of these pieces beside each other (sharing at most _SHARED of the narrower one's width)?"""
-    ordered = sorted(pieces, key=lambda a: a.left)
+def _smaller_line(atoms: Sequence[_Atom], height: float, level: np.ndarray | None,
+                  ink: tuple[float, float] | None) -> bool:
+    """Do these atoms hold two pieces side by side (sharing at most _SHARED of the narrower one's width), at
+    least _LINE_PIECE of the line ``height`` tall and, in a picture (``level``), written as its digits are
+    (``ink``, from _digits_ink: as dark, _SIGN_STRENGTH, and with as wide a pen, _LINE_PEN)?"""
+    ordered = sorted((a for a in atoms if a.height >= _LINE_PIECE * height and (
+        level is None or ink is None or
+        _strength(a, level) >= _SIGN_STRENGTH * ink[0] and _pen(a) >= _LINE_PEN * ink[1])), key=lambda a: a.left)
     return any(_overlap(box_of([a]), box_of([b])) <= _SHARED for a, b in zip(ordered, ordered[1:]))
 
 
 def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
                ink: str = "auto") -> list[Number | NumberError]:
     """A number per line of writing, top first (each read as read_image or read_drawing reads a number,
-    its boxes in the input's coordinates), or why that line could not be read.
+    its boxes in the input's coordinates), or why that line could not be read. Writing in one line is read
+    as it is alone, and its errors are raised.
 
     A picture is cut across halfway between two lines; a drawing's strokes
     go to the line nearest their middle, erasers to every line.
     """
+    try:
+        return [read_drawing(whole, classify) if isinstance(whole, Drawing) else read_image(whole, classify, ink)]
+    except SeveralLines as several:
+        lines = several.lines
     if isinstance(whole, Drawing):
-        atoms, _, meets = _drawn_signs(drawing_atoms(whole))
-        _check_count(len(atoms))
-        lines = _lines(atoms, _line_height(atoms, meets))
         parts = [(Drawing(whole.width, whole.height, part), 0.0) for part in _line_strokes(whole, lines)]
     else:
-        level, factor = _reduced(preprocessing.ink_level(whole, ink))
-        atoms, height, _ = _picture_atoms(level)
-        lines = _lines(atoms, height, level)
-        cuts = [0] + [round((a[1] + b[0]) / 2 * factor) for a, b in zip(lines, lines[1:])] + [None]
+        cuts = [0] + [round((a[1] + b[0]) / 2) for a, b in zip(lines, lines[1:])] + [None]
         parts = [(whole[top:bottom] if isinstance(whole, np.ndarray) else
                   whole.crop((0, top, whole.width, whole.height if bottom is None else bottom)), float(top))
                  for top, bottom in zip(cuts, cuts[1:])]
@@ -967,8 +1009,6 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
 
 def _line_strokes(drawing: Drawing, lines: list[tuple[float, float]]) -> list[list]:
     """A drawing's strokes split by line (the one nearest each ink stroke's middle row); erasers in every line."""
-    if len(lines) <= 1:
-        return [list(drawing.strokes)]
     parts: list[list] = [[] for _ in lines]
     for stroke in drawing.strokes:
         if stroke.erase:

@@ -243,6 +243,24 @@ def test_two_lines_of_writing_are_refused_naming_their_rows(classify):
     assert len(numbers.read_image(Image.fromarray(broken), classify).digits) >= 4
 
 
+def test_a_smaller_line_is_never_read_into_the_number(classify):
+    """Digits of a line a fifth to two fifths as tall above or below a number (a serial number, a date) were
+    taken with the digit above or below them ("9080" over a small line came back "19980"): such a line is
+    told as a line of its own, or, too small to tell from grain, left out of the number."""
+    lines = 0
+    for seed in (12, 14, 15):
+        (_, top, _), (_, bottom, _) = _numbers(2, 4, "clear", seed=seed)
+        alone = numbers.read_image(top, classify).text
+        for size in (0.2, 0.3, 0.4):
+            small = bottom.resize((round(bottom.width * size), round(bottom.height * size)), Image.LANCZOS)
+            for picture in (one_above_other(top, small), one_above_other(small, top)):
+                try:
+                    assert numbers.read_image(picture, classify).text == alone, (seed, size)
+                except numbers.SeveralLines:
+                    lines += 1
+    assert lines >= 2
+
+
 def test_each_line_is_read_as_a_number_of_its_own(classify):
     """read_lines reads two lines of writing as two numbers, top first, each as its line alone reads, with
     the boxes where the digits are in the whole input; one line is one number."""
