@@ -245,8 +245,7 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
 
 def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> tuple[Candidates, float]:
     """Every plausible digit of a picture, read; and the factor from work to picture coordinates."""
-    level = preprocessing.ink_level(image, ink)
-    level, factor = _reduced(level)
+    level, factor = _reduced(*preprocessing.ink_level(image, ink))
     atoms, height, signs = _picture_atoms(level)
     atoms = _one_line(atoms, height, factor, level)
 
@@ -266,21 +265,22 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
     if max(size) <= IMAGE_SIDE:
         return 1
     try:
-        level, _ = _reduced(preprocessing.ink_level(image, ink))
+        level, _ = _reduced(*preprocessing.ink_level(image, ink))
     except preprocessing.PreprocessingError:
         return 0
     return _count_groups(_ink_components(level)[0])
 
 
-def _reduced(level: np.ndarray) -> tuple[np.ndarray, float]:
-    """The ink map shrunk (block maxima, so thin strokes survive) to at most _WORK pixels; and the factor."""
+def _reduced(level: np.ndarray, shrunk: int = 1) -> tuple[np.ndarray, float]:
+    """The ink map shrunk (block maxima, so thin strokes survive) to at most _WORK pixels; and the factor
+    from it to the picture, whose pixels ``shrunk`` of the map's spans (preprocessing.ink_level)."""
     factor = -(-max(level.shape) // _WORK)
     if factor == 1:
-        return level, 1.0
+        return level, float(shrunk)
     h, w = level.shape
     padded = np.pad(level, ((0, -h % factor), (0, -w % factor)))
     blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
-    return blocks.max(axis=(1, 3)), float(factor)
+    return blocks.max(axis=(1, 3)), float(factor * shrunk)
 
 
 def _components(mask: np.ndarray, dust: float = _DUST) -> list[_Atom]:

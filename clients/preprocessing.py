@@ -84,6 +84,10 @@ _SPAN = 0.9
 # Images larger than this (longer side) are max-pooled first: it keeps the
 # work to a few milliseconds and, unlike averaging, keeps thin strokes bright.
 _MAX_WORK = 1024
+# A picture longer than this (on its longer side) is first averaged down by a whole factor to at most
+# this: each float copy of a 100-megapixel photo takes 400 MB, and a pen a few pixels wide there still
+# marks the averaged pixel it falls in.
+_LARGEST = 4096
 # Stroke width: MNIST strokes are ~0.10 of the digit's longer side (median
 # 1.96 px of 20; 5-95% range 0.064-0.15). In digits longer than
 # _THICKEN_ABOVE pixels (only those are shrunk enough to fade or clog),
@@ -150,7 +154,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
     try:
-        grey = _finite_greyscale(image)
+        grey, _ = _finite_greyscale(image)
         background = float(np.median(_border(grey)))
         dark_ink = _is_dark_ink(grey, background, ink)
         if not dark_ink and grey.shape == (IMAGE_SIDE, IMAGE_SIDE) and background <= _BLACK:
@@ -174,23 +178,34 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         raise PreprocessingError(f"{source}: {exc}") from None
 
 
-def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> np.ndarray:
-    """Ink strength 0..1 over the whole picture, background removed: what :func:`to_mnist` crops a digit from.
+def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> tuple[np.ndarray, int]:
+    """Ink strength 0..1 over the whole picture, background removed: what :func:`to_mnist` crops a digit
+    from; and how many of the picture's pixels across one of its pixels spans (a huge picture's is averaged
+    down, _LARGEST).
 
     For callers that find several digits in one picture (clients/numbers.py).
     """
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")
-    grey = _finite_greyscale(image)
+    grey, factor = _finite_greyscale(image)
     bright, light, dark_ink = _ink_bright(grey, ink, _is_dark_ink(grey, float(np.median(_border(grey))), ink))
-    return _remove_background(bright, light, "dark" if dark_ink else "light")
+    return _remove_background(bright, light, "dark" if dark_ink else "light"), factor
 
 
-def _finite_greyscale(image: Image.Image | np.ndarray) -> np.ndarray:
+def _finite_greyscale(image: Image.Image | np.ndarray) -> tuple[np.ndarray, int]:
+    """The picture's luminance (_greyscale), averaged down by the returned whole factor if longer than
+    _LARGEST."""
     grey = _greyscale(image)
     if not np.isfinite(grey).all():
         raise PreprocessingError("image holds NaN or infinite values")
-    return grey
+    factor = -(-max(grey.shape) // _LARGEST)
+    if factor == 1:
+        return grey, 1
+    # Rows first, then columns, so no full-size copy is made; the last few rows and columns that make no
+    # whole block are dropped (the picture's own edge, under a pixel of the result).
+    rows, columns = grey.shape[0] // factor, grey.shape[1] // factor
+    grey = grey[: rows * factor].reshape(rows, factor, -1).mean(axis=1, dtype=np.float32)
+    return grey[:, : columns * factor].reshape(rows, columns, factor).mean(axis=2, dtype=np.float32), factor
 
 
 def _ink_bright(grey: np.ndarray, ink: str, dark_ink: bool) -> tuple[np.ndarray, np.ndarray | None, bool]:
