@@ -268,6 +268,22 @@ def test_a_smaller_line_is_never_read_into_the_number(classify):
     assert lines >= 2
 
 
+def test_a_stray_stroke_well_above_a_drawn_number_is_left_out(classify):
+    """A short stroke half a digit above a drawn number, in no line of its own, was read into the digit
+    under it ("9080" came back "4080", "9680" or "9086"): it is left out."""
+    for seed in (12, 14, 15):
+        (_, _, drawing), _ = _numbers(2, 4, "clear", seed=seed)
+        alone = numbers.read_drawing(drawing, classify).text
+        xs, ys = zip(*(point for stroke in drawing.strokes for point in stroke.points))
+        height = max(ys) - min(ys)
+        for x in (0.9 * min(xs) + 0.1 * max(xs), (min(xs) + max(xs)) / 2, 0.1 * min(xs) + 0.9 * max(xs)):
+            y = min(ys) - height / 2
+            tick = [(x, y), (x + 0.12 * height, y + 0.05 * height)]
+            moved = [[(px, py + height) for px, py in points] for points in [s.points for s in drawing.strokes] + [tick]]
+            assert numbers.read_drawing(Drawing(drawing.width, drawing.height + int(height), moved),
+                                        classify).text == alone, (seed, x)
+
+
 def test_each_line_is_read_as_a_number_of_its_own(classify):
     """read_lines reads two lines of writing as two numbers, top first, each as its line alone reads, with
     the boxes where the digits are in the whole input; one line is one number."""
