@@ -678,19 +678,28 @@ def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_a
     assert app.copy_number() and app.root.clipboard_get() == label
 
 
-def test_number_mode_says_two_lines_are_no_number(server, open_app):
-    """Two numbers written one above the other: no number is shown, the message says why."""
+def test_number_mode_says_two_lines_are_no_number(server, open_app, tmp_path):
+    """Two numbers written one above the other, or a picture of them opened: no number is shown, and the
+    message says why and what to do, whole (the rows and the command line's advice to crop once ran past
+    the message area)."""
     from bench.numbers import one_above_other
     from tests.test_numbers import _numbers
 
     app = open_app(server.address)
     _number_mode(app)
-    (_, _, top), (_, _, bottom) = _numbers(2, 3, "clear", seed=12)
+    (_, top_picture, top), (_, bottom_picture, bottom) = _numbers(2, 3, "clear", seed=12)
     both = one_above_other(top, bottom)
     drag(app, both.fitted(app.state.drawing.width, app.state.drawing.height))
     pump(app, lambda: "lines of writing" in app.state.message.text and not app.busy, "the two lines refused")
     assert app.state.number is None and app.state.message.level is Level.ERROR
-    assert app.state.message.text.startswith("2 lines of writing, one above the other")
+    assert app.state.message.text == \
+        "2 lines of writing, one above the other: a number is read from one line; erase all but one"
+    path = tmp_path / "lines.png"
+    one_above_other(top_picture, bottom_picture).save(path)
+    assert app.open_from(path)
+    pump(app, lambda: "picture" in app.state.message.text and not app.busy, "the picture refused")
+    assert app.state.number is None and app.state.message.text == \
+        "2 lines of writing, one above the other: a number is read from one line; crop the picture to one"
 
 
 def test_number_mode_marks_a_scribble_the_model_doubts_and_shows_why(server, open_app):

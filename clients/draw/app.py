@@ -24,6 +24,7 @@ from clients.draw.view import DrawView
 from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, NumberRead, Predicted, Readiness,
                                  Request, Worker)
 from clients.drawing import Drawing, DrawingError
+from clients.numbers import SeveralLines
 from clients.output import not_sure
 from digitserve.v1 import digits_pb2 as pb
 
@@ -320,6 +321,9 @@ class DrawApp:
             headline = f"Server unreachable at {self.state.address}; reconnecting."
         elif isinstance(exc, ServerError):
             headline = _shorten(f"Server refused: {exc.code.name}: {exc.details}")
+        elif isinstance(exc, SeveralLines):  # its rows and the command line's advice overflow the message area
+            fix = "crop the picture to one" if event.request and event.request.picture is not None else "erase all but one"
+            headline = f"{len(exc.lines)} lines of writing, one above the other: a number is read from one line; {fix}"
         elif isinstance(exc, ValueError):  # a number that cannot be read (too many digits)
             headline = _shorten(str(exc))
         else:
