@@ -859,10 +859,7 @@ def drawing_candidates(drawing: Drawing, classify: Classify) -> Candidates:
     _check_count(len(atoms))
     height = _line_height(atoms, meets)
     kept = _one_line(atoms, height)
-    if len(kept) < len(atoms):
-        ids = {id(a) for a in kept}
-        rows = [k for k, a in enumerate(atoms) if id(a) in ids]
-        atoms, meets = kept, meets[np.ix_(rows, rows)]
+    atoms, meets = kept, _meets_among(kept, atoms, meets)
     erasers = [s for s in drawing.strokes if s.erase]
 
     def pixels(group: list[_Atom]) -> np.ndarray:
@@ -909,9 +906,14 @@ def _drawn_signs(atoms: list[_Atom]) -> tuple[list[_Atom], list[FoundSign], np.n
         return atoms, [], None
     meets = _meets(atoms)
     kept, signs = _split_signs(atoms, _line_height(atoms, meets), meets=meets)
+    return kept, signs, _meets_among(kept, atoms, meets)
+
+
+def _meets_among(kept: list[_Atom], atoms: list[_Atom], meets: np.ndarray) -> np.ndarray:
+    """Which of the ``kept`` strokes meet, from ``meets`` of all the ``atoms`` they were kept from."""
     place = {id(a): k for k, a in enumerate(atoms)}
     rows = [place[id(a)] for a in kept]
-    return kept, signs, meets[np.ix_(rows, rows)]
+    return meets[np.ix_(rows, rows)]
 
 
 # --- choosing the reading ------------------------------------------------------------------
