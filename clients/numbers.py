@@ -405,9 +405,11 @@ def _specks_dropped(atoms: list[_Atom], height: float, shape: tuple[int, int], l
     sizeable = np.zeros(len(atoms), bool)
     sizeable[cluster[placed & (boxes[:, 3] - boxes[:, 1] >= _STROKE * height)]] = True
     keep = (reach_bottom - reach_top >= _SHORT * height) & sizeable
-    if level is not None:
-        for c in set(cluster[placed].tolist()) - set(np.flatnonzero(keep).tolist()):
-            keep[c] = _smaller_line([a for a, k in zip(atoms, cluster) if k == c], height, level, ink)
+    if level is not None:  # the clusters of a smaller line's pieces (its digits may stand far apart)
+        place = {id(a): k for k, a in enumerate(atoms)}
+        for band in _bands(atoms, height):
+            if _smaller_line(band, height, level, ink):
+                keep[[c for c in (cluster[place[id(a)]] for a in band) if c >= 0]] = True
     return [a for a, c in zip(atoms, cluster) if c >= 0 and keep[c]]
 
 
@@ -953,18 +955,24 @@ def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = Non
     sheet's writing is none) or two side by side written as the digits are
     (a line of smaller digits, _smaller_line: grain is faint and fine).
     """
-    spans: list[list] = []  # top, bottom, the tallest piece's height, and the pieces
+    bands = _bands(atoms, height)
+    tall = [max(a.height for a in band) >= _SHORT * height for band in bands]
+    ink = _digits_ink(atoms, level, height) if level is not None and not all(tall) else None
+    return [(min(a.top for a in band), max(a.bottom for a in band)) for band, digit in zip(bands, tall)
+            if digit or _smaller_line(band, height, level, ink)]
+
+
+def _bands(atoms: Sequence[_Atom], height: float) -> list[list[_Atom]]:
+    """The pieces a line of writing is made of (at least _LINE_PIECE of the line ``height`` tall), in bands
+    of rows, top first: a piece within _MERGE_GAP of the rows of the band above joins it."""
+    bands: list[list[_Atom]] = []
+    bottom = -math.inf
     for atom in sorted((a for a in atoms if a.height >= _LINE_PIECE * height), key=lambda a: a.top):
-        if not spans or atom.top - spans[-1][1] >= _MERGE_GAP * height:
-            spans.append([atom.top, atom.bottom, 0.0, []])
-        span = spans[-1]
-        span[1:3] = max(span[1], atom.bottom), max(span[2], atom.height)
-        span[3].append(atom)
-    if all(tallest >= _SHORT * height for _, _, tallest, _ in spans):  # the digits' ink is not needed
-        return [(top, bottom) for top, bottom, _, _ in spans]
-    ink = _digits_ink(atoms, level, height) if level is not None else None
-    return [(top, bottom) for top, bottom, tallest, pieces in spans
-            if tallest >= _SHORT * height or _smaller_line(pieces, height, level, ink)]
+        if atom.top - bottom >= _MERGE_GAP * height:
+            bands.append([])
+        bands[-1].append(atom)
+        bottom = max(bottom, atom.bottom)
+    return bands
 
 
 def _smaller_line(atoms: Sequence[_Atom], height: float, level: np.ndarray | None,
