@@ -393,7 +393,8 @@ def _specks_dropped(atoms: list[_Atom], height: float, shape: tuple[int, int], l
                     ink: tuple[float, float] | None = None) -> list[_Atom]:
     """The atoms but for specks (_ink_components): those whose ink nearby (their cluster) is shorter than a
     digit (_SHORT of the line ``height``) or holds no stroke (_STROKE). With the picture's ``level`` and its
-    digits' ``ink`` (_digits_ink), a cluster that is a line of smaller digits (_smaller_line) is kept too."""
+    digits' ``ink`` (_digits_ink), the clusters of a band of rows that is a line of smaller digits (_bands,
+    _smaller_line) are kept too."""
     if not atoms:
         return []
     boxes = np.array([box_of([a]) for a in atoms])
