@@ -380,13 +380,14 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[FoundSign]]:
     gap = _MERGE_GAP * height
     near = [a for a in kept if a.bottom > top - gap and a.top < bottom + gap]
     apart = [a for a in kept if a.bottom <= top - gap or a.top >= bottom + gap]
-    strength, _ = _digits_ink(line, level, height)
     # A sign is a speck too, or taken with the digit it stands next to: it is looked for among all the ink,
     # and stands between digits of the line.
     dots = [a for a, area in zip(everything, areas)
             if area < dust and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
     digits, signs = _split_signs(_specks_dropped(near, height, level.shape), height, level, among=kept + dots)
-    return digits + _specks_dropped(apart, height, level.shape, level, (strength, 0.0)), signs
+    if apart:
+        digits += _specks_dropped(apart, height, level.shape, level, _digits_ink(line, level, height, pen=False))
+    return digits, signs
 
 
 def _specks_dropped(atoms: list[_Atom], height: float, shape: tuple[int, int], level: np.ndarray | None = None,
@@ -409,7 +410,7 @@ def _specks_dropped(atoms: list[_Atom], height: float, shape: tuple[int, int], l
     if level is not None:  # the clusters of a smaller line's pieces (its digits may stand far apart)
         place = {id(a): k for k, a in enumerate(atoms)}
         for band in _bands(atoms, height):
-            if _smaller_line(band, height, level, ink):
+            if _smaller_line(band, level, ink):
                 keep[[c for c in (cluster[place[id(a)]] for a in band) if c >= 0]] = True
     return [a for a, c in zip(atoms, cluster) if c >= 0 and keep[c]]
 
@@ -463,14 +464,17 @@ def _split_signs(atoms: list[_Atom], height: float, level: np.ndarray | None = N
     return [a for a in atoms if id(a) not in taken], signs
 
 
-def _digits_ink(atoms: Sequence[_Atom], level: np.ndarray, height: float) -> tuple[float, float] | None:
+def _digits_ink(atoms: Sequence[_Atom], level: np.ndarray, height: float,
+                pen: bool = True) -> tuple[float, float] | None:
     """How dark a picture's digits are and how wide their pen (_strength, _pen), from its atoms at least _SHORT
     of the line ``height`` tall; None without one. The median digit's: a heavy digit beside light ones says
-    little of the pen that wrote the rest."""
+    little of the pen that wrote the rest. Without ``pen`` the pen is not measured (the dearer measure),
+    and is 0: any pen is as wide."""
     digits = [a for a in atoms if a.height >= _SHORT * height]
     if not digits:
         return None
-    return float(np.median([_strength(a, level) for a in digits])), float(np.median([_pen(a) for a in digits]))
+    return (float(np.median([_strength(a, level) for a in digits])),
+            float(np.median([_pen(a) for a in digits])) if pen else 0.0)
 
 
 def _stacked(boxes: list[Box]) -> list[Box]:
@@ -960,7 +964,7 @@ def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = Non
     tall = [max(a.height for a in band) >= _SHORT * height for band in bands]
     ink = _digits_ink(atoms, level, height) if level is not None and not all(tall) else None
     return [(min(a.top for a in band), max(a.bottom for a in band)) for band, digit in zip(bands, tall)
-            if digit or _smaller_line(band, height, level, ink)]
+            if digit or _smaller_line(band, level, ink)]
 
 
 def _bands(atoms: Sequence[_Atom], height: float) -> list[list[_Atom]]:
@@ -976,14 +980,13 @@ def _bands(atoms: Sequence[_Atom], height: float) -> list[list[_Atom]]:
     return bands
 
 
-def _smaller_line(atoms: Sequence[_Atom], height: float, level: np.ndarray | None,
-                  ink: tuple[float, float] | None) -> bool:
-    """Do these atoms hold two pieces side by side (sharing at most _SHARED of the narrower one's width), at
-    least _LINE_PIECE of the line ``height`` tall and, in a picture (``level``), written as its digits are
-    (``ink``, from _digits_ink: as dark, _SIGN_STRENGTH, and with as wide a pen, _LINE_PEN)?"""
-    ordered = sorted((a for a in atoms if a.height >= _LINE_PIECE * height and (
-        level is None or ink is None or
-        _strength(a, level) >= _SIGN_STRENGTH * ink[0] and _pen(a) >= _LINE_PEN * ink[1])), key=lambda a: a.left)
+def _smaller_line(band: Sequence[_Atom], level: np.ndarray | None, ink: tuple[float, float] | None) -> bool:
+    """Does this band of pieces (_bands) hold two side by side (sharing at most _SHARED of the narrower one's
+    width) that, in a picture (``level``), are written as its digits are (``ink``, from _digits_ink: as
+    dark, _SIGN_STRENGTH, and with as wide a pen, _LINE_PEN)?"""
+    ordered = sorted((a for a in band if level is None or ink is None or
+                      _strength(a, level) >= _SIGN_STRENGTH * ink[0] and _pen(a) >= _LINE_PEN * ink[1]),
+                     key=lambda a: a.left)
     return any(_overlap(box_of([a]), box_of([b])) <= _SHARED for a, b in zip(ordered, ordered[1:]))
 
 
