@@ -206,8 +206,12 @@ class Number:
 
     def most_doubtful(self) -> int | None:
         """The place of the digit most worth a look: one the model doubts, then the one it is least sure of."""
-        return min(range(len(self.digits)), key=lambda k: (not self.digits[k].doubt, self.digits[k].confidence),
-                   default=None)
+        return min(range(len(self.digits)), key=lambda k: worth_a_look(self.digits[k]), default=None)
+
+
+def worth_a_look(digit: Digit) -> tuple[bool, float]:
+    """Smaller for a digit more worth a look: one the model doubts first, then the less sure."""
+    return not digit.doubt, digit.confidence
 
 
 @dataclass(eq=False)

@@ -24,7 +24,7 @@ from clients.draw.view import DrawView
 from clients.draw.worker import (MODELS_REFRESH_SECONDS, Event, Failed, Listed, NumberRead, Predicted, Readiness,
                                  Request, Worker)
 from clients.drawing import Drawing, DrawingError
-from clients.numbers import SeveralLines
+from clients.numbers import Number
 from clients.output import not_sure
 from digitserve.v1 import digits_pb2 as pb
 
@@ -194,12 +194,13 @@ class DrawApp:
             self.state.resize(width)
 
     def copy_number(self) -> bool:
-        """Put the number on display on the clipboard."""
-        if self.state.number is None:
+        """Put the numbers on display on the clipboard, a line each."""
+        reading = self.state.reading
+        if reading is None or not reading.numbers:
             return False
         self.root.clipboard_clear()
-        self.root.clipboard_append(self.state.number.text)
-        self._notice(f"Copied {self.state.number.text}")
+        self.root.clipboard_append(reading.text)
+        self._notice(f"Copied {' and '.join(number.text for number in reading.numbers)}")
         return True
 
     def select_model(self, name: str) -> None:
@@ -296,10 +297,15 @@ class DrawApp:
             self._awaiting = None
         if event.request.epoch != self.state.epoch or not self.state.number_mode:
             return
-        number = event.number
-        self.state.number = number
-        doubtful = sum(d.uncertain for d in number.digits)
-        self._say(f"{number.confidence:.0%} sure" + (f" · {doubtful} unsure (?)" if doubtful else ""))
+        reading = self.state.reading = event.reading
+        unread = [(k, line) for k, line in enumerate(reading.lines, 1) if not isinstance(line, Number)]
+        if unread:  # the other lines are shown; this one has a "?" on the answer line
+            k, error = unread[0]
+            self._say(_shorten(f"line {k} of {len(reading.lines)}: {error}"), Level.WARN)
+            return
+        doubtful = sum(d.uncertain for number in reading.numbers for d in number.digits)
+        self._say((f"{len(reading.lines)} lines · " if len(reading.lines) > 1 else "") + f"{reading.confidence:.0%} sure"
+                  + (f" · {doubtful} unsure (?)" if doubtful else ""))
 
     def _on_listed(self, event: Listed) -> None:
         self.state.round_trip_ms = event.seconds * 1000
@@ -321,9 +327,6 @@ class DrawApp:
             headline = f"Server unreachable at {self.state.address}; reconnecting."
         elif isinstance(exc, ServerError):
             headline = _shorten(f"Server refused: {exc.code.name}: {exc.details}")
-        elif isinstance(exc, SeveralLines):  # its rows and the command line's advice overflow the message area
-            fix = "crop the picture to one" if event.request and event.request.picture is not None else "erase all but one"
-            headline = f"{len(exc.lines)} lines of writing, one above the other: a number is read from one line; {fix}"
         elif isinstance(exc, ValueError):  # a number that cannot be read (too many digits)
             headline = _shorten(str(exc))
         else:
@@ -332,7 +335,7 @@ class DrawApp:
             if self.state.result is None:
                 self._say(headline, Level.ERROR)
         elif event.request.epoch == self.state.epoch:
-            self.state.result, self.state.number = None, None
+            self.state.result, self.state.reading = None, None
             self._say(headline, Level.ERROR)
 
     def _on_readiness(self, event: Readiness) -> None:

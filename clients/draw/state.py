@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from clients.drawing import DISPLAY_PEN, Drawing, Stroke
-from clients.numbers import Number
+from clients.numbers import Number, NumberError, worth_a_look
 from clients.prediction import Prediction
 
 CANVAS = 280  # canvas side in pixels, the size Drawing's display pen is tuned for
@@ -44,6 +44,33 @@ class Level(enum.Enum):
 class Message:
     text: str = ""
     level: Level = Level.INFO
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What number mode read: a number per line of writing, top first, or why that line could not be read."""
+
+    lines: tuple[Number | NumberError, ...]
+
+    @property
+    def numbers(self) -> list[Number]:
+        return [line for line in self.lines if isinstance(line, Number)]
+
+    @property
+    def text(self) -> str:
+        """The numbers read, a line each, as the clipboard takes them."""
+        return "\n".join(number.text for number in self.numbers)
+
+    @property
+    def confidence(self) -> float:
+        """The chance that every digit read is right, taking the model's confidences at their word."""
+        return float(np.prod([number.confidence for number in self.numbers]))
+
+    def most_doubtful(self) -> tuple[int, int] | None:
+        """The line and place of the digit most worth a look (Number.most_doubtful), over every line read."""
+        places = [(k, line.most_doubtful()) for k, line in enumerate(self.lines)
+                  if isinstance(line, Number) and line.digits]
+        return min(places, key=lambda at: worth_a_look(self.lines[at[0]].digits[at[1]]), default=None)
 
 
 @dataclass(frozen=True)
@@ -136,7 +163,7 @@ class DrawState:
     default_model: str = ""
     result: Prediction | None = None  # the answer on display, with the pixels it was about
     number_mode: bool = False  # read the drawing as a whole number, digit by digit
-    number: Number | None = None  # the number read, in number mode
+    reading: Reading | None = None  # what number mode read: a number per line of writing
     message: Message = field(default_factory=Message)  # under the answer: confidence, a hint, an error
     notice: Message = field(default_factory=Message)  # under the buttons: the last save or open
     epoch: int = 0
@@ -186,7 +213,7 @@ class DrawState:
         self.drawing = self.drawing.fitted(*size)
         self._undo.clear()
         self._redo.clear()
-        self.result, self.number = None, None
+        self.result, self.reading = None, None
         self.epoch += 1
 
     def resize(self, width: int) -> None:
@@ -236,4 +263,4 @@ class DrawState:
         self.picture = snapshot.picture
         self.epoch += 1
         if self.is_empty:
-            self.result, self.number = None, None
+            self.result, self.reading = None, None

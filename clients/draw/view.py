@@ -18,6 +18,7 @@ from clients.draw.state import BRUSH_MAX, BRUSH_MIN, CANVAS, DrawState, Level, S
 from clients.draw.theme import (ACCENT, BAR, BG, BORDER, CARD, ERROR, FAINT, INK, MUTED, OK, PAPER, SUBTLE, TEXT,
                                 TRACK, WARN, apply_style, fonts)
 from clients.drawing import Drawing, Stroke
+from clients.numbers import Number
 from clients.output import not_sure
 from clients.prediction import Prediction
 from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
@@ -63,7 +64,7 @@ class DrawView:
         self._fonts = fonts(root)
         self._stroke_item: int | None = None
         self._shown_result: object = ()  # what the bars and preview show now (() before the first show)
-        self._shown_number: object = ()  # the number whose boxes the canvas shows now
+        self._shown_reading: object = ()  # the reading whose boxes the canvas shows now
         self._picker_values: list[str] = []
         self._picker_names: list[str] = []
         self._picture_image: tk.PhotoImage | None = None
@@ -76,8 +77,8 @@ class DrawView:
         """Everything but the canvas's strokes, as the state says now."""
         self._show_status(state)
         if state.number_mode:
-            if state.number is not self._shown_number:
-                self._show_number(state)
+            if state.reading is not self._shown_reading:
+                self._show_reading(state)
         elif state.result is not self._shown_result:
             self._show_result(state.result)
         self._message.configure(text=state.message.text, foreground=LEVEL_COLOURS[state.message.level])
@@ -93,14 +94,14 @@ class DrawView:
         self._eraser.set(state.brush.erase)
         self._auto.set(state.auto_predict)
         self._number_mode.set(state.number_mode)
-        self._copy.state(["!disabled" if state.number is not None else "disabled"])
+        self._copy.state(["!disabled" if state.reading is not None and state.reading.numbers else "disabled"])
         self.canvas.configure(cursor="dotbox" if state.brush.erase else "pencil")
         self.canvas.itemconfigure(self._hint, state="normal" if state.is_empty else "hidden")
 
     def show_canvas(self, state: DrawState) -> None:
         """The canvas from scratch: the opened picture, or every stroke in order."""
         self.canvas.delete("ink", "picture", "boxes")
-        self._shown_number = ()
+        self._shown_reading = ()
         self._stroke_item = None
         if state.picture is not None:
             if state.number_mode:  # fitted to the canvas when opened, where the digits' boxes are drawn
@@ -130,34 +131,39 @@ class DrawView:
         else:
             self._copy.pack_forget()
             self.root.geometry("")  # back to the natural size
-        self._shown_result, self._shown_number = (), ()
+        self._shown_result, self._shown_reading = (), ()
 
-    def _show_number(self, state: DrawState) -> None:
-        """Each digit's box with its answer above it (uncertain ones marked), each sign's, and the whole number."""
-        number = self._shown_number = state.number
+    def _show_reading(self, state: DrawState) -> None:
+        """Each digit's box with its answer above it (uncertain ones marked), each sign's, and the numbers, a line
+        of the answer per line of writing ("?" for one that could not be read)."""
+        reading = self._shown_reading = state.reading
         self.canvas.delete("boxes")
-        self._digit_label.configure(text="?" if number is None else number.marked,
-                                    foreground=FAINT if number is None else ACCENT)
-        for digit in () if number is None else number.digits:
-            colour = WARN if digit.uncertain else ACCENT
-            left, top, right, bottom = digit.box
-            self.canvas.create_rectangle(left, top, right, bottom, outline=colour, dash=(4, 3), tags="boxes")
-            self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour,
-                                    text=f"{digit.digit}?" if digit.uncertain else str(digit.digit),
-                                    font=self._fonts["bold"], tags="boxes")
-        for sign in () if number is None else number.signs:  # a point, a comma, a colon or a minus, seen as one
-            left, top, right, bottom = sign.box
-            self.canvas.create_rectangle(left, top, right, bottom, outline=ACCENT, dash=(2, 2), tags="boxes")
-            self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=ACCENT,
-                                    text=sign.char, font=self._fonts["bold"], tags="boxes")
+        lines = () if reading is None else reading.lines
+        self._digit_label.configure(text="\n".join(line.marked if isinstance(line, Number) else "?" for line in lines)
+                                    or "?", foreground=ACCENT if lines else FAINT)
+        for number in [] if reading is None else reading.numbers:
+            for digit in number.digits:
+                colour = WARN if digit.uncertain else ACCENT
+                self._box(digit.box, f"{digit.digit}?" if digit.uncertain else str(digit.digit), colour, (4, 3))
+            for sign in number.signs:  # a point, a comma, a colon or a minus, seen as one
+                self._box(sign.box, sign.char, ACCENT, (2, 2))
         # The panel beside shows the digit most worth a look: one the model doubts, else the least sure.
-        place = None if number is None else number.most_doubtful()
-        if place is None:
+        at = None if reading is None else reading.most_doubtful()
+        if at is None:
             self._show_detail(None, SENT)
             return
-        digit = number.digits[place]
+        number = reading.lines[at[0]]
+        digit = number.digits[at[1]]
         why = not_sure(digit.probabilities, digit.doubt) if digit.doubt else "least sure"
-        self._show_detail(digit, f"digit {place + 1} of {len(number.digits)}, {why}")
+        where = f" in line {at[0] + 1}" if len(lines) > 1 else ""
+        self._show_detail(digit, f"digit {at[1] + 1} of {len(number.digits)}{where}, {why}")
+
+    def _box(self, box: tuple[float, float, float, float], text: str, colour: str, dash: tuple[int, int]) -> None:
+        """A dashed box on the canvas with its answer above it."""
+        left, top, right, bottom = box
+        self.canvas.create_rectangle(left, top, right, bottom, outline=colour, dash=dash, tags="boxes")
+        self.canvas.create_text((left + right) / 2, max(top - 4, 10), anchor="s", fill=colour, text=text,
+                                font=self._fonts["bold"], tags="boxes")
 
     def remove_picture(self) -> None:
         self.canvas.delete("picture")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from clients import numbers
 from clients.connection import Answer, Connection, ConnectionOptions
-from clients.draw.state import Placement
+from clients.draw.state import Placement, Reading
 from clients.drawing import Drawing
 from clients.prediction import Prediction
 from digitserve.v1 import digits_pb2 as pb
@@ -52,7 +52,7 @@ class Predicted:
 @dataclass(frozen=True)
 class NumberRead:
     request: Request
-    number: numbers.Number
+    reading: Reading
     seconds: float
 
 
@@ -175,12 +175,12 @@ class Worker:
                 def classify(vectors: np.ndarray) -> list[Prediction]:
                     return connection.predict(vectors, request.model).predictions()
 
-                if request.drawing is not None:
-                    number = numbers.read_drawing(request.drawing, classify)
-                else:
-                    placed = request.placement
-                    number = numbers.read_image(request.picture, classify).moved(placed.scale, placed.left, placed.top)
-                self._events.put(NumberRead(request, number, time.perf_counter() - start))
+                lines = numbers.read_lines(request.drawing if request.drawing is not None else request.picture,
+                                           classify)
+                placed = request.placement
+                reading = Reading(tuple(line.moved(placed.scale, placed.left, placed.top)
+                                        if isinstance(line, numbers.Number) else line for line in lines))
+                self._events.put(NumberRead(request, reading, time.perf_counter() - start))
                 return
             answer = connection.predict(request.vector.reshape(1, -1), request.model)
         except Exception as exc:  # any failure is shown in the window; the thread must live on
