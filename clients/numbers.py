@@ -66,6 +66,7 @@ _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck of grain
 _LINE_PIECE = 0.25  # a line of writing is made of pieces at least this tall (smaller digits than the line's too)
 _LINE_PEN = 0.45  # ... and, in a picture, of a pen at least this wide beside the digits' (smaller digits, thinner)
+_LINE_MARGIN = 0.5  # read_lines reads a picture's line with this much of its height above and below it
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
@@ -250,13 +251,19 @@ def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "
 def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> tuple[Candidates, float]:
     """Every plausible digit of a picture, read; and the factor from work to picture coordinates."""
     level, factor = _reduced(*preprocessing.ink_level(image, ink))
+    return _line_candidates(level, classify, factor), factor
+
+
+def _line_candidates(level: np.ndarray, classify: Classify, factor: float) -> Candidates:
+    """Every plausible digit of the one line of writing in an ink map (SeveralLines, its rows times
+    ``factor``, when it holds more), read."""
     atoms, height, signs = _picture_atoms(level)
     atoms = _one_line(atoms, height, factor, level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _candidates(atoms, pixels, classify, height, image_widths=True, signs=signs), factor
+    return _candidates(atoms, pixels, classify, height, image_widths=True, signs=signs)
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -1000,29 +1007,39 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
     its boxes in the input's coordinates), or why that line could not be read. Writing in one line is read
     as it is alone, and its errors are raised.
 
-    A picture is cut across halfway between two lines; a drawing's strokes
-    go to the line nearest their middle, erasers to every line.
+    A picture's ink map is cut across halfway between two lines, so each
+    line is read with the ink found in the whole picture (a photo's sheet,
+    its ink's darkness); a drawing's strokes go to the line nearest their
+    middle, erasers to every line.
     """
-    try:
-        return [read_drawing(whole, classify) if isinstance(whole, Drawing) else read_image(whole, classify, ink)]
-    except SeveralLines as several:
-        lines = several.lines
     if isinstance(whole, Drawing):
-        parts = [(Drawing(whole.width, whole.height, part), 0.0) for part in _line_strokes(whole, lines)]
-    else:
-        cuts = [0] + [round((a[1] + b[0]) / 2) for a, b in zip(lines, lines[1:])] + [None]
-        parts = [(whole[top:bottom] if isinstance(whole, np.ndarray) else
-                  whole.crop((0, top, whole.width, whole.height if bottom is None else bottom)), float(top))
-                 for top, bottom in zip(cuts, cuts[1:])]
-    read: list[Number | NumberError] = []
-    for part, top in parts:
         try:
-            number = read_drawing(part, classify) if isinstance(part, Drawing) else read_image(part, classify, ink)
-        except (NumberError, preprocessing.PreprocessingError, DrawingError) as exc:
-            read.append(exc if isinstance(exc, NumberError) else NumberError(str(exc)))
-            continue
-        read.append(number.moved(1.0, 0.0, top))
-    return read
+            return [read_drawing(whole, classify)]
+        except SeveralLines as several:
+            parts = [Drawing(whole.width, whole.height, part) for part in _line_strokes(whole, several.lines)]
+        return [_line_read(lambda: read_drawing(part, classify)) for part in parts]
+    level, factor = _reduced(*preprocessing.ink_level(whole, ink))
+    try:
+        return [_number(_line_candidates(level, classify, factor), PICTURE_WEIGHTS, factor)]
+    except SeveralLines as several:
+        rows = [(top / factor, bottom / factor) for top, bottom in several.lines]
+    halves = [0] + [round((a[1] + b[0]) / 2) for a, b in zip(rows, rows[1:])] + [len(level)]
+    # Each line with a margin of its own height's _LINE_MARGIN, no further than halfway to the next: read
+    # with what lies beyond (a photo's table, a sheet's edge), a small line's height makes grain look like digits.
+    crops = [(max(above, math.floor(top - _LINE_MARGIN * (bottom - top))),
+              min(below, math.ceil(bottom + _LINE_MARGIN * (bottom - top))))
+             for (top, bottom), above, below in zip(rows, halves, halves[1:])]
+    return [_line_read(lambda: _number(_line_candidates(level[top:bottom], classify, factor), PICTURE_WEIGHTS,
+                                       factor).moved(1.0, 0.0, top * factor))
+            for top, bottom in crops]
+
+
+def _line_read(read: Callable[[], Number]) -> Number | NumberError:
+    """A line's number, or why it cannot be read."""
+    try:
+        return read()
+    except (NumberError, preprocessing.PreprocessingError, DrawingError) as exc:
+        return exc if isinstance(exc, NumberError) else NumberError(str(exc))
 
 
 def _line_strokes(drawing: Drawing, lines: list[tuple[float, float]]) -> list[list]:

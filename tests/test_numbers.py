@@ -304,6 +304,23 @@ def test_each_line_is_read_as_a_number_of_its_own(classify):
     assert [n.text for n in numbers.read_lines(top_picture, classify)] == [alone[0].text]
 
 
+def test_each_line_of_a_photographed_form_is_read_with_the_whole_photos_ink(classify):
+    """A phone's photo of a number over a smaller one: each line is read within its own rows, with the ink
+    found in the whole photo. Read from a crop reaching the photo's edge, with an ink map of its own, the
+    small line once came back "too many separate marks (200)" or "3 lines of writing": the table's grain
+    under the sheet, measured against the small digits, looked like digits."""
+    from bench.photos import photo
+
+    for seed in (32, 33):
+        (_, top, _), (_, bottom, _) = _numbers(2, 4, "clear", seed=seed)
+        for size in (0.4, 0.6):
+            small = bottom.resize((round(bottom.width * size), round(bottom.height * size)), Image.LANCZOS)
+            taken = photo(255 - np.asarray(one_above_other(top, small)), "phone", np.random.default_rng(seed))
+            upper, lower = numbers.read_lines(Image.fromarray(taken), classify)
+            assert isinstance(upper, numbers.Number) and isinstance(lower, numbers.Number), (seed, size, upper, lower)
+            assert 3 <= len(lower.digits) <= 4 and max(d.box[3] for d in upper.digits) < lower.digits[0].box[1]
+
+
 def test_strokes_of_many_points_or_many_dots_are_read_without_running_out_of_memory(classify):
     """Only reading a number refuses more than 96 marks: the count of separate digits, a hint, is skipped.
 
