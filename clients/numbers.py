@@ -66,6 +66,8 @@ _SHORT = 0.55  # a digit shorter than this is suspicious (a bar, a foot)
 _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck of grain
 _LINE_PIECE = 0.25  # a line of writing is made of pieces at least this tall (smaller digits than the line's too)
 _LINE_PEN = 0.45  # ... and, in a picture, of a pen at least this wide beside the digits' (smaller digits, thinner)
+_PARTED = 0.05  # rows this clear part a band into digits and smaller ones (_parted) when
+_SMALLER = 0.7  # these are at most this tall beside the digits
 _LINE_MARGIN = 0.5  # read_lines reads a picture's line with this much of its height above and below it
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
@@ -980,7 +982,8 @@ def _lines(atoms: Sequence[_Atom], height: float, level: np.ndarray | None = Non
 
 def _bands(atoms: Sequence[_Atom], height: float) -> list[list[_Atom]]:
     """The pieces a line of writing is made of (at least _LINE_PIECE of the line ``height`` tall), in bands
-    of rows, top first: a piece within _MERGE_GAP of the rows of the band above joins it."""
+    of rows, top first: a piece within _MERGE_GAP of the rows of the band above joins it, unless a clear
+    row parts the band into digits and smaller ones (_parted)."""
     bands: list[list[_Atom]] = []
     bottom = -math.inf
     for atom in sorted((a for a in atoms if a.height >= _LINE_PIECE * height), key=lambda a: a.top):
@@ -988,7 +991,22 @@ def _bands(atoms: Sequence[_Atom], height: float) -> list[list[_Atom]]:
             bands.append([])
         bands[-1].append(atom)
         bottom = max(bottom, atom.bottom)
-    return bands
+    return [part for band in bands for part in _parted(band, height)]
+
+
+def _parted(band: list[_Atom], height: float) -> list[list[_Atom]]:
+    """A band of pieces (top first) parted at each clear row (rows no piece reaches, _PARTED of the line
+    ``height`` at least) with digits on one side (at least _SHORT tall) and, on the other, nothing taller
+    than _SMALLER of them: a serial number written close under a number. The halves of digits broken
+    across are as tall as each other, and the digits of one line share their rows."""
+    bottom = -math.inf
+    for k, atom in enumerate(band):
+        if k and atom.top - bottom >= _PARTED * height:
+            above, below = max(a.height for a in band[:k]), max(a.height for a in band[k:])
+            if max(above, below) >= _SHORT * height and min(above, below) <= _SMALLER * max(above, below):
+                return [band[:k]] + _parted(band[k:], height)
+        bottom = max(bottom, atom.bottom)
+    return [band]
 
 
 def _smaller_line(band: Sequence[_Atom], level: np.ndarray | None, ink: tuple[float, float] | None) -> bool:

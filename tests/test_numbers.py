@@ -268,6 +268,28 @@ def test_a_smaller_line_is_never_read_into_the_number(classify):
     assert lines >= 2
 
 
+def test_a_smaller_line_written_close_under_a_number_is_a_line_of_its_own(classify):
+    """A serial number written close under a number (an eighth of the digits' height between the inks), a third as tall, was joined to
+    it (lines closer than a quarter of the digits' height were one) and read mixed into it: it is a
+    line of its own, while the halves of digits cut across (as tall as each other) stay one line."""
+    for seed in (12, 14, 15):
+        (_, top_picture, drawing), (_, _, under) = _numbers(2, 4, "clear", seed=seed)
+        ys = [y for stroke in drawing.strokes for _, y in stroke.points]
+        height = max(ys) - min(ys)
+        low = min(y for stroke in under.strokes for _, y in stroke.points)
+        small = [[(x * 0.35, max(ys) + 0.3 * height + (y - low) * 0.35) for x, y in stroke.points]
+                 for stroke in under.strokes]
+        both = Drawing(drawing.width, drawing.height + int(height), [s.points for s in drawing.strokes] + small)
+        with pytest.raises(numbers.SeveralLines, match="2 lines of writing"):
+            numbers.read_drawing(both, classify)
+        upper, lower = numbers.read_lines(both, classify)
+        assert upper.text == numbers.read_drawing(drawing, classify).text and len(lower.digits) == 4, seed
+        broken = np.array(top_picture)
+        rows = np.flatnonzero((broken < 128).any(axis=1))
+        broken[(rows[0] + rows[-1]) // 2 - 1 : (rows[0] + rows[-1]) // 2 + 2] = 255  # every digit cut across
+        assert len(numbers.read_image(Image.fromarray(broken), classify).digits) >= 4
+
+
 def test_a_stray_stroke_well_above_a_drawn_number_is_left_out(classify):
     """A short stroke half a digit above a drawn number, in no line of its own, was read into the digit
     under it ("9080" came back "4080", "9680" or "9086"): it is left out."""
