@@ -1025,10 +1025,11 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
     its boxes in the input's coordinates), or why that line could not be read. Writing in one line is read
     as it is alone, and its errors are raised.
 
-    A picture's ink map is cut across halfway between two lines, so each
-    line is read with the ink found in the whole picture (a photo's sheet,
-    its ink's darkness); a drawing's strokes go to the line nearest their
-    middle, erasers to every line.
+    A picture's lines are read from its ink map, found once for the whole
+    picture (a photo's sheet, its ink's darkness), each within its rows and
+    _LINE_MARGIN of its height around them, no further than halfway to the
+    next line; a drawing's strokes go to the line nearest their middle,
+    erasers to every line.
     """
     if isinstance(whole, Drawing):
         try:
@@ -1042,8 +1043,8 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
     except SeveralLines as several:
         rows = [(top / factor, bottom / factor) for top, bottom in several.lines]
     halves = [0] + [round((a[1] + b[0]) / 2) for a, b in zip(rows, rows[1:])] + [len(level)]
-    # Each line with a margin of its own height's _LINE_MARGIN, no further than halfway to the next: read
-    # with what lies beyond (a photo's table, a sheet's edge), a small line's height makes grain look like digits.
+    # Read with what lies beyond it (a photo's table, a sheet's edge), a small line's height makes grain look
+    # like digits.
     crops = [(max(above, math.floor(top - _LINE_MARGIN * (bottom - top))),
               min(below, math.ceil(bottom + _LINE_MARGIN * (bottom - top))))
              for (top, bottom), above, below in zip(rows, halves, halves[1:])]
