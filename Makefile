@@ -17,7 +17,7 @@ help:
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
 	@echo "make lint   - validate docker-compose.yml and the Kubernetes manifests, lint the Dockerfiles"
-	@echo "make screenshot - retake docs/tk-client.png and docs/tk-client-number.png under Xvfb"
+	@echo "make screenshot - retake docs/tk-client.png, docs/tk-client-number.png and docs/tk-client-lines.png under Xvfb"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

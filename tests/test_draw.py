@@ -3,7 +3,8 @@
 Digits are drawn by dragging the mouse along strokes traced from MNIST test
 digits (tests/strokes.py), the way a person would draw them. The tests read
 what the window knows from ``app.state``, not from widget texts.
-Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png and docs/tk-client-number.png from the screenshot tests.
+Set UPDATE_SCREENSHOT=1 to refresh docs/tk-client.png, docs/tk-client-number.png and docs/tk-client-lines.png
+from the screenshot tests.
 """
 
 from __future__ import annotations
@@ -816,3 +817,25 @@ def test_screenshot_of_a_number_read_in_number_mode(server, open_app, tmp_path):
     assert _only_number(app).text == label
     _, canvas = screenshot(app, tmp_path / "tk-client-number.png")
     assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.01  # the number is on screen, in black ink
+
+
+def test_screenshot_of_two_lines_read_in_number_mode(server, open_app, tmp_path):
+    """A meter's reading with its serial number written small and close under it: two lines, each read."""
+    from tests.test_numbers import _numbers
+
+    app = open_app(server.address)
+    _number_mode(app)
+    (label, _, reading), (serial, _, under) = _numbers(2, 4, "clear", seed=6)
+    ys = [y for stroke in reading.strokes for _, y in stroke.points]
+    low, high = min(ys), max(ys)
+    top = min(y for stroke in under.strokes for _, y in stroke.points)
+    small = [[(x * 0.45 + 40, high + 0.3 * (high - low) + (y - top) * 0.45) for x, y in stroke.points]
+             for stroke in under.strokes]
+    both = Drawing(reading.width, reading.height + int(high - low), [s.points for s in reading.strokes] + small)
+    drag(app, both.fitted(app.state.drawing.width, app.state.drawing.height))
+    pump(app, lambda: app.state.reading is not None and len(app.state.drawing.strokes) == len(both.strokes)
+         and not app.busy, "the two lines")
+    upper, lower = app.state.reading.lines
+    assert upper.text == label and len(lower.digits) == len(serial)
+    _, canvas = screenshot(app, tmp_path / "tk-client-lines.png")
+    assert (np.asarray(canvas.convert("L")) < 64).mean() > 0.01
