@@ -681,10 +681,12 @@ def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_a
     assert app.copy_number() and app.root.clipboard_get() == label
 
 
-def test_number_mode_reads_each_line_of_two_written_one_above_the_other(server, open_app, tmp_path):
+def test_number_mode_reads_each_line_of_two_written_one_above_the_other(server, open_app, tmp_path, capsys):
     """Two numbers written one above the other, or a picture of them opened: each line is read as a number
-    of its own, boxed where it stands, shown a line each on the answer line and copied a line each."""
+    of its own, boxed where it stands, shown a line each on the answer line and copied a line each; the
+    saved stroke file reads back as the same two numbers with digits predict --number --lines."""
     from bench.numbers import one_above_other
+    from tests.conftest import run_digits
     from tests.test_numbers import _numbers
 
     app = open_app(server.address)
@@ -703,6 +705,11 @@ def test_number_mode_reads_each_line_of_two_written_one_above_the_other(server, 
     assert app.state.message.text.startswith("2 lines · ") and "sure" in app.state.message.text
     assert " in line " in app.view._sent_caption.cget("text")
     assert app.copy_number() and app.root.clipboard_get() == f"{upper.text}\n{lower.text}"
+    saved = tmp_path / "lines.json"
+    assert app.save_to(saved)
+    proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--lines", "--format", "json",
+                      str(saved))
+    assert [(r["index"], r["number"]) for r in json.loads(proc.stdout)] == [(0, upper.text), (1, lower.text)]
     # A line that cannot be read (read_lines gives its error): the other is shown and copied, this one is a "?"
     unread = NumberError("too many separate marks (40) for a number: at most 32 digits are read")
     app._events.put(NumberRead(Request(None, "", app.state.epoch), Reading((upper, unread)), 0.1))
