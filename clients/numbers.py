@@ -71,6 +71,7 @@ _SMALLER = 0.7  # these are at most this tall beside the digits
 _LINE_MARGIN = 0.5  # read_lines reads a picture's line with this much of its height above and below it
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
+_BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
 _APART = 0.15  # digits written apart leave at least about this much between them; a digit's own strokes overlap
 # Signs: a decimal point or a comma (an amount, a meter reading) is a mark low between two digits,
 _SIGN = 0.35  # at most this wide and tall (a comma twice as tall),
@@ -384,7 +385,16 @@ def _ink_components(level: np.ndarray) -> tuple[list[_Atom], list[FoundSign]]:
         return _SHORT * height <= a.bottom - a.top <= _FRAME * height and a.top < bottom and a.bottom > top \
             and not sliver
 
-    kept = [a for a, border in zip(components, at_border) if not border or digit_like(a)]
+    # ... and beside the digits (within _BESIDE of them, or of border ink beside them: a tight crop's first
+    # digits), not across the sheet from them (the table's edge).
+    taken = [a for a, border in zip(components, at_border) if border and digit_like(a)]
+    left, right = min(a.left for a in inner), max(a.right for a in inner)
+    beside: list[_Atom] = []
+    while near := [a for a in taken if a not in beside and left - _BESIDE * height <= a.right
+                   and a.left <= right + _BESIDE * height]:
+        beside += near
+        left, right = min(left, *(a.left for a in near)), max(right, *(a.right for a in near))
+    kept = [a for a, border in zip(components, at_border) if not border or a in beside]
     if len(kept) <= 1:
         return kept, []
     # Ink wholly above or below the digits' rows is clustered apart: near the line, a smaller line's digit

@@ -326,6 +326,24 @@ def test_each_line_is_read_as_a_number_of_its_own(classify):
     assert [n.text for n in numbers.read_lines(top_picture, classify)] == [alone[0].text]
 
 
+def test_dark_ink_at_a_side_across_the_sheet_from_the_digits_is_no_digit(classify):
+    """The table's edge along a photo's side, on the digits' rows and as tall as they are, was read as a
+    leading 1 ("385361" came back "1385361"): ink at the border three digits' heights away from the number
+    is the scene's. A tightly cropped number's digits reach the border too, and are all read."""
+    for seed in (12, 14, 15):
+        (label, picture, _), = _numbers(1, 4, "clear", seed=seed)
+        page = np.asarray(picture.convert("L"))
+        rows, cols = np.flatnonzero((page < 128).any(axis=1)), np.flatnonzero((page < 128).any(axis=0))
+        height = rows[-1] - rows[0]
+        alone = numbers.read_image(picture, classify).text
+        table = np.full((page.shape[0], page.shape[1] + 3 * height), 255, np.uint8)
+        table[:, 3 * height:] = page
+        table[rows[0]:rows[-1], : height // 5] = 40  # the table's edge beside the sheet
+        assert numbers.read_image(Image.fromarray(table), classify).text == alone, seed
+        tight = page[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        assert numbers.read_image(Image.fromarray(tight), classify).text == alone, seed
+
+
 def test_each_line_of_a_photographed_form_is_read_with_the_whole_photos_ink(classify):
     """A phone's photo of a number over a smaller one: each line is read within its own rows, with the ink
     found in the whole photo. Read from a crop reaching the photo's edge, with an ink map of its own, the
