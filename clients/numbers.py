@@ -247,14 +247,23 @@ class _Atom:
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
     """The number written in a picture (dark ink on paper, light on dark, or detected)."""
-    found, factor = picture_candidates(image, classify, ink)
-    return _number(found, PICTURE_WEIGHTS, factor)
+    return _line_number(*_work_ink(image, ink), classify)
 
 
 def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> tuple[Candidates, float]:
     """Every plausible digit of a picture, read; and the factor from work to picture coordinates."""
-    level, factor = _reduced(*preprocessing.ink_level(image, ink))
+    level, factor = _work_ink(image, ink)
     return _line_candidates(level, classify, factor), factor
+
+
+def _work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, float]:
+    """The picture's ink map at the size the digits are found at (_reduced), and the factor back to it."""
+    return _reduced(*preprocessing.ink_level(image, ink))
+
+
+def _line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:
+    """The number in the one line of writing of an ink map (_line_candidates), its boxes times ``factor``."""
+    return _number(_line_candidates(level, classify, factor), PICTURE_WEIGHTS, factor)
 
 
 def _line_candidates(level: np.ndarray, classify: Classify, factor: float) -> Candidates:
@@ -279,7 +288,7 @@ def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
     if max(size) <= IMAGE_SIDE:
         return 1
     try:
-        level, _ = _reduced(*preprocessing.ink_level(image, ink))
+        level, _ = _work_ink(image, ink)
     except preprocessing.PreprocessingError:
         return 0
     return _count_groups(_ink_components(level)[0])
@@ -1047,9 +1056,9 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
         except SeveralLines as several:
             parts = [Drawing(whole.width, whole.height, part) for part in _line_strokes(whole, several.lines)]
         return [_line_read(lambda: read_drawing(part, classify)) for part in parts]
-    level, factor = _reduced(*preprocessing.ink_level(whole, ink))
+    level, factor = _work_ink(whole, ink)
     try:
-        return [_number(_line_candidates(level, classify, factor), PICTURE_WEIGHTS, factor)]
+        return [_line_number(level, factor, classify)]
     except SeveralLines as several:
         rows = [(top / factor, bottom / factor) for top, bottom in several.lines]
     halves = [0] + [round((a[1] + b[0]) / 2) for a, b in zip(rows, rows[1:])] + [len(level)]
@@ -1058,8 +1067,7 @@ def read_lines(whole: Image.Image | np.ndarray | Drawing, classify: Classify,
     crops = [(max(above, math.floor(top - _LINE_MARGIN * (bottom - top))),
               min(below, math.ceil(bottom + _LINE_MARGIN * (bottom - top))))
              for (top, bottom), above, below in zip(rows, halves, halves[1:])]
-    return [_line_read(lambda: _number(_line_candidates(level[top:bottom], classify, factor), PICTURE_WEIGHTS,
-                                       factor).moved(1.0, 0.0, top * factor))
+    return [_line_read(lambda: _line_number(level[top:bottom], factor, classify).moved(1.0, 0.0, top * factor))
             for top, bottom in crops]
 
 
