@@ -268,14 +268,16 @@ def _line_number(level: np.ndarray, factor: float, classify: Classify) -> Number
 
 def _line_candidates(level: np.ndarray, classify: Classify, factor: float) -> Candidates:
     """Every plausible digit of the one line of writing in an ink map (SeveralLines, its rows times
-    ``factor``, when it holds more), read."""
-    atoms, height, signs = _picture_atoms(level)
-    atoms = _one_line(atoms, height, factor, level)
+    ``factor``, when it holds more), read: of the ways its components are cut (_picture_atoms), the one whose
+    best reading scores higher."""
+    ways, height, signs = _picture_atoms(level)
 
     def pixels(group: list[_Atom]) -> np.ndarray:
         return preprocessing.to_mnist(_cut_out(level, group), ink="light")
 
-    return _candidates(atoms, pixels, classify, height, image_widths=True, signs=signs)
+    found = _read_ways([_one_line(atoms, height, factor, level) for atoms in ways], pixels, classify, height,
+                       image_widths=True, signs=signs)
+    return max(found, key=lambda way: best_reading(way, PICTURE_WEIGHTS)[1])
 
 
 def count_separate(image: Image.Image | np.ndarray, ink: str = "auto") -> int:
@@ -744,27 +746,46 @@ def _count_groups(atoms: list[_Atom]) -> int:
     return groups
 
 
-def _picture_atoms(level: np.ndarray) -> tuple[list[_Atom], float, list[FoundSign]]:
-    """Components, the wide ones sliced at their candidate cuts; the line height, from the components; and
-    the signs."""
+def _picture_atoms(level: np.ndarray) -> tuple[list[list[_Atom]], float, list[FoundSign]]:
+    """The ways to cut the components into atoms: the wide ones sliced at their candidate cuts leaning with
+    their ink, and, where that differs, with those wider than one digit cut upright (_slices); the line
+    height, from the components; and the signs.
+
+    Two touching digits' ink leans as a whole with their own slants and with
+    the step between their baselines, which is no slant at all. On numbers of
+    training digits that models trained on the other 50,000 had not seen,
+    composed as bench.numbers composes them, the better-scoring of the two
+    ways read 228 of 280 touching numbers right, against 203 leaning alone.
+    Clear and overlapping ones read as before (529 of 560, against 528): a
+    single digit as wide as two is rare, and cut upright across its slant
+    its pieces can pass for 1s and 2s (cutting every wide component upright
+    as well read 526).
+    """
     components, signs = _ink_components(level)
     if not components:
         raise preprocessing.PreprocessingError("no ink found")
     _check_count(len(components))
-    atoms: list[_Atom] = []
     height = _line_height(components)
-    for origin, component in enumerate(components):
-        for order, piece in enumerate(_slices(component, height)):
-            piece.origin, piece.order = origin, order
-            atoms.append(piece)
-    return atoms, height, signs
+    leaning = [_slices(component, height) for component in components]
+    # The upright way shares the leaning way's atoms where it cuts alike, so that they are cut out once.
+    upright = [_slices(component, height, lean=False) if component.width > _CONTACT_ABOVE * component.height
+               else pieces for component, pieces in zip(components, leaning)]
+    differ = any([a.parts for a in pieces] != [a.parts for a in other] for pieces, other in zip(upright, leaning))
+    ways = []
+    for way in (leaning, upright) if differ else (leaning,):
+        for origin, pieces in enumerate(way):
+            for order, piece in enumerate(pieces):
+                piece.origin, piece.order = origin, order
+        ways.append([piece for pieces in way for piece in pieces])
+    return ways, height, signs
 
 
-def _slices(component: _Atom, height: float) -> list[_Atom]:
-    """A component cut at the low points of its ink profile along its slant, if wide enough to hold several digits.
+def _slices(component: _Atom, height: float, lean: bool = True) -> list[_Atom]:
+    """A component cut at the low points of its ink profile, if wide enough to hold several digits.
 
-    The cuts lean as the ink leans (its second moments), so that between two
-    slanted touching digits a cut passes through their contact alone.
+    With ``lean``, the cuts lean as the ink leans (its second moments), so
+    that between two slanted touching digits a cut passes through their
+    contact alone; else they run upright.
     """
     if component.width <= _CUT_ABOVE * height:
         return [component]
@@ -773,7 +794,8 @@ def _slices(component: _Atom, height: float) -> list[_Atom]:
     ends = np.array([e for _, _, e in component.parts], np.float64)
     lengths = ends - starts
     centre_row = float((rows * lengths).sum() / lengths.sum())
-    slant = _slant(rows, (starts + ends - 1) / 2, lengths)  # each run as its centre, weighed by its length
+    # Each run as its centre, weighed by its length.
+    slant = _slant(rows, (starts + ends - 1) / 2, lengths) if lean else 0.0
     shift = {r: int(round(slant * (r - centre_row))) for r in range(component.top, component.bottom)}
     low = min(s - shift[r] for r, s, _ in component.parts)
     width = max(e - shift[r] for r, _, e in component.parts) - low
@@ -1128,28 +1150,52 @@ def _candidates(atoms: list[_Atom], pixels: Callable[[list[_Atom]], np.ndarray],
     (pictures) or on the strokes' box (drawings: traced strokes are drawn with
     a pen unlike MNIST's, and the box check measured better on them).
     """
-    order = sorted(range(len(atoms)), key=lambda k: (atoms[k].left + atoms[k].right) / 2)
-    atoms = [atoms[k] for k in order]
-    meets = _meets(atoms) if meets is None else meets[np.ix_(order, order)]  # the boundaries' costs need it
-    runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
-            if _joinable(atoms[i:j], height)]
-    boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}
-    vectors = []
-    for i, j in runs:
-        try:
-            vectors.append(pixels(atoms[i:j]))
-        except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
-            vectors.append(np.zeros(PIXELS, np.uint8))
-    vectors = np.stack(vectors)
-    answers = classify(vectors)
-    probabilities = np.array([a.probabilities for a in answers], dtype=np.float64).reshape(len(runs), len(CLASSES))
-    doubts = [a.doubt for a in answers]
-    aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
-    features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect, doubt)
-                         for run, p, aspect, doubt in zip(runs, probabilities, aspects, doubts)]
-                        ).reshape(len(runs), len(RUN_FEATURES))
-    return Candidates(atoms, runs, boxes, vectors, probabilities, doubts, features, height, meets, _cuts(atoms),
-                      signs or [])
+    return _read_ways([atoms], pixels, classify, height, image_widths, signs, meets)[0]
+
+
+def _read_ways(ways: list[list[_Atom]], pixels: Callable[[list[_Atom]], np.ndarray], classify: Classify,
+               height: float, image_widths: bool, signs: list[FoundSign] | None = None,
+               meets: np.ndarray | None = None) -> list[Candidates]:
+    """The candidates of each way of cutting a line into atoms (_candidates), all read in one batch: a
+    candidate the ways share (the same pixels) is asked once."""
+    laid = []
+    drawn: dict[tuple[int, ...], np.ndarray] = {}  # the pixels of a run of atoms, by the atoms' identities
+    for atoms in ways:
+        order = sorted(range(len(atoms)), key=lambda k: (atoms[k].left + atoms[k].right) / 2)
+        atoms = [atoms[k] for k in order]
+        runs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, min(i + _MAX_RUN, len(atoms)) + 1)
+                if _joinable(atoms[i:j], height)]
+        vectors = []
+        for i, j in runs:
+            group = tuple(map(id, atoms[i:j]))
+            if group not in drawn:
+                try:
+                    drawn[group] = pixels(atoms[i:j])
+                except (preprocessing.PreprocessingError, DrawingError):  # ink too faint once alone: not a digit
+                    drawn[group] = np.zeros(PIXELS, np.uint8)
+            vectors.append(drawn[group])
+        # The boundaries' costs need the meeting strokes.
+        laid.append((atoms, runs, np.stack(vectors), _meets(atoms) if meets is None else meets[np.ix_(order, order)]))
+    every = np.concatenate([vectors for _, _, vectors, _ in laid])
+    keys = [vector.tobytes() for vector in every]
+    first: dict[bytes, int] = {}
+    for k, key in enumerate(keys):
+        first.setdefault(key, k)
+    answered = dict(zip(first, classify(every[list(first.values())])))
+    found, start = [], 0
+    for atoms, runs, vectors, atoms_meet in laid:
+        answers = [answered[key] for key in keys[start : start + len(runs)]]
+        start += len(runs)
+        probabilities = np.array([a.probabilities for a in answers], dtype=np.float64).reshape(len(runs), len(CLASSES))
+        doubts = [a.doubt for a in answers]
+        aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
+        features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect, doubt)
+                             for run, p, aspect, doubt in zip(runs, probabilities, aspects, doubts)]
+                            ).reshape(len(runs), len(RUN_FEATURES))
+        boxes = {run: box_of(atoms[run[0] : run[1]]) for run in runs}
+        found.append(Candidates(atoms, runs, boxes, vectors, probabilities, doubts, features, height, atoms_meet,
+                                _cuts(atoms), signs or []))
+    return found
 
 
 def _cuts(atoms: Sequence[_Atom]) -> list[list[tuple[int, float]]]:
@@ -1394,7 +1440,12 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def best_split(found: Candidates, weights: Weights) -> list[tuple[int, int]]:
-    """The runs covering every atom in order with the highest total score (dynamic programming).
+    """The runs covering every atom in order with the highest total score (best_reading)."""
+    return best_reading(found, weights)[0]
+
+
+def best_reading(found: Candidates, weights: Weights) -> tuple[list[tuple[int, int]], float]:
+    """The runs covering every atom in order with the highest total score, and that score (dynamic programming).
 
     Between two neighbouring digits: cutting through ink costs per stroke
     crossed, and separate marks that overlap in x or come closer than digits
@@ -1419,8 +1470,9 @@ def best_split(found: Candidates, weights: Weights) -> list[tuple[int, int]]:
             best[run] = (total + scores[run], prev)
     ends = [run for run in best if run[1] == len(found.atoms)]
     run: tuple[int, int] | None = max(ends, key=lambda r: best[r][0])
+    score = best[run][0]
     chosen = []
     while run is not None:
         chosen.append(run)
         run = best[run][1]
-    return chosen[::-1]
+    return chosen[::-1], score

@@ -596,6 +596,34 @@ def test_touching_pairs_cut_along_the_slant_through_their_contact():
     assert abs(left - 4 * 50) <= 6 and abs(right - 4 * 50) <= 6  # each bar whole on its side
 
 
+def test_touching_digits_written_one_a_little_higher_are_cut_upright_as_well():
+    """Two upright rings touching, the right one written higher: their ink as a whole leans with the step,
+    so cuts leaning with it cross both rings; the second way, upright, parts them through the contact alone."""
+    left, right = np.zeros((110, 120), bool), np.zeros((110, 120), bool)
+    for ring, top, side in ((left, 38, 30), (right, 30, 60)):
+        ring[top : top + 40, side : side + 26] = True
+        ring[top + 4 : top + 36, side + 4 : side + 22] = False
+    ink = left | right
+    ink[48:52, 56:60] = True  # the contact
+    ways, _, _ = numbers._picture_atoms(ink.astype(np.float32))
+    assert len(ways) == 2
+
+    def least_misplaced(atoms: list) -> int:
+        """Of the cuts between the atoms, the one leaving the least ink of a ring on the other's side."""
+        misplaced = []
+        for k in range(1, len(atoms)):
+            first = np.zeros_like(ink)
+            for atom in atoms[:k]:
+                for r, s, e in atom.parts:
+                    first[r, s:e] = True
+            misplaced.append(int((first & right).sum() + (~first & left).sum()))
+        return min(misplaced)
+
+    leaning, upright = ways
+    assert least_misplaced(leaning) > 100  # every leaning cut takes a corner of a ring to the wrong side
+    assert least_misplaced(upright) == 0
+
+
 def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
     """Slices sorted by their centres are not always in their cut order (a leaning cut's second slice can centre
     left of the first): parting them still costs the strokes their cut crosses, each cut once."""
