@@ -1157,7 +1157,7 @@ def _read_ways(ways: list[list[_Atom]], pixels: Callable[[list[_Atom]], np.ndarr
                height: float, image_widths: bool, signs: list[FoundSign] | None = None,
                meets: np.ndarray | None = None) -> list[Candidates]:
     """The candidates of each way of cutting a line into atoms (_candidates), all read in one batch: a
-    candidate the ways share (the same pixels) is asked once."""
+    candidate the ways share (the same pixels) is asked and measured once."""
     laid = []
     drawn: dict[tuple[int, ...], np.ndarray] = {}  # the pixels of a run of atoms, by the atoms' identities
     for atoms in ways:
@@ -1181,14 +1181,17 @@ def _read_ways(ways: list[list[_Atom]], pixels: Callable[[list[_Atom]], np.ndarr
     first: dict[bytes, int] = {}
     for k, key in enumerate(keys):
         first.setdefault(key, k)
-    answered = dict(zip(first, classify(every[list(first.values())])))
+    asked = every[list(first.values())]
+    answered = dict(zip(first, classify(asked)))
+    widths = dict(zip(first, ink_aspects(asked) if image_widths else [None] * len(asked)))
     found, start = [], 0
     for atoms, runs, vectors, meeting in laid:
-        answers = [answered[key] for key in keys[start : start + len(runs)]]
+        mine = keys[start : start + len(runs)]
         start += len(runs)
+        answers = [answered[key] for key in mine]
         probabilities = np.array([a.probabilities for a in answers], dtype=np.float64).reshape(len(runs), len(CLASSES))
         doubts = [a.doubt for a in answers]
-        aspects = ink_aspects(vectors) if image_widths else [None] * len(runs)
+        aspects = [widths[key] for key in mine]
         features = np.array([run_features(atoms[run[0] : run[1]], height, p, aspect, doubt)
                              for run, p, aspect, doubt in zip(runs, probabilities, aspects, doubts)]
                             ).reshape(len(runs), len(RUN_FEATURES))
