@@ -640,8 +640,9 @@ def test_two_1s_touching_side_by_side_are_two_digits_though_no_wider_than_one():
 
     def ones(vectors: np.ndarray) -> list[Prediction]:
         """1s all, the one with the most ink (the pair) surely, the others (a 1 alone) less so."""
-        ink = vectors.astype(np.float64).sum(axis=1)
-        return [Prediction(np.eye(10)[1] * sure + (1 - sure) / 10) for sure in np.where(ink == ink.max(), 0.99, 0.6)]
+        amount = vectors.astype(np.float64).sum(axis=1)
+        return [Prediction(np.eye(10)[1] * sure + (1 - sure) / 10)
+                for sure in np.where(amount == amount.max(), 0.99, 0.6)]
 
     found, _ = numbers.picture_candidates(Image.fromarray(((1 - ink) * 255).astype(np.uint8)), ones)
     crowded = numbers.RUN_FEATURES.index("crowded")
