@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -71,3 +72,17 @@ class Predictor:
         model = self.registry.resolve(model_name)
         probabilities, doubts = model.batcher.answer(images)
         return Result(model.name, model.version, probabilities, doubts)
+
+
+class Serving:
+    """What the servicer of every service answers with (server/servicer.py, server/open_inference.py): the
+    models, the predictor over them, the most images one request may carry, and the pool that computes
+    stream chunks, ``stream_depth`` of one stream at a time."""
+
+    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
+                 stream_pool: Executor, stream_depth: int = 2):
+        self.registry = registry
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self.stream_pool = stream_pool
+        self.stream_depth = stream_depth

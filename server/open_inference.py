@@ -11,7 +11,7 @@ parsing and errors are server/interceptor.py's, as for every service.
 from __future__ import annotations
 
 import struct
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from importlib import metadata
 from typing import Iterator
 
@@ -21,9 +21,9 @@ from digitserve.contract import CLASSES, IMAGE_SIDE, PIXELS
 from digitserve.open_inference import grpc_service_pb2 as pb
 from digitserve.open_inference import grpc_service_pb2_grpc
 from server.errors import InvalidInput, ModelNotFound, ServingError, clip
-from server.inference import Predictor, Result, decode_f32, decode_u8
+from server.inference import Result, Serving, decode_f32, decode_u8
 from server.pipeline import in_order
-from server.registry import LoadedModel, ModelRegistry
+from server.registry import LoadedModel
 
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVER_NAME = "digitserve"
@@ -142,14 +142,8 @@ def _infer_response(request: pb.ModelInferRequest, result: Result,
     return reply
 
 
-class OpenInferenceServicer(grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
-                 stream_pool: Executor, stream_depth: int = 2):
-        self.registry = registry
-        self.stream_pool = stream_pool
-        self.stream_depth = stream_depth
-        self.predictor = predictor
-        self.max_batch = max_batch
+class OpenInferenceServicer(Serving, grpc_service_pb2_grpc.GRPCInferenceServiceServicer):
+    """The Open Inference Protocol's GRPCInferenceService over the same models and predictor."""
 
     def _model(self, name: str, version: str) -> LoadedModel:
         """The model a request names, which must be at ``version`` when one is given."""

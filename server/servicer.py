@@ -6,16 +6,16 @@ server/interceptor.py applies them to every method of every service alike.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from typing import Iterator
 
 from digitserve.contract import PIXELS
 from digitserve.v1 import digits_pb2 as pb
 from digitserve.v1 import digits_pb2_grpc
 from server.errors import InvalidInput
-from server.inference import Predictor, Result, decode_f32, decode_u8
+from server.inference import Result, Serving, decode_f32, decode_u8
 from server.pipeline import in_order
-from server.registry import ModelRegistry, ReloadReport, Snapshot
+from server.registry import ReloadReport, Snapshot
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Digits"].full_name
 
@@ -64,14 +64,8 @@ def _reload_response(report: ReloadReport) -> pb.ReloadResponse:
         unchanged=report.unchanged, default_model=report.default or "", seconds=report.seconds)
 
 
-class DigitsServicer(digits_pb2_grpc.DigitsServicer):
-    def __init__(self, registry: ModelRegistry, predictor: Predictor, max_batch: int,
-                 stream_pool: Executor, stream_depth: int = 2):
-        self.registry = registry
-        self.stream_pool = stream_pool
-        self.stream_depth = stream_depth
-        self.predictor = predictor
-        self.max_batch = max_batch
+class DigitsServicer(Serving, digits_pb2_grpc.DigitsServicer):
+    """The Digits service of digits.proto: Predict, PredictStream, ListModels and Reload."""
 
     def Predict(self, request, context):
         return _response(self.predictor.predict(request.model, _images(request, self.max_batch)))
