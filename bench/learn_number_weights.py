@@ -1,4 +1,4 @@
-"""Learn the weights of a number's reading (clients/number_weights.py) on numbers of MNIST *training* digits.
+"""Learn the weights of a number's reading (clients/numbers/learnt.py) on numbers of MNIST *training* digits.
 
 A reading is the split of a picture's or a drawing's atoms into digits with
 the highest total of weights times features (clients.numbers.RUN_FEATURES for each
@@ -21,7 +21,7 @@ numbers of training digits (seeds 205-208) 34 had digits not found where
 they are, against 22.
 
 The model is loaded in this process (the client image needs no scikit-learn:
-only the numbers learnt go into clients/number_weights.py).
+only the numbers learnt go into clients/numbers/learnt.py).
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ import numpy as np
 from bench.common import MNIST_DIR, ROOT, mnist
 from bench.numbers import _FOUND, KINDS, LENGTHS, _overlap, make_samples
 from bench.tune_cuts import CachedModel
-from clients import number_weights, numbers
+from clients import numbers
+from clients.numbers import learnt
 from digitserve.settings import add_settings
 from server.registry import PREFERRED_DEFAULT
 
-OUT = ROOT / "clients" / "number_weights.py"
+OUT = ROOT / "clients" / "numbers" / "learnt.py"
 
 
 def split_features(found: numbers.Candidates, split: list[tuple[int, int]]) -> np.ndarray:
@@ -111,16 +112,16 @@ def learn(cases: list[tuple[numbers.Candidates, list[tuple], float]], start: num
 
 
 def write(medium: str, weights: numbers.Weights, description: str) -> None:
-    """Replace one medium's weights in clients/number_weights.py, keeping the other's."""
-    learnt = {**number_weights.LEARNT, medium: {"run": weights.run, "boundary": weights.boundary,
-                                                "learnt_on": description}}
+    """Replace one medium's weights in clients/numbers/learnt.py, keeping the other's."""
+    weights_now = {**learnt.LEARNT, medium: {"run": weights.run, "boundary": weights.boundary,
+                                             "learnt_on": description}}
     OUT.write_text(f'''"""The learnt weights of a number's reading, per medium.
 
-In the order of clients.numbers.RUN_FEATURES and BOUNDARY_FEATURES. Written by
+In the order of RUN_FEATURES and BOUNDARY_FEATURES (clients/numbers/features.py). Written by
 bench/learn_number_weights.py; "learnt_on" says from what.
 """
 
-LEARNT = {pprint.pformat(learnt, width=110, sort_dicts=False)}
+LEARNT = {pprint.pformat(weights_now, width=110, sort_dicts=False)}
 ''')
 
 

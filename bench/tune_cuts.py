@@ -1,19 +1,20 @@
 """Trying the cuts between touching digits on numbers composed from MNIST *training* digits.
 
-The constants of clients/numbers.py that decide where touching digits are
+The constants of clients/numbers/ that decide where touching digits are
 cut are tried here, never on the test digits bench.numbers reads: numbers
 are composed as bench.numbers composes them (same gaps, sizes and slants),
 but from training digits and with their own seeds, and read as pictures by
 a model of --models-dir loaded in this process (the answers are cached, so
 a sweep asks the model once per distinct candidate).
 
-    python -m bench.tune_cuts --models-dir DIR [--per-cell 20] [--seeds 101,102] [--grid _CUT=0.6,0.8]
+    python -m bench.tune_cuts --models-dir DIR [--per-cell 20] [--seeds 101,102] [--grid cuts._CUT_BAND=0.1,0.12]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import itertools
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-cell", type=int, default=20)
     parser.add_argument("--seeds", default="101", help="comma-separated seeds of the composed numbers")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
-                        help="constants of clients.numbers to try, every combination, e.g. --grid _CUT=0.6,0.8")
+                        help="constants of clients.numbers' modules to try, every combination, "
+                             "e.g. --grid cuts._CUT_BAND=0.1,0.12")
     add_settings(parser, [MNIST_DIR])
     args = parser.parse_args(argv)
     grid = {name: [float(v) for v in values.split(",")]
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                                           int(seed))]
     for values in itertools.product(*grid.values()):
         for name, value in zip(grid, values):
-            setattr(numbers, name, value)
+            module, constant = name.rsplit(".", 1)
+            setattr(importlib.import_module(f"clients.numbers.{module}"), constant, value)
         started = time.perf_counter()
         print(dict(zip(grid, values)), score(samples, model), f"({time.perf_counter() - started:.0f} s)", flush=True)
     return 0

@@ -183,7 +183,7 @@ def ink_level(image: Image.Image | np.ndarray, ink: str = "auto") -> tuple[np.nd
     from; and how many of the picture's pixels across one of its pixels spans (a huge picture's is averaged
     down, _LARGEST).
 
-    For callers that find several digits in one picture (clients/numbers.py).
+    For callers that find several digits in one picture (clients/numbers/).
     """
     if ink not in INKS:
         raise ValueError(f"ink must be one of {', '.join(INKS)}, not {ink!r}")

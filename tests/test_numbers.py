@@ -14,6 +14,7 @@ from PIL import Image
 
 from bench.numbers import amounts, compose, compose_drawing, one_above_other
 from clients import numbers
+from clients.numbers import atoms, candidates, cuts, pictures
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
 from digitserve.unsure import UNDECIDED, UNLIKE
@@ -590,8 +591,8 @@ def test_touching_pairs_cut_along_the_slant_through_their_contact():
         ink[r, x : x + 4] = True
         ink[r, x + 10 : x + 14] = True
     ink[25, 10 + 24 // 3 + 4 : 10 + 24 // 3 + 10] = True  # the contact
-    component = numbers._components(ink)[0]
-    pieces = numbers._slices(component, height=35.0)  # as wide as two digits of this line
+    component = atoms.connected_components(ink)[0]
+    pieces = cuts.cut_component(component, height=35.0)  # as wide as two digits of this line
     cut = min(range(1, len(pieces)), key=lambda k: pieces[k].crossing)
     assert pieces[cut].crossing < 1.0  # less than one stroke: a straight cut anywhere here would cross a bar
     left = sum(e - s for piece in pieces[:cut] for _, s, e in piece.parts)
@@ -608,7 +609,7 @@ def test_touching_digits_written_one_a_little_higher_are_cut_upright_as_well():
         ring[top + 4 : top + 36, side + 4 : side + 22] = False
     ink = left | right
     ink[48:52, 56:60] = True  # the contact
-    ways, _, _ = numbers._picture_atoms(ink.astype(np.float32))
+    ways, _, _ = pictures._picture_atoms(ink.astype(np.float32))
     assert len(ways) == 2
 
     def least_misplaced(atoms: list) -> int:
@@ -655,10 +656,10 @@ def test_two_1s_touching_side_by_side_are_two_digits_though_no_wider_than_one():
 def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
     """Slices sorted by their centres are not always in their cut order (a leaning cut's second slice can centre
     left of the first): parting them still costs the strokes their cut crosses, each cut once."""
-    first = numbers._Atom(10, 0, 40, 20, [], origin=0, order=0)  # the component's left edge: no cut
-    second = numbers._Atom(0, 0, 45, 60, [], origin=0, order=1, crossing=2.0)
-    third = numbers._Atom(45, 0, 80, 60, [], origin=0, order=2, crossing=1.0)
-    found = numbers._candidates([first, second, third], lambda group: np.zeros(784, np.uint8),
+    first = numbers.Atom(10, 0, 40, 20, [], origin=0, order=0)  # the component's left edge: no cut
+    second = numbers.Atom(0, 0, 45, 60, [], origin=0, order=1, crossing=2.0)
+    third = numbers.Atom(45, 0, 80, 60, [], origin=0, order=2, crossing=1.0)
+    found = candidates.read_candidates([first, second, third], lambda group: np.zeros(784, np.uint8),
                                 lambda vectors: [Prediction(np.full(10, 0.1))] * len(vectors), 60.0, image_widths=True)
     assert found.atoms == [second, first, third]
 
@@ -674,14 +675,14 @@ def test_parting_slices_costs_their_cuts_when_their_centres_come_out_of_order():
 def test_a_candidate_the_model_doubts_as_unlike_any_digit_pays_for_it(doubt, digits):
     """Two touching digits read as one look like no digit to the ensemble's judge: that doubt tips the reading
     to the split, where the model is less sure of each half than of the whole but doubts neither."""
-    halves = [numbers._Atom(0, 0, 30, 60, [], origin=0, order=0),
-              numbers._Atom(30, 0, 60, 60, [], origin=0, order=1, crossing=1.0)]
+    halves = [numbers.Atom(0, 0, 30, 60, [], origin=0, order=0),
+              numbers.Atom(30, 0, 60, 60, [], origin=0, order=1, crossing=1.0)]
     sure = np.eye(10)[7] * 0.75 + 0.025
 
     def classify(vectors: np.ndarray) -> list[Prediction]:  # the pixels say how many atoms a candidate is
         return [Prediction(sure + 0.2 * np.eye(10)[7], doubt) if v[0] == 2 else Prediction(sure) for v in vectors]
 
-    found = numbers._candidates(halves, lambda group: np.full(784, len(group), np.uint8), classify, 60.0,
+    found = candidates.read_candidates(halves, lambda group: np.full(784, len(group), np.uint8), classify, 60.0,
                                 image_widths=False)
     weights = numbers.Weights(run=tuple({"log_confidence": 1.0, "unlike": -1.0}.get(f, 0.0) for f in numbers.RUN_FEATURES),
                               boundary=(0.0,) * len(numbers.BOUNDARY_FEATURES))

@@ -1,6 +1,6 @@
 """The learnt weights of a number's reading, per medium.
 
-In the order of clients.numbers.RUN_FEATURES and BOUNDARY_FEATURES. Written by
+In the order of RUN_FEATURES and BOUNDARY_FEATURES (clients/numbers/features.py). Written by
 bench/learn_number_weights.py; "learnt_on" says from what.
 """
 

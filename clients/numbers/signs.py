@@ -1,0 +1,279 @@
+"""The signs written with a number's digits: a decimal point or a comma (an
+amount, a meter reading) and a colon (a time) between two digits, a minus
+before the first (split_signs).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Sequence
+
+import numpy as np
+
+from clients import preprocessing
+from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, piece_boxes, x_overlap
+from clients.numbers.number import MAX_MARKS
+
+
+_MAX_SPECKS = 1000  # marks of a point's size a colon is looked for among (a grained photo has a few hundred)
+# Signs: a decimal point or a comma (an amount, a meter reading) is a mark low between two digits,
+_SIGN = 0.35  # at most this wide and tall (a comma twice as tall),
+_SIGN_LEAST = 0.05  # at least this wide or tall (dust is smaller),
+SIGN_DUST = 0.25  # with at least this much of the area that is dust beside the digits (DUST),
+_SIGN_LOW = 0.55  # its top below this much of its neighbours' height,
+_SIGN_NEAR = 1.0  # digits on both sides within this of it,
+_SIGN_CLEAR = 0.3  # no other ink in its columns within this above or below it (a slanted digit's foot),
+_SIGN_APART = 0.06  # or this close beside it (the end of a stroke broken off),
+_SIGN_LIKE = 0.5  # and no mark at least this big beside it higher up (a colon).
+_POINT_BELOW = 0.12  # A point reaches at most this below its neighbours' baseline
+_ROUND = 1.6  # and is round: neither side longer than this times the other (a dash is a broken stroke's end);
+_COMMA_BELOW = 0.5  # a comma reaches further, up to this, and is taller than wide.
+# A colon (a time, a ratio) is two round marks of a point's size (the smaller at least _SIGN_LIKE of the
+# bigger), one above the other between two digits, the lower one not below the baseline (_POINT_BELOW),
+_COLON = 1.0  # the two reaching at most this far from top to bottom,
+_COLON_LEAN = 0.5  # their middles at most this much of the way down from one to the other aside (slanted writing),
+_COLON_MIDDLES = (0.6, 0.5)  # the upper one's middle at most, the lower one's at least this far down the line.
+# A minus is a bar before the first digit (within _SIGN_NEAR of it, nothing above or below it in the line),
+_MINUS = (0.25, 1.0)  # as long as this,
+_MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
+_MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height.
+# In a picture a sign's ink fills this much of its box at least (a dot, not a curl of grain; a comma
+# leans across its box),
+_FILLED = {".": 0.6, ",": 0.4, "-": 0.5}
+SIGN_STRENGTH = 0.5  # is at least this dark beside the digits' ink (grain is faint)
+_SIGN_PEN = 0.8  # and at least this wide or tall (a minus this thick) beside their strokes' width (grain is fine).
+
+
+FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coordinates (split_signs)
+
+
+def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = None,
+                 among: list[Atom] | None = None, meets: np.ndarray | None = None
+                 ) -> tuple[list[Atom], list[FoundSign]]:
+    """The atoms that are no sign; and the signs (points, commas, colons, a minus), each with its character
+    and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``which_meet(atoms)`` for a
+    drawing's strokes (a picture's atoms never meet).
+
+    A point or a comma stands between two digits (pieces of ink at least
+    SHORT of the line height tall on either side, near), low on their line,
+    small (_SIGN_LEAST to _SIGN of the line height), with no other ink in
+    its columns near it: a digit's own small pieces (a 5's bar, the end of a
+    broken stroke, the dots of a traced digit) lie within its width or high
+    up. A comma reaches further below the baseline than a point. A colon is
+    two such marks, one above the middle of the line and one below it. A
+    minus is a bar before the first digit, about halfway down it. In a
+    picture (``level``) a sign is also filled, about as dark as the digits
+    and at least about as wide (a minus as thick) as their pen: grain is
+    faint, fine and curled.
+    """
+    if len(atoms) > MAX_MARKS:  # no number (refused by check_count): not searched
+        return atoms, []
+    boxes = [box_of([a]) for a in atoms] if meets is None else piece_boxes(atoms, meets)
+    pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= SHORT * height]
+    if level is not None:
+        ink = digits_ink(atoms, level, height)
+        if ink is None:  # nothing to measure a picture's pen and ink by (a line's tallest piece is a digit)
+            return atoms, []
+        strength, pen = ink
+
+    def inked(atom: Atom, char: str, pen_share: float = 1.0) -> bool:
+        """Written as a sign is: in a picture, filled, dark, and no finer than ``pen_share`` of the pen."""
+        return level is None or _inked_as_sign(atom, char, level, strength, pen * pen_share)
+
+    among = atoms if among is None else among
+    signs, taken = [], set()
+    for atom in among:
+        char = _sign_char(atom, atoms, among, pieces, height)
+        if char and inked(atom, char):
+            signs.append((char, box_of([atom])))
+            taken.add(id(atom))
+    for upper, lower in _colons(atoms, [m for m in among if id(m) not in taken], boxes, pieces, height):
+        # Two dots alike say more than one: of a colon, the smaller may be as small as _colons lets it be.
+        smaller, bigger = sorted((upper, lower), key=lambda m: max(m.width, m.height))
+        if inked(bigger, ".") and inked(smaller, ".", _SIGN_LIKE):
+            signs.append((":", box_of([upper, lower])))
+            taken |= {id(upper), id(lower)}
+    return [a for a in atoms if id(a) not in taken], signs
+
+
+def digits_ink(atoms: Sequence[Atom], level: np.ndarray, height: float,
+                pen: bool = True) -> tuple[float, float] | None:
+    """How dark a picture's digits are and how wide their pen (ink_strength, pen_width), from its atoms at least SHORT
+    of the line ``height`` tall; None without one. The median digit's: a heavy digit beside light ones says
+    little of the pen that wrote the rest. Without ``pen`` the pen is not measured (the dearer measure),
+    and is 0: any pen is as wide."""
+    digits = [a for a in atoms if a.height >= SHORT * height]
+    if not digits:
+        return None
+    return (float(np.median([ink_strength(a, level) for a in digits])),
+            float(np.median([pen_width(a) for a in digits])) if pen else 0.0)
+
+
+def _stacked(boxes: list[Box]) -> list[Box]:
+    """The boxes joined where they share most of the narrower one's width: the pieces of a digit broken
+    across (a faint 5's bar and bowl) make one."""
+    joined: list[Box] = []
+    for box in sorted(boxes):
+        if joined and x_overlap(joined[-1], box) >= SHARED:
+            last = joined.pop()
+            box = (min(last[0], box[0]), min(last[1], box[1]), max(last[2], box[2]), max(last[3], box[3]))
+        joined.append(box)
+    return joined
+
+
+def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
+               pieces: Sequence[Box], height: float) -> str | None:
+    """".", "," or "-" if this atom's place and size are a point's, a comma's or a minus's among the digits'
+    ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None."""
+    middle = (atom.left + atom.right) / 2
+    if any(b[0] < middle < b[2] for b in pieces):
+        return None
+    if not any(b[2] <= atom.left for b in pieces):  # before the first digit
+        right = min((b for b in pieces if b[0] >= atom.right), key=lambda b: b[0], default=None)
+        return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
+            and _minus_like(atom, atoms, right, height) else None
+    if not _dot_sized(atom, height, 2 * _SIGN):
+        return None
+    line = _line_beside(box_of([atom]), atoms, pieces, height)
+    if line is None:
+        return None
+    top, base = line
+    if atom.top < top + _SIGN_LOW * (base - top):
+        return None
+    # No ink just above or below it (a slanted digit's foot), and no mark like it higher up (a colon).
+    if not _clear([atom], atoms, height):
+        return None
+    left, right = atom.left - _SIGN_APART * height, atom.right + _SIGN_APART * height
+    size = max(atom.width, atom.height)
+    if any(other is not atom and _SIGN_LIKE * size <= max(other.width, other.height) <= _SIGN * height
+           and _ink_within(other, left, right, top, atom.top) for other in marks):
+        return None
+    below = atom.bottom - base
+    if below <= _POINT_BELOW * height and atom.height <= _SIGN * height and _round(atom):
+        return "."
+    if below <= _COMMA_BELOW * height and atom.height > atom.width:
+        return ","
+    return None
+
+
+def _colons(atoms: Sequence[Atom], marks: Sequence[Atom], boxes: Sequence[Box], pieces: Sequence[Box],
+            height: float) -> list[tuple[Atom, Atom]]:
+    """The colons among these ``marks``: pairs of round marks of a point's size, one above the other between
+    two digits (the digits' ``atoms``; ``boxes`` and ``pieces``, the boxes of their pieces as split_signs
+    finds them, before and after stacking), as upper and lower mark."""
+    dots = sorted((m for m in marks if _dot_sized(m, height, _SIGN) and _round(m)), key=lambda m: m.left + m.right)
+    if len(dots) > _MAX_SPECKS:  # ink as speckled as a dusty page: no colon could be told from its specks
+        return []
+    doubled = [m.left + m.right for m in dots]  # twice their middles, in order
+    aside = 2 * _COLON_LEAN * _COLON * height  # a colon's lower dot is at most this (doubled) aside
+    colons: list[tuple[Atom, Atom]] = []
+    for k, upper in enumerate(dots):
+        for lower in dots[bisect.bisect_left(doubled, doubled[k] - aside):bisect.bisect_right(doubled, doubled[k] + aside)]:
+            if lower.top <= upper.bottom or any(upper in pair or lower in pair for pair in colons):
+                continue
+            sizes = sorted((max(upper.width, upper.height), max(lower.width, lower.height)))
+            across = abs((upper.left + upper.right) - (lower.left + lower.right)) / 2
+            down = (lower.top + lower.bottom - upper.top - upper.bottom) / 2
+            if lower.bottom - upper.top > _COLON * height or across > _COLON_LEAN * down \
+                    or sizes[0] < _SIGN_LIKE * sizes[1]:
+                continue
+            # A drawing's two dots are pieces of their own: stacked, they would make one digit-tall piece.
+            own = (box_of([upper]), box_of([lower]))
+            beside = pieces if not any(b in own for b in boxes) else \
+                [b for b in _stacked([b for b in boxes if b not in own]) if b[3] - b[1] >= SHORT * height]
+            line = _line_beside(box_of([upper, lower]), atoms, beside, height)
+            if line is None:
+                continue
+            top, base = line
+            if top <= upper.top and (upper.top + upper.bottom) / 2 <= top + _COLON_MIDDLES[0] * (base - top) \
+                    and (lower.top + lower.bottom) / 2 >= top + _COLON_MIDDLES[1] * (base - top) \
+                    and lower.bottom - base <= _POINT_BELOW * height \
+                    and _clear([upper, lower], [a for a in atoms if a is not upper and a is not lower], height):
+                colons.append((upper, lower))
+    return colons
+
+
+def _dot_sized(atom: Atom, height: float, tallest: float) -> bool:
+    """Is this atom of a sign's size: at least _SIGN_LEAST of the line ``height`` long, at most _SIGN of it
+    wide and ``tallest`` of it tall?"""
+    return max(atom.width, atom.height) >= _SIGN_LEAST * height \
+        and atom.width <= _SIGN * height and atom.height <= tallest * height
+
+
+def _round(atom: Atom) -> bool:
+    """Neither side of its box longer than _ROUND times the other (a dash is a broken stroke's end)."""
+    return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height)
+
+
+def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float
+                 ) -> tuple[float, float] | None:
+    """The top and the baseline of the digits' line where ``box`` stands between two digits' ``pieces``,
+    each within _SIGN_NEAR of the line ``height``; None if it stands elsewhere (in a digit's columns,
+    before the first digit or after the last)."""
+    middle = (box[0] + box[2]) / 2
+    before = [b for b in pieces if b[2] <= box[0]]
+    after = [b for b in pieces if b[0] >= box[2]]
+    if not before or not after or any(b[0] < middle < b[2] for b in pieces):
+        return None
+    left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
+    if box[0] - left[2] > _SIGN_NEAR * height or right[0] - box[2] > _SIGN_NEAR * height:
+        return None
+    lines = [_column_ink(b, atoms) for b in (left, right)]
+    return (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
+
+
+def _column_ink(piece: Box, atoms: Sequence[Atom]) -> Box:
+    """The box of the atoms whose middles stand in this digit's ``piece``'s columns: where all its ink
+    reaches (the bottom of a broken 3 is no piece of its own)."""
+    return box_of([o for o in atoms if piece[0] <= (o.left + o.right) / 2 <= piece[2]])
+
+
+def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
+    """No ink of ``atoms`` but the ``marks`` themselves in their columns (with _SIGN_APART beside them)
+    within _SIGN_CLEAR of the line ``height`` above or below them."""
+    left, top, right, bottom = box_of(marks)
+    clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
+    return not any(all(other is not m for m in marks)
+                   and _ink_within(other, left - apart, right + apart, top - clear, bottom + clear)
+                   for other in atoms)
+
+
+def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float) -> bool:
+    """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
+    if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
+        return False
+    _, top, _, base = _column_ink(first, atoms)
+    if not top + _MINUS_MIDDLE[0] * (base - top) <= (atom.top + atom.bottom) / 2 <= top + _MINUS_MIDDLE[1] * (base - top):
+        return False
+    return not any(other is not atom and _ink_within(other, atom.left, atom.right, top, base) for other in atoms)
+
+
+def _ink_within(atom: Atom, left: float, right: float, top: float, bottom: float) -> bool:
+    """Does any of this atom's ink (a picture's runs, a stroke's points and pen) lie inside the box?"""
+    if atom.right <= left or atom.left >= right or atom.bottom <= top or atom.top >= bottom:
+        return False
+    if atom.points is None:
+        return any(top <= r < bottom and s < right and left < e for r, s, e in atom.parts)
+    x, y, reach = atom.points[:, 0], atom.points[:, 1], atom.reach
+    return bool(((x + reach > left) & (x - reach < right) & (y + reach > top) & (y - reach < bottom)).any())
+
+
+def _inked_as_sign(atom: Atom, char: str, level: np.ndarray, strength: float, pen: float) -> bool:
+    """Is this piece of a picture's ink written as a point, a comma or a minus (``char``) is, beside digits of
+    this ink ``strength`` and ``pen``: filled, dark, and no finer than the pen?"""
+    return (ink_area(atom) >= _FILLED[char] * atom.width * atom.height
+            and ink_strength(atom, level) >= SIGN_STRENGTH * strength
+            and (atom.height if char == "-" else max(atom.width, atom.height)) >= _SIGN_PEN * pen)
+
+
+def pen_width(atom: Atom) -> float:
+    """How wide a picture atom's strokes are, in pixels (preprocessing.stroke_width of its ink)."""
+    ink = np.zeros((int(atom.height), int(atom.width)), np.float32)
+    for r, s, e in atom.parts:
+        ink[r - int(atom.top), s - int(atom.left) : e - int(atom.left)] = 1.0
+    return preprocessing.stroke_width(ink)
+
+
+def ink_strength(atom: Atom, level: np.ndarray) -> float:
+    """How dark a picture atom's ink is: its strongest ink level."""
+    return max(float(level[r, s:e].max()) for r, s, e in atom.parts)
