@@ -121,7 +121,7 @@ In the order of RUN_FEATURES and BOUNDARY_FEATURES (clients/numbers/features.py)
 bench/learn_number_weights.py; "learnt_on" says from what.
 """
 
-LEARNT = {pprint.pformat(weights_now, width=110, sort_dicts=False)}
+LEARNT = {pprint.pformat(weights_now, width=120, sort_dicts=False)}
 ''')
 
 

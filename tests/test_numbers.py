@@ -14,7 +14,7 @@ from PIL import Image
 
 from bench.numbers import amounts, compose, compose_drawing, one_above_other
 from clients import numbers
-from clients.numbers import atoms, candidates, cuts, pictures
+from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
 from digitserve.unsure import UNDECIDED, UNLIKE
@@ -610,7 +610,7 @@ def test_touching_digits_written_one_a_little_higher_are_cut_upright_as_well():
     ink = left | right
     ink[48:52, 56:60] = True  # the contact
     ways, _, _ = pictures._picture_atoms(ink.astype(np.float32))
-    assert len(ways) == 2
+    assert len(ways) >= 2  # a third, a ring's straight side taken out as a 1 (ones.py), may follow
 
     def least_misplaced(atoms: list) -> int:
         """Of the cuts between the atoms, the one leaving the least ink of a ring on the other's side."""
@@ -623,7 +623,7 @@ def test_touching_digits_written_one_a_little_higher_are_cut_upright_as_well():
             misplaced.append(int((first & right).sum() + (~first & left).sum()))
         return min(misplaced)
 
-    leaning, upright = ways
+    leaning, upright = ways[:2]
     assert least_misplaced(leaning) > 100  # every leaning cut takes a corner of a ring to the wrong side
     assert least_misplaced(upright) == 0
 
@@ -714,3 +714,44 @@ def test_the_committed_results_carry_the_numbers_summary():
     assert results["numbers"]["summary"] == details["summary"]
     assert results["numbers"]["met"] == details["met"]
     assert "models" in results and "server" in results  # bench.run's own sections are still there
+
+
+def _ring_and_bar(bar: bool = True) -> np.ndarray:
+    """Ink of a 0 (an upright ring) and, if ``bar``, a 1 (an upright bar) running along its right side and
+    overlapping it over most of its height: one component, as a 1 written against a 0 makes."""
+    rows, cols = np.mgrid[0:110, 0:120]
+    radius = ((cols - 45) / 22.0) ** 2 + ((rows - 55) / 40.0) ** 2
+    ink = ((radius <= 1.0) & (radius >= 0.62)).astype(np.float32)
+    if bar:
+        ink[14:97, 64:73] = 1.0
+    return ink
+
+
+def test_a_1_running_along_its_neighbours_side_is_taken_out_of_it():
+    """A 1 against a 0's side touches it over many rows: no way down parts them. Its straight stroke is
+    taken out along the side, the rest left whole as the 0; a 0 alone, its sides curved, is left alone."""
+    component = atoms.connected_components(_ring_and_bar() > 0.5)[0]
+    rest, stroke = ones.one_apart(component, height=component.height)
+    assert stroke.one and not rest.one
+    assert 62 <= stroke.left and stroke.right <= 74 and stroke.height >= 75  # the bar
+    assert rest.left <= 24 and rest.right <= 68 and rest.height >= 75  # the ring, less its side under the bar
+    alone = atoms.connected_components(_ring_and_bar(bar=False) > 0.5)[0]
+    assert ones.one_apart(alone, height=alone.height) is None
+
+
+def test_a_1_taken_out_of_the_0_it_touches_is_read_when_the_pair_looks_like_no_digit():
+    """The model reads the merged pair (wide, the bar's straight side at its right) as a 0 it doubts, unlike
+    any digit, and the 0 and the 1 apart without doubt: the number is read as 01, not as one 0, nor as a 1
+    and a 0 cut upright through the ring."""
+    ink = _ring_and_bar()
+
+    def reader(vectors: np.ndarray) -> list[Prediction]:
+        answers = []
+        for image in vectors.reshape(-1, 28, 28) > 64:
+            columns = np.flatnonzero(image.any(axis=0))
+            pair = len(columns) >= 10 and image[:, columns[-1]].sum() >= 16
+            answers.append(Prediction(np.eye(10)[1 if len(columns) <= 8 else 0] * 0.9 + 0.01, UNLIKE if pair else ""))
+        return answers
+
+    number = numbers.read_image(Image.fromarray(((1 - ink) * 255).astype(np.uint8)), reader)
+    assert number.text == "01"

@@ -41,6 +41,7 @@ class Atom:
     origin: int = 0  # the component or stroke it comes from: slices of one component share it
     crossing: float = 0.0  # for a slice, how many strokes the cut at its left edge goes through
     order: int = 0  # for a slice, its place among its component's slices, left to right along the slant
+    one: bool = False  # a 1's straight stroke taken out of the neighbour it runs along (ones.py)
     points: np.ndarray | None = None  # for a stroke, its points, and the ink's reach around them:
     reach: float = 0.0
 

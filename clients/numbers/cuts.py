@@ -17,7 +17,7 @@ from clients.numbers.atoms import Atom, runs_atom
 
 # A component wider than this may hold touching digits. A 1 touching its neighbour makes a narrow pair
 # ("17" about 0.6); cut below 0.75 too, the slices of one wide digit are left to the model and its doubt.
-_CUT_ABOVE = 0.5
+CUT_ABOVE = 0.5
 _CUT_BAND = 0.12  # a cut may wander this far aside to find the least ink to cross
 _CUT_LEAST = 0.5  # a cut costs at least what crossing half a stroke does
 _CUT_MARGIN = 0.15  # no cut closer than this to a component's side
@@ -34,7 +34,7 @@ def cut_component(component: Atom, height: float, lean: bool = True) -> list[Ato
     that between two slanted touching digits a cut passes through their
     contact alone; else they run upright.
     """
-    if component.width <= _CUT_ABOVE * height:
+    if component.width <= CUT_ABOVE * height:
         return [component]
     rows = np.array([r for r, _, _ in component.parts], np.float64)
     starts = np.array([s for _, s, _ in component.parts], np.float64)

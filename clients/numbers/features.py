@@ -60,6 +60,7 @@ RUN_FEATURES = (
     "low",  # how much lower than the line height: digits of a number are about as tall, a digit's strokes lower
     "unlike",  # 1 when the model doubts the run as unlike any digit: two touching digits read as one, a slice of one
     "crowded",  # the other one-digit check on the 28x28 image: rows crossing more strokes than 95% of the class
+    "one_apart",  # 1 for a 1's straight stroke taken out of the neighbour it runs along (ones.py), read alone
 )
 BOUNDARY_FEATURES = (
     "cut",  # ink parted between the two digits: strokes the cut crosses (pictures), strokes that meet (drawings)
@@ -107,7 +108,7 @@ def run_features(group: Sequence[Atom], height: float, probabilities: np.ndarray
     rejoined = sum(a.origin == b.origin for a, b in zip(group, group[1:]))
     return [math.log(max(float(probabilities.max()), 1e-6)), 1.0, short, wide, narrow, box_wide, siding,
             max(0.0, w / height - 1.0), float(rejoined), max(0.0, 1.0 - stands / height), float(doubt == UNLIKE),
-            crowded]
+            crowded, float(len(group) == 1 and group[0].one)]
 
 
 def _ink_height(group: Sequence[Atom]) -> float:

@@ -28,7 +28,7 @@ class Weights:
 
 
 # Set by hand: the log-confidence of each digit, minus what the geometry says against it. Learning starts here.
-HAND_SET_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -WIDE, -NARROW, -3.0, -SIDING, 0.0, 0.0, 0.0, -1.0, -WIDE),
+HAND_SET_WEIGHTS = Weights(run=(1.0, 0.0, -8.0, -WIDE, -NARROW, -3.0, -SIDING, 0.0, 0.0, 0.0, -1.0, -WIDE, 0.0),
                            boundary=(-_CUT, -SIDING, 0.0))
 
 
