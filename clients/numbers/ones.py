@@ -65,8 +65,8 @@ def one_apart(component: Atom, height: float) -> list[Atom] | None:
         rest_runs.append((r, s, e))
     if not stroke_runs or not rest_runs:
         return None
-    # The neighbour is the rest's biggest piece, a digit's height and ink; the slivers of the 1's own edge left
-    # beside the stroke go with the stroke.
+    # The neighbour is the rest's biggest piece, a digit's height and ink. The smaller pieces go with the
+    # stroke: slivers of the 1's own edge left beside the strip, or a tip of the neighbour it cut off.
     pieces = connected_components(_mask(rest_runs, component), dust=0.0)
     areas = [ink_area(piece) for piece in pieces]
     neighbour = pieces[int(np.argmax(areas))]
