@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from bench.numbers import amounts, compose, compose_drawing, one_above_other
@@ -755,3 +757,23 @@ def test_a_1_taken_out_of_the_0_it_touches_is_read_when_the_pair_looks_like_no_d
 
     number = numbers.read_image(Image.fromarray(((1 - ink) * 255).astype(np.uint8)), reader)
     assert number.text == "01"
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_taking_a_1_out_keeps_every_pixel_of_ink_once(seed: int):
+    """Whatever the ink (random specks, bars, blobs; any line height), a component taken apart is a 1 and
+    its neighbour that share no pixel and leave none out."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(3, 90, 2)
+    ink = rng.random((h, w)) < rng.uniform(0.05, 0.9)
+    if rng.random() < 0.5:
+        column = rng.integers(0, w)
+        ink[:, column : column + rng.integers(1, 6)] = True
+    for component in atoms.connected_components(ink, dust=0.0)[:3]:
+        taken = ones.one_apart(component, height=float(rng.uniform(2, 100)))
+        if taken is None:
+            continue
+        assert [a.one for a in taken].count(True) == 1 and len(taken) == 2
+        pixels = [(r, c) for a in taken for r, s, e in a.parts for c in range(s, e)]
+        assert sorted(pixels) == sorted((r, c) for r, s, e in component.parts for c in range(s, e))
