@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from clients import preprocessing
+
 
 # A component smaller than this fraction of the largest one is dust, not a stroke.
 DUST = 0.02
@@ -58,6 +60,19 @@ def box_of(group: Sequence[Atom]) -> Box:
     """The box around these atoms: left, top, right, bottom."""
     return (min(a.left for a in group), min(a.top for a in group),
             max(a.right for a in group), max(a.bottom for a in group))
+
+
+def ink_mask(atom: Atom, runs: Sequence[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """A picture atom's ink, or these ``runs`` of it, as a boolean image of its box."""
+    mask = np.zeros((int(atom.height), int(atom.width)), bool)
+    for r, s, e in atom.parts if runs is None else runs:
+        mask[r - int(atom.top), s - int(atom.left) : e - int(atom.left)] = True
+    return mask
+
+
+def pen_width(atom: Atom) -> float:
+    """How wide a picture atom's strokes are, in pixels (preprocessing.stroke_width of its ink)."""
+    return preprocessing.stroke_width(ink_mask(atom).astype(np.float32))
 
 
 def connected_components(mask: np.ndarray, dust: float = DUST) -> list[Atom]:

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from clients.numbers.atoms import Atom, MERGE_GAP, SHARED, SHORT, box_of, x_overlap
+from clients.numbers.atoms import Atom, MERGE_GAP, SHARED, SHORT, box_of, pen_width, x_overlap
 from clients.numbers.number import SeveralLines
-from clients.numbers.signs import SIGN_STRENGTH, digits_ink, ink_strength, pen_width
+from clients.numbers.signs import SIGN_STRENGTH, digits_ink, ink_strength
 
 
 _LINE_PIECE = 0.25  # a line of writing is made of pieces at least this tall (smaller digits than the line's too)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clients import preprocessing
-from clients.numbers.atoms import Atom, connected_components, ink_area, runs_atom
+from clients.numbers.atoms import Atom, connected_components, ink_area, ink_mask, pen_width, runs_atom
 from clients.numbers.cuts import CUT_ABOVE
 
 _SLOPES = np.linspace(-0.6, 0.6, 25)  # columns per row a 1 may lean (MNIST's lean up to about 0.5)
@@ -33,20 +32,17 @@ def one_apart(component: Atom, height: float) -> list[Atom] | None:
     if component.width <= CUT_ABOVE * height or component.height < _LONG * height:
         return None
     top, left = component.top, component.left
-    mask = _mask(component.parts, component)
-    pen = max(1.0, preprocessing.stroke_width(mask.astype(np.float32)))
+    mask = ink_mask(component)
+    pen = max(1.0, pen_width(component))
     inked = mask.any(axis=1)
     columns = np.arange(mask.shape[1])
     right_edge = np.where(inked, np.where(mask, columns, -1).max(axis=1), 0)
     left_edge = np.where(inked, np.where(mask, columns, mask.shape[1]).min(axis=1), 0)
-    best = None
-    for side, edge in (("right", right_edge), ("left", left_edge)):
-        line = _straight(edge, inked, pen, _LONG * height)
-        if line is not None and (best is None or line[2] - line[1] > best[1][2] - best[1][1]):
-            best = (side, line)
-    if best is None:
+    lines = [(side, line) for side, edge in (("right", right_edge), ("left", left_edge))
+             if (line := _straight(edge, inked, pen, _LONG * height)) is not None]
+    if not lines:
         return None
-    side, (place, first, last) = best
+    side, (place, first, last) = max(lines, key=lambda found: found[1][2] - found[1][1])  # the longer; right on a tie
     if last - first + 1 < _LONG * height:
         return None
     width = _WIDTH * pen  # taken from the straight side inward
@@ -67,7 +63,7 @@ def one_apart(component: Atom, height: float) -> list[Atom] | None:
         return None
     # The neighbour is the rest's biggest piece, a digit's height and ink. The smaller pieces go with the
     # stroke: slivers of the 1's own edge left beside the strip, or a tip of the neighbour it cut off.
-    pieces = connected_components(_mask(rest_runs, component), dust=0.0)
+    pieces = connected_components(ink_mask(component, rest_runs), dust=0.0)
     areas = [ink_area(piece) for piece in pieces]
     neighbour = pieces[int(np.argmax(areas))]
     if neighbour.height < _REST * height or max(areas) < _REST_INK * ink_area(component):
@@ -108,11 +104,3 @@ def _straight(edge: np.ndarray, inked: np.ndarray, pen: float, least: float) -> 
     if run[line, last] == 0:
         return None
     return (places[kept[line]] + _SLOPES[slopes[line]] * offsets, int(last - run[line, last] + 1), int(last))
-
-
-def _mask(runs: list[tuple[int, int, int]], component: Atom) -> np.ndarray:
-    """These runs of a component's ink as a boolean image of its box."""
-    mask = np.zeros((component.height, component.width), bool)
-    for r, s, e in runs:
-        mask[r - component.top, s - component.left : e - component.left] = True
-    return mask

@@ -10,8 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from clients import preprocessing
-from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, piece_boxes, x_overlap
+from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, pen_width, piece_boxes, x_overlap
 from clients.numbers.number import MAX_MARKS
 
 
@@ -264,14 +263,6 @@ def _inked_as_sign(atom: Atom, char: str, level: np.ndarray, strength: float, pe
     return (ink_area(atom) >= _FILLED[char] * atom.width * atom.height
             and ink_strength(atom, level) >= SIGN_STRENGTH * strength
             and (atom.height if char == "-" else max(atom.width, atom.height)) >= _SIGN_PEN * pen)
-
-
-def pen_width(atom: Atom) -> float:
-    """How wide a picture atom's strokes are, in pixels (preprocessing.stroke_width of its ink)."""
-    ink = np.zeros((int(atom.height), int(atom.width)), np.float32)
-    for r, s, e in atom.parts:
-        ink[r - int(atom.top), s - int(atom.left) : e - int(atom.left)] = 1.0
-    return preprocessing.stroke_width(ink)
 
 
 def ink_strength(atom: Atom, level: np.ndarray) -> float:
