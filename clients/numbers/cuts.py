@@ -69,13 +69,10 @@ def cut_component(component: Atom, height: float, lean: bool = True) -> list[Ato
     for x in sorted(minima | contacts, key=lambda x: (x not in contacts, profile[x])):
         if len(cuts) < _MAX_CUTS and all(abs(x - c) >= _CUT_SPACING * height for c in cuts):
             cuts.append(x)
-    paths = [np.zeros(component.height, int)]
-    costs = [0.0]
-    for x in sorted(cuts):
-        path, ink = _cut_path(mask, x, wide_band if x in contacts else band)
-        paths.append(path)
-        costs.append(max(_CUT_LEAST, ink / stroke))
-    paths.append(np.full(component.height, width))
+    cuts.sort()
+    ways, crossed = _cut_paths(mask, cuts, [wide_band if x in contacts else band for x in cuts])
+    paths = [np.zeros(component.height, int), *ways, np.full(component.height, width)]
+    costs = [0.0, *(max(_CUT_LEAST, ink / stroke) for ink in crossed.tolist())]
     slices = []
     for k in range(len(paths) - 1):
         runs = []
@@ -91,38 +88,45 @@ def cut_component(component: Atom, height: float, lean: bool = True) -> list[Ato
     return slices
 
 
-def _cut_path(mask: np.ndarray, x: int, band: int) -> tuple[np.ndarray, float]:
-    """The way down through ``mask`` near column ``x`` that crosses the least ink (one column aside per row at most).
+def _cut_paths(mask: np.ndarray, xs: list[int], bands: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For each column of ``xs``, the way down through ``mask`` within its band of it that crosses the least
+    ink (one column aside per row at most), all found at once.
 
-    Returns, per row, the column where the right-hand side begins, and how
-    many ink pixels the way crosses: between touching digits it slips through
-    their contact, where a straight cut would cross every stroke in its column.
+    Returns, per way and row, the column where the right-hand side begins;
+    and how many ink pixels each way crosses: between touching digits it
+    slips through their contact, where a straight cut would cross every
+    stroke in its column. Of equal ways, the one nearest its column.
     """
     h, w = mask.shape
-    lo, hi = max(1, x - band), min(w - 1, x + band + 1)
-    ink = mask[:, lo:hi].astype(np.float64)
-    ink += np.abs(np.arange(lo, hi) - x) * 1e-3  # of equal ways, the one nearest the cut
+    if not xs:
+        return np.zeros((0, h), int), np.zeros(0)
+    xs_, bands_ = np.asarray(xs), np.asarray(bands)
+    offsets = np.arange(-int(bands_.max()), int(bands_.max()) + 1)
+    columns = xs_[:, None] + offsets[None, :]  # (ways, 2 band + 1)
+    inside = (np.abs(offsets)[None, :] <= bands_[:, None]) & (columns >= 1) & (columns < w - 1)
+    ink = np.where(inside[None], mask[:, np.clip(columns, 0, w - 1)] + np.abs(offsets) * 1e-3, np.inf)
     total = ink[0].copy()
-    steps = np.zeros((h, hi - lo), np.int8)
+    steps = np.zeros(ink.shape, np.int8)
+    edge = np.full((len(xs), 1), np.inf)
     for r in range(1, h):
-        left = np.concatenate(([np.inf], total[:-1]))
-        right = np.concatenate((total[1:], [np.inf]))
-        options = np.stack([left, total, right])
+        options = np.stack([np.concatenate((edge, total[:, :-1]), axis=1), total,
+                            np.concatenate((total[:, 1:], edge), axis=1)])
         steps[r] = options.argmin(axis=0) - 1
         total = options.min(axis=0) + ink[r]
-    column = int(total.argmin())
-    crossed = float(mask[h - 1, lo + column])
-    path = np.empty(h, int)
+    ways = np.arange(len(xs))
+    column = total.argmin(axis=1)
+    paths = np.empty((len(xs), h), int)
+    crossed = np.zeros(len(xs))
     for r in range(h - 1, -1, -1):
-        path[r] = lo + column
-        if r:
-            column += int(steps[r, column])
-            crossed += float(mask[r - 1, lo + column])
-    return path, crossed
+        paths[:, r] = columns[ways, column]
+        crossed += mask[r, paths[:, r]]
+        column = column + steps[r, ways, column]
+    return paths, crossed
 
 
 def _least_crossings(mask: np.ndarray, xs: np.ndarray, band: int) -> np.ndarray:
-    """For each column of ``xs``, the least ink a way down near it crosses (as _cut_path finds it, all at once)."""
+    """For each column of ``xs``, the least ink a way down within ``band`` of it crosses (as _cut_paths
+    finds them, without the ways)."""
     h, w = mask.shape
     columns = xs[:, None] + np.arange(-band, band + 1)[None, :]  # (columns, 2 band + 1)
     inside = (columns >= 1) & (columns < w - 1)
@@ -142,14 +146,25 @@ def cut_out(level: np.ndarray, group: list[Atom]) -> np.ndarray:
     right, bottom = max(a.right for a in group), max(a.bottom for a in group)
     margin = 2 + (bottom - top) // 10
     out = np.zeros((bottom - top + 2 * margin, right - left + 2 * margin), np.float32)
-    for atom in group:
-        for r, s, e in atom.parts:
-            # One pixel around the run too: the faint anti-aliased edge of the stroke belongs to it.
-            r0, s0 = max(r - 1, 0), max(s - 1, 0)
-            patch = level[r0 : r + 2, s0 : e + 1]
-            view = out[r0 - top + margin : r0 - top + margin + patch.shape[0],
-                       s0 - left + margin : s0 - left + margin + patch.shape[1]]
-            np.maximum(view, patch, out=view)
+    rows, starts, ends = np.array([run for atom in group for run in atom.parts]).reshape(-1, 3).T
+    # The runs painted at once: +1 where each starts, -1 where it ends, summed along the row.
+    h, w = bottom - top, right - left
+    size = h * (w + 1)
+    at = (rows - top) * (w + 1) - left
+    painted = np.bincount(at + starts, minlength=size) - np.bincount(at + ends, minlength=size)
+    ink = np.cumsum(painted.reshape(h, w + 1), axis=1)[:, :-1] > 0
+    # One pixel around the ink too: the faint anti-aliased edge of the stroke belongs to it.
+    across = np.zeros((h, w + 2), bool)
+    for k in range(3):
+        across[:, k : k + w] |= ink
+    near = np.zeros((h + 2, w + 2), bool)  # from the row above ``top`` and the column left of ``left``
+    for k in range(3):
+        near[k : k + h] |= across
+    r0, r1 = max(top - 1, 0), min(bottom + 1, level.shape[0])
+    c0, c1 = max(left - 1, 0), min(right + 1, level.shape[1])
+    kept = near[r0 - top + 1 : r1 - top + 1, c0 - left + 1 : c1 - left + 1]
+    view = out[r0 - top + margin : r1 - top + margin, c0 - left + margin : c1 - left + margin]
+    view[kept] = level[r0:r1, c0:c1][kept]
     return out
 
 
