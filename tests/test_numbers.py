@@ -777,3 +777,39 @@ def test_taking_a_1_out_keeps_every_pixel_of_ink_once(seed: int):
         assert [a.one for a in taken].count(True) == 1 and len(taken) == 2
         pixels = [(r, c) for a in taken for r, s, e in a.parts for c in range(s, e)]
         assert sorted(pixels) == sorted((r, c) for r, s, e in component.parts for c in range(s, e))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_candidate_is_cut_out_with_its_own_ink_and_the_pixel_around_it_alone(seed: int):
+    """Whatever the ink, a run of slices cut out holds the picture's ink within a pixel of the slices' own
+    (their strokes' faint edges), in their box with a black margin, and nothing of the neighbours reaching
+    into it, even at the picture's edges."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(4, 80, 2)
+    level = (rng.random((h, w)) * (rng.random((h, w)) < rng.uniform(0.2, 0.8))).astype(np.float32)
+    pieces = [piece for component in atoms.connected_components(level > 0.25, dust=0.0)[:3]
+              for piece in cuts.cut_component(component, height=float(rng.uniform(4, 60)))]
+    if not pieces:
+        return
+    first = int(rng.integers(0, len(pieces)))
+    group = pieces[first : first + int(rng.integers(1, 4))]
+    out = cuts.cut_out(level, group)
+    own = np.zeros((h, w), bool)
+    for atom in group:
+        for r, s, e in atom.parts:
+            own[r, s:e] = True
+    near = np.zeros((h + 2, w + 2), bool)
+    for dr in range(3):
+        for dc in range(3):
+            near[dr : dr + h, dc : dc + w] |= own
+    expected = np.where(near[1:-1, 1:-1], level, 0.0)
+    left, top, right, bottom = (int(v) for v in atoms.box_of(group))
+    margin = 2 + (bottom - top) // 10
+    assert out.shape == (bottom - top + 2 * margin, right - left + 2 * margin) and out.dtype == np.float32
+    # Where the picture is, the cut-out is its ink near the slices; beyond the picture's edges, black.
+    shown = np.zeros_like(out)
+    rows, cols = np.mgrid[0:h, 0:w]
+    inside = (rows >= top - margin) & (rows < bottom + margin) & (cols >= left - margin) & (cols < right + margin)
+    shown[rows[inside] - top + margin, cols[inside] - left + margin] = expected[inside]
+    assert np.array_equal(out, shown)
