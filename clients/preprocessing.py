@@ -164,7 +164,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
         bright, light, dark_ink = _ink_bright(grey, ink, dark_ink)
         if max(bright.shape) > _MAX_WORK:
             factor = -(-max(bright.shape) // _MAX_WORK)
-            bright = _max_pool(bright, factor)
+            bright = max_pool(bright, factor)
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
@@ -336,7 +336,7 @@ def _is_mnist_style(pixels: np.ndarray) -> bool:
     return abs(centre_row - CENTRE) <= 0.6 and abs(centre_col - CENTRE) <= 0.6
 
 
-def _max_pool(a: np.ndarray, factor: int) -> np.ndarray:
+def max_pool(a: np.ndarray, factor: int) -> np.ndarray:
     """Shrink by an integer factor keeping each block's brightest pixel (thin bright strokes survive)."""
     h, w = a.shape
     ph, pw = -h % factor, -w % factor
@@ -590,7 +590,7 @@ def _stroke_to_mnist(digit: np.ndarray) -> np.ndarray:
         return digit
     factor = max(1, longer // _THICKEN_WORK)
     if factor > 1:
-        digit = _max_pool(digit, factor) if thin else _box_shrink(digit, factor)
+        digit = max_pool(digit, factor) if thin else _box_shrink(digit, factor)
         longer, width = max(digit.shape), stroke_width(digit)
     # Dilating by r widens strokes and the box by 2r: (w + 2r) = s (L + 2r); eroding likewise.
     radius = int(round(abs(_STROKE * longer - width) / (2 * (1 - _STROKE))))

@@ -89,10 +89,7 @@ def _reduced(level: np.ndarray, shrunk: int = 1) -> tuple[np.ndarray, float]:
     factor = -(-max(level.shape) // _WORK)
     if factor == 1:
         return level, float(shrunk)
-    h, w = level.shape
-    padded = np.pad(level, ((0, -h % factor), (0, -w % factor)))
-    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
-    return blocks.max(axis=(1, 3)), float(factor * shrunk)
+    return preprocessing.max_pool(level, factor), float(factor * shrunk)
 
 
 def _ink_components(level: np.ndarray) -> tuple[list[Atom], list[FoundSign]]:
