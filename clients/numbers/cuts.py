@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from clients import preprocessing
-from clients.numbers.atoms import Atom, runs_atom
+from clients.numbers.atoms import Atom, runs_atom, runs_mask
 
 
 # A component wider than this may hold touching digits. A 1 touching its neighbour makes a narrow pair
@@ -100,10 +100,10 @@ def _cut_paths(mask: np.ndarray, xs: list[int], bands: list[int]) -> tuple[np.nd
     h, w = mask.shape
     if not xs:
         return np.zeros((0, h), int), np.zeros(0)
-    xs_, bands_ = np.asarray(xs), np.asarray(bands)
-    offsets = np.arange(-int(bands_.max()), int(bands_.max()) + 1)
-    columns = xs_[:, None] + offsets[None, :]  # (ways, 2 band + 1)
-    inside = (np.abs(offsets)[None, :] <= bands_[:, None]) & (columns >= 1) & (columns < w - 1)
+    reach = np.asarray(bands)
+    offsets = np.arange(-int(reach.max()), int(reach.max()) + 1)
+    columns = np.asarray(xs)[:, None] + offsets[None, :]  # (ways, 2 band + 1)
+    inside = (np.abs(offsets)[None, :] <= reach[:, None]) & (columns >= 1) & (columns < w - 1)
     ink = np.where(inside[None], mask[:, np.clip(columns, 0, w - 1)] + np.abs(offsets) * 1e-3, np.inf)
     total = ink[0].copy()
     steps = np.zeros(ink.shape, np.int8)
@@ -146,13 +146,8 @@ def cut_out(level: np.ndarray, group: list[Atom]) -> np.ndarray:
     right, bottom = max(a.right for a in group), max(a.bottom for a in group)
     margin = 2 + (bottom - top) // 10
     out = np.zeros((bottom - top + 2 * margin, right - left + 2 * margin), np.float32)
-    rows, starts, ends = np.array([run for atom in group for run in atom.parts]).reshape(-1, 3).T
-    # The runs painted at once: +1 where each starts, -1 where it ends, summed along the row.
-    h, w = bottom - top, right - left
-    size = h * (w + 1)
-    at = (rows - top) * (w + 1) - left
-    painted = np.bincount(at + starts, minlength=size) - np.bincount(at + ends, minlength=size)
-    ink = np.cumsum(painted.reshape(h, w + 1), axis=1)[:, :-1] > 0
+    ink = runs_mask([run for atom in group for run in atom.parts], (left, top, right, bottom))
+    h, w = ink.shape
     # One pixel around the ink too: the faint anti-aliased edge of the stroke belongs to it.
     across = np.zeros((h, w + 2), bool)
     for k in range(3):
