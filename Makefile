@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.containers
 	$(BIN)/python -m bench.numbers --models-dir $(MODELS_DIR)
+	$(BIN)/python -m bench.ruled --models-dir $(MODELS_DIR)
 	$(BIN)/python -m bench.fast_tests --cold --out bench/results-fast-tests.json
 
 soak: install

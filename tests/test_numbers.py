@@ -813,3 +813,42 @@ def test_a_candidate_is_cut_out_with_its_own_ink_and_the_pixel_around_it_alone(s
     inside = (rows >= top - margin) & (rows < bottom + margin) & (cols >= left - margin) & (cols < right + margin)
     shown[rows[inside] - top + margin, cols[inside] - left + margin] = expected[inside]
     assert np.array_equal(out, shown)
+
+
+@pytest.mark.parametrize("kind", ["under", "notebook", "turned", "underline"])
+def test_a_number_on_ruled_lines_reads_as_it_does_without_them(classify, kind):
+    """A form's line touching the digits' feet joined them into one piece ("3645" came back "2622"), a
+    notebook's rules cut through them, and an underline apart from them was read as digits of its own:
+    rules are taken out of the ink map, strokes that cross one or stand on it kept."""
+    from bench.ruled import ruled
+
+    images, labels = mnist_subset(2000, "test")
+    rng = np.random.default_rng(41)
+    same = 0
+    for _ in range(8):
+        pick = rng.choice(len(images), 4, replace=False)
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), 4, "clear")
+        lined = ruled(picture, boxes, kind, rng)
+        assert (np.asarray(lined) != np.asarray(picture)).sum() >= picture.width // 2  # a rule was drawn
+        same += numbers.read_image(lined, classify).text == numbers.read_image(picture, classify).text
+    assert same >= 7, same
+
+
+def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it():
+    from clients.numbers.rules import without_rules
+
+    level = np.zeros((70, 300), np.float32)
+    level[45:47, 5:295] = 0.9  # a rule 2 px thick
+    level[44, 5:295] = level[47, 5:295] = 0.1  # and its faint fringe
+    strokes = np.zeros_like(level)
+    for x in (40, 120, 200):  # three upright strokes, 42 px tall, standing across the rule
+        strokes[10:52, x : x + 6] = 1.0
+    level = np.maximum(level, strokes)
+    cleaned = without_rules(level, 0.25)
+    assert np.array_equal(cleaned, strokes)  # the rule and its fringe gone, every stroke whole
+    # Ink without a rule, and a bar no longer than twice the strokes' height (a minus, a 7's bar, one
+    # digit underlined), come back as they are.
+    assert without_rules(strokes, 0.25) is strokes
+    bar = strokes.copy()
+    bar[60:62, 100:175] = 1.0
+    assert without_rules(bar, 0.25) is bar

@@ -18,6 +18,7 @@ from clients.numbers.layout import line_bands, one_line, smaller_line
 from clients.numbers.number import Number, check_count
 from clients.numbers.ones import one_apart
 from clients.numbers.reading import PICTURE_WEIGHTS, best_number, best_reading
+from clients.numbers.rules import without_rules
 from clients.numbers.signs import FoundSign, SIGN_DUST, digits_ink, split_signs
 from digitserve.contract import IMAGE_SIDE
 
@@ -44,8 +45,10 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
 
 
 def work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, float]:
-    """The picture's ink map at the size the digits are found at (_reduced), and the factor back to it."""
-    return _reduced(*preprocessing.ink_level(image, ink))
+    """The picture's ink map at the size the digits are found at (_reduced), ruled lines taken out
+    (without_rules), and the factor back to it."""
+    level, factor = _reduced(*preprocessing.ink_level(image, ink))
+    return without_rules(level, _INK), factor
 
 
 def line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:
