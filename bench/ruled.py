@@ -1,11 +1,12 @@
-"""Numbers written on ruled lines: a form's line under the digits, a notebook's rules through them, a line
-turned with the sheet, an underline apart from the digits; as pictures and as phone photos.
+"""Digits and numbers written on ruled lines: a form's line under the digits, a notebook's rules through
+them, a line turned with the sheet, an underline apart from the digits; as pictures and as phone photos.
 
-Numbers of 2 to 6 MNIST test digits with clear gaps are composed as bench.numbers composes them, each
-read without a rule and with each kind of rule drawn in, by the served default model loaded in this
-process (its answers as the server gives them); ``--out`` gets the share read whole and right per kind.
+Numbers of 2 to 6 MNIST test digits with clear gaps are composed as bench.numbers composes them, and
+single MNIST test digits are put on a page 1.5 to 4 times their size; each is read without a rule and with
+each kind of rule drawn in, by the served default model loaded in this process (its answers as the server
+gives them). ``--out`` gets the share read right per kind: numbers whole, digits one by one.
 
-    python -m bench.ruled --models-dir models [--numbers 60] [--out bench/results-ruled.json]
+    python -m bench.ruled --models-dir models [--numbers 60] [--digits 300] [--out bench/results-ruled.json]
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from bench.common import ROOT, data_arguments, mnist
 from bench.numbers import PHOTO_CONDITION, compose
 from bench.photos import photo
 from bench.tune_cuts import CachedModel
-from clients import numbers
+from clients import numbers, preprocessing
+from digitserve.contract import IMAGE_SIDE
 from server.registry import PREFERRED_DEFAULT
 
 
@@ -60,6 +62,39 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     return Image.fromarray(np.where(line, np.minimum(ink, shade), ink).astype(np.uint8))
 
 
+def page(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, list]:
+    """An MNIST digit as dark ink on a white page, scaled 1.5 to 4 times with room around it; and its ink's
+    box (left, top, right, bottom)."""
+    scale = rng.uniform(1.5, 4.0)
+    side = round(IMAGE_SIDE * scale)
+    glyph = np.asarray(Image.fromarray(digit.reshape(IMAGE_SIDE, IMAGE_SIDE)).resize((side, side), Image.BILINEAR))
+    width, height = side + int(rng.integers(20, 80)), side + int(rng.integers(10, 40))
+    left, top = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+    sheet = np.zeros((height, width), np.uint8)
+    sheet[top : top + side, left : left + side] = glyph
+    rows, cols = np.flatnonzero((sheet > 64).any(axis=1)), np.flatnonzero((sheet > 64).any(axis=0))
+    return Image.fromarray(255 - sheet), [(cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)]
+
+
+def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
+    """The share of ``count`` single digits read right, per kind of rule, as pictures and as photos."""
+    rng = np.random.default_rng([seed, 1])
+    vectors: dict = {(medium, kind): [] for medium in ("picture", "photographed") for kind in KINDS}
+    for digit in images[:count]:
+        picture, box = page(digit, rng)
+        for kind in KINDS:
+            drawn = ruled(picture, box, kind, rng)
+            for medium, image in (("picture", drawn),
+                                  ("photographed", photo(255 - np.asarray(drawn), PHOTO_CONDITION, rng))):
+                try:
+                    vectors[medium, kind].append(preprocessing.to_mnist(image))
+                except ValueError:
+                    vectors[medium, kind].append(np.zeros(IMAGE_SIDE * IMAGE_SIDE, np.uint8))  # read wrong
+    right = {key: float(np.mean([p.digit == label for p, label in zip(classify(np.stack(found)), labels)]))
+             for key, found in vectors.items()}
+    return {medium: {kind: round(right[medium, kind], 4) for kind in KINDS} for medium in ("picture", "photographed")}
+
+
 def measure(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` numbers read whole and right, per kind of rule, as pictures and as photos."""
     rng = np.random.default_rng(seed)
@@ -83,17 +118,20 @@ def measure(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: 
 def main(argv: list[str] | None = None) -> int:
     parser = data_arguments(argparse.ArgumentParser(prog="bench.ruled", description=__doc__.split("\n\n")[0]))
     parser.add_argument("--numbers", type=int, default=60, help="numbers per kind of rule")
+    parser.add_argument("--digits", type=int, default=300, help="single digits per kind of rule")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-ruled.json")
     args = parser.parse_args(argv)
     images, labels = mnist(args.mnist_dir, "t10k")
     started = time.perf_counter()
-    read = measure(images, labels, CachedModel(args.models_dir, PREFERRED_DEFAULT), args.numbers, args.seed)
-    results = {"model": PREFERRED_DEFAULT, "numbers_per_kind": args.numbers, "seed": args.seed,
-               "photo_condition": PHOTO_CONDITION, "whole_number_right": read,
-               "seconds": round(time.perf_counter() - started, 1)}
+    classify = CachedModel(args.models_dir, PREFERRED_DEFAULT)
+    read = measure(images, labels, classify, args.numbers, args.seed)
+    alone = measure_digits(images, labels[: args.digits], classify, args.digits, args.seed)
+    results = {"model": PREFERRED_DEFAULT, "numbers_per_kind": args.numbers, "digits_per_kind": args.digits,
+               "seed": args.seed, "photo_condition": PHOTO_CONDITION, "whole_number_right": read,
+               "digit_right": alone, "seconds": round(time.perf_counter() - started, 1)}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(read, indent=2))
+    print(json.dumps({"whole_number_right": read, "digit_right": alone}, indent=2))
     return 0
 
 

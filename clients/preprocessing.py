@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clients.rules import without_rules
 from digitserve.contract import IMAGE_SIDE
 
 # MNIST's recipe: an IMAGE_SIDE x IMAGE_SIDE image ...
@@ -81,6 +82,11 @@ _FAINT = 0.5
 _EDGE_PIECE = 0.3
 _EDGE_LINE = 0.02
 _SPAN = 0.9
+# A ruled line under or through the digit (a form's, a notebook's) is at least this many times as long as
+# the digit is tall (rules.without_rules), the digit being its pieces at least _RULE_PIECE as tall as
+# the tallest.
+_RULE = 1.25
+_RULE_PIECE = 0.25
 # Images larger than this (longer side) are max-pooled first: it keeps the
 # work to a few milliseconds and, unlike averaging, keeps thin strokes bright.
 _MAX_WORK = 1024
@@ -167,6 +173,8 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             bright = max_pool(bright, factor)
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
+        if dark_ink:  # on paper: a form's line or a notebook's rules under the digit are no part of it
+            ink_level = without_rules(ink_level, _digit_beside_rules, _RULE, beyond=True)
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
         digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:
@@ -479,6 +487,33 @@ def _pieces(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([rows, starts, ends], axis=1), np.unique(labels, return_inverse=True)[1]
 
 
+def _piece_boxes(runs: np.ndarray, piece: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Each piece's box (top, left, bottom, right; exclusive), from its runs (_pieces)."""
+    box = np.zeros((int(piece.max()) + 1, 4), np.int64)
+    box[:, :2] = shape
+    np.minimum.at(box[:, 0], piece, runs[:, 0])
+    np.minimum.at(box[:, 1], piece, runs[:, 1])
+    np.maximum.at(box[:, 2], piece, runs[:, 0] + 1)
+    np.maximum.at(box[:, 3], piece, runs[:, 2])
+    return box
+
+
+def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float] | None:
+    """Where the digit in a mask of ink begins and ends, and its height (rules.without_rules): its pieces at
+    least _RULE_PIECE as tall as the tallest (a 7 whose thin bar is taken out falls apart), of those clear of
+    the picture's edge when there are any (a table or a shadow beside a sheet can be taller); None without
+    ink."""
+    runs, piece = _pieces(ink)
+    if len(runs) == 0:
+        return None
+    box = _piece_boxes(runs, piece, ink.shape)
+    inside = (box[:, :2] > 0).all(axis=1) & (box[:, 2] < ink.shape[0]) & (box[:, 3] < ink.shape[1])
+    box = box[inside] if inside.any() else box
+    heights = box[:, 2] - box[:, 0]
+    digit = box[heights >= _RULE_PIECE * heights.max()]
+    return float(digit[:, 1].min()), float(digit[:, 3].max()), float(digit[:, 2].max() - digit[:, 0].min())
+
+
 def _digit(level: np.ndarray) -> np.ndarray:
     """The digit's own ink, cropped: its main piece and the pieces beside it; clutter is zeroed.
 
@@ -498,14 +533,7 @@ def _digit(level: np.ndarray) -> np.ndarray:
     area = np.bincount(piece, weights=np.add.reduceat(flat, bounds)[::2], minlength=count)
     peak = np.zeros(count)
     np.maximum.at(peak, piece, np.maximum.reduceat(flat, bounds)[::2])
-    box = np.empty((count, 4), np.int64)  # top, left, bottom, right (exclusive)
-    box[:, 0] = h
-    box[:, 1] = w
-    box[:, 2:] = 0
-    np.minimum.at(box[:, 0], piece, runs[:, 0])
-    np.minimum.at(box[:, 1], piece, runs[:, 1])
-    np.maximum.at(box[:, 2], piece, runs[:, 0] + 1)
-    np.maximum.at(box[:, 3], piece, runs[:, 2])
+    box = _piece_boxes(runs, piece, (h, w))
     at_edge = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == h) | (box[:, 3] == w)
     centre = np.stack([(box[:, 0] + box[:, 2]) / 2 / h, (box[:, 1] + box[:, 3]) / 2 / w], axis=1) - 0.5
     spans = (box[:, 2] - box[:, 0] >= _SPAN * h) | (box[:, 3] - box[:, 1] >= _SPAN * w)

@@ -835,7 +835,7 @@ def test_a_number_on_ruled_lines_reads_as_it_does_without_them(classify, kind):
 
 
 def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it():
-    from clients.numbers.rules import without_rules
+    from clients.rules import without_rules
 
     level = np.zeros((70, 300), np.float32)
     level[45:47, 5:295] = 0.9  # a rule 2 px thick
@@ -844,11 +844,11 @@ def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it
     for x in (40, 120, 200):  # three upright strokes, 42 px tall, standing across the rule
         strokes[10:52, x : x + 6] = 1.0
     level = np.maximum(level, strokes)
-    cleaned = without_rules(level, 0.25)
+    cleaned = without_rules(level, pictures._digits_beside_rules, pictures._RULE)
     assert np.array_equal(cleaned, strokes)  # the rule and its fringe gone, every stroke whole
     # Ink without a rule, and a bar no longer than twice the strokes' height (a minus, a 7's bar, one
     # digit underlined), come back as they are.
-    assert without_rules(strokes, 0.25) is strokes
+    assert without_rules(strokes, pictures._digits_beside_rules, pictures._RULE) is strokes
     bar = strokes.copy()
     bar[60:62, 100:175] = 1.0
-    assert without_rules(bar, 0.25) is bar
+    assert without_rules(bar, pictures._digits_beside_rules, pictures._RULE) is bar

@@ -257,6 +257,43 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     assert corrected >= plain + gain
 
 
+@pytest.mark.parametrize("rule", ["under", "notebook"])
+def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, rule):
+    """A digit written on a form's line took the line for part of it, and notebook rules ran through it: a
+    line under its foot, or rules every quarter of its height, once cost nine digits in ten. Both are taken
+    out; where a stroke crosses a rule or stands on it, the stroke keeps its ink."""
+    images, labels = digits
+    n = 100
+    plain, ruled = [], []
+    for image in images[:n]:
+        page = on_paper(pad(upscale(image, 2), 10, 20, 76, 96), paper=235, ink=20)
+        foot = int(np.flatnonzero((page < 128).any(axis=1))[-1])
+        lined = page.copy()
+        if rule == "under":
+            lined[foot + 1 : foot + 3, :] = 20
+        else:
+            rows = (np.arange(len(lined)) - foot) % 14 == 0
+            lined[rows] = np.minimum(lined[rows], 150)
+        plain.append(to_mnist(page))
+        ruled.append(to_mnist(lined))
+    assert accuracy(model, ruled, labels[:n]) >= accuracy(model, plain, labels[:n]) - 0.05
+
+
+def test_a_fine_pens_long_bar_is_no_rule(digits):
+    """A 7 written with a fine pen has a bar as thin beside its length as a rule, and once lost its bar to
+    the rules' step: a digit's bar ends at its other strokes, where a rule reaches beyond them."""
+    from clients.rules import without_rules
+
+    images, labels = digits
+    sevens = images[labels == 7][:12]
+    assert len(sevens) == 12
+    for pen, size, canvas in ((1.5, 400, 500), (1.0, 300, 320)):
+        for image in sevens:
+            page = 255 - np.asarray(traced_drawing(image, size, canvas=(canvas, canvas)).render(pen_width=pen))
+            level, _ = preprocessing.ink_level(page)
+            assert without_rules(level, preprocessing._digit_beside_rules, preprocessing._RULE) is level
+
+
 def test_mnist_like_strokes_are_left_alone(digits):
     """A digit drawn with an MNIST-like pen is not thickened or thinned."""
     image = traced_drawing(digits[0][5], 200).render(pen_width=26)

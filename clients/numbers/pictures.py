@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from clients import preprocessing
+from clients.rules import without_rules
 from clients.numbers.atoms import (
     Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height,
 )
@@ -18,7 +19,6 @@ from clients.numbers.layout import line_bands, one_line, smaller_line
 from clients.numbers.number import Number, check_count
 from clients.numbers.ones import one_apart
 from clients.numbers.reading import PICTURE_WEIGHTS, best_number, best_reading
-from clients.numbers.rules import without_rules
 from clients.numbers.signs import FoundSign, SIGN_DUST, digits_ink, split_signs
 from digitserve.contract import IMAGE_SIDE
 
@@ -31,6 +31,7 @@ _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
+_RULE = 2.0  # a ruled line under or through a number is at least this long (without_rules): two digits
 
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
@@ -48,7 +49,7 @@ def work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, flo
     """The picture's ink map at the size the digits are found at (_reduced), ruled lines taken out
     (without_rules), and the factor back to it."""
     level, factor = _reduced(*preprocessing.ink_level(image, ink))
-    return without_rules(level, _INK), factor
+    return without_rules(level, _digits_beside_rules, _RULE), factor
 
 
 def line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:
@@ -93,6 +94,15 @@ def _reduced(level: np.ndarray, shrunk: int = 1) -> tuple[np.ndarray, float]:
     if factor == 1:
         return level, float(shrunk)
     return preprocessing.max_pool(level, factor), float(factor * shrunk)
+
+
+def _digits_beside_rules(mask: np.ndarray) -> tuple[float, float, float] | None:
+    """Where the ink of a mask begins and ends, and its digits' line height (without_rules); None without
+    ink."""
+    pieces = connected_components(mask)
+    if not pieces:
+        return None
+    return min(a.left for a in pieces), max(a.right for a in pieces), line_height(pieces)
 
 
 def _ink_components(level: np.ndarray) -> tuple[list[Atom], list[FoundSign]]:

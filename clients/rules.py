@@ -1,42 +1,58 @@
 """Ruled lines under or through the writing (a form's line to write on, a
 notebook's rules, an underline): found in a picture's ink map and taken out
-of it before the digits are looked for (without_rules).
+of it before a digit, or a number's digits, are looked for (without_rules).
 
-A rule touching the digits joins them all into one piece of ink as wide as
-the number, which no cut reads back as its digits. A rule is a straight band
-of ink, level or turned a little (a photo's sheet), thin beside its length
-and longer than the digits are tall; where a digit's stroke crosses it, the
-ink runs on above or below the band and is kept.
+A rule touching a number's digits joins them all into one piece of ink as
+wide as the number, which no cut reads back as its digits; one under a
+digit becomes part of it. A rule is a straight band of ink, level or turned
+a little (a photo's sheet), thin beside its length and longer than the
+digits are tall (beside a single digit, reaching beyond it too); where a
+digit's stroke crosses it, the ink runs on above or below the band and is
+kept.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from clients.numbers.atoms import connected_components, line_height
 
-
+_INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
 _THIN = 0.02  # a rule is at most this thick, of the map's longer side (a crossing stroke is thicker)
 _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is looked for at
 _FLAT = 25.0  # a rule is at least this many times as long as it is thick,
-_LONG = 2.0  # and at least this many times as long as the digits are tall (a fine pen's 7 has a long bar).
-_BARE = 0.5  # ... and bare (no digit on it) along this much of its length at least
+_BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
+_BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
 _MOST_RULES = 40  # rules looked for in one picture (a notebook page shows a few dozen)
 
 
-def without_rules(level: np.ndarray, ink: float) -> np.ndarray:
-    """The ink map with its ruled lines taken out (pixels above ``ink`` are ink): ``level`` itself when it
-    has none, else a copy with the rules' ink and its fringe at 0."""
-    mask = level > ink
+Writing = tuple[float, float, float]  # the digits' left and right ends and their height
+
+
+def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], longer: float,
+                  beyond: bool = False) -> np.ndarray:
+    """The ink map (0..1) with its ruled lines taken out: ``level`` itself when it has none, else a copy with
+    the rules' ink and its fringe at 0.
+
+    ``writing`` finds the digits in a mask of ink (None without any), once
+    every straight band is out of it: a rule is at least ``longer`` times as
+    long as they are tall and, if ``beyond``, reaches beyond them on both
+    sides. A digit's own bar, however thin its pen, is shorter than two
+    digits are tall; a single digit's can be as long as it is tall, but
+    ends at its other strokes (a 7's at the top of its stem).
+    """
+    mask = level > _INK
     found = _rules(mask)
     if not found:
         return level
     cleaned = _erased(level, mask, found)
-    pieces = connected_components(cleaned > ink)
-    if not pieces:
-        return level
-    height = line_height(pieces)
-    kept = [rule for rule in found if rule[1] - rule[0] >= _LONG * height]
+    digits = writing(cleaned > _INK)
+    if digits is None:  # nothing but rules
+        return cleaned
+    left, right, height = digits
+    kept = [rule for rule in found if rule[1] - rule[0] >= longer * height
+            and (not beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
     if not kept:
         return level
     return cleaned if len(kept) == len(found) else _erased(level, mask, kept)
@@ -73,11 +89,12 @@ def _rules(mask: np.ndarray) -> list[Rule]:
         thick = bottom - top + 1
         shift = np.rint(_TURNS[turn] * np.arange(w)).astype(np.int64) - w
         band = np.arange(top, bottom + 1)[:, None] + shift[None, :]
-        # Digits standing on the rule or crossing it hide it: any ink in the band continues it.
+        # Digits standing on the rule or crossing it hide it: any ink in the band continues it. Inside a
+        # digit's loop the paper looks darker, and a faint rule can fade there: its long stretches are one.
         inked = (mask[np.clip(band, 0, h - 1), np.arange(w)] & (band >= 0) & (band < h)).any(axis=0)
-        span = _longest_span(np.flatnonzero(inked), bridge=thin_most)
-        if span is not None and span[1] - span[0] >= _FLAT * thick:
-            left, right = span
+        long = [(a, b) for a, b in _stretches(np.flatnonzero(inked), bridge=thin_most) if b - a >= _FLAT * thick]
+        if long:
+            left, right = long[0][0], long[-1][1]
             thin = np.zeros(w, bool)
             thin[xs[inside]] = True
             if thin[left:right].mean() >= _BARE:
@@ -112,15 +129,15 @@ def _erased(level: np.ndarray, mask: np.ndarray, rules: list[Rule]) -> np.ndarra
     return cleaned
 
 
-def _longest_span(columns: np.ndarray, bridge: int) -> tuple[int, int] | None:
-    """The longest run of these sorted columns, gaps of at most ``bridge`` columns bridged: (first, last + 1)."""
+def _stretches(columns: np.ndarray, bridge: int) -> list[tuple[int, int]]:
+    """The runs of these sorted columns, gaps of at most ``bridge`` columns bridged: (first, last + 1), left
+    to right."""
     if len(columns) == 0:
-        return None
+        return []
     breaks = np.flatnonzero(np.diff(columns) > bridge + 1)
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks, [len(columns) - 1]))
-    k = int(np.argmax(columns[ends] - columns[starts]))
-    return int(columns[starts[k]]), int(columns[ends[k]]) + 1
+    starts = columns[np.concatenate(([0], breaks + 1))]
+    ends = columns[np.concatenate((breaks, [len(columns) - 1]))] + 1
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def _vertical_runs(mask: np.ndarray) -> np.ndarray:
