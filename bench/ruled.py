@@ -62,6 +62,19 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     return Image.fromarray(np.where(line, np.minimum(ink, shade), ink).astype(np.uint8))
 
 
+def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator):
+    """The picture with each kind of rule drawn in, as a picture and photographed: (medium, kind, image)."""
+    for kind in KINDS:
+        drawn = ruled(picture, boxes, kind, rng)
+        yield "picture", kind, drawn
+        yield "photographed", kind, photo(255 - np.asarray(drawn), PHOTO_CONDITION, rng)
+
+
+def _by_medium(share: dict) -> dict:
+    """{(medium, kind): share} as {medium: {kind: share}}, rounded."""
+    return {medium: {kind: round(share[medium, kind], 4) for kind in KINDS} for medium in ("picture", "photographed")}
+
+
 def page(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, list]:
     """An MNIST digit as dark ink on a white page, scaled 1.5 to 4 times with room around it; and its ink's
     box (left, top, right, bottom)."""
@@ -79,40 +92,33 @@ def page(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, list
 def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` single digits read right, per kind of rule, as pictures and as photos."""
     rng = np.random.default_rng([seed, 1])
-    vectors: dict = {(medium, kind): [] for medium in ("picture", "photographed") for kind in KINDS}
+    vectors: dict = {}
     for digit in images[:count]:
-        picture, box = page(digit, rng)
-        for kind in KINDS:
-            drawn = ruled(picture, box, kind, rng)
-            for medium, image in (("picture", drawn),
-                                  ("photographed", photo(255 - np.asarray(drawn), PHOTO_CONDITION, rng))):
-                try:
-                    vectors[medium, kind].append(preprocessing.to_mnist(image))
-                except ValueError:
-                    vectors[medium, kind].append(np.zeros(IMAGE_SIDE * IMAGE_SIDE, np.uint8))  # read wrong
-    right = {key: float(np.mean([p.digit == label for p, label in zip(classify(np.stack(found)), labels)]))
-             for key, found in vectors.items()}
-    return {medium: {kind: round(right[medium, kind], 4) for kind in KINDS} for medium in ("picture", "photographed")}
+        for medium, kind, image in _read_as(*page(digit, rng), rng):
+            try:
+                vector = preprocessing.to_mnist(image)
+            except ValueError:
+                vector = np.zeros(IMAGE_SIDE * IMAGE_SIDE, np.uint8)  # read wrong
+            vectors.setdefault((medium, kind), []).append(vector)
+    return _by_medium({key: float(np.mean([p.digit == label for p, label in zip(classify(np.stack(found)), labels)]))
+                       for key, found in vectors.items()})
 
 
 def measure(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` numbers read whole and right, per kind of rule, as pictures and as photos."""
     rng = np.random.default_rng(seed)
-    right = {(medium, kind): 0 for medium in ("picture", "photographed") for kind in KINDS}
+    right: dict = {}
     for _ in range(count):
         pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
         label = "".join(str(int(v)) for v in labels[pick])
         picture, _, boxes = compose(rng, images[pick], len(pick), "clear")
-        for kind in KINDS:
-            drawn = ruled(picture, boxes, kind, rng)
-            for medium, image in (("picture", drawn),
-                                  ("photographed", photo(255 - np.asarray(drawn), PHOTO_CONDITION, rng))):
-                try:
-                    right[medium, kind] += numbers.read_image(image, classify).text == label
-                except ValueError:
-                    pass
-    return {medium: {kind: round(right[medium, kind] / count, 4) for kind in KINDS}
-            for medium in ("picture", "photographed")}
+        for medium, kind, image in _read_as(picture, boxes, rng):
+            try:
+                read = numbers.read_image(image, classify).text == label
+            except ValueError:
+                read = False
+            right[medium, kind] = right.get((medium, kind), 0) + read
+    return _by_medium({key: right[key] / count for key in right})
 
 
 def main(argv: list[str] | None = None) -> int:

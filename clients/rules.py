@@ -43,10 +43,11 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     ends at its other strokes (a 7's at the top of its stem).
     """
     mask = level > _INK
-    found = _rules(mask)
+    runs = _vertical_runs(mask)
+    found = _rules(mask, runs)
     if not found:
         return level
-    cleaned = _erased(level, mask, found)
+    cleaned = _erased(level, runs, found)
     digits = writing(cleaned > _INK)
     if digits is None:  # nothing but rules
         return cleaned
@@ -55,23 +56,23 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
             and (not beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
     if not kept:
         return level
-    return cleaned if len(kept) == len(found) else _erased(level, mask, kept)
+    return cleaned if len(kept) == len(found) else _erased(level, runs, kept)
 
 
 Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and per column its rows (top, bottom)
 
 
-def _rules(mask: np.ndarray) -> list[Rule]:
+def _rules(mask: np.ndarray, runs: np.ndarray) -> list[Rule]:
     """The straight thin bands of ink long enough to be rules (the fullest band of any slope first): their
-    columns, and the rows they cover at each column."""
+    columns, and the rows they cover at each column. ``runs`` is _vertical_runs(mask)."""
     h, w = mask.shape
     thin_most = max(3, round(_THIN * max(h, w)))
-    ys, xs = np.nonzero(mask & (_vertical_runs(mask) <= thin_most))
+    ys, xs = np.nonzero(mask & (runs <= thin_most))
     rules: list[Rule] = []
     # Sheared by each slope, a rule's thin pixels pile up in one row: the fullest row of any slope.
     stride = h + 2 * w + 1
     rows = ys[None, :] - np.rint(np.outer(_TURNS, xs)).astype(np.int64) + w
-    cells = (rows + stride * np.arange(len(_TURNS))[:, None])
+    cells = rows + stride * np.arange(len(_TURNS))[:, None]
     counts = np.bincount(cells.ravel(), minlength=stride * len(_TURNS))
     left_in = np.ones(len(xs), bool)
     while len(rules) < _MOST_RULES:
@@ -105,13 +106,13 @@ def _rules(mask: np.ndarray) -> list[Rule]:
     return rules
 
 
-def _erased(level: np.ndarray, mask: np.ndarray, rules: list[Rule]) -> np.ndarray:
+def _erased(level: np.ndarray, runs: np.ndarray, rules: list[Rule]) -> np.ndarray:
     """A copy of ``level`` without the rules: in each rule's columns, the thin runs of ink down the column
-    that reach its band (a row either side, for a band a row off the rule) and the faint fringe next to them
-    go to 0, unless a thicker run reaches it there (a stroke crossing the rule or standing on it)."""
+    (``runs``, _vertical_runs of its ink) that reach its band (a row either side, for a band a row off the
+    rule) and the faint fringe next to them go to 0, unless a thicker run reaches it there (a stroke crossing
+    the rule or standing on it)."""
     cleaned = level.copy()
     h = level.shape[0]
-    runs = _vertical_runs(mask)
     for left, right, tops, bottoms in rules:
         columns = np.arange(left, right)
         most = int(bottoms[0] - tops[0]) + 2

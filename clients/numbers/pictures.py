@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from clients import preprocessing
-from clients.rules import without_rules
 from clients.numbers.atoms import (
     Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height,
 )
@@ -20,6 +19,7 @@ from clients.numbers.number import Number, check_count
 from clients.numbers.ones import one_apart
 from clients.numbers.reading import PICTURE_WEIGHTS, best_number, best_reading
 from clients.numbers.signs import FoundSign, SIGN_DUST, digits_ink, split_signs
+from clients.rules import without_rules
 from digitserve.contract import IMAGE_SIDE
 
 
