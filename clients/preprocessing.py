@@ -87,6 +87,12 @@ _SPAN = 0.9
 # the tallest.
 _RULE = 1.25
 _RULE_PIECE = 0.25
+# A straight piece wholly below the digit, at least _UNDERLINE times as wide as it is tall and spanning at
+# least _UNDER_SPAN of the digit's width, is an underline, not a stroke of the digit (too short to be a
+# rule: it spans the digit, not the page). Straight and spanning tell it from a stroke of the digit's own
+# broken off below it: a wide 0's bottom drawn by a fine pen is curved, a 5's bowl ends short of its bar.
+_UNDERLINE = 3
+_UNDER_SPAN = 0.8
 # Images larger than this (longer side) are max-pooled first: it keeps the
 # work to a few milliseconds and, unlike averaging, keeps thin strokes bright.
 _MAX_WORK = 1024
@@ -519,8 +525,8 @@ def _digit(level: np.ndarray) -> np.ndarray:
 
     The main piece is the one with the most ink, discounted by its distance from the middle
     and when it touches the picture's edge (see _EDGE_PIECE). Pieces within
-    reach of the digit join it, except specks outside its box and, unless the
-    digit itself touches the edge, pieces at the edge, and faint pieces.
+    reach of the digit join it, except specks outside its box, an underline below it
+    (_UNDERLINE) and, unless the digit itself touches the edge, pieces at the edge, and faint pieces.
     """
     runs, piece = _pieces(level > 0)
     if len(runs) == 0:
@@ -548,6 +554,11 @@ def _digit(level: np.ndarray) -> np.ndarray:
     edge_weight[big[holds.any(axis=1)]] = _EDGE_LINE
     score = area * (1 - np.hypot(*centre.T)) * edge_weight
     main = int(np.argmax(score))
+    # Bars that are underlines when below the digit, looked for among the large pieces: only those join it
+    # from outside its box.
+    bars = np.zeros(count, bool)
+    for p in big[box[big, 3] - box[big, 1] >= _UNDERLINE * (box[big, 2] - box[big, 0])]:
+        bars[p] = _straight(runs[piece == p], box[p])
     chosen = np.zeros(count, bool)
     chosen[main] = True
     group = box[main].copy()
@@ -558,8 +569,10 @@ def _digit(level: np.ndarray) -> np.ndarray:
         inside = (box[:, 0] >= group[0]) & (box[:, 1] >= group[1]) & (box[:, 2] <= group[2]) & (box[:, 3] <= group[3])
         near = ((box[:, 0] < group[2] + reach) & (box[:, 2] > group[0] - reach)
                 & (box[:, 1] < group[3] + reach) & (box[:, 3] > group[1] - reach))
+        spanned = np.minimum(box[:, 3], group[3]) - np.maximum(box[:, 1], group[1])
+        underline = bars & (box[:, 0] >= group[2]) & (spanned >= _UNDER_SPAN * (group[3] - group[1]))
         joins = (~chosen & near & ((inside & (area >= _DUST * area[main])) | (area >= _SPECK * area[main]))
-                 & (~at_edge | at_edge[main])
+                 & ~underline & (~at_edge | at_edge[main])
                  & (peak >= _FAINT * peak[main]))
         if joins.any():
             chosen |= joins
@@ -572,6 +585,20 @@ def _digit(level: np.ndarray) -> np.ndarray:
     keep = np.cumsum(edges[:, :w], axis=1) > 0
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
+
+
+def _straight(runs: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a piece's runs (_pieces) within its box make a straight band: column by column, the middle of
+    its ink stays within the band's thickness (at least a pixel) of the line between its two ends."""
+    top, left, bottom, right = (int(v) for v in box)
+    mask = np.zeros((bottom - top, right - left), bool)
+    for row, start, end in runs:
+        mask[row - top, start - left : end - left] = True
+    thickness = mask.sum(axis=0)
+    middle = (mask * np.arange(bottom - top)[:, None]).sum(axis=0) / np.maximum(thickness, 1)
+    line = np.linspace(middle[0], middle[-1], len(middle))
+    inked = thickness > 0
+    return bool(np.abs(middle - line)[inked].max() <= max(1.0, float(np.median(thickness[inked]))))
 
 
 def _crop(level: np.ndarray) -> np.ndarray:
