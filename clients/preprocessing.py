@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clients.pieces import piece_boxes, pieces, runs_mask
 from clients.rules import without_rules
 from digitserve.contract import IMAGE_SIDE
 
@@ -460,59 +461,15 @@ def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink:
     return level
 
 
-def _pieces(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Connected pieces (8-neighbours) of a boolean image: (runs, piece of each run).
-
-    runs is an (n, 3) array of row, first column, end column of every
-    horizontal run of ink. Runs are joined row by row with a union-find, so
-    the work grows with the number of runs, not of pixels.
-    """
-    edges = np.diff(np.pad(ink, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]
-    parent = list(range(len(rows)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    row_starts = np.searchsorted(rows, np.arange(ink.shape[0] + 1))
-    for r in range(1, ink.shape[0]):
-        above, here = range(row_starts[r - 1], row_starts[r]), range(row_starts[r], row_starts[r + 1])
-        j = above.start
-        for i in here:
-            while j < above.stop and ends[j] < starts[i]:  # runs above ending before this one starts
-                j += 1
-            k = j
-            while k < above.stop and starts[k] <= ends[i]:  # touching, diagonals included
-                parent[root(k)] = root(i)
-                k += 1
-    labels = np.array([root(i) for i in range(len(rows))], dtype=np.int64)
-    return np.stack([rows, starts, ends], axis=1), np.unique(labels, return_inverse=True)[1]
-
-
-def _piece_boxes(runs: np.ndarray, piece: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Each piece's box (top, left, bottom, right; exclusive), from its runs (_pieces)."""
-    box = np.zeros((int(piece.max()) + 1, 4), np.int64)
-    box[:, :2] = shape
-    np.minimum.at(box[:, 0], piece, runs[:, 0])
-    np.minimum.at(box[:, 1], piece, runs[:, 1])
-    np.maximum.at(box[:, 2], piece, runs[:, 0] + 1)
-    np.maximum.at(box[:, 3], piece, runs[:, 2])
-    return box
-
-
 def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float] | None:
     """Where the digit in a mask of ink begins and ends, and its height (rules.without_rules): its pieces at
     least _RULE_PIECE as tall as the tallest (a 7 whose thin bar is taken out falls apart), of those clear of
     the picture's edge when there are any (a table or a shadow beside a sheet can be taller); None without
     ink."""
-    runs, piece = _pieces(ink)
+    runs, piece = pieces(ink)
     if len(runs) == 0:
         return None
-    box = _piece_boxes(runs, piece, ink.shape)
+    box = piece_boxes(runs, piece, ink.shape)
     inside = (box[:, :2] > 0).all(axis=1) & (box[:, 2] < ink.shape[0]) & (box[:, 3] < ink.shape[1])
     box = box[inside] if inside.any() else box
     heights = box[:, 2] - box[:, 0]
@@ -528,7 +485,7 @@ def _digit(level: np.ndarray) -> np.ndarray:
     reach of the digit join it, except specks outside its box, an underline below it
     (_UNDERLINE) and, unless the digit itself touches the edge, pieces at the edge, and faint pieces.
     """
-    runs, piece = _pieces(level > 0)
+    runs, piece = pieces(level > 0)
     if len(runs) == 0:
         raise PreprocessingError("no ink found")
     h, w = level.shape
@@ -539,7 +496,7 @@ def _digit(level: np.ndarray) -> np.ndarray:
     area = np.bincount(piece, weights=np.add.reduceat(flat, bounds)[::2], minlength=count)
     peak = np.zeros(count)
     np.maximum.at(peak, piece, np.maximum.reduceat(flat, bounds)[::2])
-    box = _piece_boxes(runs, piece, (h, w))
+    box = piece_boxes(runs, piece, (h, w))
     at_edge = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == h) | (box[:, 3] == w)
     centre = np.stack([(box[:, 0] + box[:, 2]) / 2 / h, (box[:, 1] + box[:, 3]) / 2 / w], axis=1) - 0.5
     spans = (box[:, 2] - box[:, 0] >= _SPAN * h) | (box[:, 3] - box[:, 1] >= _SPAN * w)
@@ -578,24 +535,17 @@ def _digit(level: np.ndarray) -> np.ndarray:
             chosen |= joins
             group = np.concatenate([box[chosen, :2].min(axis=0), box[chosen, 2:].max(axis=0)])
             grew = True
-    kept = runs[chosen[piece]]
-    edges = np.zeros((h, w + 1), np.int32)  # +1 where a kept run starts, -1 after it ends
-    np.add.at(edges, (kept[:, 0], kept[:, 1]), 1)
-    np.add.at(edges, (kept[:, 0], kept[:, 2]), -1)
-    keep = np.cumsum(edges[:, :w], axis=1) > 0
+    keep = runs_mask(runs[chosen[piece]], (0, 0, h, w))
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
 
 
 def _straight(runs: np.ndarray, box: np.ndarray) -> bool:
-    """Whether a piece's runs (_pieces) within its box make a straight band: column by column, the middle of
+    """Whether a piece's runs (pieces) within its box make a straight band: column by column, the middle of
     its ink stays within the band's thickness (at least a pixel) of the line between its two ends."""
-    top, left, bottom, right = (int(v) for v in box)
-    mask = np.zeros((bottom - top, right - left), bool)
-    for row, start, end in runs:
-        mask[row - top, start - left : end - left] = True
+    mask = runs_mask(runs, tuple(box))
     thickness = mask.sum(axis=0)
-    middle = (mask * np.arange(bottom - top)[:, None]).sum(axis=0) / np.maximum(thickness, 1)
+    middle = (mask * np.arange(len(mask))[:, None]).sum(axis=0) / np.maximum(thickness, 1)
     line = np.linspace(middle[0], middle[-1], len(middle))
     inked = thickness > 0
     return bool(np.abs(middle - line)[inked].max() <= max(1.0, float(np.median(thickness[inked]))))

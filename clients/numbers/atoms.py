@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from clients import preprocessing
+from clients.pieces import pieces, runs_mask
 
 
 # A component smaller than this fraction of the largest one is dust, not a stroke.
@@ -64,23 +65,8 @@ def box_of(group: Sequence[Atom]) -> Box:
 
 def ink_mask(atom: Atom, runs: Sequence[tuple[int, int, int]] | None = None) -> np.ndarray:
     """A picture atom's ink, or these ``runs`` of it, as a boolean image of its box."""
-    box = (int(atom.left), int(atom.top), int(atom.right), int(atom.bottom))
+    box = (int(atom.top), int(atom.left), int(atom.bottom), int(atom.right))
     return runs_mask(atom.parts if runs is None else runs, box)
-
-
-def runs_mask(runs: Sequence[tuple[int, int, int]], box: tuple[int, int, int, int]) -> np.ndarray:
-    """Runs of ink (row, start, end) as a boolean image of the ``box`` (left, top, right, bottom) holding them.
-
-    All painted at once: +1 where each run starts and -1 where it ends,
-    summed along the row (runs of neighbouring slices may meet end to start).
-    """
-    left, top, right, bottom = box
-    h, w = bottom - top, right - left
-    rows, starts, ends = np.array(runs, np.int64).reshape(-1, 3).T
-    at = (rows - top) * (w + 1) - left
-    size = h * (w + 1)
-    painted = np.bincount(at + starts, minlength=size) - np.bincount(at + ends, minlength=size)
-    return np.cumsum(painted.reshape(h, w + 1), axis=1)[:, :-1] > 0
 
 
 def pen_width(atom: Atom) -> float:
@@ -91,47 +77,16 @@ def pen_width(atom: Atom) -> float:
 def connected_components(mask: np.ndarray, dust: float = DUST) -> list[Atom]:
     """8-connected components of a boolean image, as runs (row, start, end) of ink per row, dust dropped
     (components of less than ``dust`` times the largest one's area)."""
-    runs: list[tuple[int, int, int]] = []
-    parent: list[int] = []
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    previous: list[int] = []  # run indices of the row above
-    for r in range(mask.shape[0]):
-        row = mask[r]
-        if not row.any():
-            previous = []
-            continue
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
-        current = []
-        k = 0
-        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
-            index = len(runs)
-            runs.append((r, start, end))
-            parent.append(index)
-            current.append(index)
-            while k < len(previous) and runs[previous[k]][2] < start:  # ends before our diagonal reach
-                k += 1
-            j = k
-            while j < len(previous) and runs[previous[j]][1] <= end:  # starts within our diagonal reach
-                a, b = root(index), root(previous[j])
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-                j += 1
-        previous = current
-    groups: dict[int, list[tuple[int, int, int]]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(root(i), []).append(run)
-    atoms = [runs_atom(g) for g in groups.values()]
-    if not atoms:
+    runs, piece = pieces(mask)
+    if len(runs) == 0:
         return []
-    areas = [ink_area(a) for a in atoms]
-    biggest = max(areas)
-    return [a for a, area in zip(atoms, areas) if area >= dust * biggest]
+    areas = np.bincount(piece, weights=runs[:, 2] - runs[:, 1])
+    kept = areas >= dust * areas.max()
+    runs, piece = runs[kept[piece]], piece[kept[piece]]
+    order = np.argsort(piece, kind="stable")  # each piece's runs together, row by row
+    ordered = [tuple(run) for run in runs[order].tolist()]
+    bounds = [0, *(np.flatnonzero(np.diff(piece[order])) + 1).tolist(), len(ordered)]
+    return [runs_atom(ordered[start:end]) for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 def ink_area(atom: Atom) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from clients import preprocessing
-from clients.numbers.atoms import Atom, runs_atom, runs_mask
+from clients.numbers.atoms import Atom, runs_atom
+from clients.pieces import runs_mask
 
 
 # A component wider than this may hold touching digits. A 1 touching its neighbour makes a narrow pair
@@ -146,7 +147,7 @@ def cut_out(level: np.ndarray, group: list[Atom]) -> np.ndarray:
     right, bottom = max(a.right for a in group), max(a.bottom for a in group)
     margin = 2 + (bottom - top) // 10
     out = np.zeros((bottom - top + 2 * margin, right - left + 2 * margin), np.float32)
-    ink = runs_mask([run for atom in group for run in atom.parts], (left, top, right, bottom))
+    ink = runs_mask([run for atom in group for run in atom.parts], (top, left, bottom, right))
     h, w = ink.shape
     # One pixel around the ink too: the faint anti-aliased edge of the stroke belongs to it.
     across = np.zeros((h, w + 2), bool)
