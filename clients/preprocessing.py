@@ -88,6 +88,9 @@ _SPAN = 0.9
 # the tallest.
 _RULE = 1.25
 _RULE_PIECE = 0.25
+# A single digit's picture is small, and a photo's blur makes its short rule thicker than the 25th of its
+# length a number's rule must keep to (rules._FLAT): here a rule is at least this many times as long as thick.
+_RULE_FLAT = 16.0
 # A straight piece wholly below the digit, at least _UNDERLINE times as wide as it is tall and spanning at
 # least _UNDER_SPAN of the digit's width, is an underline, not a stroke of the digit (too short to be a
 # rule: it spans the digit, not the page). Straight and spanning tell it from a stroke of the digit's own
@@ -181,7 +184,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
         if dark_ink:  # on paper: a form's line or a notebook's rules under the digit are no part of it
-            ink_level = without_rules(ink_level, _digit_beside_rules, _RULE, beyond=True)
+            ink_level = without_rules(ink_level, _digit_beside_rules, _RULE, beyond=True, flat=_RULE_FLAT)
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
         digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:

@@ -21,7 +21,9 @@ import numpy as np
 _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
 _THIN = 0.02  # a rule is at most this thick, of the map's longer side (a crossing stroke is thicker)
 _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is looked for at
-_FLAT = 25.0  # a rule is at least this many times as long as it is thick,
+# A rule's fullest row holds at least _FLAT thin pixels, the rule is at least as many times as long as it is
+# thick unless the caller says otherwise (without_rules' flat),
+_FLAT = 25.0
 _BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
 _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
 _MOST_RULES = 40  # rules looked for in one picture (a notebook page shows a few dozen)
@@ -31,7 +33,7 @@ Writing = tuple[float, float, float]  # the digits' left and right ends and thei
 
 
 def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], longer: float,
-                  beyond: bool = False) -> np.ndarray:
+                  beyond: bool = False, flat: float = _FLAT) -> np.ndarray:
     """The ink map (0..1) with its ruled lines taken out: ``level`` itself when it has none, else a copy with
     the rules' ink and its fringe at 0.
 
@@ -40,11 +42,12 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     long as they are tall and, if ``beyond``, reaches beyond them on both
     sides. A digit's own bar, however thin its pen, is shorter than two
     digits are tall; a single digit's can be as long as it is tall, but
-    ends at its other strokes (a 7's at the top of its stem).
+    ends at its other strokes (a 7's at the top of its stem). A band is a
+    rule only if at least ``flat`` times as long as it is thick.
     """
     mask = level > _INK
     runs = _vertical_runs(mask)
-    found = _rules(mask, runs)
+    found = _rules(mask, runs, flat)
     if not found:
         return level
     cleaned = _erased(level, runs, found)
@@ -62,9 +65,10 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
 Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and per column its rows (top, bottom)
 
 
-def _rules(mask: np.ndarray, runs: np.ndarray) -> list[Rule]:
-    """The straight thin bands of ink long enough to be rules (the fullest band of any slope first): their
-    columns, and the rows they cover at each column. ``runs`` is _vertical_runs(mask)."""
+def _rules(mask: np.ndarray, runs: np.ndarray, flat: float) -> list[Rule]:
+    """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
+    fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
+    _vertical_runs(mask)."""
     h, w = mask.shape
     thin_most = max(3, round(_THIN * max(h, w)))
     ys, xs = np.nonzero(mask & (runs <= thin_most))
@@ -93,7 +97,7 @@ def _rules(mask: np.ndarray, runs: np.ndarray) -> list[Rule]:
         # Digits standing on the rule or crossing it hide it: any ink in the band continues it. Inside a
         # digit's loop the paper looks darker, and a faint rule can fade there: its long stretches are one.
         inked = (mask[np.clip(band, 0, h - 1), np.arange(w)] & (band >= 0) & (band < h)).any(axis=0)
-        long = [(a, b) for a, b in _stretches(np.flatnonzero(inked), bridge=thin_most) if b - a >= _FLAT * thick]
+        long = [(a, b) for a, b in _stretches(np.flatnonzero(inked), bridge=thin_most) if b - a >= flat * thick]
         if long:
             left, right = long[0][0], long[-1][1]
             thin = np.zeros(w, bool)
