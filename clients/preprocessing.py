@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clients.pieces import piece_boxes, pieces, runs_mask
-from clients.rules import without_rules
+from clients.rules import Ruling, without_rules
 from digitserve.contract import IMAGE_SIDE
 
 # MNIST's recipe: an IMAGE_SIDE x IMAGE_SIDE image ...
@@ -83,14 +83,13 @@ _FAINT = 0.5
 _EDGE_PIECE = 0.3
 _EDGE_LINE = 0.02
 _SPAN = 0.9
-# A ruled line under or through the digit (a form's, a notebook's) is at least this many times as long as
-# the digit is tall (rules.without_rules), the digit being its pieces at least _RULE_PIECE as tall as
-# the tallest.
-_RULE = 1.25
+# A ruled line under or through the digit (a form's, a notebook's) is at least 1.25 times as long as the
+# digit is tall and reaches beyond it (rules.without_rules), the digit being its pieces at least _RULE_PIECE
+# as tall as the tallest. A single digit's picture is small, and a photo's blur makes its short rule thicker
+# than the 25th of its length a number's rule keeps to, and fades its edges: here a rule may be 16 times as
+# long as thick, and is looked for among fainter ink.
+_RULES = Ruling(longer=1.25, beyond=True, flat=16.0, ink=0.15)
 _RULE_PIECE = 0.25
-# A single digit's picture is small, and a photo's blur makes its short rule thicker than the 25th of its
-# length a number's rule must keep to (rules._FLAT): here a rule is at least this many times as long as thick.
-_RULE_FLAT = 16.0
 # A straight piece wholly below the digit, at least _UNDERLINE times as wide as it is tall and spanning at
 # least _UNDER_SPAN of the digit's width, is an underline, not a stroke of the digit (too short to be a
 # rule: it spans the digit, not the page). Straight and spanning tell it from a stroke of the digit's own
@@ -184,7 +183,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
         if dark_ink:  # on paper: a form's line or a notebook's rules under the digit are no part of it
-            ink_level = without_rules(ink_level, _digit_beside_rules, _RULE, beyond=True, flat=_RULE_FLAT)
+            ink_level = without_rules(ink_level, _digit_beside_rules, _RULES)
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
         digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:

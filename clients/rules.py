@@ -13,6 +13,7 @@ kept.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -22,7 +23,7 @@ _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rul
 _THIN = 0.02  # a rule is at most this thick, of the map's longer side (a crossing stroke is thicker)
 _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is looked for at
 # A rule's fullest row holds at least _FLAT thin pixels, the rule is at least as many times as long as it is
-# thick unless the caller says otherwise (without_rules' flat),
+# thick unless the caller says otherwise (Ruling.flat),
 _FLAT = 25.0
 _BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
 _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
@@ -32,22 +33,33 @@ _MOST_RULES = 40  # rules looked for in one picture (a notebook page shows a few
 Writing = tuple[float, float, float]  # the digits' left and right ends and their height
 
 
-def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], longer: float,
-                  beyond: bool = False, flat: float = _FLAT) -> np.ndarray:
+@dataclass(frozen=True)
+class Ruling:
+    """What a rule is beside a caller's writing (without_rules).
+
+    A digit's own bar, however thin its pen, is shorter than two digits are
+    tall; a single digit's can be as long as it is tall, but ends at its
+    other strokes (a 7's at the top of its stem): a number's rules are
+    ``longer`` than two line heights, a single digit's reach ``beyond`` it.
+    """
+
+    longer: float  # a rule is at least this many times as long as the writing is tall,
+    beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
+    flat: float = _FLAT  # is at least this many times as long as it is thick,
+    ink: float = _INK  # and is looked for among the pixels of at least this ink strength
+
+
+def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
     """The ink map (0..1) with its ruled lines taken out: ``level`` itself when it has none, else a copy with
     the rules' ink and its fringe at 0.
 
     ``writing`` finds the digits in a mask of ink (None without any), once
-    every straight band is out of it: a rule is at least ``longer`` times as
-    long as they are tall and, if ``beyond``, reaches beyond them on both
-    sides. A digit's own bar, however thin its pen, is shorter than two
-    digits are tall; a single digit's can be as long as it is tall, but
-    ends at its other strokes (a 7's at the top of its stem). A band is a
-    rule only if at least ``flat`` times as long as it is thick.
+    every straight band is out of it; ``ruling`` says which bands are rules
+    beside them.
     """
-    mask = level > _INK
+    mask = level > ruling.ink
     runs = _vertical_runs(mask)
-    found = _rules(mask, runs, flat)
+    found = _rules(mask, runs, ruling.flat)
     if not found:
         return level
     cleaned = _erased(level, runs, found)
@@ -55,8 +67,8 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     if digits is None:  # nothing but rules
         return cleaned
     left, right, height = digits
-    kept = [rule for rule in found if rule[1] - rule[0] >= longer * height
-            and (not beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
+    kept = [rule for rule in found if rule[1] - rule[0] >= ruling.longer * height
+            and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
     if not kept:
         return level
     return cleaned if len(kept) == len(found) else _erased(level, runs, kept)

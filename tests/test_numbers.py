@@ -844,11 +844,11 @@ def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it
     for x in (40, 120, 200):  # three upright strokes, 42 px tall, standing across the rule
         strokes[10:52, x : x + 6] = 1.0
     level = np.maximum(level, strokes)
-    cleaned = without_rules(level, pictures._digits_beside_rules, pictures._RULE)
+    cleaned = without_rules(level, pictures._digits_beside_rules, pictures._RULES)
     assert np.array_equal(cleaned, strokes)  # the rule and its fringe gone, every stroke whole
     # Ink without a rule, and a bar no longer than twice the strokes' height (a minus, a 7's bar, one
     # digit underlined), come back as they are.
-    assert without_rules(strokes, pictures._digits_beside_rules, pictures._RULE) is strokes
+    assert without_rules(strokes, pictures._digits_beside_rules, pictures._RULES) is strokes
     bar = strokes.copy()
     bar[60:62, 100:175] = 1.0
-    assert without_rules(bar, pictures._digits_beside_rules, pictures._RULE) is bar
+    assert without_rules(bar, pictures._digits_beside_rules, pictures._RULES) is bar

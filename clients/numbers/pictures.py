@@ -19,7 +19,7 @@ from clients.numbers.number import Number, check_count
 from clients.numbers.ones import one_apart
 from clients.numbers.reading import PICTURE_WEIGHTS, best_number, best_reading
 from clients.numbers.signs import FoundSign, SIGN_DUST, digits_ink, split_signs
-from clients.rules import without_rules
+from clients.rules import Ruling, without_rules
 from digitserve.contract import IMAGE_SIDE
 
 
@@ -31,7 +31,7 @@ _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
-_RULE = 2.0  # a ruled line under or through a number is at least this long (without_rules): two digits
+_RULES = Ruling(longer=2.0)  # a ruled line under or through a number is at least two digits long (without_rules)
 
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
@@ -49,7 +49,7 @@ def work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, flo
     """The picture's ink map at the size the digits are found at (_reduced), ruled lines taken out
     (without_rules), and the factor back to it."""
     level, factor = _reduced(*preprocessing.ink_level(image, ink))
-    return without_rules(level, _digits_beside_rules, _RULE), factor
+    return without_rules(level, _digits_beside_rules, _RULES), factor
 
 
 def line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:
