@@ -513,11 +513,8 @@ def _digit(level: np.ndarray) -> np.ndarray:
     edge_weight[big[holds.any(axis=1)]] = _EDGE_LINE
     score = area * (1 - np.hypot(*centre.T)) * edge_weight
     main = int(np.argmax(score))
-    # Bars that are underlines when below the digit, looked for among the large pieces: only those join it
-    # from outside its box.
-    bars = np.zeros(count, bool)
-    for p in big[box[big, 3] - box[big, 1] >= _UNDERLINE * (box[big, 2] - box[big, 0])]:
-        bars[p] = _straight(runs[piece == p], box[p])
+    wide = box[:, 3] - box[:, 1] >= _UNDERLINE * (box[:, 2] - box[:, 0])
+    straight: dict[int, bool] = {}  # of the wide pieces that would join from below, as they come
     chosen = np.zeros(count, bool)
     chosen[main] = True
     group = box[main].copy()
@@ -528,11 +525,14 @@ def _digit(level: np.ndarray) -> np.ndarray:
         inside = (box[:, 0] >= group[0]) & (box[:, 1] >= group[1]) & (box[:, 2] <= group[2]) & (box[:, 3] <= group[3])
         near = ((box[:, 0] < group[2] + reach) & (box[:, 2] > group[0] - reach)
                 & (box[:, 1] < group[3] + reach) & (box[:, 3] > group[1] - reach))
-        spanned = np.minimum(box[:, 3], group[3]) - np.maximum(box[:, 1], group[1])
-        underline = bars & (box[:, 0] >= group[2]) & (spanned >= _UNDER_SPAN * (group[3] - group[1]))
         joins = (~chosen & near & ((inside & (area >= _DUST * area[main])) | (area >= _SPECK * area[main]))
-                 & ~underline & (~at_edge | at_edge[main])
+                 & (~at_edge | at_edge[main])
                  & (peak >= _FAINT * peak[main]))
+        spanned = np.minimum(box[:, 3], group[3]) - np.maximum(box[:, 1], group[1])
+        below = joins & wide & (box[:, 0] >= group[2]) & (spanned >= _UNDER_SPAN * (group[3] - group[1]))
+        for p in np.flatnonzero(below):  # an underline stays out
+            if straight.setdefault(p, _straight(runs[piece == p], box[p])):
+                joins[p] = False
         if joins.any():
             chosen |= joins
             group = np.concatenate([box[chosen, :2].min(axis=0), box[chosen, 2:].max(axis=0)])
