@@ -531,8 +531,9 @@ def _digit(level: np.ndarray) -> np.ndarray:
         spanned = np.minimum(box[:, 3], group[3]) - np.maximum(box[:, 1], group[1])
         below = joins & wide & (box[:, 0] >= group[2]) & (spanned >= _UNDER_SPAN * (group[3] - group[1]))
         for p in np.flatnonzero(below):  # an underline stays out
-            if straight.setdefault(p, _straight(runs[piece == p], box[p])):
-                joins[p] = False
+            if p not in straight:
+                straight[p] = _straight(runs[piece == p], box[p])
+            joins[p] = not straight[p]
         if joins.any():
             chosen |= joins
             group = np.concatenate([box[chosen, :2].min(axis=0), box[chosen, 2:].max(axis=0)])
