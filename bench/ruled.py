@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.common import ROOT, data_arguments, mnist
+from bench.common import ROOT, data_arguments, mnist, model_manifest
 from bench.numbers import PHOTO_CONDITION, compose
 from bench.photos import photo
 from bench.tune_cuts import CachedModel
@@ -30,14 +30,18 @@ from digitserve.contract import IMAGE_SIDE
 from server.registry import PREFERRED_DEFAULT
 
 
-KINDS = ("none", "under", "notebook", "turned", "underline")
+KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb")
+FORMS = ("boxes", "comb")  # drawn from a generator of their own: the other kinds' pictures stay those of earlier runs
 
 
 def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator) -> Image.Image:
     """The picture (dark ink on white) with a rule of this kind drawn in: "under", a dark line 2 px thick
     across the picture touching the digits' feet; "notebook", faint rules 1 px thick every half digit
     height, through and under the digits; "turned", the "under" line turned by up to 2 degrees either
-    way; "underline", a dark line under the digits only, 3 to 6 px below them."""
+    way; "underline", a dark line under the digits only, 3 to 6 px below them; "boxes", a form's box for
+    each digit, dark lines 2 px thick, its sides a little above and below the digits (the lower one may
+    touch them) and its edges halfway between them; "comb", the same boxes' lower side with ticks a third
+    of their height."""
     ink = np.asarray(picture).astype(np.float32)
     h, w = ink.shape
     base = int(np.median([b[3] for b in boxes]))
@@ -56,18 +60,46 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
         below = base + int(rng.integers(3, 7))
         line = (rows >= below) & (rows < below + 2) & (columns >= min(b[0] for b in boxes) - 5) \
             & (columns < max(b[2] for b in boxes) + 5)
+    elif kind in ("boxes", "comb"):
+        line = _boxes(boxes, height, rows, columns, comb=kind == "comb", rng=rng)
     else:
         return picture
     shade = 170 if kind == "notebook" else 0
     return Image.fromarray(np.where(line, np.minimum(ink, shade), ink).astype(np.uint8))
 
 
-def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator):
-    """The picture with each kind of rule drawn in, as a picture and photographed: (medium, kind, image)."""
+def _boxes(boxes: list, height: int, rows: np.ndarray, columns: np.ndarray, comb: bool,
+           rng: np.random.Generator) -> np.ndarray:
+    """Where a form's boxes around the digits are (ruled): lines 2 px thick, boxes of the writing's own
+    height (the digits' tops and feet, not their median), edges halfway between the digits (a single
+    digit's box at least 0.8 times as wide as it is tall); with ``comb``, only the lower side, and its
+    ticks rising a third of the boxes' height."""
+    h, w = rows.shape
+    top = max(0, min(b[1] for b in boxes) - int(rng.integers(1, max(2, height // 6))))
+    bottom = min(h - 2, max(b[3] for b in boxes) + int(rng.integers(-1, max(1, height // 8))))
+    reach = [int(rng.integers(2, max(3, height // 5))) for _ in range(2)]
+    edges = [boxes[0][0] - reach[0], *((a[2] + b[0]) // 2 for a, b in zip(boxes, boxes[1:])), boxes[-1][2] + reach[1]]
+    if len(boxes) == 1:  # a form's box is no narrower than a wide digit, a 1 in it too
+        middle, half = (edges[0] + edges[1]) // 2, max(edges[1] - edges[0], 0.8 * (bottom - top)) // 2
+        edges = [int(middle - half), int(middle + half)]
+    edges = [min(max(0, x), w - 2) for x in edges]
+    across = (columns >= edges[0]) & (columns < edges[-1] + 2)
+    line = across & (rows >= bottom) & (rows < bottom + 2)
+    if not comb:
+        line |= across & (rows >= top) & (rows < top + 2)
+    rise = top if not comb else bottom - (bottom - top) // 3
+    upright = np.isin(columns, [x + d for x in edges for d in (0, 1)])
+    return line | upright & (rows >= rise) & (rows < bottom + 2)
+
+
+def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator, forms: np.random.Generator):
+    """The picture with each kind of rule drawn in, as a picture and photographed: (medium, kind, image);
+    ``forms`` draws the FORMS."""
     for kind in KINDS:
-        drawn = ruled(picture, boxes, kind, rng)
+        draw = forms if kind in FORMS else rng
+        drawn = ruled(picture, boxes, kind, draw)
         yield "picture", kind, drawn
-        yield "photographed", kind, photo(255 - np.asarray(drawn), PHOTO_CONDITION, rng)
+        yield "photographed", kind, photo(255 - np.asarray(drawn), PHOTO_CONDITION, draw)
 
 
 def _by_medium(share: dict) -> dict:
@@ -91,10 +123,10 @@ def page(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, list
 
 def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` single digits read right, per kind of rule, as pictures and as photos."""
-    rng = np.random.default_rng([seed, 1])
+    rng, forms = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 3])
     vectors: dict = {}
     for digit in images[:count]:
-        for medium, kind, image in _read_as(*page(digit, rng), rng):
+        for medium, kind, image in _read_as(*page(digit, rng), rng, forms):
             try:
                 vector = preprocessing.to_mnist(image)
             except ValueError:
@@ -106,13 +138,13 @@ def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int,
 
 def measure(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` numbers read whole and right, per kind of rule, as pictures and as photos."""
-    rng = np.random.default_rng(seed)
+    rng, forms = np.random.default_rng(seed), np.random.default_rng([seed, 2])
     right: dict = {}
     for _ in range(count):
         pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
         label = "".join(str(int(v)) for v in labels[pick])
         picture, _, boxes = compose(rng, images[pick], len(pick), "clear")
-        for medium, kind, image in _read_as(picture, boxes, rng):
+        for medium, kind, image in _read_as(picture, boxes, rng, forms):
             try:
                 read = numbers.read_image(image, classify).text == label
             except ValueError:
@@ -129,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-ruled.json")
     args = parser.parse_args(argv)
     images, labels = mnist(args.mnist_dir, "t10k")
+    manifest = model_manifest(args.models_dir, PREFERRED_DEFAULT, "bench.ruled")
+    if manifest is None:
+        return 2
     started = time.perf_counter()
     classify = CachedModel(args.models_dir, PREFERRED_DEFAULT)
     read = measure(images, labels, classify, args.numbers, args.seed)
     alone = measure_digits(images, labels[: args.digits], classify, args.digits, args.seed)
-    results = {"model": PREFERRED_DEFAULT, "numbers_per_kind": args.numbers, "digits_per_kind": args.digits,
+    results = {"model": PREFERRED_DEFAULT, "version": manifest.version, "mnist_accuracy": manifest.test_accuracy,
+               "numbers_per_kind": args.numbers, "digits_per_kind": args.digits,
                "seed": args.seed, "photo_condition": PHOTO_CONDITION, "whole_number_right": read,
                "digit_right": alone, "seconds": round(time.perf_counter() - started, 1)}
     args.out.write_text(json.dumps(results, indent=2) + "\n")

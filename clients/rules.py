@@ -63,21 +63,121 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     if not found:
         return level
     cleaned = _erased(level, runs, found)
-    digits = writing(cleaned > _INK)
+    # A form's boxes: their upright edges stand on their sides and would be read as 1s. They are taller
+    # than the digits, so the edges running from side to side (or from a corner) are out before the digits
+    # are measured; a comb's ticks, shorter than the digits, once they are.
+    upright = (cleaned > ruling.ink).T
+    across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
+    bars = _rules(upright, across, _EDGE_FLAT, _EDGE_FEWEST)
+    edges, sides, _ = _edges(bars, found, mask)
+    boxed = _erased_upright(cleaned, across, edges)
+    digits = writing(boxed > _INK)
     if digits is None:  # nothing but rules
-        return cleaned
+        return boxed
     left, right, height = digits
-    kept = [rule for rule in found if rule[1] - rule[0] >= ruling.longer * height
+    # A box's side is no digit's bar, however short: edges stand on it.
+    kept = [rule for k, rule in enumerate(found) if k in sides or rule[1] - rule[0] >= ruling.longer * height
             and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
     if not kept:
         return level
-    return cleaned if len(kept) == len(found) else _erased(level, runs, kept)
+    edges, _, missing = _edges(bars, kept, mask, height)
+    if len(kept) < len(found) or missing:
+        cleaned = _erased(level, runs, kept + missing)
+    return _erased_upright(cleaned, across, edges)
+
+
+_EDGE_FLAT = 5.0  # a box's upright edge is at least this many times as tall as it is thick
+_EDGE_FEWEST = 12  # and holds at least this many thin pixels
+_CORNER = 3  # an edge ends this close to its side (where a turned edge meets it, the side's erasing took a few rows)
+_TICK = 0.6  # a comb's tick is at most this tall, of the digits' height
+_CROWDED = 0.6  # a bar nearer both its neighbours than this, of the edges' median spacing,
+_PEN = 1.25  # and this many times as thick as the edges, is a 1 in a box
+_SIDE_INKED = 0.8  # a box's side not found as a rule is ink along this much of it at least
+
+
+def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
+           height: float | None = None) -> tuple[list[Rule], set[int], list[Rule]]:
+    """Of the upright bars, the edges of boxes drawn on the rules, the rules they stand on (their places
+    in ``rules``), and the boxes' sides that were not found among the rules. An edge runs from one rule to
+    another, or from a corner of one: the box's other side, where a digit lies along it, was no rule, and
+    runs between the edges' other ends (and is ink in ``mask``: a comb's two end ticks have none between
+    their tips). With the digits' ``height``, a comb's tick, shorter than the digits, stands on one rule.
+    Edges come at least two to a box (a digit's upright stroke ending on two notebook rules is one alone).
+    """
+    families: dict[tuple[int, ...], list[Rule]] = {}
+    far: dict[int, int] = {}  # of a bar standing on one rule at a corner (by id), its other end
+    for bar in bars:
+        on = [_under(bar, end, rules) for end in (0, -1)]
+        ends = tuple(k for k, _ in filter(None, on))
+        corner = [end for end, found in zip((-1, 0), on) if found and found[1]]
+        if len(ends) == 2 or ends and (corner or height is not None and bar[1] - bar[0] <= _TICK * height):
+            families.setdefault(ends, []).append(bar)
+            if len(ends) == 1 and corner:
+                far[id(bar)] = corner[0]
+    families = {ends: _spaced(family) for ends, family in families.items() if len(family) >= 2}
+    missing = [_side(rules[ends[0]], family, [far[id(bar)] for bar in family]) for ends, family in families.items()
+               if all(id(bar) in far for bar in family)]
+    missing = [side for side in missing if _inked(mask, side) >= _SIDE_INKED]
+    return [bar for family in families.values() for bar in family], {k for ends in families for k in ends}, missing
+
+
+def _spaced(edges: list[Rule]) -> list[Rule]:
+    """The edges without the 1s standing inside a box from side to side: nearer both neighbours than
+    _CROWDED of the edges' typical spacing, and written with a pen thicker than the printed edges."""
+    if len(edges) < 3:
+        return edges
+    edges = sorted(edges, key=lambda bar: float(bar[2].mean()))
+    gaps = np.diff([float(bar[2].mean()) for bar in edges])
+    thick = np.array([int(bar[3][0] - bar[2][0]) for bar in edges])
+    crowded = _CROWDED * float(np.median(gaps))
+    inside = np.zeros(len(edges), bool)
+    inside[1:-1] = (gaps[:-1] < crowded) & (gaps[1:] < crowded) & (thick[1:-1] > _PEN * np.median(thick))
+    return [bar for bar, within in zip(edges, inside) if not within]
+
+
+def _inked(mask: np.ndarray, band: Rule) -> float:
+    """The share of the band's columns with ink in it (or a row either side)."""
+    left, right, tops, bottoms = band
+    h = mask.shape[0]
+    rows = tops[None, :] - 1 + np.arange(int(bottoms[0] - tops[0]) + 2)[:, None]
+    inside = (rows >= 0) & (rows < h)
+    return float((mask[np.clip(rows, 0, h - 1), np.arange(left, right)] & inside).any(axis=0).mean())
+
+
+def _side(side: Rule, edges: list[Rule], ends: list[int]) -> Rule:
+    """The box's side across from ``side``, a line as thick between the edges' far ends (0: first row)."""
+    points = sorted((int(edge[2][end] + edge[3][end]) // 2, edge[0] if end == 0 else edge[1] - 1)
+                    for edge, end in zip(edges, ends))
+    (left, top), (right, bottom) = points[0], points[-1]
+    thick = int(side[3][0] - side[2][0])
+    columns = np.arange(left, right + 1)
+    rows = np.rint(top + (bottom - top) * (columns - left) / max(1, right - left)).astype(np.int64) - thick // 2
+    return left, right + 1, rows, rows + thick
+
+
+def _erased_upright(level: np.ndarray, across: np.ndarray, bars: list[Rule]) -> np.ndarray:
+    """``level`` without these upright bars (_erased in the turned map; ``across``: its rows' runs of ink)."""
+    return _erased(level.T, across, bars).T if bars else level
+
+
+def _under(bar: Rule, end: int, rules: list[Rule]) -> tuple[int, bool] | None:
+    """The rule the upright bar's first (0) or last (-1) row lies on, within _CORNER rows (its place in
+    ``rules``), and whether the bar stands at one of its ends (a corner, which may be a little beyond the
+    end); None for none."""
+    row = bar[0] if end == 0 else bar[1] - 1
+    first, last = int(bar[2][end]), int(bar[3][end]) - 1  # the bar's columns there
+    middle, reach = (first + last) // 2, last - first + 2
+    for k, (left, right, tops, bottoms) in enumerate(rules):
+        column = min(max(middle, left), right - 1)
+        if abs(column - middle) <= reach and tops[column - left] - _CORNER <= row < bottoms[column - left] + _CORNER:
+            return k, min(abs(middle - left), abs(middle - right + 1)) <= reach
+    return None
 
 
 Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and per column its rows (top, bottom)
 
 
-def _rules(mask: np.ndarray, runs: np.ndarray, flat: float) -> list[Rule]:
+def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT) -> list[Rule]:
     """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
     fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
     _vertical_runs(mask)."""
@@ -93,7 +193,7 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float) -> list[Rule]:
     left_in = np.ones(len(xs), bool)
     while len(rules) < _MOST_RULES:
         turn, row = divmod(int(np.argmax(counts)), stride)
-        if counts[turn * stride + row] < _FLAT:
+        if counts[turn * stride + row] < fewest:
             break
         # The band: the rows next to the fullest that are at least half as full, no thicker than thin_most.
         line = counts[turn * stride : (turn + 1) * stride]

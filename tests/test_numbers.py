@@ -815,11 +815,12 @@ def test_a_candidate_is_cut_out_with_its_own_ink_and_the_pixel_around_it_alone(s
     assert np.array_equal(out, shown)
 
 
-@pytest.mark.parametrize("kind", ["under", "notebook", "turned", "underline"])
+@pytest.mark.parametrize("kind", ["under", "notebook", "turned", "underline", "boxes", "comb"])
 def test_a_number_on_ruled_lines_reads_as_it_does_without_them(classify, kind):
     """A form's line touching the digits' feet joined them into one piece ("3645" came back "2622"), a
     notebook's rules cut through them, and an underline apart from them was read as digits of its own:
-    rules are taken out of the ink map, strokes that cross one or stand on it kept."""
+    rules are taken out of the ink map, strokes that cross one or stand on it kept. A form's boxes, or a
+    comb's ticks, between the digits were read as 1s: their edges go with their sides."""
     from bench.ruled import ruled
 
     images, labels = mnist_subset(2000, "test")
@@ -852,3 +853,31 @@ def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it
     bar = strokes.copy()
     bar[60:62, 100:175] = 1.0
     assert without_rules(bar, pictures._digits_beside_rules, pictures._RULES) is bar
+
+
+def test_a_forms_boxes_and_a_combs_ticks_are_taken_out_and_the_1s_in_them_kept():
+    """A box's upright edges run from one of its sides to the other, a comb's ticks rise a little from its
+    line: both go. A 1 is an upright bar too, but touches no side (the first box), stands on one and is as
+    tall as the digits (the third box, and beside the comb's ticks), or runs from side to side inside a box
+    with a pen thicker than the printed edges (the last)."""
+    from clients.rules import without_rules
+
+    def cleaned(rules: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+        return without_rules(np.maximum(rules, strokes), pictures._digits_beside_rules, pictures._RULES)
+
+    strokes = np.zeros((100, 300), np.float32)
+    strokes[22:70, 42:48] = 1.0  # a 1 inside the first box
+    rows, columns = np.mgrid[0:100, 0:300]
+    strokes[np.abs(np.hypot(rows - 46, (columns - 115) * 1.4) - 22) < 3] = 1.0  # a 0 in the second
+    strokes[24:82, 182:188] = 1.0  # a 1 standing on the lower side of the third
+    strokes[10:82, 252:258] = 1.0  # and one from side to side of the last
+    boxes = np.zeros_like(strokes)
+    boxes[10:12, 10:290] = boxes[80:82, 10:290] = 1.0
+    for x in (10, 80, 150, 220, 288):
+        boxes[10:82, x : x + 2] = 1.0
+    assert np.array_equal(cleaned(boxes, strokes), strokes)
+    comb = np.zeros_like(strokes)
+    comb[80:82, 10:290] = 1.0
+    for x in (10, 80, 150, 220, 288):
+        comb[60:82, x : x + 2] = 1.0
+    assert np.array_equal(cleaned(comb, strokes), strokes)

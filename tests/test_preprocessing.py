@@ -257,7 +257,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     assert corrected >= plain + gain
 
 
-@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale"])
+@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box"])
 def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, rule):
     """A digit written on a form's line took the line for part of it, and notebook rules ran through it: a
     line under its foot, or rules every quarter of its height, once cost nine digits in ten. Both are taken
@@ -265,7 +265,7 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
     below the digit and no wider than it cost one in six: it is left out. Blurred as a small photo blurs
     it, the line under a digit at the top of a tall note is thicker than a 25th of its length (the
     note's width), and is a rule all the same; so is a pale grey line (a printed form's), blurred, whose
-    faint edges once broke it up."""
+    faint edges once broke it up. A form's box around the digit is no part of it either."""
     images, labels = digits
     n = 100
     plain, ruled = [], []
@@ -279,6 +279,12 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
         elif rule == "underline":
             columns = np.flatnonzero((page < 128).any(axis=0))
             lined[foot + 5 : foot + 7, columns[0] - 4 : columns[-1] + 5] = 20
+        elif rule == "box":
+            columns, head = np.flatnonzero((page < 128).any(axis=0)), int(np.flatnonzero((page < 128).any(axis=1))[0])
+            half = max(columns[-1] - columns[0] + 12, 0.8 * (foot - head + 7)) // 2  # as wide as tall, or wider
+            left, right = int((columns[0] + columns[-1]) // 2 - half), int((columns[0] + columns[-1]) // 2 + half)
+            lined[[head - 4, head - 3, foot + 1, foot + 2], left : right + 2] = 20
+            lined[head - 4 : foot + 3, [left, left + 1, right, right + 1]] = 20
         else:
             rows = (np.arange(len(lined)) - foot) % 14 == 0
             lined[rows] = np.minimum(lined[rows], 150)
