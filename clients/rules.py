@@ -1,6 +1,7 @@
 """Ruled lines under or through the writing (a form's line to write on, a
-notebook's rules, an underline): found in a picture's ink map and taken out
-of it before a digit, or a number's digits, are looked for (without_rules).
+notebook's rules, an underline, a form's boxes): found in a picture's ink map
+and taken out of it before a digit, or a number's digits, are looked for
+(without_rules).
 
 A rule touching a number's digits joins them all into one piece of ink as
 wide as the number, which no cut reads back as its digits; one under a
@@ -8,7 +9,8 @@ digit becomes part of it. A rule is a straight band of ink, level or turned
 a little (a photo's sheet), thin beside its length and longer than the
 digits are tall (beside a single digit, reaching beyond it too); where a
 digit's stroke crosses it, the ink runs on above or below the band and is
-kept.
+kept. The upright edges of boxes drawn on the rules (one box per digit, or a
+comb's ticks between them) would be read as 1s, and go with them.
 """
 
 from __future__ import annotations
@@ -65,10 +67,14 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     cleaned = _erased(level, runs, found)
     # A form's boxes: their upright edges stand on their sides and would be read as 1s. They are taller
     # than the digits, so the edges running from side to side (or from a corner) are out before the digits
-    # are measured; a comb's ticks, shorter than the digits, once they are.
-    upright = (cleaned > ruling.ink).T
-    across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
-    bars = _rules(upright, across, _EDGE_FLAT, _EDGE_FEWEST)
+    # are measured; a comb's ticks, shorter than the digits, once they are. Edges are looked for only near
+    # where a long upright run meets a rule: a photo's table grain beside a rule cost more than the rules.
+    near = _near_edges(runs, found, level.shape[1])
+    bars, across = [], None
+    if near.any():
+        upright = (cleaned > ruling.ink).T
+        across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
+        bars = _rules(upright & near[:, None], across, _EDGE_FLAT, _EDGE_FEWEST, joined=False)
     edges, sides, _ = _edges(bars, found, mask)
     boxed = _erased_upright(cleaned, across, edges)
     digits = writing(boxed > _INK)
@@ -93,6 +99,23 @@ _TICK = 0.6  # a comb's tick is at most this tall, of the digits' height
 _CROWDED = 0.6  # a bar nearer both its neighbours than this, of the edges' median spacing,
 _PEN = 1.25  # and this many times as thick as the edges, is a 1 in a box
 _SIDE_INKED = 0.8  # a box's side not found as a rule is ink along this much of it at least
+
+
+def _near_edges(runs: np.ndarray, rules: list[Rule], width: int) -> np.ndarray:
+    """The columns an upright edge standing on one of the rules can lie in: those near where a run of ink
+    down a column (``runs``, _vertical_runs) as long as an edge reaches the rule's band, as near as a bar
+    that long turned by the rules' most is wide."""
+    h = runs.shape[0]
+    near = np.zeros(width, bool)
+    longest = 0
+    for left, right, tops, bottoms in rules:
+        columns = np.arange(left, right)
+        window = tops[None, :] - _CORNER + np.arange(int(bottoms[0] - tops[0]) + 2 * _CORNER)[:, None]
+        reach = np.where((window >= 0) & (window < h), runs[np.clip(window, 0, h - 1), columns], 0).max(axis=0)
+        near[columns[reach >= _EDGE_FEWEST]] = True
+        longest = max(longest, int(reach.max()))
+    spread = _CORNER + int(np.ceil(abs(_TURNS[0]) * longest))
+    return np.convolve(near, np.ones(2 * spread + 1), "same") > 0
 
 
 def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
@@ -155,7 +178,7 @@ def _side(side: Rule, edges: list[Rule], ends: list[int]) -> Rule:
     return left, right + 1, rows, rows + thick
 
 
-def _erased_upright(level: np.ndarray, across: np.ndarray, bars: list[Rule]) -> np.ndarray:
+def _erased_upright(level: np.ndarray, across: np.ndarray | None, bars: list[Rule]) -> np.ndarray:
     """``level`` without these upright bars (_erased in the turned map; ``across``: its rows' runs of ink)."""
     return _erased(level.T, across, bars).T if bars else level
 
@@ -177,10 +200,12 @@ def _under(bar: Rule, end: int, rules: list[Rule]) -> tuple[int, bool] | None:
 Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and per column its rows (top, bottom)
 
 
-def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT) -> list[Rule]:
+def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT, joined: bool = True) -> list[Rule]:
     """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
     fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
-    _vertical_runs(mask)."""
+    _vertical_runs(mask); a band's fullest row holds at least ``fewest`` thin pixels. ``joined``: a band's
+    long stretches are one rule (digits standing on it break it up), else only its fullest stretch is
+    looked at (a box's edge in line with the next box's)."""
     h, w = mask.shape
     thin_most = max(3, round(_THIN * max(h, w)))
     ys, xs = np.nonzero(mask & (runs <= thin_most))
@@ -209,13 +234,21 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
         # Digits standing on the rule or crossing it hide it: any ink in the band continues it. Inside a
         # digit's loop the paper looks darker, and a faint rule can fade there: its long stretches are one.
         inked = (mask[np.clip(band, 0, h - 1), np.arange(w)] & (band >= 0) & (band < h)).any(axis=0)
-        long = [(a, b) for a, b in _stretches(np.flatnonzero(inked), bridge=thin_most) if b - a >= flat * thick]
+        stretches = _stretches(np.flatnonzero(inked), bridge=thin_most)
+        long = [(a, b) for a, b in stretches if b - a >= flat * thick]
+        if not joined:  # the fullest stretch alone: the band's line runs on past others (a box's next edge)
+            held = [int(((xs[inside] >= a) & (xs[inside] < b)).sum()) for a, b in stretches]
+            fullest = stretches[int(np.argmax(held))] if any(held) else (0, w)
+            long = [fullest] if fullest in long else []
         if long:
             left, right = long[0][0], long[-1][1]
             thin = np.zeros(w, bool)
             thin[xs[inside]] = True
             if thin[left:right].mean() >= _BARE:
                 rules.append((left, right, top + shift[left:right], bottom + 1 + shift[left:right]))
+        if not joined:  # the stretch's pixels are looked at once (or all the band's, when it has none)
+            spanned = inside & (xs >= fullest[0]) & (xs < fullest[1])
+            inside = spanned if spanned.any() else inside
         # The band's pixels are looked at once, as a rule or as none.
         left_in &= ~inside
         counts -= np.bincount(cells[:, inside].ravel(), minlength=len(counts))

@@ -881,3 +881,7 @@ def test_a_forms_boxes_and_a_combs_ticks_are_taken_out_and_the_1s_in_them_kept()
     for x in (10, 80, 150, 220, 288):
         comb[60:82, x : x + 2] = 1.0
     assert np.array_equal(cleaned(comb, strokes), strokes)
+    # Ink further down in line with a tick (the next line's 1, a table's edge) is no part of it.
+    below = strokes.copy()
+    below[90:100, 150:152] = 1.0
+    assert np.array_equal(cleaned(comb, below), below)
