@@ -281,7 +281,7 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
             lined[foot + 5 : foot + 7, columns[0] - 4 : columns[-1] + 5] = 20
         elif rule == "box":
             columns, head = np.flatnonzero((page < 128).any(axis=0)), int(np.flatnonzero((page < 128).any(axis=1))[0])
-            half = max(columns[-1] - columns[0] + 12, 0.8 * (foot - head + 7)) // 2  # as wide as tall, or wider
+            half = max(columns[-1] - columns[0] + 12, 0.8 * (foot - head + 7)) // 2  # at least 0.8 as wide as tall
             left, right = int((columns[0] + columns[-1]) // 2 - half), int((columns[0] + columns[-1]) // 2 + half)
             lined[[head - 4, head - 3, foot + 1, foot + 2], left : right + 2] = 20
             lined[head - 4 : foot + 3, [left, left + 1, right, right + 1]] = 20
