@@ -102,9 +102,9 @@ _SIDE_INKED = 0.8  # a box's side not found as a rule is ink along this much of 
 
 
 def _near_edges(runs: np.ndarray, rules: list[Rule], width: int) -> np.ndarray:
-    """The columns an upright edge standing on one of the rules can lie in: those near where a run of ink
-    down a column (``runs``, _vertical_runs) as long as an edge reaches the rule's band, as near as a bar
-    that long turned by the rules' most is wide."""
+    """The columns an upright edge standing on one of the rules can lie in: where a run of ink down a
+    column (``runs``, _vertical_runs) at least as long as an edge reaches the rule's band, and as far to
+    either side as the longest such run leans when turned as far as a rule may be (_TURNS)."""
     h = runs.shape[0]
     near = np.zeros(width, bool)
     longest = 0
