@@ -885,3 +885,27 @@ def test_a_forms_boxes_and_a_combs_ticks_are_taken_out_and_the_1s_in_them_kept()
     below = strokes.copy()
     below[90:100, 150:152] = 1.0
     assert np.array_equal(cleaned(comb, below), below)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_taking_rules_and_boxes_out_only_ever_zeroes_ink(seed):
+    """Whatever lines, bars and specks a picture holds, at its borders or crossing, taking its rules and
+    boxes out leaves each pixel as it was or at 0, for a number's settings and a single digit's."""
+    from clients import preprocessing
+    from clients.rules import without_rules
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(8, 200)), int(rng.integers(8, 300))
+    level = ((rng.random((h, w)) < rng.uniform(0, 0.05)) * rng.uniform(0.2, 1.0)).astype(np.float32)
+    for _ in range(int(rng.integers(0, 8))):
+        row, column = int(rng.integers(0, h)), int(rng.integers(0, w))
+        if rng.random() < 0.5:
+            level[row : row + int(rng.integers(1, 4)), column : column + int(rng.integers(5, w + 1))] = 1.0
+        else:
+            level[row : row + int(rng.integers(5, h + 1)), column : column + int(rng.integers(1, 4))] = 1.0
+    for writing, ruling in ((pictures._digits_beside_rules, pictures._RULES),
+                            (preprocessing._digit_beside_rules, preprocessing._RULES)):
+        out = without_rules(level, writing, ruling)
+        assert out.shape == level.shape and out.dtype == level.dtype
+        assert ((out == level) | (out == 0)).all()
