@@ -82,8 +82,9 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
         return boxed
     left, right, height = digits
     # A box's side is no digit's bar, however short: edges stand on it.
-    kept = [rule for k, rule in enumerate(found) if k in sides or rule[1] - rule[0] >= ruling.longer * height
-            and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND)]
+    kept = [rule for k, rule in enumerate(found) if k in sides or (
+            rule[1] - rule[0] >= ruling.longer * height
+            and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND))]
     if not kept:
         return level
     edges, _, missing = _edges(bars, kept, mask, height)
