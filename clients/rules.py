@@ -116,7 +116,8 @@ def _near_edges(runs: np.ndarray, rules: list[Rule], width: int) -> np.ndarray:
         near[columns[reach >= _EDGE_FEWEST]] = True
         longest = max(longest, int(reach.max()))
     spread = _CORNER + int(np.ceil(abs(_TURNS[0]) * longest))
-    return np.convolve(near, np.ones(2 * spread + 1), "same") > 0
+    # "full", then the middle: "same" would give the kernel's length when it is longer than the map is wide.
+    return np.convolve(near, np.ones(2 * spread + 1))[spread : spread + width] > 0
 
 
 def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
