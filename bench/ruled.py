@@ -1,5 +1,6 @@
 """Digits and numbers written on ruled lines: a form's line under the digits, a notebook's rules through
-them, a line turned with the sheet, an underline apart from the digits; as pictures and as phone photos.
+them, a line turned with the sheet, an underline apart from the digits, a form's boxes and comb, squared
+paper; as pictures and as phone photos.
 
 Numbers of 2 to 6 MNIST test digits with clear gaps are composed as bench.numbers composes them, and
 single MNIST test digits are put on a page 1.5 to 4 times their size; each is read without a rule and with
@@ -30,8 +31,10 @@ from digitserve.contract import IMAGE_SIDE
 from server.registry import PREFERRED_DEFAULT
 
 
-KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb")
-FORMS = ("boxes", "comb")  # drawn from a generator of their own: the other kinds' pictures stay those of earlier runs
+KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb", "grid")
+# Kinds added later are drawn from generators of their own, so that the other kinds' pictures stay those of
+# earlier runs: the streams of the numbers' and the single digits' generators for them.
+OWN_STREAMS = {"boxes": (2, 3), "comb": (2, 3), "grid": (4, 5)}
 
 
 def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator) -> Image.Image:
@@ -41,7 +44,7 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     way; "underline", a dark line under the digits only, 3 to 6 px below them; "boxes", a form's box for
     each digit, dark lines 2 px thick, its sides a little above and below the digits (the lower one may
     touch them) and its edges halfway between them; "comb", the same boxes' lower side with ticks a third
-    of their height."""
+    of their height; "grid", squared paper: faint lines 1 px thick both ways, every half digit height."""
     ink = np.asarray(picture).astype(np.float32)
     h, w = ink.shape
     base = int(np.median([b[3] for b in boxes]))
@@ -49,9 +52,11 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     rows, columns = np.mgrid[0:h, 0:w]
     if kind == "under":
         line = (rows >= base) & (rows < base + 2)
-    elif kind == "notebook":
+    elif kind in ("notebook", "grid"):
         step = max(8, height // 2)
         line = (rows - base) % step == 0
+        if kind == "grid":
+            line |= (columns - int(rng.integers(0, step))) % step == 0
     elif kind == "turned":
         slope = math.tan(math.radians(rng.uniform(-2, 2)))
         middle = base + 1 + slope * (columns - w / 2)
@@ -64,7 +69,7 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
         line = _boxes(boxes, height, rows, columns, comb=kind == "comb", rng=rng)
     else:
         return picture
-    shade = 170 if kind == "notebook" else 0
+    shade = 170 if kind in ("notebook", "grid") else 0
     return Image.fromarray(np.where(line, np.minimum(ink, shade), ink).astype(np.uint8))
 
 
@@ -92,14 +97,22 @@ def _boxes(boxes: list, height: int, rows: np.ndarray, columns: np.ndarray, comb
     return line | upright & (rows >= rise) & (rows < bottom + 2)
 
 
-def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator, forms: np.random.Generator):
+def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator, own: dict[str, np.random.Generator]):
     """The picture with each kind of rule drawn in, as a picture and photographed: (medium, kind, image);
-    ``forms`` draws the FORMS."""
+    ``own`` draws the kinds of OWN_STREAMS, ``rng`` the others."""
     for kind in KINDS:
-        draw = forms if kind in FORMS else rng
+        draw = own.get(kind, rng)
         drawn = ruled(picture, boxes, kind, draw)
         yield "picture", kind, drawn
         yield "photographed", kind, photo(255 - np.asarray(drawn), PHOTO_CONDITION, draw)
+
+
+def _own_generators(seed: int, which: int) -> dict[str, np.random.Generator]:
+    """The generators of the kinds of OWN_STREAMS, for the numbers (``which`` 0) or the single digits (1);
+    kinds sharing a stream share one generator."""
+    made: dict[int, np.random.Generator] = {}
+    return {kind: made.setdefault(streams[which], np.random.default_rng([seed, streams[which]]))
+            for kind, streams in OWN_STREAMS.items()}
 
 
 def _by_medium(share: dict) -> dict:
@@ -123,10 +136,10 @@ def page(digit: np.ndarray, rng: np.random.Generator) -> tuple[Image.Image, list
 
 def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` single digits read right, per kind of rule, as pictures and as photos."""
-    rng, forms = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 3])
+    rng, own = np.random.default_rng([seed, 1]), _own_generators(seed, 1)
     vectors: dict = {}
     for digit in images[:count]:
-        for medium, kind, image in _read_as(*page(digit, rng), rng, forms):
+        for medium, kind, image in _read_as(*page(digit, rng), rng, own):
             try:
                 vector = preprocessing.to_mnist(image)
             except ValueError:
@@ -138,13 +151,13 @@ def measure_digits(images: np.ndarray, labels: np.ndarray, classify, count: int,
 
 def measure(images: np.ndarray, labels: np.ndarray, classify, count: int, seed: int) -> dict:
     """The share of ``count`` numbers read whole and right, per kind of rule, as pictures and as photos."""
-    rng, forms = np.random.default_rng(seed), np.random.default_rng([seed, 2])
+    rng, own = np.random.default_rng(seed), _own_generators(seed, 0)
     right: dict = {}
     for _ in range(count):
         pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
         label = "".join(str(int(v)) for v in labels[pick])
         picture, _, boxes = compose(rng, images[pick], len(pick), "clear")
-        for medium, kind, image in _read_as(picture, boxes, rng, forms):
+        for medium, kind, image in _read_as(picture, boxes, rng, own):
             try:
                 read = numbers.read_image(image, classify).text == label
             except ValueError:

@@ -463,7 +463,7 @@ def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink:
     return level
 
 
-def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float] | None:
+def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float, float, float] | None:
     """Where the digit in a mask of ink begins and ends, and its height (rules.without_rules): its pieces at
     least _RULE_PIECE as tall as the tallest (a 7 whose thin bar is taken out falls apart), of those clear of
     the picture's edge when there are any (a table or a shadow beside a sheet can be taller); None without
@@ -476,7 +476,8 @@ def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float] | None:
     box = box[inside] if inside.any() else box
     heights = box[:, 2] - box[:, 0]
     digit = box[heights >= _RULE_PIECE * heights.max()]
-    return float(digit[:, 1].min()), float(digit[:, 3].max()), float(digit[:, 2].max() - digit[:, 0].min())
+    top, foot = float(digit[:, 0].min()), float(digit[:, 2].max())
+    return float(digit[:, 1].min()), float(digit[:, 3].max()), foot - top, top, foot
 
 
 def _digit(level: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ a little (a photo's sheet), thin beside its length and longer than the
 digits are tall (beside a single digit, reaching beyond it too); where a
 digit's stroke crosses it, the ink runs on above or below the band and is
 kept. The upright edges of boxes drawn on the rules (one box per digit, or a
-comb's ticks between them) would be read as 1s, and go with them.
+comb's ticks between them) would be read as 1s, and go with them; so do
+squared paper's upright lines, which cross the rules.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on
 _MOST_RULES = 40  # rules looked for in one picture (a notebook page shows a few dozen)
 
 
-Writing = tuple[float, float, float]  # the digits' left and right ends and their height
+Writing = tuple[float, float, float, float, float]  # the digits' left and right ends, height, top and foot
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,26 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     if near.any():
         upright = (cleaned > ruling.ink).T
         across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
-        bars = _rules(upright & near[:, None], across, _EDGE_FLAT, _EDGE_FEWEST, joined=False)
+        bars = _rules(upright & near[:, None], across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE)
+        # Printed with the rules, not a pen's stroke (a 1, the side of a digit's loop between two rules).
+        thickest = max(_across(rule, runs) for rule in found)
+        bars = [bar for bar in bars if _across(bar, across) <= thickest + 1]
     edges, sides, _ = _edges(bars, found, mask)
-    boxed = _erased_upright(cleaned, across, edges)
+    # Squared paper's upright lines cross the rules and run on above and below the digits. Until the digits
+    # are measured, the lines hide them (every digit crosses one): all are out, then those ending where the
+    # writing does come back (1s as thin as the print).
+    lines = _grid([bar for bar in bars if all(bar is not edge for edge in edges)], found)
+    boxed = _erased_upright(cleaned, across, edges + [bar for line in lines for bar in line])
     digits = writing(boxed > _INK)
+    if digits is None and lines:  # the digits are among the lines (1s as thin as they are): measured with them
+        boxed = _erased_upright(cleaned, across, edges)
+        digits = writing(boxed > _INK)
     if digits is None:  # nothing but rules
         return boxed
-    left, right, height = digits
+    left, right, height, top, foot = digits
+    beyond = max(_BEYOND, _GRID_BEYOND * height)
+    lines = [line for line in lines if line[0][0] <= max(top - beyond, _CORNER)
+             and line[-1][1] >= min(foot + beyond, level.shape[0] - _CORNER)]
     # A box's side is no digit's bar, however short: edges stand on it.
     kept = [rule for k, rule in enumerate(found) if k in sides or (
             rule[1] - rule[0] >= ruling.longer * height
@@ -90,7 +104,7 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     edges, _, missing = _edges(bars, kept, mask, height)
     if len(kept) < len(found) or missing:
         cleaned = _erased(level, runs, kept + missing)
-    return _erased_upright(cleaned, across, edges)
+    return _erased_upright(cleaned, across, edges + [bar for line in lines for bar in line])
 
 
 _EDGE_FLAT = 5.0  # a box's upright edge is at least this many times as tall as it is thick
@@ -100,6 +114,10 @@ _TICK = 0.6  # a comb's tick is at most this tall, of the digits' height
 _CROWDED = 0.6  # a bar nearer both its neighbours than this, of the edges' median spacing,
 _PEN = 1.25  # and this many times as thick as the edges, is a 1 in a box
 _SIDE_INKED = 0.8  # a box's side not found as a rule is ink along this much of it at least
+# An upright bar is bare along this much of it at least: a grid's line running along a 1 or through a
+# digit's loops is hidden by it over more of its length than a rule may be.
+_UPRIGHT_BARE = 0.3
+_GRID_BEYOND = 0.15  # a line of squared paper reaches this much beyond the digits' height above and below them
 
 
 def _near_edges(runs: np.ndarray, rules: list[Rule], width: int) -> np.ndarray:
@@ -144,6 +162,40 @@ def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
                if all(id(bar) in far for bar in family)]
     missing = [side for side in missing if _inked(mask, side) >= _SIDE_INKED]
     return [bar for family in families.values() for bar in family], {k for ends in families for k in ends}, missing
+
+
+def _grid(bars: list[Rule], rules: list[Rule]) -> list[list[Rule]]:
+    """Of the upright bars, the lines of squared paper, each as its bars in line one below the other (a
+    digit's stroke crossing a line can break it up): lying across two of the rules at least (a box's edge
+    ends on them); none unless there are two such lines."""
+    lines: list[list[Rule]] = []
+    for bar in sorted(bars, key=lambda bar: bar[0]):
+        below = [line for line in lines if line[-1][1] - _CORNER <= bar[0]
+                 and abs(int(line[-1][2][-1]) - int(bar[2][0])) <= _CORNER]
+        if below:
+            below[0].append(bar)
+        else:
+            lines.append([bar])
+    crossing = [line for line in lines if sum(any(_lies_across(bar, rule) for bar in line) for rule in rules) >= 2]
+    return crossing if len(crossing) >= 2 else []
+
+
+def _lies_across(bar: Rule, rule: Rule) -> bool:
+    """Does the upright bar run from above the rule (or from it) to below it (or to it), where it meets it."""
+    middle = int(bar[2][len(bar[2]) // 2] + bar[3][len(bar[3]) // 2]) // 2
+    return rule[0] <= middle < rule[1] and bar[0] - _CORNER <= rule[2][middle - rule[0]] \
+        and rule[3][middle - rule[0]] <= bar[1] + _CORNER
+
+
+def _across(band: Rule, runs: np.ndarray) -> float:
+    """How thick the band's ink is across it: the lower quartile of the lengths of the runs of ink (``runs``,
+    _vertical_runs of the map the band was found in) through its middle, where there is ink. A line's
+    lengths where it runs through digits are theirs, and it is bare along a third of its length at least."""
+    left, right, tops, bottoms = band
+    rows, columns = (tops + bottoms - 1) // 2, np.arange(left, right)
+    inside = (rows >= 0) & (rows < runs.shape[0])  # a turned band can leave the map at its ends
+    lengths = runs[rows[inside], columns[inside]]
+    return float(np.percentile(lengths[lengths > 0], 25)) if (lengths > 0).any() else 0.0
 
 
 def _spaced(edges: list[Rule]) -> list[Rule]:
@@ -202,10 +254,12 @@ def _under(bar: Rule, end: int, rules: list[Rule]) -> tuple[int, bool] | None:
 Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and per column its rows (top, bottom)
 
 
-def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT, joined: bool = True) -> list[Rule]:
+def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT, joined: bool = True,
+           bare: float = _BARE) -> list[Rule]:
     """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
     fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
-    _vertical_runs(mask); a band's fullest row holds at least ``fewest`` thin pixels. ``joined``: a band's
+    _vertical_runs(mask); a band's fullest row holds at least ``fewest`` thin pixels, and it is thin along
+    ``bare`` of its length at least (digits on it are not). ``joined``: a band's
     long stretches are one rule (digits standing on it break it up), else only its fullest stretch is
     looked at (a box's edge in line with the next box's)."""
     h, w = mask.shape
@@ -246,7 +300,7 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
             left, right = long[0][0], long[-1][1]
             thin = np.zeros(w, bool)
             thin[xs[inside]] = True
-            if thin[left:right].mean() >= _BARE:
+            if thin[left:right].mean() >= bare:
                 rules.append((left, right, top + shift[left:right], bottom + 1 + shift[left:right]))
         if not joined:  # the stretch's pixels are looked at once (or all the band's, when it has none)
             spanned = inside & (xs >= fullest[0]) & (xs < fullest[1])

@@ -257,7 +257,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     assert corrected >= plain + gain
 
 
-@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box"])
+@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box", "grid"])
 def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, rule):
     """A digit written on a form's line took the line for part of it, and notebook rules ran through it: a
     line under its foot, or rules every quarter of its height, once cost nine digits in ten. Both are taken
@@ -265,7 +265,8 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
     below the digit and no wider than it cost one in six: it is left out. Blurred as a small photo blurs
     it, the line under a digit at the top of a tall note is thicker than a 25th of its length (the
     note's width), and is a rule all the same; so is a pale grey line (a printed form's), blurred, whose
-    faint edges once broke it up. A form's box around the digit is no part of it either."""
+    faint edges once broke it up. A form's box around the digit is no part of it either, nor are squared
+    paper's lines, which cost more than half the digits."""
     images, labels = digits
     n = 100
     plain, ruled = [], []
@@ -288,6 +289,9 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
         else:
             rows = (np.arange(len(lined)) - foot) % 14 == 0
             lined[rows] = np.minimum(lined[rows], 150)
+            if rule == "grid":
+                columns = np.arange(lined.shape[1]) % 14 == 5
+                lined[:, columns] = np.minimum(lined[:, columns], 150)
         if blurred:
             page, lined = (np.asarray(Image.fromarray(p).filter(ImageFilter.GaussianBlur(1.2))) for p in (page, lined))
         plain.append(to_mnist(page))

@@ -96,13 +96,15 @@ def _reduced(level: np.ndarray, shrunk: int = 1) -> tuple[np.ndarray, float]:
     return preprocessing.max_pool(level, factor), float(factor * shrunk)
 
 
-def _digits_beside_rules(mask: np.ndarray) -> tuple[float, float, float] | None:
-    """Where the ink of a mask begins and ends, and its digits' line height (without_rules); None without
-    ink."""
+def _digits_beside_rules(mask: np.ndarray) -> tuple[float, float, float, float, float] | None:
+    """Where the ink of a mask begins and ends, its digits' line height, and where the pieces at least half
+    as tall as the tallest begin and end in height (without_rules); None without ink."""
     pieces = connected_components(mask)
     if not pieces:
         return None
-    return min(a.left for a in pieces), max(a.right for a in pieces), line_height(pieces)
+    tall = [a for a in pieces if a.height >= 0.5 * max(b.height for b in pieces)]
+    return (min(a.left for a in pieces), max(a.right for a in pieces), line_height(pieces),
+            min(a.top for a in tall), max(a.bottom for a in tall))
 
 
 def _ink_components(level: np.ndarray) -> tuple[list[Atom], list[FoundSign]]:
