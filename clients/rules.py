@@ -30,7 +30,7 @@ _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is 
 _FLAT = 25.0
 _BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
 _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
-_MOST_RULES = 40  # rules looked for in one picture (a notebook page shows a few dozen)
+_MOST_RULES = 120  # rules looked for in one picture (a page of squared paper shows a hundred)
 
 
 Writing = tuple[float, float, float, float, float]  # the digits' left and right ends, height, top and foot
@@ -86,7 +86,11 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     lines = _grid([bar for bar in bars if all(bar is not edge for edge in edges)], found)
     boxed = _erased_upright(cleaned, across, edges + [bar for line in lines for bar in line])
     digits = writing(boxed > _INK)
-    if digits is None and lines:  # the digits are among the lines (1s as thin as they are): measured with them
+    h = level.shape[0]
+    if digits is None and lines:
+        if all(line[0][0] <= _CORNER and line[-1][1] >= h - _CORNER for line in lines):
+            return boxed  # squared paper with nothing written on it
+        # The digits are among the lines (1s as thin as they are): measured with them.
         boxed = _erased_upright(cleaned, across, edges)
         digits = writing(boxed > _INK)
     if digits is None:  # nothing but rules
@@ -94,7 +98,7 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     left, right, height, top, foot = digits
     beyond = max(_BEYOND, _GRID_BEYOND * height)
     lines = [line for line in lines if line[0][0] <= max(top - beyond, _CORNER)
-             and line[-1][1] >= min(foot + beyond, level.shape[0] - _CORNER)]
+             and line[-1][1] >= min(foot + beyond, h - _CORNER)]
     # A box's side is no digit's bar, however short: edges stand on it.
     kept = [rule for k, rule in enumerate(found) if k in sides or (
             rule[1] - rule[0] >= ruling.longer * height

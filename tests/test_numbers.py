@@ -915,6 +915,30 @@ def test_squared_papers_lines_are_taken_out_and_a_1_as_thin_as_they_are_kept():
                                         pictures._RULES), alone)
 
 
+def test_a_page_of_squared_paper_holds_more_lines_than_a_notebook_and_a_blank_one_no_digit(classify):
+    """A number written large on squared paper crosses a hundred lines and rules: fewer looked for left
+    some to be read as 1s ("586798" came back "506748"). A page of squared paper with nothing on it is no
+    number and no digit: its lines ran from its top to its bottom and were read as a 2."""
+    from clients import preprocessing
+
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(3)
+    pick = rng.choice(len(images), 6, replace=False)
+    picture, _, _ = compose(rng, images[pick].reshape(-1, 784), 6, "clear")
+    big = picture.resize((picture.width * 3, picture.height * 3), Image.Resampling.BILINEAR)
+    ink = np.asarray(big)
+    rows, columns = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]]
+    grid = (rows % 25 == 0) | (columns % 25 == 0)
+    assert grid[0].sum() > 40  # more upright lines than a notebook's page has rules
+    squared = Image.fromarray(np.where(grid, np.minimum(ink, 150), ink).astype(np.uint8))
+    assert numbers.read_image(squared, classify).text == numbers.read_image(big, classify).text
+    blank = Image.fromarray(np.where(grid, 150, 255).astype(np.uint8))
+    with pytest.raises(PreprocessingError, match="no ink found"):
+        numbers.read_image(blank, classify)
+    with pytest.raises(PreprocessingError, match="no ink found"):
+        preprocessing.to_mnist(blank)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=976)  # a turned rule leaving the map at its end, measured across where it has left
