@@ -263,9 +263,9 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
     """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
     fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
     _vertical_runs(mask); a band's fullest row holds at least ``fewest`` thin pixels, and it is thin along
-    ``bare`` of its length at least (digits on it are not). ``joined``: a band's
-    long stretches are one rule (digits standing on it break it up), else only its fullest stretch is
-    looked at (a box's edge in line with the next box's)."""
+    ``bare`` of its length at least (digits on it are not). ``joined``: a band's long stretches are one rule
+    (digits standing on it break it up), else only its fullest stretch is looked at (a box's edge in line
+    with the next box's)."""
     h, w = mask.shape
     thin_most = max(3, round(_THIN * max(h, w)))
     ys, xs = np.nonzero(mask & (runs <= thin_most))
