@@ -465,9 +465,9 @@ def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink:
 
 def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float, float, float] | None:
     """Where the digit in a mask of ink begins and ends, its height, top and foot (rules.without_rules): its
-    pieces at least _RULE_PIECE as tall as the tallest (a 7 whose thin bar is taken out falls apart), of those clear of
-    the picture's edge when there are any (a table or a shadow beside a sheet can be taller); None without
-    ink."""
+    pieces at least _RULE_PIECE as tall as the tallest (a 7 whose thin bar is taken out falls apart), of
+    those clear of the picture's edge when there are any (a table or a shadow beside a sheet can be
+    taller); None without ink."""
     runs, piece = pieces(ink)
     if len(runs) == 0:
         return None
