@@ -77,6 +77,7 @@ _NEAR = 0.25
 # ... and pieces whose strongest ink is below this fraction of the digit's are
 # texture (a table's grain, a shadow's rim), not strokes.
 _FAINT = 0.5
+_FRINGE = 2  # pixels of fainter ink kept around a digit's stronger ink when a faint line is taken out
 # A piece touching the picture's edge is less likely the digit (a digit cut by a
 # tight crop still wins by its size), and far less when it runs along _SPAN of
 # the picture: a table's or a shadow's edge, a margin line.
@@ -480,13 +481,15 @@ def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float, float, fl
     return float(digit[:, 1].min()), float(digit[:, 3].max()), foot - top, top, foot
 
 
-def _digit(level: np.ndarray) -> np.ndarray:
+def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
     """The digit's own ink, cropped: its main piece and the pieces beside it; clutter is zeroed.
 
     The main piece is the one with the most ink, discounted by its distance from the middle
     and when it touches the picture's edge (see _EDGE_PIECE). Pieces within
     reach of the digit join it, except specks outside its box, an underline below it
     (_UNDERLINE) and, unless the digit itself touches the edge, pieces at the edge, and faint pieces.
+    A rule or grid line too faint to have been taken out with the rules, crossing the digit, is
+    taken out first (``trimmed`` once it is).
     """
     runs, piece = pieces(level > 0)
     if len(runs) == 0:
@@ -503,6 +506,14 @@ def _digit(level: np.ndarray) -> np.ndarray:
     at_edge = (box[:, 0] == 0) | (box[:, 1] == 0) | (box[:, 2] == h) | (box[:, 3] == w)
     centre = np.stack([(box[:, 0] + box[:, 2]) / 2 / h, (box[:, 1] + box[:, 3]) / 2 / w], axis=1) - 0.5
     spans = (box[:, 2] - box[:, 0] >= _SPAN * h) | (box[:, 3] - box[:, 1] >= _SPAN * w)
+    biggest = int(np.argmax(area))
+    if at_edge[biggest] and spans[biggest] and not trimmed:
+        # A faint rule or grid line (fainter than a rule is looked for among) crossing the digit joins it
+        # into a piece as wide as the page: when the piece's stronger ink spans no such width, it goes.
+        core = runs_mask(runs[piece == biggest], (0, 0, h, w)) & (level > _RULES.ink)
+        rows, columns = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
+        if len(rows) and rows[-1] + 1 - rows[0] < _SPAN * h and columns[-1] + 1 - columns[0] < _SPAN * w:
+            return _digit(np.where(_grown(level > _RULES.ink, _FRINGE), level, 0.0), trimmed=True)
     edge_weight = np.where(at_edge & spans, _EDGE_LINE, np.where(at_edge, _EDGE_PIECE, 1.0))
     # The outline of a sheet on a table surrounds the digit: a piece whose box holds a
     # sizeable piece less than half its size is a frame, not a digit.
@@ -542,6 +553,19 @@ def _digit(level: np.ndarray) -> np.ndarray:
     keep = runs_mask(runs[chosen[piece]], (0, 0, h, w))
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
+
+
+def _grown(mask: np.ndarray, by: int) -> np.ndarray:
+    """The mask grown by ``by`` pixels up, down and sideways (a diamond)."""
+    grown = mask.copy()
+    for _ in range(by):
+        step = grown.copy()
+        step[1:] |= grown[:-1]
+        step[:-1] |= grown[1:]
+        step[:, 1:] |= grown[:, :-1]
+        step[:, :-1] |= grown[:, 1:]
+        grown = step
+    return grown
 
 
 def _straight(runs: np.ndarray, box: np.ndarray) -> bool:

@@ -257,7 +257,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     assert corrected >= plain + gain
 
 
-@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box", "grid"])
+@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box", "grid", "faint"])
 def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, rule):
     """A digit written on a form's line took the line for part of it, and notebook rules ran through it: a
     line under its foot, or rules every quarter of its height, once cost nine digits in ten. Both are taken
@@ -266,7 +266,8 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
     it, the line under a digit at the top of a tall note is thicker than a 25th of its length (the
     note's width), and is a rule all the same; so is a pale grey line (a printed form's), blurred, whose
     faint edges once broke it up. A form's box around the digit is no part of it either, nor are squared
-    paper's lines, which cost more than half the digits."""
+    paper's lines, which cost more than half the digits, nor a grid too faint to be looked for as rules,
+    which joined the digit into a piece as wide as the page."""
     images, labels = digits
     n = 100
     plain, ruled = [], []
@@ -287,11 +288,12 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
             lined[[head - 4, head - 3, foot + 1, foot + 2], left : right + 2] = 20
             lined[head - 4 : foot + 3, [left, left + 1, right, right + 1]] = 20
         else:
+            shade = 215 if rule == "faint" else 150
             rows = (np.arange(len(lined)) - foot) % 14 == 0
-            lined[rows] = np.minimum(lined[rows], 150)
-            if rule == "grid":
+            lined[rows] = np.minimum(lined[rows], shade)
+            if rule in ("grid", "faint"):
                 columns = np.arange(lined.shape[1]) % 14 == 5
-                lined[:, columns] = np.minimum(lined[:, columns], 150)
+                lined[:, columns] = np.minimum(lined[:, columns], shade)
         if blurred:
             page, lined = (np.asarray(Image.fromarray(p).filter(ImageFilter.GaussianBlur(1.2))) for p in (page, lined))
         plain.append(to_mnist(page))
