@@ -513,7 +513,7 @@ def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
         core = runs_mask(runs[piece == biggest], (0, 0, h, w)) & (level > _RULES.ink)
         rows, columns = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
         if len(rows) and rows[-1] + 1 - rows[0] < _SPAN * h and columns[-1] + 1 - columns[0] < _SPAN * w:
-            return _digit(np.where(_grown(level > _RULES.ink, _FRINGE), level, 0.0), trimmed=True)
+            return _digit(np.where(_morph(level > _RULES.ink, _FRINGE), level, 0.0), trimmed=True)
     edge_weight = np.where(at_edge & spans, _EDGE_LINE, np.where(at_edge, _EDGE_PIECE, 1.0))
     # The outline of a sheet on a table surrounds the digit: a piece whose box holds a
     # sizeable piece less than half its size is a frame, not a digit.
@@ -553,19 +553,6 @@ def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
     keep = runs_mask(runs[chosen[piece]], (0, 0, h, w))
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
-
-
-def _grown(mask: np.ndarray, by: int) -> np.ndarray:
-    """The mask grown by ``by`` pixels up, down and sideways (a diamond)."""
-    grown = mask.copy()
-    for _ in range(by):
-        step = grown.copy()
-        step[1:] |= grown[:-1]
-        step[:-1] |= grown[1:]
-        step[:, 1:] |= grown[:, :-1]
-        step[:, :-1] |= grown[:, 1:]
-        grown = step
-    return grown
 
 
 def _straight(runs: np.ndarray, box: np.ndarray) -> bool:

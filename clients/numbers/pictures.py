@@ -102,7 +102,8 @@ def _digits_beside_rules(mask: np.ndarray) -> tuple[float, float, float, float, 
     pieces = connected_components(mask)
     if not pieces:
         return None
-    tall = [a for a in pieces if a.height >= 0.5 * max(b.height for b in pieces)]
+    tallest = max(a.height for a in pieces)
+    tall = [a for a in pieces if a.height >= 0.5 * tallest]
     return (min(a.left for a in pieces), max(a.right for a in pieces), line_height(pieces),
             min(a.top for a in tall), max(a.bottom for a in tall))
 
