@@ -1,6 +1,6 @@
 """Digits and numbers written on ruled lines: a form's line under the digits, a notebook's rules through
 them, a line turned with the sheet, an underline apart from the digits, a form's boxes and comb, squared
-paper; as pictures and as phone photos.
+paper, and a ring drawn round them; as pictures and as phone photos.
 
 Numbers of 2 to 6 MNIST test digits with clear gaps are composed as bench.numbers composes them, and
 single MNIST test digits are put on a page 1.5 to 4 times their size; each is read without a rule and with
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bench.common import ROOT, data_arguments, mnist, model_manifest
 from bench.numbers import PHOTO_CONDITION, compose
@@ -31,10 +31,10 @@ from digitserve.contract import IMAGE_SIDE
 from server.registry import PREFERRED_DEFAULT
 
 
-KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb", "grid")
+KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb", "grid", "ring")
 # Kinds added later are drawn from generators of their own, so that the other kinds' pictures stay those of
 # earlier runs: the streams of the numbers' and the single digits' generators for them.
-OWN_STREAMS = {"boxes": (2, 3), "comb": (2, 3), "grid": (4, 5)}
+OWN_STREAMS = {"boxes": (2, 3), "comb": (2, 3), "grid": (4, 5), "ring": (6, 7)}
 
 
 def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator) -> Image.Image:
@@ -44,7 +44,10 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     way; "underline", a dark line under the digits only, 3 to 6 px below them; "boxes", a form's box for
     each digit, dark lines 2 px thick, its sides a little above and below the digits (the lower one may
     touch them) and its edges halfway between them; "comb", the same boxes' lower side with ticks a third
-    of their height; "grid", squared paper: faint lines 1 px thick both ways, every half digit height."""
+    of their height; "grid", squared paper: faint lines 1 px thick both ways, every half digit height;
+    "ring", a ring drawn round the digits (_ring), on a picture made larger to hold it."""
+    if kind == "ring":
+        return _ring(picture, boxes, rng)
     ink = np.asarray(picture).astype(np.float32)
     h, w = ink.shape
     base = int(np.median([b[3] for b in boxes]))
@@ -95,6 +98,26 @@ def _boxes(boxes: list, height: int, rows: np.ndarray, columns: np.ndarray, comb
     rise = top if not comb else bottom - (bottom - top) // 3
     upright = np.isin(columns, [x + d for x in edges for d in (0, 1)])
     return line | upright & (rows >= rise) & (rows < bottom + 2)
+
+
+def _ring(picture: Image.Image, boxes: list, rng: np.random.Generator) -> Image.Image:
+    """The picture, with room added around it, and a ring drawn round its digits as a pen circles an answer:
+    an ellipse through the corners of the digits' box (at 1 to 1.25 times that size, so the end digits
+    may touch it; a single digit's ring at least 0.8 times as wide as tall) in a dark stroke a 14th of the
+    digits' height thick, closed or, half the time, left open by up to 20 degrees where the pen started."""
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    pen = max(2, round((bottom - top) / 14))
+    half = np.array([right - left, bottom - top]) / 2 * math.sqrt(2) * rng.uniform(1.0, 1.25)
+    if len(boxes) == 1:  # a digit alone is circled, not drawn round in its own shape (a 1 in a sliver)
+        half[0] = max(half[0], 0.8 * half[1])
+    room = (np.ceil(half - np.array([right - left, bottom - top]) / 2) + pen + 4).astype(int)
+    sheet = Image.new("L", (picture.width + 2 * int(room[0]), picture.height + 2 * int(room[1])), 255)
+    sheet.paste(picture, (int(room[0]), int(room[1])))
+    middle = np.array([(left + right) / 2, (top + bottom) / 2]) + room
+    start, gap = float(rng.uniform(0, 360)), float(rng.uniform(0, 20)) * (rng.random() < 0.5)
+    ImageDraw.Draw(sheet).arc((*(middle - half), *(middle + half)), start + gap, start + 360, fill=0, width=pen)
+    return sheet
 
 
 def _read_as(picture: Image.Image, boxes: list, rng: np.random.Generator, own: dict[str, np.random.Generator]):

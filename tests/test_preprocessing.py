@@ -257,7 +257,7 @@ def test_stroke_width_correction_helps(model, digits, canvas, size, pen, gain):
     assert corrected >= plain + gain
 
 
-@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box", "grid", "faint"])
+@pytest.mark.parametrize("rule", ["under", "notebook", "underline", "blurred", "pale", "box", "grid", "faint", "ring"])
 def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, rule):
     """A digit written on a form's line took the line for part of it, and notebook rules ran through it: a
     line under its foot, or rules every quarter of its height, once cost nine digits in ten. Both are taken
@@ -267,7 +267,7 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
     note's width), and is a rule all the same; so is a pale grey line (a printed form's), blurred, whose
     faint edges once broke it up. A form's box around the digit is no part of it either, nor are squared
     paper's lines, which cost more than half the digits, nor a grid too faint to be looked for as rules,
-    which joined the digit into a piece as wide as the page."""
+    which joined the digit into a piece as wide as the page, nor a ring drawn round it, once read as a 0."""
     images, labels = digits
     n = 100
     plain, ruled = [], []
@@ -287,6 +287,13 @@ def test_a_digit_written_on_ruled_lines_is_read_as_without_them(model, digits, r
             left, right = int((columns[0] + columns[-1]) // 2 - half), int((columns[0] + columns[-1]) // 2 + half)
             lined[[head - 4, head - 3, foot + 1, foot + 2], left : right + 2] = 20
             lined[head - 4 : foot + 3, [left, left + 1, right, right + 1]] = 20
+        elif rule == "ring":
+            rows, columns = np.flatnonzero((page < 128).any(axis=1)), np.flatnonzero((page < 128).any(axis=0))
+            x, y = (columns[0] + columns[-1]) / 2, (rows[0] + rows[-1]) / 2
+            radius = 0.75 * max(columns[-1] - columns[0], rows[-1] - rows[0]) + 3
+            sheet = Image.fromarray(lined)
+            ImageDraw.Draw(sheet).ellipse((x - radius, y - radius, x + radius, y + radius), outline=20, width=3)
+            lined = np.asarray(sheet)
         else:
             shade = 215 if rule == "faint" else 150
             rows = (np.arange(len(lined)) - foot) % 14 == 0

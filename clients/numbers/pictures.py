@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from clients import preprocessing
+from clients.frames import without_frames
 from clients.numbers.atoms import (
     Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height,
 )
@@ -46,10 +47,10 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
 
 
 def work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, float]:
-    """The picture's ink map at the size the digits are found at (_reduced), ruled lines taken out
-    (without_rules), and the factor back to it."""
+    """The picture's ink map at the size the digits are found at (_reduced), a ring round the writing
+    (without_frames) and ruled lines (without_rules) taken out, and the factor back to it."""
     level, factor = _reduced(*preprocessing.ink_level(image, ink))
-    return without_rules(level, _digits_beside_rules, _RULES), factor
+    return without_rules(without_frames(level, _RULES.ink), _digits_beside_rules, _RULES), factor
 
 
 def line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:

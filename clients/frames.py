@@ -1,0 +1,123 @@
+"""A ring drawn round the writing (a circled answer, a number in an oval) found and taken out of an ink map.
+
+Read as ink, a ring round one digit is a 0 bigger than the digit, and round
+a number it joins the digits it touches into one piece as wide as the
+number. A piece of ink is taken for a frame when:
+
+- other ink lies inside its box and inside its outline, weighing at least
+  _INSIDE of the frame's own (a 0 or a 6 holds a speck at most);
+- its outer edge runs round nearly all the way (_ROUND of the directions from
+  the box's middle), near the ellipse the box holds (_NEAR) and without a
+  box's corners (_CORNER): a hand's ring is seldom closed, and a printed box
+  is a ruled line's business (clients/rules.py);
+- most of its ink lies in its outer band (_BANDED): a line under a number,
+  joined to the digits standing on it, runs round much of its box too.
+
+Only the frame's outer band, one and a half of its strokes deep, is taken out
+(with the fainter fringe along it): a digit touching the ring from inside
+keeps its ink but where they meet. The frames go before the ruled lines: a
+wide ring's top and bottom are straight enough to be taken for rules, and
+what is left of it would be read as digits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clients.pieces import piece_boxes, pieces, runs_mask
+
+
+_INSIDE = 0.2  # the ink inside weighs at least this share of the frame's own
+_ROUND = 0.75  # the share of directions in which the frame's outer edge lies ...
+_NEAR = 0.8  # ... at least this far out, in units of the box's ellipse
+_INNER = 0.9  # the share of the ink inside the box that must be inside the outline too, where it runs
+# A box's corners reach out to 1.41 of its ellipse, past _CORNER in a third of the directions; an oval's
+# edge in at most _CORNERS of them. Printed boxes are ruled lines' (without_rules), edges between digits too.
+_CORNER = 1.15
+_CORNERS = 0.05
+_BINS = 72  # directions round the box's middle
+_LARGEST = 8  # the pieces with the largest boxes are the only candidates
+_SMALLEST = 12  # pixels: a frame's box is at least this tall and wide
+_BAND = 1.5  # the outer band taken out: this many strokes deep, plus a pixel
+_BANDED = 0.5  # the share of a ring's own ink in its band at least
+_FRINGE = 2  # pixels of fainter ink beyond the band on either side
+
+
+def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
+    """The ink map (0..1) with the rings drawn round its writing taken out: ``level`` itself when there are
+    none, else a copy. Pieces are the ink of at least ``ink`` strength."""
+    runs, piece = pieces(level > ink)
+    if not len(runs):
+        return level
+    boxes = piece_boxes(runs, piece, level.shape)
+    mass = np.bincount(piece, weights=runs[:, 2] - runs[:, 1])
+    heights, widths = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    out = level
+    for p in np.argsort(-(heights * widths), kind="stable")[:_LARGEST]:
+        top, left, bottom, right = (int(v) for v in boxes[p])
+        if bottom - top < _SMALLEST or right - left < _SMALLEST:
+            continue
+        inside = (boxes[:, 0] >= top) & (boxes[:, 1] >= left) & (boxes[:, 2] <= bottom) & (boxes[:, 3] <= right)
+        inside[p] = False
+        if mass[inside].sum() < _INSIDE * mass[p]:
+            continue
+        # The box and the fringe beyond it: the pen's fainter edge lies outside the piece.
+        grown = (max(0, top - _FRINGE), max(0, left - _FRINGE), min(level.shape[0], bottom + _FRINGE),
+                 min(level.shape[1], right + _FRINGE))
+        taken = _ring(runs_mask(runs[piece == p], grown), runs_mask(runs[inside[piece]], grown),
+                      out[grown[0] : grown[2], grown[1] : grown[3]], ink, (top - grown[0], left - grown[1]),
+                      (bottom - top, right - left))
+        if taken is not None:
+            out = out.copy() if out is level else out
+            out[grown[0] : grown[2], grown[1] : grown[3]][taken] = 0.0
+    return out
+
+
+def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corner: tuple[int, int],
+          size: tuple[int, int]) -> np.ndarray | None:
+    """The pixels of a frame's outer band and its fringe, in a window round its box (at ``corner`` in it, of
+    ``size``); None when the piece (``own``) is no frame round the ink its box holds (``held``)."""
+    h, w = size
+    centre, half = np.array([corner[0] + (h - 1) / 2, corner[1] + (w - 1) / 2]), np.array([h / 2, w / 2])
+
+    def polar(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's distance out, in units of the box's ellipse, and its direction's bin."""
+        y, x = (np.nonzero(mask) - centre[:, None]) / half[:, None]
+        return np.hypot(y, x), ((np.arctan2(y, x) + np.pi) * (_BINS / (2 * np.pi))).astype(np.int64) % _BINS
+
+    out, bins = polar(own)
+    outer = np.zeros(_BINS)
+    np.maximum.at(outer, bins, out)
+    round_ = outer >= _NEAR
+    if round_.mean() < _ROUND or np.mean(outer > _CORNER) > _CORNERS:
+        return None
+    held_out, held_bins = polar(held)
+    judged = round_[held_bins]  # where the ring is open, nothing says what is inside
+    if not judged.any() or np.mean(held_out[judged] < outer[held_bins[judged]]) < _INNER:
+        return None
+    # Depth in pixels below the outer edge, across the ring: between the ellipses of the box at sizes r and
+    # r + d, the gap across is d times this at each direction (along the ray, more where the ring is flat).
+    angle = (np.arange(_BINS) + 0.5) * (2 * np.pi / _BINS) - np.pi
+    unit = 1 / np.hypot(np.sin(angle) / half[0], np.cos(angle) / half[1])
+    band = _BAND * _stroke(own) + 1
+    # A ring is mostly its band; digits touching it add a little. A line under the digits joined to them
+    # runs round much of its box (its ends, the digits' tops), but most of that ink lies deep inside.
+    if np.mean((outer[bins] - out) * unit[bins] <= band) < _BANDED:
+        return None
+    faint = own | ((level > 0) & (level <= ink))  # the frame and the ink too faint to be any piece's
+    far, where = polar(faint)
+    depth = (outer[where] - far) * unit[where]
+    near = round_[where] & (depth >= -_FRINGE) & (depth <= band + _FRINGE * ~own[faint])
+    taken = np.zeros_like(own)
+    taken[np.nonzero(faint)] = near
+    return taken
+
+
+def _stroke(own: np.ndarray) -> float:
+    """The stroke's width: the lower quartile of the lengths of the runs of ink across rows and columns
+    (a ring's runs along its top and sides are longer)."""
+    lengths = []
+    for mask in (own, own.T):
+        edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+        lengths.append(np.nonzero(edges == -1)[1] - np.nonzero(edges == 1)[1])
+    return float(np.percentile(np.concatenate(lengths), 25))

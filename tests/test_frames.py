@@ -1,0 +1,127 @@
+"""A ring drawn round the writing is taken out of the ink map (clients/frames.py); digits' own loops are not."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from PIL import Image, ImageDraw
+
+from clients.frames import without_frames
+
+
+_INK = 0.25
+
+
+def _ellipse(shape: tuple[int, int], box: tuple[int, int, int, int], width: int, gap: float = 0.0) -> np.ndarray:
+    """An ellipse's outline drawn in the box, 1.0 on 0.0, anti-aliased edges left out; open by ``gap``
+    degrees."""
+    sheet = Image.new("L", shape[::-1], 0)
+    ImageDraw.Draw(sheet).arc(box, gap, 360, fill=255, width=width)
+    return np.asarray(sheet, np.float32) / 255
+
+
+def _strokes(shape: tuple[int, int]) -> np.ndarray:
+    """Three digit-like marks side by side: a 1, a 0 (a loop of its own) and a 7."""
+    level = np.zeros(shape, np.float32)
+    level[30:70, 60:66] = 1.0  # a 1
+    level = np.maximum(level, _ellipse(shape, (90, 30, 120, 70), 5))  # a 0
+    level[30:35, 140:170] = 1.0  # a 7's bar
+    for row in range(35, 70):  # and its stem, leaning
+        level[row, 163 - (row - 35) // 5 : 169 - (row - 35) // 5] = 1.0
+    return level
+
+
+def test_a_ring_round_a_number_is_taken_out_and_every_stroke_kept():
+    shape = (100, 230)
+    strokes = _strokes(shape)
+    ring = _ellipse(shape, (20, 8, 210, 92), 4)
+    faint = (_ellipse(shape, (19, 7, 211, 93), 6) > 0) & (ring == 0)  # the pen's fainter edge
+    level = np.maximum(strokes, np.maximum(ring, 0.1 * faint))
+    assert np.array_equal(without_frames(level, _INK), strokes)
+    # Left open where the pen started, as a hand leaves it, the ring still goes.
+    level = np.maximum(strokes, _ellipse(shape, (20, 8, 210, 92), 4, gap=20))
+    assert np.array_equal(without_frames(level, _INK), strokes)
+
+
+def test_a_ring_touching_a_digit_takes_only_the_rings_band():
+    """Drawn tight, the ring touches the digits at the ends; they keep all their ink but where they meet it."""
+    shape = (100, 230)
+    strokes = _strokes(shape)
+    strokes[27:74, 30:36] = 1.0  # a tall 1 at the left end, its ends on the ring
+    ring = _ellipse(shape, (14, 8, 214, 92), 4)
+    cleaned = without_frames(np.maximum(strokes, ring), _INK)
+    assert not (cleaned * (strokes == 0)).any()  # the ring is gone
+    kept = (cleaned > 0) & (strokes > 0)
+    assert kept.sum() >= 0.92 * (strokes > 0).sum()
+    assert kept[38:64, 30:36].all()  # the 1, but for the ring's band (1.5 strokes deep) where it meets it
+
+
+def test_digits_loops_and_specks_in_them_are_no_ring():
+    """A 0, a 6 or an 8 is a loop round nothing, or round a speck: it comes back as it is."""
+    shape = (60, 60)
+    zero = _ellipse(shape, (10, 5, 50, 55), 5)
+    speck = zero.copy()
+    speck[28:31, 28:31] = 1.0
+    eight = np.maximum(_ellipse(shape, (15, 5, 45, 30), 5), _ellipse(shape, (12, 28, 48, 56), 5))
+    six = _ellipse(shape, (12, 28, 48, 56), 5)
+    six[5:40, 12:17] = 1.0
+    for level in (zero, speck, eight, six, _strokes((100, 230))):
+        assert without_frames(level, _INK) is level
+    # Nor is a line under a number, joined to the digits standing on it: with their tops it runs round
+    # much of its box, but it is straight, and most of its ink lies deep inside that.
+    lined = np.zeros((100, 230), np.float32)
+    lined[70:72, :] = 1.0
+    for k, x in enumerate(range(5, 230, 28)):  # 1s standing on it, and two a little above it
+        lined[30 : 66 if k in (3, 5) else 70, x : x + 5] = 1.0
+    assert without_frames(lined, _INK) is lined
+    # Nor is a ring round a digit's box that does not hold it inside its outline.
+    corner = _ellipse((100, 100), (0, 0, 100, 100), 4)
+    corner[2:14, 2:14] = 1.0  # a mark in the box's corner, outside the ring
+    assert without_frames(corner, _INK) is corner
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_taking_rings_out_only_ever_zeroes_ink(seed):
+    """Whatever rings, open or closed, nested, crossing or cut off at the border, and specks and bars a picture
+    holds, taking its rings out leaves each pixel as it was or at 0."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(8, 200)), int(rng.integers(8, 300))
+    level = ((rng.random((h, w)) < rng.uniform(0, 0.05)) * rng.uniform(0.2, 1.0)).astype(np.float32)
+    for _ in range(int(rng.integers(0, 6))):
+        if rng.random() < 0.6:  # inside the picture
+            left, top = int(rng.integers(0, max(1, w // 2))), int(rng.integers(0, max(1, h // 2)))
+            box = (left, top, int(rng.integers(left, w)), int(rng.integers(top, h)))
+        else:
+            left, top = int(rng.integers(-20, w)), int(rng.integers(-20, h))
+            box = (left, top, left + int(rng.integers(1, w + 20)), top + int(rng.integers(1, h + 20)))
+        ring = _ellipse((h, w), box, int(rng.integers(1, 8)), gap=float(rng.uniform(0, 30)))
+        level = np.maximum(level, ring * np.float32(rng.uniform(0.2, 1.0)))
+        if rng.random() < 0.5:  # a bar somewhere, or in the ring's middle
+            row, column = int(rng.integers(0, h)), int(rng.integers(0, w))
+            if rng.random() < 0.7:
+                row, column = (box[1] + box[3]) // 2 - int(rng.integers(0, 8)), (box[0] + box[2]) // 2 - int(rng.integers(0, 8))
+            tall, wide = (int(rng.integers(1, max(2, n // 2))) for n in (box[3] - box[1], box[2] - box[0]))
+            level[max(0, row) : max(0, row + tall), max(0, column) : max(0, column + wide)] = 1.0
+    out = without_frames(level, _INK)
+    assert out.shape == level.shape and out.dtype == level.dtype
+    assert ((out == level) | (out == 0)).all()
+
+
+def test_a_line_under_a_number_joined_to_its_digits_is_no_ring():
+    """A form's line under a number, level or turned, joined to the digits standing on it, runs round much of
+    its box with their tops, and holds the digits that do not touch it: but it is straight, with corners,
+    and most of its ink lies deep inside its box. 300 numbers as bench.ruled draws them keep every pixel."""
+    from bench.numbers import compose
+    from bench.ruled import ruled
+    from clients import preprocessing
+    from clients.numbers import pictures
+    from tests.strokes import mnist_subset
+
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(5)
+    for k in range(300):
+        pick = rng.choice(len(images), int(rng.integers(2, 7)), replace=False)
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear")
+        level, _ = pictures._reduced(*preprocessing.ink_level(ruled(picture, boxes, ("under", "turned")[k % 2], rng)))
+        assert without_frames(level, pictures._RULES.ink) is level, k
