@@ -1,17 +1,22 @@
-"""A ring drawn round the writing (a circled answer, a number in an oval) found and taken out of an ink map.
+"""A ring or a box drawn round the writing (a circled answer, a boxed one, a number in an oval or on a
+price tag) found and taken out of an ink map.
 
 Read as ink, a ring round one digit is a 0 bigger than the digit, and round
 a number it joins the digits it touches into one piece as wide as the
-number. A piece of ink is taken for a frame when:
+number; a box's straight sides go with the rules (clients/rules.py), but its
+round corners or ends were read as 1s or 6s. A piece of ink is taken for a
+frame when:
 
 - other ink lies inside its box and inside its outline, weighing at least
   _INSIDE of the frame's own (a 0 or a 6 holds a speck at most);
 - its outer edge runs round nearly all the way (_ROUND of the directions from
-  the box's middle), near the ellipse the box holds (_NEAR) and without a
-  box's corners (_CORNER): a hand's ring is seldom closed, and a printed box
-  is a ruled line's business (clients/rules.py);
-- most of its ink lies in its outer band (_BANDED): a line under a number,
-  joined to the digits standing on it, runs round much of its box too.
+  the box's middle), as far out as the ellipse the box holds at least
+  (_NEAR): a hand's ring is seldom closed;
+- most of its ink lies in its outer band (_BANDED), and the band runs round
+  as one line (_LOOP): a line under a number, joined to the digits standing
+  on it, runs round much of its box too, with the digits' tops apart;
+- nothing inside joined to it runs across it (_ACROSS): a form's row of
+  boxes, one per digit, has edges between them, and is the rules' business.
 
 Only the frame's outer band, one and a half of its strokes deep, is taken out
 (with the fainter fringe along it): a digit touching the ring from inside
@@ -31,15 +36,13 @@ _INSIDE = 0.2  # the ink inside weighs at least this share of the frame's own
 _ROUND = 0.75  # the share of directions in which the frame's outer edge lies ...
 _NEAR = 0.8  # ... at least this far out, in units of the box's ellipse
 _INNER = 0.9  # the share of the ink inside the box that must be inside the outline too, where it runs
-# A box's corners reach out to 1.41 of its ellipse, past _CORNER in a third of the directions; an oval's
-# edge in at most _CORNERS of them. Printed boxes are ruled lines' (without_rules), edges between digits too.
-_CORNER = 1.15
-_CORNERS = 0.05
 _BINS = 72  # directions round the box's middle
 _LARGEST = 8  # the pieces with the largest boxes are the only candidates
 _SMALLEST = 12  # pixels: a frame's box is at least this tall and wide
 _BAND = 1.5  # the outer band taken out: this many strokes deep, plus a pixel
 _BANDED = 0.5  # the share of a ring's own ink in its band at least
+_LOOP = 0.95  # the share of the directions where the ring runs that its band's longest piece covers
+_ACROSS = 0.7  # ink inside a frame and joined to it, across this share of its height: a box's edge
 _FRINGE = 2  # pixels of fainter ink beyond the band on either side
 
 
@@ -89,7 +92,7 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corn
     outer = np.zeros(_BINS)
     np.maximum.at(outer, bins, out)
     round_ = outer >= _NEAR
-    if round_.mean() < _ROUND or np.mean(outer > _CORNER) > _CORNERS:
+    if round_.mean() < _ROUND:
         return None
     held_out, held_bins = polar(held)
     judged = round_[held_bins]  # where the ring is open, nothing says what is inside
@@ -104,6 +107,23 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corn
     # runs round much of its box (its ends, the digits' tops), but most of that ink lies deep inside.
     if np.mean((outer[bins] - out) * unit[bins] <= band) < _BANDED:
         return None
+    # The band must run round as one line: a line under digits has their tops apart above it. (Measured
+    # across an ellipse, the band of a box with round corners is thinner where the sides turn: twice as deep.)
+    banded = np.zeros_like(own)
+    banded[np.nonzero(own)] = (outer[bins] - out) * unit[bins] <= band
+    looped = np.zeros_like(own)
+    looped[np.nonzero(own)] = (outer[bins] - out) * unit[bins] <= 2 * band
+    runs, piece = pieces(looped)
+    longest = np.bincount(piece, weights=runs[:, 2] - runs[:, 1]).argmax()
+    ring = runs_mask(runs[piece == longest], (0, 0) + own.shape)
+    if np.mean(np.isin(np.arange(_BINS), bins[ring[np.nonzero(own)]]) | ~round_) < _LOOP:
+        return None
+    # A row of a form's boxes: edges between the digits run across from band to band (the rules' business).
+    runs, piece = pieces(own & ~banded)
+    if len(runs):
+        boxes = piece_boxes(runs, piece, own.shape)
+        if np.any((boxes[:, 2] - boxes[:, 0]) >= _ACROSS * own.shape[0]):
+            return None
     faint = own | ((level > 0) & (level <= ink))  # the frame and the ink too faint to be any piece's
     far, where = polar(faint)
     depth = (outer[where] - far) * unit[where]
