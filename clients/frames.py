@@ -47,8 +47,8 @@ _FRINGE = 2  # pixels of fainter ink beyond the band on either side
 
 
 def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
-    """The ink map (0..1) with the rings drawn round its writing taken out: ``level`` itself when there are
-    none, else a copy. Pieces are the ink of at least ``ink`` strength."""
+    """The ink map (0..1) with the rings and boxes drawn round its writing taken out: ``level`` itself when
+    there are none, else a copy. Pieces are the ink of at least ``ink`` strength."""
     runs, piece = pieces(level > ink)
     if not len(runs):
         return level
@@ -103,20 +103,19 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corn
     angle = (np.arange(_BINS) + 0.5) * (2 * np.pi / _BINS) - np.pi
     unit = 1 / np.hypot(np.sin(angle) / half[0], np.cos(angle) / half[1])
     band = _BAND * _stroke(own) + 1
+    deep = np.zeros(own.shape)
+    deep[np.nonzero(own)] = (outer[bins] - out) * unit[bins]
     # A ring is mostly its band; digits touching it add a little. A line under the digits joined to them
     # runs round much of its box (its ends, the digits' tops), but most of that ink lies deep inside.
-    if np.mean((outer[bins] - out) * unit[bins] <= band) < _BANDED:
+    banded = own & (deep <= band)
+    if banded.sum() < _BANDED * own.sum():
         return None
     # The band must run round as one line: a line under digits has their tops apart above it. (Measured
     # across an ellipse, the band of a box with round corners is thinner where the sides turn: twice as deep.)
-    banded = np.zeros_like(own)
-    banded[np.nonzero(own)] = (outer[bins] - out) * unit[bins] <= band
-    looped = np.zeros_like(own)
-    looped[np.nonzero(own)] = (outer[bins] - out) * unit[bins] <= 2 * band
-    runs, piece = pieces(looped)
+    runs, piece = pieces(own & (deep <= 2 * band))
     longest = np.bincount(piece, weights=runs[:, 2] - runs[:, 1]).argmax()
-    ring = runs_mask(runs[piece == longest], (0, 0) + own.shape)
-    if np.mean(np.isin(np.arange(_BINS), bins[ring[np.nonzero(own)]]) | ~round_) < _LOOP:
+    loop = runs_mask(runs[piece == longest], (0, 0) + own.shape)
+    if np.mean(np.isin(np.arange(_BINS), bins[loop[np.nonzero(own)]]) | ~round_) < _LOOP:
         return None
     # A row of a form's boxes: edges between the digits run across from band to band (the rules' business).
     runs, piece = pieces(own & ~banded)
