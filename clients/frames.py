@@ -68,29 +68,28 @@ def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
         grown = (max(0, top - _FRINGE), max(0, left - _FRINGE), min(level.shape[0], bottom + _FRINGE),
                  min(level.shape[1], right + _FRINGE))
         taken = _ring(runs_mask(runs[piece == p], grown), runs_mask(runs[inside[piece]], grown),
-                      out[grown[0] : grown[2], grown[1] : grown[3]], ink, (top - grown[0], left - grown[1]),
-                      (bottom - top, right - left))
+                      out[grown[0] : grown[2], grown[1] : grown[3]], ink)
         if taken is not None:
             out = out.copy() if out is level else out
             out[grown[0] : grown[2], grown[1] : grown[3]][taken] = 0.0
     return out
 
 
-def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corner: tuple[int, int],
-          size: tuple[int, int]) -> np.ndarray | None:
-    """The pixels of a frame's outer band and its fringe, in a window round its box (at ``corner`` in it, of
-    ``size``); None when the piece (``own``) is no frame round the ink its box holds (``held``)."""
-    h, w = size
-    centre, half = np.array([corner[0] + (h - 1) / 2, corner[1] + (w - 1) / 2]), np.array([h / 2, w / 2])
+def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> np.ndarray | None:
+    """The pixels of a frame's outer band and its fringe, in a window round its box; None when the piece
+    (``own``) is no frame round the ink its box holds (``held``)."""
+    rows, columns = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+    low, high = np.array([rows[0], columns[0]]), np.array([rows[-1], columns[-1]])
+    centre, half = (low + high) / 2, (high - low + 1) / 2
 
     def polar(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel's distance out, in units of the box's ellipse, and its direction's bin."""
         y, x = (np.nonzero(mask) - centre[:, None]) / half[:, None]
         return np.hypot(y, x), ((np.arctan2(y, x) + np.pi) * (_BINS / (2 * np.pi))).astype(np.int64) % _BINS
 
-    out, bins = polar(own)
+    reach, bins = polar(own)
     outer = np.zeros(_BINS)
-    np.maximum.at(outer, bins, out)
+    np.maximum.at(outer, bins, reach)
     round_ = outer >= _NEAR
     if round_.mean() < _ROUND:
         return None
@@ -104,7 +103,7 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, corn
     unit = 1 / np.hypot(np.sin(angle) / half[0], np.cos(angle) / half[1])
     band = _BAND * _stroke(own) + 1
     deep = np.zeros(own.shape)
-    deep[np.nonzero(own)] = (outer[bins] - out) * unit[bins]
+    deep[np.nonzero(own)] = (outer[bins] - reach) * unit[bins]
     # A ring is mostly its band; digits touching it add a little. A line under the digits joined to them
     # runs round much of its box (its ends, the digits' tops), but most of that ink lies deep inside.
     banded = own & (deep <= band)
