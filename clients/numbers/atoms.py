@@ -101,7 +101,7 @@ def runs_atom(runs: list[tuple[int, int, int]]) -> Atom:
 def line_height(atoms: Sequence[Atom], meets: np.ndarray | None = None) -> float:
     """The height of the digits: the median height of the pieces of ink at least half as tall as the tallest.
 
-    A piece is an atom, or strokes whose inks meet taken together (piece_boxes):
+    A piece is an atom, or strokes whose inks meet taken together (joined_boxes):
     a drawn digit's strokes are often its halves or less (a 2's curve and
     its foot), and their own heights put the line below 0.75 of the digits'
     height in 67 of bench.numbers' 800 traced numbers (down to 0.55), too
@@ -110,13 +110,13 @@ def line_height(atoms: Sequence[Atom], meets: np.ndarray | None = None) -> float
     """
     if meets is None and any(a.points is not None for a in atoms):  # only a drawing's strokes meet
         meets = which_meet(atoms)
-    boxes = [box_of([a]) for a in atoms] if meets is None else piece_boxes(atoms, meets)
+    boxes = [box_of([a]) for a in atoms] if meets is None else joined_boxes(atoms, meets)
     heights = [bottom - top for _, top, _, bottom in boxes]
     tallest = max(heights)
     return float(np.median([h for h in heights if h >= 0.5 * tallest]))
 
 
-def piece_boxes(atoms: Sequence[Atom], meets: np.ndarray) -> list[Box]:
+def joined_boxes(atoms: Sequence[Atom], meets: np.ndarray) -> list[Box]:
     """The boxes of the atoms joined where their inks meet (``meets``, from which_meet: only a drawing's strokes do)."""
     group = list(range(len(atoms)))
     for i, j in zip(*np.nonzero(np.triu(meets))):

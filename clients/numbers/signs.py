@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, pen_width, piece_boxes, x_overlap
+from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, joined_boxes, pen_width, x_overlap
 from clients.numbers.number import MAX_MARKS
 
 
@@ -67,7 +67,7 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     """
     if len(atoms) > MAX_MARKS:  # no number (refused by check_count): not searched
         return atoms, []
-    boxes = [box_of([a]) for a in atoms] if meets is None else piece_boxes(atoms, meets)
+    boxes = [box_of([a]) for a in atoms] if meets is None else joined_boxes(atoms, meets)
     pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= SHORT * height]
     if level is not None:
         ink = digits_ink(atoms, level, height)
