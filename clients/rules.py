@@ -11,7 +11,9 @@ digits are tall (beside a single digit, reaching beyond it too); where a
 digit's stroke crosses it, the ink runs on above or below the band and is
 kept. The upright edges of boxes drawn on the rules (one box per digit, or a
 comb's ticks between them) would be read as 1s, and go with them; so do
-squared paper's upright lines, which cross the rules.
+squared paper's upright lines, which cross the rules. Print about as faint
+as the ink looked for breaks up into pieces: the rules found say how strong
+it is, and everything is looked for again among pixels half as strong.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ import numpy as np
 
 
 _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
+# Rules printed faint are looked for again among pixels this strong, of theirs (_faint_ink), and no fainter
+# than _FAINTEST; the rules found first that say how faint are inked along _SOLID of their length at least
+# and at most _PRINT pixels thick.
+_FAINT = 0.5
+_FAINTEST = 0.1
+_SOLID = 0.75
+_PRINT = 3
 _THIN = 0.02  # a rule is at most this thick, of the map's longer side (a crossing stroke is thicker)
 _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is looked for at
 # A rule's fullest row holds at least _FLAT thin pixels, the rule is at least as many times as long as it is
@@ -60,11 +69,17 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     every straight band is out of it; ``ruling`` says which bands are rules
     beside them.
     """
-    mask = level > ruling.ink
+    ink = ruling.ink
+    mask = level > ink
     runs = _vertical_runs(mask)
     found = _rules(mask, runs, ruling.flat)
     if not found:
         return level
+    faint = _faint_ink(level, mask, runs, found)
+    if faint < ink:
+        ink, mask = faint, level > faint
+        runs = _vertical_runs(mask)
+        found = _rules(mask, runs, ruling.flat)
     cleaned = _erased(level, runs, found)
     # A form's boxes: their upright edges stand on their sides and would be read as 1s. They are taller
     # than the digits, so the edges running from side to side (or from a corner) are out before the digits
@@ -73,7 +88,7 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     near = _near_edges(runs, found, level.shape[1])
     bars, across = [], None
     if near.any():
-        upright = (cleaned > ruling.ink).T
+        upright = (cleaned > ink).T
         across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
         bars = _rules(upright & near[:, None], across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE)
         # Printed with the rules, not a pen's stroke (a 1, the side of a digit's loop between two rules).
@@ -189,6 +204,29 @@ def _lies_across(bar: Rule, rule: Rule) -> bool:
     middle = int(bar[2][len(bar[2]) // 2] + bar[3][len(bar[3]) // 2]) // 2
     return rule[0] <= middle < rule[1] and bar[0] - _CORNER <= rule[2][middle - rule[0]] \
         and rule[3][middle - rule[0]] <= bar[1] + _CORNER
+
+
+def _faint_ink(level: np.ndarray, mask: np.ndarray, runs: np.ndarray, rules: list[Rule]) -> float:
+    """The ink strength to look for the rules again at: half as strong as the printed rules found among
+    ``mask``'s pixels (``runs``: _vertical_runs(mask)); 1.0 (not again) when none is printed.
+
+    Rules printed faint (squared paper; a form's thin print, photographed)
+    are about as strong as the threshold, and break up where they are a
+    little fainter: a grid's lines are found in part, a box's upright edges
+    not at all. A photo's grain lines up into bands too, but with gaps, and
+    thicker than print; below the threshold it makes more of them.
+    """
+    h = level.shape[0]
+    strengths = []
+    for rule in rules:
+        left, right, tops, bottoms = rule
+        if max(bottoms[0] - tops[0], _across(rule, runs)) > _PRINT or _inked(mask, rule) < _SOLID:
+            continue
+        rows = tops[None, :] + np.arange(int(bottoms[0] - tops[0]))[:, None]
+        inside = (rows >= 0) & (rows < h)
+        strongest = np.where(inside, level[np.clip(rows, 0, h - 1), np.arange(left, right)], 0).max(axis=0)
+        strengths.append(float(np.median(strongest)))
+    return max(_FAINTEST, _FAINT * float(np.median(strengths))) if strengths else 1.0
 
 
 def _across(band: Rule, runs: np.ndarray) -> float:

@@ -919,6 +919,62 @@ def test_squared_papers_lines_are_taken_out_and_a_1_as_thin_as_they_are_kept():
                                         pictures._RULES), alone)
 
 
+def _faint_print(shape: tuple[int, int], lines: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Lines printed faint: their ink about as strong as the threshold (0.25), from 0.23 to 0.35 along them
+    in stretches of a few pixels (uneven paper light evened out, a photo's blur), so that they break up at
+    it along a sixth of their length."""
+    coarse = rng.uniform(0.23, 0.35, (shape[0] // 4 + 1, shape[1] // 4 + 1)).astype(np.float32)
+    return np.where(lines, np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)[: shape[0], : shape[1]], 0.0)
+
+
+def test_faint_squared_paper_and_a_faint_forms_boxes_are_taken_out_whole():
+    """Printed lines about as strong as the threshold are found in stretches at it: "24657" on squared paper
+    read "465", a photographed form's boxes left their edges to be read as 1s. The rules found say how
+    strong the print is; it is looked for again at half that strength, and goes whole."""
+    from clients.rules import without_rules
+
+    rng = np.random.default_rng(0)
+    strokes = np.zeros((120, 300), np.float32)
+    strokes[25:95, 42:48] = 1.0  # a 1
+    rows, columns = np.mgrid[0:120, 0:300]
+    strokes[np.abs(np.hypot(rows - 55, (columns - 120) * 1.4) - 25) < 3] = 1.0  # a 0
+    strokes[22:98, 196:202] = 1.0  # a 1 standing on a box's lower side
+    grid = np.zeros(strokes.shape, bool)
+    grid[5::20] = grid[:, 10::20] = True
+    boxes = np.zeros(strokes.shape, bool)
+    boxes[15:17, 10:290] = boxes[98:100, 10:290] = True
+    for x in (10, 80, 150, 220, 288):
+        boxes[15:100, x : x + 2] = True
+    for lines in (grid, boxes):
+        for _ in range(3):
+            out = without_rules(np.maximum(_faint_print(strokes.shape, lines, rng), strokes),
+                                pictures._digits_beside_rules, pictures._RULES)
+            assert np.array_equal(out[strokes > 0], strokes[strokes > 0])  # every stroke whole
+            # Of the print, only a pixel or two where it meets a stroke (a stroke crossing a rule keeps it).
+            left = (out > 0) & (strokes == 0)
+            assert left.sum() <= 0.01 * lines.sum(), left.sum()
+
+
+def test_a_photos_grain_is_no_faint_print():
+    """Grain lines up into bands at the threshold too: thicker than print, or with gaps along them. Those
+    do not send the rules to be looked for again among fainter pixels, where grain makes more bands."""
+    from clients import rules
+
+    level = np.zeros((100, 400), np.float32)
+    level[20:21, 10:390] = 0.3  # a thin line printed faint, inked all along
+    mask = level > 0.25
+    found = rules._rules(mask, rules._vertical_runs(mask), rules._FLAT)
+    assert len(found) == 1 and rules._faint_ink(level, mask, rules._vertical_runs(mask), found) == pytest.approx(0.15)
+    thick = np.zeros_like(level)
+    thick[40:46, 10:390] = 0.3  # grain lined up six pixels thick
+    gappy = np.zeros_like(level)
+    gappy[70:71, 10:390] = np.where(np.arange(10, 390) // 6 % 2 == 0, 0.3, 0.0)  # inked along half of it
+    for grain in (thick, gappy):
+        mask = grain > 0.25
+        found = rules._rules(mask, rules._vertical_runs(mask), rules._FLAT)
+        assert found and rules._faint_ink(grain, mask, rules._vertical_runs(mask), found) == 1.0
+
+
 def test_a_page_of_squared_paper_holds_more_lines_than_a_notebook_and_a_blank_one_no_digit(classify):
     """A number written large on squared paper crosses a hundred lines and rules: fewer looked for left
     some to be read as 1s ("586798" came back "506748"). A page of squared paper with nothing on it is no
