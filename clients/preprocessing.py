@@ -28,9 +28,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from clients.frames import without_frames
 from clients.pieces import piece_boxes, pieces, runs_mask
-from clients.rules import Ruling, without_rules
+from clients.rules import Ruling, without_lines
 from digitserve.contract import IMAGE_SIDE
 
 # MNIST's recipe: an IMAGE_SIDE x IMAGE_SIDE image ...
@@ -185,7 +184,7 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             light = None if light is None else light[::factor, ::factor]
         ink_level = _remove_background(bright, light, "dark" if dark_ink else "light")
         if dark_ink:  # on paper: a ring round the digit, a form's line or a notebook's rules are no part of it
-            ink_level = without_rules(without_frames(ink_level, _RULES.ink), _digit_beside_rules, _RULES)
+            ink_level = without_lines(ink_level, _digit_beside_rules, _RULES)
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
         digit = _digit(ink_level) if dark_ink else _crop(ink_level)
         if correct_strokes:

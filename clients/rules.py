@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from clients.frames import without_frames
+
 
 _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
 # Rules printed faint are looked for again among pixels this strong, of theirs (_faint_ink), and no fainter
@@ -59,6 +61,16 @@ class Ruling:
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
     ink: float = _INK  # and is looked for among the pixels of at least this ink strength
+
+
+def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
+    """The ink map without a ring drawn round the writing (frames.without_frames) and its ruled lines
+    (without_rules). The ring goes first: its flat top and bottom would be taken for rules, and its ends
+    read as digits. A ring drawn across rules is one piece of ink with them, as wide as the page: it is
+    looked for again once they are out."""
+    framed = without_frames(level, ruling.ink)
+    cleaned = without_rules(framed, writing, ruling)
+    return cleaned if cleaned is framed else without_frames(cleaned, ruling.ink)
 
 
 def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:

@@ -146,3 +146,22 @@ def test_a_line_under_a_number_joined_to_its_digits_is_no_ring():
         picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear")
         level, _ = pictures._reduced(*preprocessing.ink_level(ruled(picture, boxes, ("under", "turned")[k % 2], rng)))
         assert without_frames(level, pictures._RULES.ink) is level, k
+
+
+def test_a_ring_drawn_across_ruled_lines_goes_once_they_are_out():
+    """A ring drawn across a notebook's rules is one piece of ink with them, as wide as the page, and no ring:
+    it stayed, to be read as digits. Once the rules are out it is looked for again."""
+    from clients.numbers import pictures
+    from clients.rules import without_lines
+
+    shape = (100, 230)
+    strokes = _strokes(shape)
+    ring = _ellipse(shape, (35, 4, 195, 96), 4)
+    rules = np.zeros(shape, np.float32)
+    rules[[20, 50, 80], :] = 0.5  # faint rules, 1 px thick, across the page
+    level = np.maximum(np.maximum(strokes, ring), rules)
+    assert np.array_equal(without_frames(level, _INK), level)  # alone, the ring is not found
+    cleaned = without_lines(level, pictures._digits_beside_rules, pictures._RULES)
+    assert np.array_equal(cleaned[strokes > 0], strokes[strokes > 0])  # every stroke whole
+    # The ring and the rules gone, but for a pixel or two where the rules cross the ring or a stroke.
+    assert ((cleaned > 0) & (strokes == 0)).sum() <= 0.01 * ((ring > 0) | (rules > 0)).sum()

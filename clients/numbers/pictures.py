@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from clients import preprocessing
-from clients.frames import without_frames
 from clients.numbers.atoms import (
     Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height,
 )
@@ -20,7 +19,7 @@ from clients.numbers.number import Number, check_count
 from clients.numbers.ones import one_apart
 from clients.numbers.reading import PICTURE_WEIGHTS, best_number, best_reading
 from clients.numbers.signs import FoundSign, SIGN_DUST, digits_ink, split_signs
-from clients.rules import Ruling, without_rules
+from clients.rules import Ruling, without_lines
 from digitserve.contract import IMAGE_SIDE
 
 
@@ -47,10 +46,10 @@ def picture_candidates(image: Image.Image | np.ndarray, classify: Classify, ink:
 
 
 def work_ink(image: Image.Image | np.ndarray, ink: str) -> tuple[np.ndarray, float]:
-    """The picture's ink map at the size the digits are found at (_reduced), a ring round the writing
-    (without_frames) and ruled lines (without_rules) taken out, and the factor back to it."""
+    """The picture's ink map at the size the digits are found at (_reduced), a ring round the writing and
+    ruled lines taken out (without_lines), and the factor back to it."""
     level, factor = _reduced(*preprocessing.ink_level(image, ink))
-    return without_rules(without_frames(level, _RULES.ink), _digits_beside_rules, _RULES), factor
+    return without_lines(level, _digits_beside_rules, _RULES), factor
 
 
 def line_number(level: np.ndarray, factor: float, classify: Classify) -> Number:
