@@ -1,7 +1,7 @@
 """Ruled lines under or through the writing (a form's line to write on, a
 notebook's rules, an underline, a form's boxes): found in a picture's ink map
 and taken out of it before a digit, or a number's digits, are looked for
-(without_rules).
+(without_rules; without_lines takes out a ring drawn round the writing too).
 
 A rule touching a number's digits joins them all into one piece of ink as
 wide as the number, which no cut reads back as its digits; one under a
