@@ -31,10 +31,10 @@ from digitserve.contract import IMAGE_SIDE
 from server.registry import PREFERRED_DEFAULT
 
 
-KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb", "grid", "ring")
+KINDS = ("none", "under", "notebook", "turned", "underline", "boxes", "comb", "grid", "ring", "ringed")
 # Kinds added later are drawn from generators of their own, so that the other kinds' pictures stay those of
 # earlier runs: the streams of the numbers' and the single digits' generators for them.
-OWN_STREAMS = {"boxes": (2, 3), "comb": (2, 3), "grid": (4, 5), "ring": (6, 7)}
+OWN_STREAMS = {"boxes": (2, 3), "comb": (2, 3), "grid": (4, 5), "ring": (6, 7), "ringed": (8, 9)}
 
 
 def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator) -> Image.Image:
@@ -45,9 +45,14 @@ def ruled(picture: Image.Image, boxes: list, kind: str, rng: np.random.Generator
     each digit, dark lines 2 px thick, its sides a little above and below the digits (the lower one may
     touch them) and its edges halfway between them; "comb", the same boxes' lower side with ticks a third
     of their height; "grid", squared paper: faint lines 1 px thick both ways, every half digit height;
-    "ring", a ring drawn round the digits (_ring), on a picture made larger to hold it."""
+    "ring", a ring drawn round the digits (_ring), on a picture made larger to hold it; "ringed", that ring
+    on a notebook's page: its rules drawn across the whole picture, ring and all."""
     if kind == "ring":
         return _ring(picture, boxes, rng)
+    if kind == "ringed":
+        ringed = _ring(picture, boxes, rng)
+        dx, dy = (ringed.width - picture.width) // 2, (ringed.height - picture.height) // 2
+        return ruled(ringed, [(a + dx, b + dy, c + dx, d + dy) for a, b, c, d in boxes], "notebook", rng)
     ink = np.asarray(picture).astype(np.float32)
     h, w = ink.shape
     base = int(np.median([b[3] for b in boxes]))

@@ -18,7 +18,7 @@ it is, and everything is looked for again among pixels half as strong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -61,14 +61,22 @@ class Ruling:
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
     ink: float = _INK  # and is looked for among the pixels of at least this ink strength
+    page: bool = False  # (or, instead of longer and beyond, runs from one side of the map to the other)
 
 
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
     """The ink map without a ring drawn round the writing (frames.without_frames) and its ruled lines
     (without_rules). The ring goes first: its flat top and bottom would be taken for rules, and its ends
     read as digits. A ring drawn across rules is one piece of ink with them, as wide as the page: it is
-    looked for again once they are out."""
+    looked for again once the rules running from side to side of the map are out (a ring's top never
+    does), and once more after all rules (one crossing a line that ends inside the picture)."""
     framed = without_frames(level, ruling.ink)
+    if framed is level:
+        paged = without_rules(level, writing, replace(ruling, page=True))
+        if paged is not level:
+            ringless = without_frames(paged, ruling.ink)
+            if ringless is not paged:
+                framed = ringless
     cleaned = without_rules(framed, writing, ruling)
     return cleaned if cleaned is framed else without_frames(cleaned, ruling.ink)
 
@@ -127,9 +135,12 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     lines = [line for line in lines if line[0][0] <= max(top - beyond, _CORNER)
              and line[-1][1] >= min(foot + beyond, h - _CORNER)]
     # A box's side is no digit's bar, however short: edges stand on it.
-    kept = [rule for k, rule in enumerate(found) if k in sides or (
-            rule[1] - rule[0] >= ruling.longer * height
-            and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND))]
+    if ruling.page:
+        kept = [rule for rule in found if rule[0] <= _CORNER and rule[1] >= level.shape[1] - _CORNER]
+    else:
+        kept = [rule for k, rule in enumerate(found) if k in sides or (
+                rule[1] - rule[0] >= ruling.longer * height
+                and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND))]
     if not kept:
         return level
     edges, _, missing = _edges(bars, kept, mask, height)
