@@ -18,7 +18,7 @@ it is, and everything is looked for again among pixels half as strong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -61,7 +61,6 @@ class Ruling:
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
     ink: float = _INK  # and is looked for among the pixels of at least this ink strength
-    page: bool = False  # (or, instead of longer and beyond, runs from one side of the map to the other)
 
 
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
@@ -71,13 +70,14 @@ def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     looked for again once the rules running from side to side of the map are out (a ring's top never
     does), and once more after all rules (one crossing a line that ends inside the picture)."""
     framed = without_frames(level, ruling.ink)
-    if framed is level:
-        paged = without_rules(level, writing, replace(ruling, page=True))
-        if paged is not level:
-            ringless = without_frames(paged, ruling.ink)
-            if ringless is not paged:
-                framed = ringless
-    cleaned = without_rules(framed, writing, ruling)
+    if framed is not level:
+        cleaned = without_rules(framed, writing, ruling)
+    else:
+        paged, cleaned = _without_rules(level, writing, ruling, pages=(True, False))
+        ringless = level if paged is level else without_frames(paged, ruling.ink)
+        if ringless is not paged:
+            framed = ringless
+            cleaned = without_rules(framed, writing, ruling)
     return cleaned if cleaned is framed else without_frames(cleaned, ruling.ink)
 
 
@@ -89,12 +89,19 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     every straight band is out of it; ``ruling`` says which bands are rules
     beside them.
     """
+    return _without_rules(level, writing, ruling, pages=(False,))[0]
+
+
+def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling,
+                   pages: tuple[bool, ...]) -> list[np.ndarray]:
+    """without_rules, once for each of ``pages``: with its rules as ``ruling`` says (False), or only those
+    running from one side of the map to the other (True). The bands are found once for all."""
     ink = ruling.ink
     mask = level > ink
     runs = _vertical_runs(mask)
     found = _rules(mask, runs, ruling.flat)
     if not found:
-        return level
+        return [level] * len(pages)
     faint = _faint_ink(level, mask, runs, found)
     if faint < ink:
         ink, mask = faint, level > faint
@@ -124,29 +131,31 @@ def without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     h = level.shape[0]
     if digits is None and lines:
         if all(line[0][0] <= _CORNER and line[-1][1] >= h - _CORNER for line in lines):
-            return boxed  # squared paper with nothing written on it
+            return [boxed] * len(pages)  # squared paper with nothing written on it
         # The digits are among the lines (1s as thin as they are): measured with them.
         boxed = _erased_upright(cleaned, across, edges)
         digits = writing(boxed > _INK)
     if digits is None:  # nothing but rules
-        return boxed
+        return [boxed] * len(pages)
     left, right, height, top, foot = digits
     beyond = max(_BEYOND, _GRID_BEYOND * height)
     lines = [line for line in lines if line[0][0] <= max(top - beyond, _CORNER)
              and line[-1][1] >= min(foot + beyond, h - _CORNER)]
-    # A box's side is no digit's bar, however short: edges stand on it.
-    if ruling.page:
-        kept = [rule for rule in found if rule[0] <= _CORNER and rule[1] >= level.shape[1] - _CORNER]
-    else:
-        kept = [rule for k, rule in enumerate(found) if k in sides or (
-                rule[1] - rule[0] >= ruling.longer * height
-                and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND))]
-    if not kept:
-        return level
-    edges, _, missing = _edges(bars, kept, mask, height)
-    if len(kept) < len(found) or missing:
-        cleaned = _erased(level, runs, kept + missing)
-    return _erased_upright(cleaned, across, edges + [bar for line in lines for bar in line])
+
+    def taken_out(page: bool) -> np.ndarray:
+        if page:
+            kept = [rule for rule in found if rule[0] <= _CORNER and rule[1] >= level.shape[1] - _CORNER]
+        else:  # a box's side is no digit's bar, however short: edges stand on it
+            kept = [rule for k, rule in enumerate(found) if k in sides or (
+                    rule[1] - rule[0] >= ruling.longer * height
+                    and (not ruling.beyond or rule[0] <= left - _BEYOND and rule[1] >= right + _BEYOND))]
+        if not kept:
+            return level
+        edges, _, missing = _edges(bars, kept, mask, height)
+        erased = _erased(level, runs, kept + missing) if len(kept) < len(found) or missing else cleaned
+        return _erased_upright(erased, across, edges + [bar for line in lines for bar in line])
+
+    return [taken_out(page) for page in pages]
 
 
 _EDGE_FLAT = 5.0  # a box's upright edge is at least this many times as tall as it is thick
