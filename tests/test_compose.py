@@ -236,10 +236,14 @@ def test_services_are_wired_as_documented():
 def test_dockerfile_installs_only_its_component(package):
     steps = instructions(DOCKERFILES[package])
     keywords = [kw for kw, _ in steps]
-    # the base comes from a build argument whose default is the official image
-    assert steps[0][0] == "ARG" and steps[1] == ("FROM", "${BASE_IMAGE}"), steps[:2]
+    # the build stage's base comes from a build argument whose default is the official image;
+    # the image itself starts from nothing and takes only the runtime the build stage gathered
+    assert steps[0][0] == "ARG" and steps[1] == ("FROM", "${BASE_IMAGE} AS build"), steps[:2]
     name, _, default = steps[0][1].partition("=")
     assert name == "BASE_IMAGE" and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", default), default
+    assert [args for kw, args in steps if kw == "FROM"][-1] == "scratch"
+    assert [args for kw, args in steps if kw == "COPY" and args.startswith("--from=")] == ["--from=build /runtime /"]
+    assert any(kw == "RUN" and "deploy/runtime_root.py /runtime" in args for kw, args in steps)
 
     users = [args for kw, args in steps if kw == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as a non-root user"
@@ -250,9 +254,10 @@ def test_dockerfile_installs_only_its_component(package):
                 assert isinstance(json.loads(args), list), f"{keyword} must be in JSON form"
 
     # only the shared package and this component's code go in
-    copies = [args.split()[:-1] for kw, args in steps if kw == "COPY"]
+    copies = [args.split()[:-1] for kw, args in steps if kw == "COPY" and not args.startswith("--from=")]
     sources = {s.rstrip("/") for c in copies for s in c if not s.startswith("--")}
-    assert sources == {"pyproject.toml", "digitserve", package, *ALSO_COPIED.get(package, ())}, sources
+    assert sources == {"pyproject.toml", "digitserve", package, "deploy/runtime_root.py",
+                       *ALSO_COPIED.get(package, ())}, sources
     others = set(DOCKERFILES) - {package}
     for other in others:
         assert f".[{other}]" not in DOCKERFILES[package].read_text()
@@ -289,7 +294,7 @@ def test_dockerignore_keeps_the_build_context_small():
                  "digitserve.egg-info/PKG-INFO", ".hypothesis/examples", "docker-compose.yml"):
         assert ignored(path, patterns), f"{path} would be sent to the Docker build"
     for path in ("pyproject.toml", "digitserve/v1/digits_pb2.py", "server/main.py", "trainer/main.py",
-                 "clients/cli.py"):
+                 "clients/cli.py", "deploy/runtime_root.py"):
         assert not ignored(path, patterns), f"{path} is needed by a Dockerfile but excluded"
 
 

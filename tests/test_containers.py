@@ -30,6 +30,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from digitserve import exits
 from digitserve.v1 import digits_pb2 as pb
@@ -196,7 +197,6 @@ def images(figures) -> dict[str, str]:
     sizes = {service: int(podman("image", "inspect", "--format", "{{.Size}}", name).stdout)
              for service, name in {"base": BASE_IMAGE, **names}.items()}
     figures["image_mb"] = {service: round(size / 1e6, 1) for service, size in sizes.items()}
-    figures["image_mb_above_base"] = {s: round((sizes[s] - sizes["base"]) / 1e6, 1) for s in SERVICES}
     return names
 
 
@@ -226,6 +226,24 @@ def stack(images, mnist_dir, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- the tests, in order
+
+
+def test_each_image_is_its_runtime_alone_without_shell_apt_or_pip(images):
+    """The images start FROM scratch with what deploy/runtime_root.py gathered: Python runs, the rest is gone."""
+    probe = ("import importlib.util, json, os; print(json.dumps({'shell': os.path.exists('/bin/sh'), "
+             "'apt': os.path.exists('/usr/bin/apt-get'), 'pip': importlib.util.find_spec('pip') is not None}))")
+    for service, name in images.items():
+        done = podman("run", "--rm", "--network", "none", "--entrypoint", "python", name, "-c", probe)
+        assert json.loads(done.stdout) == {"shell": False, "apt": False, "pip": False}, service
+
+
+def test_the_kubernetes_pre_stop_hook_runs_in_the_server_image(images):
+    """The Deployment's preStop command exists in the image (it has no sleep command) and waits."""
+    manifest = yaml.safe_load((ROOT / "deploy/kubernetes/base/server-deployment.yaml").read_text())
+    command = manifest["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    started = time.monotonic()
+    podman("run", "--rm", "--network", "none", "--entrypoint", command[0], images["server"], *command[1:])
+    assert time.monotonic() - started >= 5
 
 
 def test_up_trains_on_the_subset_then_serves_healthy(stack):
