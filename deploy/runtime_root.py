@@ -41,7 +41,9 @@ LOADED_BY_GLIBC = ("libgcc_s.so.1",)
 def unused(path: Path, stdlib: Path, packages: Path, prefix: Path) -> bool:
     """Whether a path inside one of the copied trees is left out of the image."""
     if path.parent == stdlib:
-        return path.name in UNUSED_STDLIB or path.name.startswith("config-")
+        # the base Python's own site-packages, when this Python is a virtual environment over it
+        foreign = path.name == "site-packages" and path != packages
+        return foreign or path.name in UNUSED_STDLIB or path.name.startswith("config-")
     if path.parent == packages:
         return path.name in INSTALLERS or path.name.split("-")[0] in INSTALLERS and path.suffix == ".dist-info"
     if path.parent == prefix:
