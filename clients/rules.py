@@ -42,6 +42,7 @@ _FLAT = 25.0
 _BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
 _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
 _MOST_RULES = 120  # rules looked for in one picture (a page of squared paper shows a hundred)
+_RING_INK = 0.5  # a ring the rules took pieces of is looked for again among pixels this strong (without_lines)
 
 
 Writing = tuple[float, float, float, float, float]  # the digits' left and right ends, height, top and foot
@@ -68,13 +69,20 @@ def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     (without_rules). The ring goes first: its flat top and bottom would be taken for rules, and its ends
     read as digits. A ring drawn across rules is one piece of ink with them, as wide as the page: it is
     looked for again once the rules running from side to side of the map are out (a ring's top never
-    does), and once more after all rules (one crossing a line that ends inside the picture)."""
+    does), and once more after all rules (one crossing a line that ends inside the picture).
+
+    Rules crossing a wide ring where it runs nearly level take pieces of it with them, and what is left
+    is no ring. Drawn with a pen, the ring is darker than the print: among pixels of _RING_INK strength
+    the rules are gone and the ring is whole, so it is looked for there too."""
     framed = without_frames(level, ruling.ink)
     if framed is not level:
         cleaned = without_rules(framed, writing, ruling)
     else:
         paged, cleaned = _without_rules(level, writing, ruling, pages=(True, False))
         ringless = level if paged is level else without_frames(paged, ruling.ink)
+        if ringless is paged and paged is not level:
+            dark = without_frames(level, _RING_INK)
+            ringless = paged if dark is level else dark
         if ringless is not paged:
             framed = ringless
             cleaned = without_rules(framed, writing, ruling)
