@@ -29,7 +29,8 @@ from clients.frames import without_frames
 _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
 # Rules printed faint are looked for again among pixels this strong, of theirs (_faint_ink), and no fainter
 # than _FAINTEST; the rules found first that say how faint are inked along _SOLID of their length at least
-# and at most _PRINT pixels thick.
+# and at most _PRINT pixels thick. A faint ring is looked for among pixels this strong, of the ink's
+# threshold (without_lines).
 _FAINT = 0.5
 _FAINTEST = 0.1
 _SOLID = 0.75
@@ -67,14 +68,18 @@ class Ruling:
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
     """The ink map without a ring drawn round the writing (frames.without_frames) and its ruled lines
     (without_rules). The ring goes first: its flat top and bottom would be taken for rules, and its ends
-    read as digits. A ring drawn across rules is one piece of ink with them, as wide as the page: it is
-    looked for again once the rules running from side to side of the map are out (a ring's top never
-    does), and once more after all rules (one crossing a line that ends inside the picture).
+    read as digits. A thin ring photographed is blurred about as faint as the ink looked for and breaks
+    up into arcs: it is looked for among pixels half as strong (_FAINT) too. A ring drawn across rules
+    is one piece of ink with them, as wide as the page: it is looked for again once the rules running
+    from side to side of the map are out (a ring's top never does), and once more after all rules (one
+    crossing a line that ends inside the picture).
 
     Rules crossing a wide ring where it runs nearly level take pieces of it with them, and what is left
     is no ring. Drawn with a pen, the ring is darker than the print: among pixels of _RING_INK strength
     the rules are gone and the ring is whole, so it is looked for there too."""
     framed = without_frames(level, ruling.ink)
+    if framed is level:
+        framed = without_frames(level, _FAINT * ruling.ink)
     if framed is not level:
         cleaned = without_rules(framed, writing, ruling)
     else:

@@ -184,3 +184,22 @@ def test_a_ring_whose_top_and_bottom_run_along_the_rules_is_taken_out_whole():
         cleaned = without_lines(level, pictures._digits_beside_rules, pictures._RULES)
         assert np.array_equal(cleaned[strokes > 0], strokes[strokes > 0]), width  # every stroke whole
         assert ((cleaned > 0) & (strokes == 0)).sum() <= 0.01 * ((ring > 0) | (rules > 0)).sum(), width
+
+
+def test_a_faint_ring_broken_up_among_the_inks_pixels_is_found_among_fainter_ones():
+    """A thin ring photographed is blurred about as faint as the ink looked for, and a little fainter in
+    places: among the ink's pixels it is arcs, no ring, and they were read as digits."""
+    from clients.numbers import pictures
+    from clients.rules import without_lines
+
+    shape = (100, 230)
+    strokes = _strokes(shape)
+    ring = _ellipse(shape, (20, 8, 210, 92), 3)
+    ys, xs = np.nonzero(ring)
+    every_15_degrees = (np.degrees(np.arctan2(ys - 50, xs - 115)) // 15) % 2 == 0
+    ring[ys, xs] = np.where(every_15_degrees, 0.35, 0.2)
+    level = np.maximum(strokes, ring)
+    assert np.array_equal(without_frames(level, _INK), level)  # among the ink's pixels: no ring
+    cleaned = without_lines(level, pictures._digits_beside_rules, pictures._RULES)
+    assert np.array_equal(cleaned[strokes > 0], strokes[strokes > 0])  # every stroke whole
+    assert ((cleaned > 0) & (strokes == 0)).sum() <= 0.01 * (ring > 0).sum()
