@@ -46,6 +46,9 @@ def unused(path: Path, stdlib: Path, packages: Path, prefix: Path) -> bool:
         return foreign or path.name in UNUSED_STDLIB or path.name.startswith("config-")
     if path.parent == packages:
         return path.name in INSTALLERS or path.name.split("-")[0] in INSTALLERS and path.suffix == ".dist-info"
+    if path.parent.name == "lib-dynload":
+        # Tk's C module: the official image keeps it but not Tk's libraries, so ldd would find them missing
+        return path.name.startswith("_tkinter")
     if path.parent == prefix:
         return path.name in UNUSED_IN_PREFIX
     if path.parent == prefix / "bin":

@@ -41,4 +41,5 @@ def test_the_gathered_root_runs_python_alone_and_leaves_out_tests_tk_and_pip(tmp
 
     names = {path.name for path in root.rglob("*")}
     assert not names & {"idlelib", "tkinter", "ensurepip", "pip", "sh", "bash", "apt-get"}
+    assert not any(name.startswith("_tkinter") for name in names)  # nor Tk's C module
     assert os.stat(root / scratch.relative_to("/")).st_mode & 0o7777 == 0o1777
