@@ -33,7 +33,8 @@ UNUSED_STDLIB = ("test", "idlelib", "tkinter", "turtledemo", "turtle.py", "ensur
 # Installers: the image's packages are installed and checked by then, so they are dead weight.
 INSTALLERS = ("pip", "setuptools", "wheel", "pkg_resources", "_distutils_hack", "distutils-precedence.pth")
 UNUSED_IN_PREFIX = ("include", "share", "man", "games", "src", "etc", "sbin")
-UNUSED_COMMANDS = ("pip", "activate", "Activate.ps1", "idle", "pydoc", "2to3", "python3-config", "python3.11-config")
+UNUSED_COMMANDS = ("pip", "activate", "Activate.ps1", "idle", "pydoc", "2to3", "python-config", "python3-config",
+                   "python3.11-config")
 # glibc loads this one itself (thread cancellation, unwinding), so no ldd output names it.
 LOADED_BY_GLIBC = ("libgcc_s.so.1",)
 
