@@ -8,7 +8,11 @@ round corners or ends were read as 1s or 6s. A piece of ink is taken for a
 frame when:
 
 - other ink lies inside its box and inside its outline, weighing at least
-  _INSIDE of the frame's own (a 0 or a 6 holds a speck at most);
+  _INSIDE of the frame's own (a 0 or a 6 holds a speck at most); or, when no
+  other ink lies inside its box at all (a single digit touching its ring is
+  one piece with it), its own ink deeper than its outer band weighs that
+  much, and the pen is thin beside the frame's size (_THIN_RING: a round 6
+  or 0 is written thicker);
 - its outer edge runs round nearly all the way (_ROUND of the directions from
   the box's middle), as far out as the ellipse the box holds at least
   (_NEAR): a hand's ring is seldom closed;
@@ -44,11 +48,14 @@ _BANDED = 0.5  # the share of a ring's own ink in its band at least
 _LOOP = 0.95  # the share of the directions where the ring runs that its band's longest piece covers
 _ACROSS = 0.7  # ink inside a frame and joined to it, across this share of its height: a box's edge
 _FRINGE = 2  # pixels of fainter ink beyond the band on either side
+_THIN_RING = 12  # the pen of a ring a digit touches is at most this many times thinner than its box is high
 
 
-def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
+def without_frames(level: np.ndarray, ink: float, touching: bool = False) -> np.ndarray:
     """The ink map (0..1) with the rings and boxes drawn round its writing taken out: ``level`` itself when
-    there are none, else a copy. Pieces are the ink of at least ``ink`` strength."""
+    there are none, else a copy. Pieces are the ink of at least ``ink`` strength; ``touching``: a ring
+    that a single digit touches, with nothing else inside, is looked for too (a number's round digits
+    alone would look like one)."""
     runs, piece = pieces(level > ink)
     if not len(runs):
         return level
@@ -62,8 +69,8 @@ def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
             continue
         inside = (boxes[:, 0] >= top) & (boxes[:, 1] >= left) & (boxes[:, 2] <= bottom) & (boxes[:, 3] <= right)
         inside[p] = False
-        if mass[inside].sum() < _INSIDE * mass[p]:
-            continue
+        if (inside.any() or not touching) and mass[inside].sum() < _INSIDE * mass[p]:
+            continue  # with nothing inside at all, a digit touching the ring may be one piece with it
         # The box and the fringe beyond it: the pen's fainter edge lies outside the piece.
         grown = (max(0, top - _FRINGE), max(0, left - _FRINGE), min(level.shape[0], bottom + _FRINGE),
                  min(level.shape[1], right + _FRINGE))
@@ -77,7 +84,8 @@ def without_frames(level: np.ndarray, ink: float) -> np.ndarray:
 
 def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> np.ndarray | None:
     """The pixels of a frame's outer band and its fringe, in a window round its box; None when the piece
-    (``own``) is no frame round the ink its box holds (``held``)."""
+    (``own``) is no frame round the ink its box holds (``held``), or, when that is none, round its own ink
+    deeper than the band (a digit touching the ring)."""
     rows, columns = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
     low, high = np.array([rows[0], columns[0]]), np.array([rows[-1], columns[-1]])
     centre, half = (low + high) / 2, (high - low + 1) / 2
@@ -93,15 +101,20 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     round_ = outer >= _NEAR
     if round_.mean() < _ROUND:
         return None
-    held_out, held_bins = polar(held)
-    judged = round_[held_bins]  # where the ring is open, nothing says what is inside
-    if not judged.any() or np.mean(held_out[judged] < outer[held_bins[judged]]) < _INNER:
-        return None
+    touched = not held.any()
+    if not touched:
+        held_out, held_bins = polar(held)
+        judged = round_[held_bins]  # where the ring is open, nothing says what is inside
+        if not judged.any() or np.mean(held_out[judged] < outer[held_bins[judged]]) < _INNER:
+            return None
     # Depth in pixels below the outer edge, across the ring: between the ellipses of the box at sizes r and
     # r + d, the gap across is d times this at each direction (along the ray, more where the ring is flat).
     angle = (np.arange(_BINS) + 0.5) * (2 * np.pi / _BINS) - np.pi
     unit = 1 / np.hypot(np.sin(angle) / half[0], np.cos(angle) / half[1])
-    band = _BAND * _stroke(own) + 1
+    stroke = _stroke(own)
+    if touched and stroke * _THIN_RING > min(own.shape):
+        return None
+    band = _BAND * stroke + 1
     deep = np.zeros(own.shape)
     deep[np.nonzero(own)] = (outer[bins] - reach) * unit[bins]
     # A ring is mostly its band; digits touching it add a little. A line under the digits joined to them
@@ -109,6 +122,8 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     banded = own & (deep <= band)
     if banded.sum() < _BANDED * own.sum():
         return None
+    if touched and (own & ~banded).sum() < _INSIDE * banded.sum():
+        return None  # a loop round nothing (a 0)
     # The band must run round as one line: a line under digits has their tops apart above it. (Measured
     # across an ellipse, the band of a box with round corners is thinner where the sides turn: twice as deep.)
     runs, piece = pieces(own & (deep <= 2 * band))

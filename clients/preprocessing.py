@@ -89,7 +89,7 @@ _SPAN = 0.9
 # as tall as the tallest. A single digit's picture is small, and a photo's blur makes its short rule thicker
 # than the 25th of its length a number's rule keeps to, and fades its edges: here a rule may be 16 times as
 # long as thick, and is looked for among fainter ink.
-_RULES = Ruling(longer=1.25, beyond=True, flat=16.0, ink=0.15)
+_RULES = Ruling(longer=1.25, beyond=True, flat=16.0, ink=0.15, touching=True)
 _RULE_PIECE = 0.25
 # A straight piece wholly below the digit, at least _UNDERLINE times as wide as it is tall and spanning at
 # least _UNDER_SPAN of the digit's width, is an underline, not a stroke of the digit (too short to be a

@@ -62,7 +62,8 @@ class Ruling:
     longer: float  # a rule is at least this many times as long as the writing is tall,
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
-    ink: float = _INK  # and is looked for among the pixels of at least this ink strength
+    ink: float = _INK  # and is looked for among the pixels of at least this ink strength;
+    touching: bool = False  # a ring the writing touches may be one piece with it (a single digit's)
 
 
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
@@ -77,20 +78,21 @@ def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | N
     Rules crossing a wide ring where it runs nearly level take pieces of it with them, and what is left
     is no ring. Drawn with a pen, the ring is darker than the print: among pixels of _RING_INK strength
     the rules are gone and the ring is whole, so it is looked for there too."""
-    framed = without_frames(level, ruling.ink)
+    framed = without_frames(level, ruling.ink, ruling.touching)
     if framed is level:
-        framed = without_frames(level, _FAINT * ruling.ink)
+        framed = without_frames(level, _FAINT * ruling.ink, ruling.touching)
     if framed is not level:
         cleaned = without_rules(framed, writing, ruling)
     else:
         paged, cleaned = _without_rules(level, writing, ruling, pages=(True, False))
-        ringless = level if paged is level else without_frames(paged, ruling.ink)
+        ringless = level if paged is level else without_frames(paged, ruling.ink, ruling.touching)
         if ringless is paged and paged is not level:
-            dark = without_frames(level, _RING_INK)
+            dark = without_frames(level, _RING_INK, ruling.touching)
             ringless = paged if dark is level else dark
         if ringless is not paged:
             framed = ringless
             cleaned = without_rules(framed, writing, ruling)
+    # Not a ring a digit touches, this late: what the rules leave of a round digit standing on them looks like one.
     return cleaned if cleaned is framed else without_frames(cleaned, ruling.ink)
 
 

@@ -203,3 +203,24 @@ def test_a_faint_ring_broken_up_among_the_inks_pixels_is_found_among_fainter_one
     cleaned = without_lines(level, pictures._digits_beside_rules, pictures._RULES)
     assert np.array_equal(cleaned[strokes > 0], strokes[strokes > 0])  # every stroke whole
     assert ((cleaned > 0) & (strokes == 0)).sum() <= 0.01 * (ring > 0).sum()
+
+
+def test_a_single_digit_touching_its_ring_is_taken_out_of_it_and_a_round_six_is_no_ring():
+    """A single digit touching the ring drawn round it is one piece of ink with it, with nothing else inside:
+    the ring stayed, and the two were read as a 0 or worse. Its own ink deeper than the ring's band is
+    what it holds; a round 6, whose curl lies inside its loop the same way, is written thicker."""
+    shape = (80, 100)
+    ring = _ellipse(shape, (10, 5, 90, 75), 2)
+    seven = np.zeros(shape, np.float32)
+    seven[15:20, 20:66] = 1.0  # its bar reaches the ring on the left
+    for row in range(20, 56):
+        seven[row, 60 - (row - 20) // 2 : 65 - (row - 20) // 2] = 1.0
+    level = np.maximum(ring, seven)
+    assert without_frames(level, _INK) is level  # a number's round digits alone would look like one
+    cleaned = without_frames(level, _INK, touching=True)
+    assert cleaned is not level
+    assert ((cleaned > 0) & (seven == 0)).sum() <= 0.01 * (ring > 0).sum()  # the ring gone
+    assert (cleaned[seven > 0] > 0).mean() >= 0.9  # the 7 kept, but near where it meets the ring
+    six = _ellipse(shape, (10, 5, 90, 75), 8)  # the loop, and a curl inside it joined to it
+    six = np.maximum(six, _ellipse(shape, (40, 30, 80, 72), 8))  # (a ring, with a pen of a 10th of its height)
+    assert without_frames(six, _INK, touching=True) is six
