@@ -12,7 +12,7 @@ frame when:
   other ink lies inside its box at all (a single digit touching its ring is
   one piece with it), its own ink deeper than its outer band weighs that
   much, and the pen is thin beside the frame's size (_THIN_RING: a round 6
-  or 0 is written thicker);
+  or 8 is mostly written thicker), when the caller reads a single digit;
 - its outer edge runs round nearly all the way (_ROUND of the directions from
   the box's middle), as far out as the ellipse the box holds at least
   (_NEAR): a hand's ring is seldom closed;

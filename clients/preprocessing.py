@@ -88,7 +88,8 @@ _SPAN = 0.9
 # digit is tall and reaches beyond it (rules.without_rules), the digit being its pieces at least _RULE_PIECE
 # as tall as the tallest. A single digit's picture is small, and a photo's blur makes its short rule thicker
 # than the 25th of its length a number's rule keeps to, and fades its edges: here a rule may be 16 times as
-# long as thick, and is looked for among fainter ink.
+# long as thick, and is looked for among fainter ink. A ring the digit touches is one piece with it, and may
+# be a ring all the same (frames.without_frames).
 _RULES = Ruling(longer=1.25, beyond=True, flat=16.0, ink=0.15, touching=True)
 _RULE_PIECE = 0.25
 # A straight piece wholly below the digit, at least _UNDERLINE times as wide as it is tall and spanning at

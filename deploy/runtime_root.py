@@ -171,9 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     for library in sorted(needed):
         root.place(library)
 
-    # Who is who (the image's user); the loader's cache, which is how the official image's python
-    # finds its libpython in /usr/local/lib (the cache's entries for libraries left out are skipped);
-    # the CA bundle for HTTPS (the trainer's MNIST download).
+    # Who is who (the image's user); the loader's cache, through which libraries outside its default
+    # folders (/usr/local/lib) are found without an rpath (its entries for libraries left out are
+    # skipped); the CA bundle for HTTPS (the trainer's MNIST download).
     for path in ("/etc/passwd", "/etc/group", "/etc/ld.so.cache", ssl.get_default_verify_paths().openssl_cafile):
         if os.path.exists(path):
             root.place(path)
