@@ -65,11 +65,11 @@ class Root:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def _mirror(self, source: Path) -> Path:
+    def _mirror(self, source: Path) -> None:
         """Make the folder or file `source` names at its place in the root (without its contents)."""
         target = self.folder / source.relative_to("/")
         if target.exists() or target.is_symlink():
-            return target
+            return
         if source.is_dir():
             target.mkdir()
         else:
@@ -77,7 +77,6 @@ class Root:
         shutil.copystat(source, target)
         status = source.lstat()
         os.chown(target, status.st_uid, status.st_gid)
-        return target
 
     def place(self, path: str | Path) -> None:
         """Copy one file, folder or symlink, with the folders above it; a symlink's target comes too."""
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.keep:
         root.tree(path, lambda _: False)
 
-    needed = {library for elf in list(root.elf_files()) for library in shared_libraries(elf)}
+    needed = {library for elf in root.elf_files() for library in shared_libraries(elf)}
     libc = next((library for library in needed if Path(library).name == "libc.so.6"), None)
     if libc:
         needed.update(str(Path(libc).parent / name) for name in LOADED_BY_GLIBC
