@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 
 # System packages and the container runtime the tests use (installed when root, named otherwise).
 host:
-	deploy/setup-host.sh
+	PYTHON=$(PYTHON) deploy/setup-host.sh
 
 proto: install
 	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. \

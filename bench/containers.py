@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results-containers.json"
-BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE", "localhost/digitserve-base:bookworm-1")
+BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE", "localhost/digitserve-base:bookworm-2")
 IMAGES = [f"localhost/digitserve-{service}:test" for service in ("server", "trainer", "client")]
 # RUN --mount=type=cache keeps pip's downloads here between podman builds
 BUILD_CACHE = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"buildah-cache-{os.getuid()}"

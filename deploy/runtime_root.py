@@ -9,8 +9,9 @@ paths given after the folder (a home, a volume's mount point, /tmp) are carried 
 are, owner and mode included.
 
 Run as the build stage's last step, after `pip check` and an import check, with the Python that
-the image runs (`sys.prefix` may be a virtual environment over a system Python, as on the
-stand-in base image, or the official image's /usr/local). Shared libraries are found with
+the image runs: the official image's /usr/local (as on the stand-in base image that
+deploy/setup-host.sh lays out the same way), or a virtual environment over a system Python (its
+fallback stand-in; tests/test_runtime_root.py). Shared libraries are found with
 `ldd`, so a library that cannot be found stops the build here, naming the file that needs it,
 rather than at the container's first start.
 """

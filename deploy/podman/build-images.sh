@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 tag="${1:-latest}"
-base="${DIGITS_BASE_IMAGE:-localhost/digitserve-base:bookworm-1}"
+base="${DIGITS_BASE_IMAGE:-localhost/digitserve-base:bookworm-2}"
 ca="${DIGITS_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}"
 
 for service in server trainer client; do
