@@ -37,6 +37,9 @@ _SOLID = 0.75
 _PRINT = 3
 _THIN = 0.02  # a rule is at most this thick, of the map's longer side (a crossing stroke is thicker)
 _TURNS = np.tan(np.radians(np.arange(-6.0, 6.01, 0.5)))  # the slopes a rule is looked for at
+# and a box's upright edge, then, when it may lean (Ruling.leaning), at these further among the ink left: a
+# sheet photographed at an angle leans its upright lines further than it turns its rules (perspective).
+_UPRIGHT_TURNS = np.tan(np.radians(np.concatenate([np.arange(-16.0, -6.49, 0.5), np.arange(6.5, 16.01, 0.5)])))
 # A rule's fullest row holds at least _FLAT thin pixels, the rule is at least as many times as long as it is
 # thick unless the caller says otherwise (Ruling.flat),
 _FLAT = 25.0
@@ -63,7 +66,11 @@ class Ruling:
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
     ink: float = _INK  # and is looked for among the pixels of at least this ink strength;
-    touching: bool = False  # a ring the writing touches may be one piece with it (a single digit's)
+    touching: bool = False  # a ring the writing touches may be one piece with it (a single digit's),
+    # and a box's upright edges may lean and be short where they meet its rules (_UPRIGHT_TURNS,
+    # _EDGE_REACH: a number's form photographed at an angle; a single digit's fine strokes would be taken
+    # for them, beside its own bar taken for a rule).
+    leaning: bool = False
 
 
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
@@ -127,12 +134,17 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
     # than the digits, so the edges running from side to side (or from a corner) are out before the digits
     # are measured; a comb's ticks, shorter than the digits, once they are. Edges are looked for only near
     # where a long upright run meets a rule: a photo's table grain beside a rule cost more than the rules.
-    near = _near_edges(runs, found, level.shape[1])
+    near = _near_edges(runs, found, level.shape[1], ruling.leaning)
     bars, across = [], None
     if near.any():
         upright = (cleaned > ink).T
         across = _vertical_runs(upright)  # the runs of ink along each row, in the turned map
-        bars = _rules(upright & near[:, None], across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE)
+        looked = upright & near[:, None]
+        bars = _rules(looked, across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE)
+        if ruling.leaning:  # then leaning further, among the ink left: upright ones keep theirs (a comb's tick)
+            looked &= ~_inside(looked.shape, bars)
+            bars += _rules(looked, across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE,
+                           turns=_UPRIGHT_TURNS)
         # Printed with the rules, not a pen's stroke (a 1, the side of a digit's loop between two rules).
         thickest = max(_across(rule, runs) for rule in found)
         bars = [bar for bar in bars if _across(bar, across) <= thickest + 1]
@@ -175,6 +187,12 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
 
 _EDGE_FLAT = 5.0  # a box's upright edge is at least this many times as tall as it is thick
 _EDGE_FEWEST = 12  # and holds at least this many thin pixels
+# and where it meets the rule, its ink runs on from the rule's band as far (down or up one column), or
+# when it may lean (Ruling.leaning), this far: photographed, it is blurred there and leans.
+_EDGE_REACH = 4
+# Bars standing on one rule at least this many, their other ends in line, are a box's edges: its other
+# side is too faint or too broken up to be found as a rule (a form's thin print, photographed).
+_IN_LINE = 3
 _CORNER = 3  # an edge ends this close to its side (where a turned edge meets it, the side's erasing took a few rows)
 _TICK = 0.6  # a comb's tick is at most this tall, of the digits' height
 _CROWDED = 0.6  # a bar nearer both its neighbours than this, of the edges' median spacing,
@@ -186,19 +204,22 @@ _UPRIGHT_BARE = 0.3
 _GRID_BEYOND = 0.15  # a line of squared paper reaches this much beyond the digits' height above and below them
 
 
-def _near_edges(runs: np.ndarray, rules: list[Rule], width: int) -> np.ndarray:
+def _near_edges(runs: np.ndarray, rules: list[Rule], width: int, leaning: bool) -> np.ndarray:
     """The columns an upright edge standing on one of the rules can lie in: where a run of ink down a
-    column (``runs``, _vertical_runs) at least as long as an edge reaches the rule's band, and as far to
-    either side as the longest such run leans when turned as far as a rule may be (_TURNS)."""
+    column (``runs``, _vertical_runs) at least _EDGE_FEWEST long reaches the rule's band, and as far to
+    either side as the longest such run leans when turned as far as a rule may be (_TURNS). An edge that
+    may be ``leaning`` (Ruling.leaning) needs a run of _EDGE_REACH only (a long edge leaning further than
+    the spread leaves these columns part of the way, and is found as far as it is near)."""
     h = runs.shape[0]
+    reach = _EDGE_REACH if leaning else _EDGE_FEWEST
     near = np.zeros(width, bool)
     longest = 0
     for left, right, tops, bottoms in rules:
         columns = np.arange(left, right)
         window = tops[None, :] - _CORNER + np.arange(int(bottoms[0] - tops[0]) + 2 * _CORNER)[:, None]
-        reach = np.where((window >= 0) & (window < h), runs[np.clip(window, 0, h - 1), columns], 0).max(axis=0)
-        near[columns[reach >= _EDGE_FEWEST]] = True
-        longest = max(longest, int(reach.max()))
+        reaching = np.where((window >= 0) & (window < h), runs[np.clip(window, 0, h - 1), columns], 0).max(axis=0)
+        near[columns[reaching >= reach]] = True
+        longest = max(longest, int(reaching.max()))
     spread = _CORNER + int(np.ceil(abs(_TURNS[0]) * longest))
     # "full", then the middle: "same" would give the kernel's length when it is longer than the map is wide.
     return np.convolve(near, np.ones(2 * spread + 1))[spread : spread + width] > 0
@@ -212,9 +233,12 @@ def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
     runs between the edges' other ends (and is ink in ``mask``: a comb's two end ticks have none between
     their tips). With the digits' ``height``, a comb's tick, shorter than the digits, stands on one rule.
     Edges come at least two to a box (a digit's upright stroke ending on two notebook rules is one alone).
+    Bars standing on one rule whose other ends are in line, _IN_LINE of them at least, are a box's edges
+    too, its other side through those ends.
     """
     families: dict[tuple[int, ...], list[Rule]] = {}
-    far: dict[int, int] = {}  # of a bar standing on one rule at a corner (by id), its other end
+    standing: dict[tuple[int, ...], list[tuple[Rule, int]]] = {}  # on one rule, not at a corner: (bar, other end)
+    far: dict[int, int] = {}  # of a bar standing on one rule at a corner or in line (by id), its other end
     for bar in bars:
         on = [_under(bar, end, rules) for end in (0, -1)]
         ends = tuple(k for k, _ in filter(None, on))
@@ -223,11 +247,48 @@ def _edges(bars: list[Rule], rules: list[Rule], mask: np.ndarray,
             families.setdefault(ends, []).append(bar)
             if len(ends) == 1 and corner:
                 far[id(bar)] = corner[0]
+        elif ends:
+            standing.setdefault(ends, []).append((bar, 0 if on[-1] else -1))
+    for ends, group in standing.items():
+        if len(group) >= _IN_LINE and _in_line([_end(bar, end) for bar, end in group]):
+            families.setdefault(ends, []).extend(bar for bar, _ in group)
+            far.update((id(bar), end) for bar, end in group)
     families = {ends: _spaced(family) for ends, family in families.items() if len(family) >= 2}
     missing = [_side(rules[ends[0]], family, [far[id(bar)] for bar in family]) for ends, family in families.items()
                if all(id(bar) in far for bar in family)]
-    missing = [side for side in missing if _inked(mask, side) >= _SIDE_INKED]
+    missing = [side for side in (_within(side, mask.shape[1]) for side in missing)
+               if side is not None and _inked(mask, side) >= _SIDE_INKED]
     return [bar for family in families.values() for bar in family], {k for ends in families for k in ends}, missing
+
+
+def _inside(shape: tuple[int, int], bands: list[Rule]) -> np.ndarray:
+    """Where these bands lie, in a map of this shape."""
+    inside = np.zeros(shape, bool)
+    for left, right, tops, bottoms in bands:
+        for column, top, bottom in zip(range(left, right), tops, bottoms):
+            inside[max(top, 0) : max(bottom, 0), column] = True
+    return inside
+
+
+def _end(bar: Rule, end: int) -> tuple[float, int]:
+    """Where an upright bar's first (0) or last (-1) row is: its middle column there, and the row."""
+    return (int(bar[2][end]) + int(bar[3][end])) / 2, bar[0] if end == 0 else bar[1] - 1
+
+
+def _in_line(points: list[tuple[float, int]]) -> bool:
+    """Do these points (column, row) lie within _CORNER rows of one straight line?"""
+    columns, rows = np.array(points, float).T
+    return bool(np.abs(np.polyval(np.polyfit(columns, rows, 1), columns) - rows).max() <= _CORNER)
+
+
+def _within(band: Rule, width: int) -> Rule | None:
+    """The part of a band within a map this many columns wide (a box's side drawn between leaning edges
+    can run past it); None if none is."""
+    left, right, tops, bottoms = band
+    first, last = max(left, 0), min(right, width)
+    if last <= first:
+        return None
+    return first, last, tops[first - left : last - left], bottoms[first - left : last - left]
 
 
 def _grid(bars: list[Rule], rules: list[Rule]) -> list[list[Rule]]:
@@ -344,22 +405,22 @@ Rule = tuple[int, int, np.ndarray, np.ndarray]  # first and last column + 1, and
 
 
 def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLAT, joined: bool = True,
-           bare: float = _BARE) -> list[Rule]:
+           bare: float = _BARE, turns: np.ndarray = _TURNS) -> list[Rule]:
     """The straight thin bands of ink long enough to be rules, at least ``flat`` times as long as thick (the
     fullest band of any slope first): their columns, and the rows they cover at each column. ``runs`` is
     _vertical_runs(mask); a band's fullest row holds at least ``fewest`` thin pixels, and it is thin along
     ``bare`` of its length at least (digits on it are not). ``joined``: a band's long stretches are one rule
     (digits standing on it break it up), else only its fullest stretch is looked at (a box's edge in line
-    with the next box's)."""
+    with the next box's). ``turns``: the slopes looked at."""
     h, w = mask.shape
     thin_most = max(3, round(_THIN * max(h, w)))
     ys, xs = np.nonzero(mask & (runs <= thin_most))
     rules: list[Rule] = []
     # Sheared by each slope, a rule's thin pixels pile up in one row: the fullest row of any slope.
     stride = h + 2 * w + 1
-    rows = ys[None, :] - np.rint(np.outer(_TURNS, xs)).astype(np.int64) + w
-    cells = rows + stride * np.arange(len(_TURNS))[:, None]
-    counts = np.bincount(cells.ravel(), minlength=stride * len(_TURNS))
+    rows = ys[None, :] - np.rint(np.outer(turns, xs)).astype(np.int64) + w
+    cells = rows + stride * np.arange(len(turns))[:, None]
+    counts = np.bincount(cells.ravel(), minlength=stride * len(turns))
     left_in = np.ones(len(xs), bool)
     while len(rules) < _MOST_RULES:
         turn, row = divmod(int(np.argmax(counts)), stride)
@@ -374,7 +435,7 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
             bottom += 1
         inside = left_in & (rows[turn] >= top - 1) & (rows[turn] <= bottom + 1)
         thick = bottom - top + 1
-        shift = np.rint(_TURNS[turn] * np.arange(w)).astype(np.int64) - w
+        shift = np.rint(turns[turn] * np.arange(w)).astype(np.int64) - w
         band = np.arange(top, bottom + 1)[:, None] + shift[None, :]
         # Digits standing on the rule or crossing it hide it: any ink in the band continues it. Inside a
         # digit's loop the paper looks darker, and a faint rule can fade there: its long stretches are one.

@@ -31,7 +31,8 @@ _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
-_RULES = Ruling(longer=2.0)  # a ruled line under or through a number is at least two digits long (without_rules)
+# A ruled line under or through a number is at least two digits long; a form's box edges may lean (without_rules).
+_RULES = Ruling(longer=2.0, leaning=True)
 
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
