@@ -99,7 +99,7 @@ if [ -n "$prefix" ]; then
         find "$usr_local" -name '*.so*' -type f -exec strip --strip-unneeded {} +
     fi
     chroot "$root" ldconfig
-    chroot "$root" /usr/local/bin/python3.11 -m ensurepip --default-pip >/dev/null 2>&1
+    chroot "$root" /usr/local/bin/python3.11 -m ensurepip --default-pip >/dev/null  # (pip warns about root: harmless in a fresh image)
     # Every C module but Tk's must find its libraries, as in the official image.
     missing=$(chroot "$root" sh -c 'for module in /usr/local/lib/python3.11/lib-dynload/*.so; do
         case "$module" in *_tkinter*) continue;; esac
