@@ -66,10 +66,10 @@ class Ruling:
     beyond: bool = False  # reaches beyond the writing on both sides (by _BEYOND pixels),
     flat: float = _FLAT  # is at least this many times as long as it is thick,
     ink: float = _INK  # and is looked for among the pixels of at least this ink strength;
-    touching: bool = False  # a ring the writing touches may be one piece with it (a single digit's),
-    # and a box's upright edges may lean and be short where they meet its rules (_UPRIGHT_TURNS,
-    # _EDGE_REACH: a number's form photographed at an angle; a single digit's fine strokes would be taken
-    # for them, beside its own bar taken for a rule).
+    touching: bool = False  # a ring the writing touches may be one piece with it (a single digit's).
+    # A box's upright edges may lean and be short where they meet its rules (_UPRIGHT_TURNS, _EDGE_REACH):
+    # a number's form photographed at an angle. Not beside a single digit: its fine strokes would be taken
+    # for edges, standing on its own bar taken for a rule.
     leaning: bool = False
 
 
