@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results-containers.json"
-BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE", "localhost/digitserve-base:bookworm-2")
+BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE") or (ROOT / "deploy" / "podman" / "stand-in-base").read_text().strip()
 IMAGES = [f"localhost/digitserve-{service}:test" for service in ("server", "trainer", "client")]
+BUILD_STAGES = [image.replace(":", "-build:") for image in IMAGES]  # build-images.sh keeps them as the cache
 # RUN --mount=type=cache keeps pip's downloads here between podman builds
 BUILD_CACHE = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"buildah-cache-{os.getuid()}"
 TARGETS = {"server_image_mb": 350, "client_image_mb": 200, "start_to_healthy_s": 5.0,
@@ -31,7 +32,7 @@ TARGETS = {"server_image_mb": 350, "client_image_mb": 200, "start_to_healthy_s":
 
 def forget_caches() -> None:
     """What a machine that never ran the container test lacks (besides the Debian packages)."""
-    subprocess.run(["podman", "rmi", "--force", *IMAGES, BASE_IMAGE], capture_output=True, timeout=300)
+    subprocess.run(["podman", "rmi", "--force", *IMAGES, *BUILD_STAGES, BASE_IMAGE], capture_output=True, timeout=300)
     subprocess.run(["podman", "image", "prune", "--force"], capture_output=True, timeout=300)
     shutil.rmtree(BUILD_CACHE, ignore_errors=True)
 

@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE_IMAGE="${DIGITS_BASE_IMAGE:-localhost/digitserve-base:bookworm-2}"
+# The stand-in's tag is kept in one file, read by the scripts, the container test and its bench.
+BASE_IMAGE="${DIGITS_BASE_IMAGE:-$(cat deploy/podman/stand-in-base)}"
 PYTHON="${PYTHON:-python3}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 say() { echo "setup-host: $*" >&2; }

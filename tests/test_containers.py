@@ -44,7 +44,7 @@ if os.environ.get("DIGITS_REQUIRE_CONTAINERS") != "1":  # skip the module in one
                            "the container tests")
 
 BIN = Path(sys.executable).parent
-BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE", "localhost/digitserve-base:bookworm-2")
+BASE_IMAGE = os.environ.get("DIGITS_BASE_IMAGE") or (ROOT / "deploy" / "podman" / "stand-in-base").read_text().strip()
 TAG = "test"
 SERVICES = ("server", "trainer", "client")
 TRAIN_LIMIT = 8000   # enough for >= 97% on the 200 test digits, quick enough to train in a minute
