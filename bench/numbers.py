@@ -10,10 +10,17 @@ its own picture or drawing: the difference is what finding the digits costs.
 Each picture is also photographed as a phone takes it (bench.photos) and read.
 Amounts, numbers with a decimal point or a comma written between two digits
 or a minus before them, are read too, in all three ways, and so are times
-(a colon) and pairs of numbers one above the other (read line by line).
+(a colon), dates (slashes) and pairs of numbers one above the other (read
+line by line).
 Everything goes through a real digits-server on loopback.
 
-    python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30]
+    python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30] [--only dates]
+
+--only measures one section read apart from the numbers of each length and
+gap kind (amounts, times, dates, lines) and adds it to the results already
+written, with the version and accuracy of the models that read it: the
+figures of one results file may then come from two trainings, and each
+such section says which.
 
 The model of --models-dir is served, by default the one the server answers
 with when a request names none, so that the figures are what users get
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bench.common import MNIST_DIR, ROOT, mnist, write_sections
 from bench.photos import CONDITIONS, photo
@@ -56,6 +63,7 @@ KINDS = ("clear", "touching", "overlap")
 LENGTHS = range(2, 9)
 GOALS = {"digit_accuracy_cost_points": 0.5, "four_digit_clear_number_accuracy": 0.97}
 _ROOM = 0.3  # the more room between two digits with a point or a comma between them, in digit heights
+_SLASH_LEAN = (25.0, 45.0)  # degrees from upright a date's slash leans, before the number's slant
 PHOTO_CONDITION = "phone"  # how each number's picture is also photographed (bench.photos)
 
 
@@ -224,12 +232,52 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
     return picture, drawing, after
 
 
+def slash(rng: np.random.Generator, lean: float | None = None) -> np.ndarray:
+    """A date's slash as MNIST would hold it: a straight stroke of an MNIST pen (2-3 px of 28), as tall as its
+    digits (18-21 px), leaning ``lean`` degrees from upright (default: at random in _SLASH_LEAN); 784
+    pixels, light on dark."""
+    fine = 8  # drawn this many times finer, then averaged down: antialiased as MNIST's scans
+    side = IMAGE_SIDE * fine
+    height, pen = rng.uniform(18, 21) * fine, rng.uniform(2.0, 3.2) * fine
+    across = height * np.tan(np.radians(rng.uniform(*_SLASH_LEAN) if lean is None else lean))
+    ends = [(side / 2 - across / 2, side / 2 + height / 2), (side / 2 + across / 2, side / 2 - height / 2)]
+    big = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(big)
+    draw.line(ends, fill=255, width=int(pen))
+    for x, y in ends:  # round ends, as a pen leaves
+        draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=255)
+    return np.asarray(big.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)).reshape(-1)
+
+
+def compose_date(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray
+                 ) -> tuple[str, Image.Image, Drawing]:
+    """A date written with slashes: day/month/year, month/day/year or year/month/day, with a year of 2 or 4
+    digits and days and months with or without a leading zero; each digit an MNIST digit of its value, each
+    slash a straight stroke (slash), composed as a number with clear gaps (compose, compose_drawing):
+    (the date as written, picture, drawing)."""
+    day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(1950, 2040))
+    padded = rng.random() < 0.5
+    dd, mm = (f"{day:02d}", f"{month:02d}") if padded else (str(day), str(month))
+    yy = str(year) if rng.random() < 0.6 else f"{year % 100:02d}"
+    order = int(rng.integers(3))
+    written = "/".join([(dd, mm, yy), (mm, dd, yy), (str(year), f"{month:02d}", f"{day:02d}")][order])
+    glyphs = np.stack([slash(rng) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))]
+                       for c in written])
+    picture, _, _ = compose(rng, glyphs, len(glyphs), "clear")
+    drawing, _ = compose_drawing(rng, glyphs, "clear")
+    return written, picture, drawing
+
+
 def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",
             lengths: tuple[int, int] = (2, 6)):
     """``count`` numbers of these digits, of ``lengths`` digits (a time of three at least), with each of
-    ``chars`` in turn written into them (compose_amount): (the label as written, picture, drawing)."""
+    ``chars`` in turn written into them (compose_amount; for "/", a date: compose_date): (the label as
+    written, picture, drawing)."""
     for k in range(count):
         char = chars[k % len(chars)]
+        if char == "/":
+            yield compose_date(rng, images, labels)
+            continue
         low = max(lengths[0], 3) if char == ":" else lengths[0]
         pick = rng.choice(len(images), int(rng.integers(low, lengths[1] + 1)), replace=False)
         picture, drawing, after = compose_amount(rng, images[pick], char)
@@ -398,11 +446,12 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
 def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, stream: int,
              chars: str = ".,-", lengths: tuple[int, int] = (2, 6)) -> dict:
     """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
-    amounts a decimal point, a comma, a minus; for times a colon), read as pictures, photographed as a phone
-    takes them, and as drawings; their random numbers are ``stream`` of the run's ``seed``.
+    amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes), read as pictures,
+    photographed as a phone takes them, and as drawings; their random numbers are ``stream`` of the run's
+    ``seed``.
 
-    Per medium: whole numbers right (the sign in its place), signs right (the right one in the right place,
-    whatever the digits), and digits right (as for numbers, the signs left out).
+    Per medium: whole numbers right (the signs in their places), signs right (the right ones in the right
+    places, whatever the digits), and digits right (as for numbers, the signs left out).
     """
     rng = np.random.default_rng([seed, stream])
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
@@ -492,6 +541,9 @@ def _train(folder: Path, mnist_dir: str, model: str) -> None:
                     "--models", model, "--no-report"], check=True)
 
 
+SECTIONS = ("amounts", "times", "dates", "lines")  # measured apart from the numbers of each length and gap kind
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.numbers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, help="served models (default: train --model on 10,000 digits)")
@@ -502,8 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amounts", type=int, default=120,
                         help="numbers with a decimal point, a comma or a minus (default: 120)")
     parser.add_argument("--times", type=int, default=60, help="times: numbers with a colon (default: 60)")
+    parser.add_argument("--dates", type=int, default=60, help="dates written with slashes (default: 60)")
     parser.add_argument("--lines", type=int, default=60,
                         help="pairs of numbers written one above the other, read line by line (default: 60)")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="measure this section alone (repeatable) and write it beside the figures already in "
+                             "--out and results.json, with the version of the models that read it")
     add_settings(parser, [MNIST_DIR])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-numbers.json")
@@ -512,26 +568,45 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = mnist(args.mnist_dir, "t10k")
     per_cell = {(n, k): args.per_cell for n in LENGTHS for k in KINDS}
     per_cell[(4, "clear")] = max(args.four_clear, args.per_cell)
-    samples = make_samples(images, labels, per_cell, args.seed)
+    samples = [] if args.only else make_samples(images, labels, per_cell, args.seed)
     with tempfile.TemporaryDirectory() as scratch:
         models_dir = args.models_dir
         if models_dir is None or not (models_dir / f"{args.model}.manifest.json").exists():
             models_dir = Path(scratch)
             _train(models_dir, args.mnist_dir, args.model)
-        trained_on = json.loads((models_dir / f"{args.model}.manifest.json").read_text())["training_samples"]
+        manifest = json.loads((models_dir / f"{args.model}.manifest.json").read_text())
+        models = {"version": manifest["version"], "accuracy": manifest["evaluation"]["accuracy"]}
         server = ServerProcess(models_dir)
         try:
             with Connection(ConnectionOptions(address=server.address)) as connection:
-                measured = _evaluate(samples, connection, args.model)
                 def classify(vectors: np.ndarray) -> list[Prediction]:
                     return connection.predict(vectors, args.model).predictions()
 
-                photographed = _photographed(samples, classify, args.seed)
-                signed = _amounts(images, labels, classify, args.seed, args.amounts, stream=2)
-                times = _amounts(images, labels, classify, args.seed, args.times, stream=3, chars=":", lengths=(3, 4))
-                lines = _lines(images, labels, classify, args.seed, args.lines, stream=4)
+                if samples:
+                    measured = _evaluate(samples, connection, args.model)
+                    photographed = _photographed(samples, classify, args.seed)
+                runs = {"amounts": lambda: _amounts(images, labels, classify, args.seed, args.amounts, stream=2),
+                        "times": lambda: _amounts(images, labels, classify, args.seed, args.times, stream=3,
+                                                  chars=":", lengths=(3, 4)),
+                        "dates": lambda: _amounts(images, labels, classify, args.seed, args.dates, stream=5,
+                                                  chars="/", lengths=(4, 8)),
+                        "lines": lambda: _lines(images, labels, classify, args.seed, args.lines, stream=4)}
+                found = {name: run() for name, run in runs.items() if not args.only or name in args.only}
         finally:
             server.stop()
+    # The default model's figures are "numbers", another model's "numbers_<model>": a run with --model svm
+    # adds to the headline figures instead of replacing them.
+    section = "numbers" if args.model == PREFERRED_DEFAULT else f"numbers_{args.model}"
+    summary_file = args.out.with_name("results.json")  # a run written elsewhere leaves bench/ alone
+    if args.only:  # added to what is there, each section saying which models read it
+        found = {name: part | {"models": models} for name, part in found.items()}
+        results = json.loads(args.out.read_text()) | found
+        headline = json.loads(summary_file.read_text()).get(section, {}) if summary_file.exists() else {}
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_sections(summary_file, {section: headline | found})
+        _print_sections(found)
+        print(f"wrote {', '.join(found)} into {args.out}")
+        return 0
     summary = _summary(measured["cells"])
     goals = {
         medium: {
@@ -540,17 +615,13 @@ def main(argv: list[str] | None = None) -> int:
             "four_digit_clear_number_accuracy": summary[medium]["four_digits_clear"]["number_accuracy"]
             >= GOALS["four_digit_clear_number_accuracy"]}
         for medium in ("picture", "drawing")}
-    results = {"model": args.model, "training_digits": trained_on, "seed": args.seed, "goals": GOALS, "met": goals,
-               "summary": summary, "photographed": photographed, "amounts": signed,
-               "times": times, "lines": lines,
+    results = {"model": args.model, "models": models, "training_digits": manifest["training_samples"],
+               "seed": args.seed, "goals": GOALS, "met": goals, "summary": summary, "photographed": photographed,
+               **found,
                "seconds": {k: round(v, 1) for k, v in measured["seconds"].items()},
                "candidates_per_number": measured["candidates_per_number"],
                "cells": measured["cells"]}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    # The default model's figures are "numbers", another model's "numbers_<model>": a run with --model svm
-    # adds to the headline figures instead of replacing them.
-    section = "numbers" if args.model == PREFERRED_DEFAULT else f"numbers_{args.model}"
-    summary_file = args.out.with_name("results.json")  # a run written elsewhere leaves bench/ alone
     write_sections(summary_file, {section: {key: value for key, value in results.items() if key != "cells"}
                                   | {"cells": args.out.name}})
     for medium in ("picture", "drawing"):
@@ -565,14 +636,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"photographed ({PHOTO_CONDITION}): numbers {every['number_accuracy']:.2%}, digits "
           f"{every['digit_accuracy']:.2%}, {every['refused']} refused; by kind "
           + ", ".join(f"{k} {v['number_accuracy']:.2%}" for k, v in photographed["by_kind"].items()))
-    for name, found in (("amounts (a point, a comma or a minus)", signed), ("times (a colon)", times)):
-        print(f"{name}: " + ", ".join(f"{m} {found[m]['number_accuracy']:.2%} whole, sign {found[m]['sign_accuracy']:.2%}"
-                                      for m in ("picture", "photographed", "drawing")))
-    print("two lines (a number above another): " + ", ".join(
-        f"{m} {lines[m]['two_lines_found']:.2%} found, {lines[m]['both_right']:.2%} both right"
-        for m in ("picture", "photographed", "drawing")))
+    _print_sections(found)
     print(f"wrote {args.out}")
     return 0
+
+
+def _print_sections(found: dict) -> None:
+    """One line per section measured apart (SECTIONS)."""
+    names = {"amounts": "amounts (a point, a comma or a minus)", "times": "times (a colon)",
+             "dates": "dates (slashes)"}
+    for name, part in found.items():
+        media = ("picture", "photographed", "drawing")
+        if name == "lines":
+            print("two lines (a number above another): " + ", ".join(
+                f"{m} {part[m]['two_lines_found']:.2%} found, {part[m]['both_right']:.2%} both right" for m in media))
+        else:
+            print(f"{names[name]}: " + ", ".join(
+                f"{m} {part[m]['number_accuracy']:.2%} whole, sign {part[m]['sign_accuracy']:.2%}" for m in media))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.numbers import amounts, compose, compose_drawing, one_above_other
+from bench.numbers import amounts, compose, compose_drawing, one_above_other, slash
 from clients import numbers
 from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
@@ -55,8 +55,8 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
 
 def _amounts(count: int, seed: int = 0, chars: str = ".,-"):
     """``count`` numbers of MNIST test digits with each of ``chars`` in turn: a point, a comma or a colon (a
-    time: three digits at least) written between two of them or a minus before them: (label, picture,
-    drawing), the label as written ("34.93", "12:30", "-12")."""
+    time: three digits at least) written between two of them, a minus before them, or a date's two slashes:
+    (label, picture, drawing), the label as written ("34.93", "12:30", "-12", "12/05/2026")."""
     images, labels = mnist_subset(2000, "test")
     yield from amounts(np.random.default_rng(seed), images.reshape(-1, 784), labels, count, chars)
 
@@ -133,6 +133,46 @@ def test_a_decimal_point_comma_colon_or_minus_is_read_where_it_stands(classify, 
                 left = number.digits[s.after - 1].box[2] if s.after else -np.inf
                 assert left <= s.box[0] and s.box[2] <= number.digits[s.after].box[0]  # between its digits
     assert placed["picture"] >= 11 and placed["drawing"] >= 11 and placed["photo"] >= 9, placed
+
+
+def test_a_dates_slashes_are_read_as_slashes(classify):
+    """A date written "12/05/2026" is not read "121052026": its two slashes, straight strokes the model
+    reads as 1s, lean past upright and part the digits as a day, a month and a year do, in a picture and
+    in a drawing."""
+    placed = {"picture": 0, "drawing": 0}
+    for label, picture, drawing in _amounts(12, seed=5, chars="/"):
+        marks = [(c, sum(d.isdigit() for d in label[:k])) for k, c in enumerate(label) if c == "/"]
+        for medium, number in (("picture", numbers.read_image(picture, classify)),
+                               ("drawing", numbers.read_drawing(drawing, classify))):
+            assert len(number.text) == len(number.digits) + len(number.signs)
+            placed[medium] += [(s.char, s.after) for s in number.signs] == marks
+    assert placed["picture"] >= 9 and placed["drawing"] >= 9, placed
+
+
+def _written(text: str, seed: int = 0) -> Image.Image:
+    """``text`` written as a picture with clear gaps: each digit an MNIST test digit of its value, each "/"
+    a date's slash as bench.numbers writes it, leaning 40 degrees (before the number's slant)."""
+    images, labels = mnist_subset(2000, "test")
+    rng = np.random.default_rng(seed)
+    glyphs = np.stack([slash(rng, 40.0) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))].reshape(-1)
+                       for c in text])
+    return compose(rng, glyphs, len(glyphs), "clear")[0]
+
+
+@pytest.mark.parametrize("text, date", [("12/05/2026", True), ("2026/12/05", True), ("3/7/84", True),
+                                        ("45/67/2026", False),  # no day, no month
+                                        ("12/05/5504", False),  # no year
+                                        ("3/4", False), ("1/3/5", False)])  # one slash; too short for a date
+def test_slashes_that_make_no_date_are_1s_as_the_model_reads_them(classify, text, date):
+    """Only two slashes that part a date's day, month and year are read as slashes: the same strokes
+    anywhere else are 1s, as the model reads them (a 1 leaning alone proves nothing)."""
+    number = numbers.read_image(_written(text), classify)
+    slashes = [(k, sum(c.isdigit() for c in text[:k])) for k, c in enumerate(text) if c == "/"]
+    if date:
+        assert [(s.char, s.after) for s in number.signs] == [("/", after) for _, after in slashes], number.text
+    else:
+        assert not number.signs and len(number.digits) == len(text), number.text
+        assert all(number.digits[k].digit == 1 for k, _ in slashes), number.text
 
 
 @pytest.mark.parametrize("kind", ["clear", "touching", "overlap"])
@@ -527,27 +567,29 @@ def test_predict_number_with_labels_marks_wrong_rows_and_reports_accuracy(server
 
 
 def test_predict_number_writes_signs_and_scores_them(server, tmp_path, capsys):
-    """An amount or a time comes back as written ("34.93", "-12", "12:30") in every format, its signs with
-    their places and boxes, and a labels file may hold such numbers."""
+    """An amount, a time or a date comes back as written ("34.93", "-12", "12:30", "12/05/2026") in every
+    format, its signs with their places and boxes, and a labels file may hold such numbers."""
     folder, truth = tmp_path / "amounts", []
     folder.mkdir()
     for k, (label, picture, drawing) in enumerate(_amounts(4, seed=8, chars=".,-:")):
         picture.save(folder / f"amount{k}.png")
         drawing.save(folder / f"amount{k}.json")
         truth += [f"amount{k}.png {label}", f"amount{k}.json,{label}"]
+    _written("12/05/2026").save(folder / "date.png")
+    truth.append("date.png 12/05/2026")
     (tmp_path / "expected.txt").write_text("\n".join(truth) + "\n")
     proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json",
                       "--labels", str(tmp_path / "expected.txt"), str(folder))
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)
-    assert len(records) == 8
+    assert len(records) == 9
     for r in records:
         assert [s["sign"] for s in r["signs"]] == [c for c in r["label"] if not c.isdigit()]
         for s in r["signs"]:
             assert r["number"][s["after"] + r["signs"].index(s)] == s["sign"] and len(s["box"]) == 4
         assert len(r["number"]) == len(r["digits"]) + len(r["signs"])
     right = sum(r["number"] == r["label"] for r in records)
-    assert right >= 7 and f"({right} of 8 labelled)" in proc.stderr
+    assert right >= 8 and f"({right} of 9 labelled)" in proc.stderr
     rows = list(csv.DictReader(io.StringIO(run_digits(capsys, "predict", "--server", server.address, "--number",
                                                       "--format", "csv", str(folder / "amount0.png")).stdout)))
     named = {r["source"].rsplit("/", 1)[1]: r for r in records}

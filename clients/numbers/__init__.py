@@ -35,8 +35,8 @@ atoms.py (pieces of ink and their geometry), signs.py (points, commas,
 colons, a minus), layout.py (the one line of writing),
 cuts.py and ones.py (a 1 taken out of the neighbour it runs along),
 candidates.py, features.py, reading.py (the best split and the number it
-makes), number.py (what is returned), lines.py (a number per line of
-writing).
+makes), dates.py (a date's slashes, which the model reads as 1s), number.py
+(what is returned), lines.py (a number per line of writing).
 """
 
 from clients.numbers.atoms import Atom, box_of

@@ -12,6 +12,7 @@ import numpy as np
 
 from clients.numbers import learnt
 from clients.numbers.candidates import Candidates
+from clients.numbers.dates import dated
 from clients.numbers.features import NARROW, SIDING, WIDE, boundary_features
 from clients.numbers.number import Digit, MAX_DIGITS, Number, NumberError, Sign
 
@@ -98,4 +99,4 @@ def best_number(found: Candidates, weights: Weights, factor: float) -> Number:
     for char, box in found.signs:
         after = sum(c < (box[0] + box[2]) / 2 * factor for c in centres)
         signs.append(Sign(char, after, tuple(v * factor for v in box)))
-    return Number(digits, tuple(sorted(signs, key=lambda m: m.box[0])))
+    return dated(Number(digits, tuple(sorted(signs, key=lambda m: m.box[0]))))

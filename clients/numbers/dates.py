@@ -1,0 +1,97 @@
+"""A date's slashes: "12/05/2026" is not "121052026" (dated).
+
+A slash is a straight stroke, and the model, asked for a digit, reads it as
+a 1: the contract reads digits. What tells the two apart is the lean and
+the context. A slash leans past upright and past the writer's other
+digits, and a date's two slashes part its digits as a day, a month and a
+year do: 1-2, 1-2 and 2 or 4 digits (12/05/2026, 5/12/26) or, year first,
+4, 1-2 and 1-2 (2026/12/05), the day and the month being possible ones and
+a year of four digits from 1900 to 2099. A 1 leaning alone proves nothing
+(a third of MNIST's 1s lean 20 degrees or more), nor does a single slash
+(3/4, or a leaning 1 in "314"), so only two, making a date, are read as
+slashes. On numbers of MNIST training digits that are dates with 1s where
+the slashes would be, about one in ten is still read as a date: written so,
+they are ambiguous to people too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from clients.numbers.number import Digit, Number, Sign
+from digitserve.contract import IMAGE_SIDE
+
+_LEAN = 20.0  # a slash leans at least this many degrees from upright (a third of MNIST's training 1s do),
+_BEYOND = 5.0  # this much more than the number's other digits do (the median: the writer's slant),
+_STRAIGHT = 20.0  # and is straight: its ink's second moments this many times longer along than across.
+
+
+def dated(number: Number) -> Number:
+    """The number with the two 1s that are a date's slashes written as slashes; as it was without such."""
+    if number.signs or len(number.digits) < 6:
+        return number
+    shapes = [_shape(d) for d in number.digits]
+    leans = [lean for lean, _ in shapes]
+    ones = [k for k, (d, (lean, straight)) in enumerate(zip(number.digits, shapes))
+            if d.digit == 1 and straight and lean >= _LEAN]
+    text = "".join(str(d.digit) for d in number.digits)
+    best: tuple[float, int, int] | None = None
+    for i, j in itertools.combinations(ones, 2):
+        if not _date_like([text[:i], text[i + 1 : j], text[j + 1 :]]):
+            continue
+        slant = float(np.median([lean for k, lean in enumerate(leans) if k not in (i, j)]))
+        least = min(leans[i], leans[j])
+        if least - slant >= _BEYOND and (best is None or least > best[0]):
+            best = (least, i, j)
+    if best is None:
+        return number
+    _, i, j = best
+    digits = [d for k, d in enumerate(number.digits) if k not in (i, j)]
+    slashes = (Sign("/", i, number.digits[i].box), Sign("/", j - 1, number.digits[j].box))
+    return replace(number, digits=digits, signs=slashes)
+
+
+def _shape(digit: Digit) -> tuple[float, bool]:
+    """How far a digit's ink leans from upright, in degrees (positive: its top to the right), and whether it
+    is a straight stroke (_STRAIGHT), from the second moments of the image sent for it (blank: upright).
+    The MNIST recipe only scales a digit's ink, so its lean is the lean it was written with."""
+    ink = np.asarray(digit.pixels, np.float64).reshape(IMAGE_SIDE, IMAGE_SIDE)
+    total = ink.sum()
+    if total <= 0:
+        return 0.0, False
+    rows, cols = np.mgrid[:IMAGE_SIDE, :IMAGE_SIDE]
+    y, x = (ink * rows).sum() / total, (ink * cols).sum() / total
+    yy = (ink * (rows - y) ** 2).sum() / total
+    xx = (ink * (cols - x) ** 2).sum() / total
+    xy = (ink * (rows - y) * (cols - x)).sum() / total
+    across, along = np.linalg.eigvalsh([[xx, xy], [xy, yy]])
+    # x grows as the row shrinks (upward): leaning right.
+    return math.degrees(math.atan2(-xy, yy)), along >= _STRAIGHT * max(across, 1e-9)
+
+
+def _date_like(groups: list[str]) -> bool:
+    """Do these three groups of digits make a date: day and month (either order) and a year of 2 or 4
+    digits, or a year of 4 digits, a month and a day?"""
+    first, second, third = groups
+    if len(first) == 4 and len(second) in (1, 2) and len(third) in (1, 2):
+        return _year(first) and _month(second) and _day(third)
+    if len(first) in (1, 2) and len(second) in (1, 2) and len(third) in (2, 4) and _year(third):
+        return (_day(first) and _month(second)) or (_month(first) and _day(second))
+    return False
+
+
+def _year(text: str) -> bool:
+    """Two digits, or four from 1900 to 2099 (a meter's "5504" is none)."""
+    return len(text) == 2 or text[:2] in ("19", "20")
+
+
+def _day(text: str) -> bool:
+    return 1 <= int(text) <= 31
+
+
+def _month(text: str) -> bool:
+    return 1 <= int(text) <= 12
