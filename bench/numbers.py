@@ -10,14 +10,14 @@ its own picture or drawing: the difference is what finding the digits costs.
 Each picture is also photographed as a phone takes it (bench.photos) and read.
 Amounts, numbers with a decimal point or a comma written between two digits
 or a minus before them, are read too, in all three ways, and so are times
-(a colon), dates (slashes) and pairs of numbers one above the other (read
-line by line).
+(a colon), dates (slashes), numbers with a hyphen between two digits and
+pairs of numbers one above the other (read line by line).
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30] [--only dates]
 
 --only measures one section read apart from the numbers of each length and
-gap kind (amounts, times, dates, lines) and adds it to the results already
+gap kind (amounts, times, dates, hyphens, lines) and adds it to the results already
 written, with the version and accuracy of the models that read it: the
 figures of one results file may then come from two trainings, and each
 such section says which.
@@ -175,18 +175,21 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
     return Drawing(canvas[0], canvas[1], strokes), alone
 
 
-def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> tuple[Image.Image, Drawing, int]:
+def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str,
+                   between: bool = False) -> tuple[Image.Image, Drawing, int]:
     """A number with a sign written as a person writes it: a decimal point (".") or a comma (",") low
     between two clear digits, a colon (":", before the last two digits: a time) or a minus ("-") before the
-    first; its picture, its drawing, and how many digits come before the sign."""
-    after = 0 if char == "-" else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
+    first, or with ``between`` a hyphen ("-") between two digits (a phone number, a postcode); its picture,
+    its drawing, and how many digits come before the sign."""
+    minus = char == "-" and not between
+    after = 0 if minus else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
     picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=after)
     size = float(np.mean([b[3] - b[1] for b in boxes]))
     pen = float(np.median([stroke_width(g) for g in glyphs]))  # the digits' own pen
-    lead = int(size) if char == "-" else 0  # room for a minus before the number
+    lead = int(size) if minus else 0  # room for a minus before the number
     ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
     if char == "-":
-        paths = [_minus(rng, boxes[0], lead, size)]
+        paths = [_minus(rng, boxes[0], lead, size) if minus else _hyphen(rng, boxes[after - 1], boxes[after], size)]
         width = pen * rng.uniform(0.9, 1.3)
     else:
         left, right = boxes[after - 1], boxes[after]
@@ -212,11 +215,13 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str) -> t
     pen = drawing.display_pen_width()
     boxes = [numbers.box_of(numbers.drawing_atoms(d)) for d in alone]
     size = float(np.mean([b[3] - b[1] for b in boxes]))
-    if char == "-":  # everything moved right to make room; a minus is a short drag across
+    if minus:  # everything moved right to make room; a minus is a short drag across
         lead = size
         drawing = Drawing(drawing.width + int(lead), drawing.height,
                           [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
         marks = [_minus(rng, boxes[0], lead, size)]
+    elif char == "-":  # so is a hyphen
+        marks = [_hyphen(rng, boxes[after - 1], boxes[after], size)]
     else:
         left, right = boxes[after - 1], boxes[after]
         x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
@@ -269,10 +274,10 @@ def compose_date(rng: np.random.Generator, images: np.ndarray, labels: np.ndarra
 
 
 def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",
-            lengths: tuple[int, int] = (2, 6)):
+            lengths: tuple[int, int] = (2, 6), between: bool = False):
     """``count`` numbers of these digits, of ``lengths`` digits (a time of three at least), with each of
-    ``chars`` in turn written into them (compose_amount; for "/", a date: compose_date): (the label as
-    written, picture, drawing)."""
+    ``chars`` in turn written into them (compose_amount, a "-" ``between`` two digits as a hyphen; for "/",
+    a date: compose_date): (the label as written, picture, drawing)."""
     for k in range(count):
         char = chars[k % len(chars)]
         if char == "/":
@@ -280,7 +285,7 @@ def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, co
             continue
         low = max(lengths[0], 3) if char == ":" else lengths[0]
         pick = rng.choice(len(images), int(rng.integers(low, lengths[1] + 1)), replace=False)
-        picture, drawing, after = compose_amount(rng, images[pick], char)
+        picture, drawing, after = compose_amount(rng, images[pick], char, between)
         digits = "".join(str(int(v)) for v in labels[pick])
         yield digits[:after] + char + digits[after:], picture, drawing
 
@@ -316,6 +321,16 @@ def _minus(rng: np.random.Generator, first: tuple, lead: float, size: float) -> 
     y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
     end = first[0] + lead - size * rng.uniform(0.12, 0.35)
     return [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+
+
+def _hyphen(rng: np.random.Generator, left: tuple, right: tuple, size: float) -> list[tuple[float, float]]:
+    """A hyphen's two ends: a bar about halfway down the digits' boxes ``left`` and ``right`` of it, in the gap
+    between them and shorter than it."""
+    gap = right[0] - left[2]
+    length = min(size * rng.uniform(0.25, 0.45), 0.7 * gap)
+    x = (left[2] + right[0]) / 2 + gap * rng.uniform(-0.05, 0.05)
+    y = (left[1] + left[3] + right[1] + right[3]) / 4 + size * rng.uniform(-0.08, 0.08)
+    return [(x - length / 2, y), (x + length / 2, y + size * rng.uniform(-0.04, 0.04))]
 
 
 def make_samples(images: np.ndarray, labels: np.ndarray, per_cell: dict, seed: int = 0) -> list[tuple]:
@@ -444,11 +459,11 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
 
 
 def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, stream: int,
-             chars: str = ".,-", lengths: tuple[int, int] = (2, 6)) -> dict:
+             chars: str = ".,-", lengths: tuple[int, int] = (2, 6), between: bool = False) -> dict:
     """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
-    amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes), read as pictures,
-    photographed as a phone takes them, and as drawings; their random numbers are ``stream`` of the run's
-    ``seed``.
+    amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes; for hyphens a "-"
+    ``between`` two digits), read as pictures, photographed as a phone takes them, and as drawings; their
+    random numbers are ``stream`` of the run's ``seed``.
 
     Per medium: whole numbers right (the signs in their places), signs right (the right ones in the right
     places, whatever the digits), and digits right (as for numbers, the signs left out).
@@ -456,7 +471,7 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
     rng = np.random.default_rng([seed, stream])
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
     # Each number is photographed with the same generator right after it is composed.
-    for label, picture, drawing in amounts(rng, images, labels, count, chars, lengths):
+    for label, picture, drawing in amounts(rng, images, labels, count, chars, lengths, between):
         for medium, read in (("picture", lambda: numbers.read_image(picture, classify)),
                              ("photographed", lambda: numbers.read_image(
                                  photo(255 - np.asarray(picture), PHOTO_CONDITION, rng), classify)),
@@ -541,7 +556,7 @@ def _train(folder: Path, mnist_dir: str, model: str) -> None:
                     "--models", model, "--no-report"], check=True)
 
 
-SECTIONS = ("amounts", "times", "dates", "lines")  # measured apart from the numbers of each length and gap kind
+SECTIONS = ("amounts", "times", "dates", "hyphens", "lines")  # measured apart from the numbers of each length and gap kind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="numbers with a decimal point, a comma or a minus (default: 120)")
     parser.add_argument("--times", type=int, default=60, help="times: numbers with a colon (default: 60)")
     parser.add_argument("--dates", type=int, default=60, help="dates written with slashes (default: 60)")
+    parser.add_argument("--hyphens", type=int, default=60,
+                        help="numbers with a hyphen between two digits, as phone numbers are written (default: 60)")
     parser.add_argument("--lines", type=int, default=60,
                         help="pairs of numbers written one above the other, read line by line (default: 60)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
@@ -590,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   chars=":", lengths=(3, 4)),
                         "dates": lambda: _amounts(images, labels, classify, args.seed, args.dates, stream=5,
                                                   chars="/", lengths=(4, 8)),
+                        "hyphens": lambda: _amounts(images, labels, classify, args.seed, args.hyphens, stream=6,
+                                                    chars="-", lengths=(3, 8), between=True),
                         "lines": lambda: _lines(images, labels, classify, args.seed, args.lines, stream=4)}
                 found = {name: run() for name, run in runs.items() if not args.only or name in args.only}
         finally:
@@ -644,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_sections(found: dict) -> None:
     """One line per section measured apart (SECTIONS)."""
     names = {"amounts": "amounts (a point, a comma or a minus)", "times": "times (a colon)",
-             "dates": "dates (slashes)"}
+             "dates": "dates (slashes)", "hyphens": "hyphens between digits"}
     for name, part in found.items():
         media = ("picture", "photographed", "drawing")
         if name == "lines":

@@ -1,8 +1,8 @@
 """``digits predict --number``: every input read as a whole number, one Predict per number.
 
 Each result carries the number (a string, with any decimal point, comma,
-colon or a date's slashes written between its digits and a minus before
-them, as in "34.93", "12:30", "12/05/2026" or "-12"),
+colon, hyphen or a date's slashes written between its digits and a minus
+before them, as in "34.93", "12:30", "555-0123", "12/05/2026" or "-12"),
 its confidence (the product of its digits') and, per digit, the value,
 confidence, probabilities, box in the input's own coordinates and whether it
 is uncertain; the signs with their places and boxes; with --top K the K
@@ -36,8 +36,9 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
     line or after a space starts a comment (``meter.jpg#1`` names the second line read by --lines).
 
     NAME is the input as given or its file name alone; NUMBER is digits, with
-    any decimal points, commas, colons or slashes written in it and a minus
-    before it (``34.93``, ``1,250``, ``12:30``, ``12/05/2026``, ``-12``). Raises
+    any decimal points, commas, colons, slashes or hyphens written in it and a
+    minus before it (``34.93``, ``1,250``, ``12:30``, ``12/05/2026``,
+    ``555-0123``, ``-12``). Raises
     OSError when the file cannot be read and LabelsError naming the line when
     it is wrong.
     """
@@ -47,9 +48,9 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
         if not text:
             continue
         fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
-        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,:/][0-9]+)*", fields[1]):
+        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,:/-][0-9]+)*", fields[1]):
             raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point, "
-                              f"comma, colon or slash between them and a minus before them), found {text!r}")
+                              f"comma, colon, slash or hyphen between them and a minus before them), found {text!r}")
         labels[fields[0]] = fields[1]
     return labels
 
@@ -60,7 +61,7 @@ def label_of(source: str, labels: dict[str, str]) -> str | None:
 
 
 def digits_of(number: str) -> str:
-    """The digits of a number as written, without its signs (points, commas, colons, slashes, a minus)."""
+    """The digits of a number as written, without its signs (points, commas, colons, slashes, hyphens, a minus)."""
     return "".join(c for c in number if c.isdigit())
 
 

@@ -53,12 +53,13 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
         yield "".join(map(str, labels[pick])), picture, drawing
 
 
-def _amounts(count: int, seed: int = 0, chars: str = ".,-"):
+def _amounts(count: int, seed: int = 0, chars: str = ".,-", between: bool = False):
     """``count`` numbers of MNIST test digits with each of ``chars`` in turn: a point, a comma or a colon (a
-    time: three digits at least) written between two of them, a minus before them, or a date's two slashes:
-    (label, picture, drawing), the label as written ("34.93", "12:30", "-12", "12/05/2026")."""
+    time: three digits at least) written between two of them, a minus before them (``between``: a hyphen
+    between two of them), or a date's two slashes: (label, picture, drawing), the label as written ("34.93",
+    "12:30", "-12", "555-0123", "12/05/2026")."""
     images, labels = mnist_subset(2000, "test")
-    yield from amounts(np.random.default_rng(seed), images.reshape(-1, 784), labels, count, chars)
+    yield from amounts(np.random.default_rng(seed), images.reshape(-1, 784), labels, count, chars, (2, 6), between)
 
 
 def test_clear_numbers_are_found_digit_by_digit_in_one_batch(classify):
@@ -110,17 +111,18 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
 
 
-@pytest.mark.parametrize("chars", [".,-", ":"])
-def test_a_decimal_point_comma_colon_or_minus_is_read_where_it_stands(classify, chars):
+@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True)])
+def test_a_decimal_point_comma_colon_minus_or_hyphen_is_read_where_it_stands(classify, chars, between):
     """An amount written "34.93" is not read "3493", nor "-12" "12", nor a time "12:30" "1230" (or, as
-    drawings did, its two dots a digit: "12130"): a point or a comma low between two digits, a colon's
-    two dots one above the other, a minus before them, is written into the number where it stands, in
-    a picture, a photo of it and a drawing; the digits are read as ever."""
+    drawings did, its two dots a digit: "12130"), nor a phone number "555-0123" "5550123" (or, as the
+    hyphen joined a neighbour, "5540123"): a point or a comma low between two digits, a colon's two dots
+    one above the other, a minus before them, a hyphen between two of them, is written into the number
+    where it stands, in a picture, a photo of it and a drawing; the digits are read as ever."""
     from bench.photos import photo
 
     rng = np.random.default_rng(4)
     placed = {"picture": 0, "photo": 0, "drawing": 0}
-    for label, picture, drawing in _amounts(12, seed=8, chars=chars):
+    for label, picture, drawing in _amounts(12, seed=8, chars=chars, between=between):
         at = next(k for k, c in enumerate(label) if not c.isdigit())  # one mark: as many digits before it
         readings = {"picture": numbers.read_image(picture, classify),
                     "photo": numbers.read_image(photo(255 - np.asarray(picture), "phone", rng), classify),

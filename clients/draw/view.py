@@ -145,7 +145,7 @@ class DrawView:
             for digit in number.digits:
                 colour = WARN if digit.uncertain else ACCENT
                 self._box(digit.box, f"{digit.digit}?" if digit.uncertain else str(digit.digit), colour, (4, 3))
-            for sign in number.signs:  # a point, a comma, a colon, a slash or a minus, seen as one
+            for sign in number.signs:  # a point, a comma, a colon, a hyphen, a slash or a minus, seen as one
                 self._box(sign.box, sign.char, ACCENT, (2, 2))
         # The panel beside shows the digit most worth a look: one the model doubts, else the least sure.
         at = None if reading is None else reading.most_doubtful()

@@ -32,7 +32,7 @@ The modules, in the order a reading goes through them: pictures.py and
 drawings.py (the two media; a ring drawn round a picture's writing and its
 ruled lines are taken out first, by clients/frames.py and clients/rules.py),
 atoms.py (pieces of ink and their geometry), signs.py (points, commas,
-colons, a minus), layout.py (the one line of writing),
+colons, hyphens, a minus), layout.py (the one line of writing),
 cuts.py and ones.py (a 1 taken out of the neighbour it runs along),
 candidates.py, features.py, reading.py (the best split and the number it
 makes), dates.py (a date's slashes, which the model reads as 1s), number.py

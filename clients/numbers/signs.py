@@ -1,6 +1,6 @@
 """The signs written with a number's digits: a decimal point or a comma (an
-amount, a meter reading) and a colon (a time) between two digits, a minus
-before the first (split_signs).
+amount, a meter reading), a colon (a time) and a hyphen (a phone number, a
+date) between two digits, a minus before the first (split_signs).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ _COLON = 1.0  # the two reaching at most this far from top to bottom,
 _COLON_LEAN = 0.5  # their middles at most this much of the way down from one to the other aside (slanted writing),
 _COLON_MIDDLES = (0.6, 0.5)  # the upper one's middle at most, the lower one's at least this far down the line.
 # A minus is a bar before the first digit (within _SIGN_NEAR of it, nothing above or below it in the line),
+# a hyphen the same bar between two digits,
 _MINUS = (0.25, 1.0)  # as long as this,
 _MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
 _MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height.
@@ -49,7 +50,7 @@ FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coo
 def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = None,
                  among: list[Atom] | None = None, meets: np.ndarray | None = None
                  ) -> tuple[list[Atom], list[FoundSign]]:
-    """The atoms that are no sign; and the signs (points, commas, colons, a minus), each with its character
+    """The atoms that are no sign; and the signs (points, commas, colons, hyphens, a minus), each with its character
     and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``which_meet(atoms)`` for a
     drawing's strokes (a picture's atoms never meet).
 
@@ -60,7 +61,8 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     broken stroke, the dots of a traced digit) lie within its width or high
     up. A comma reaches further below the baseline than a point. A colon is
     two such marks, one above the middle of the line and one below it. A
-    minus is a bar before the first digit, about halfway down it. In a
+    minus is a bar before the first digit, about halfway down it, and a
+    hyphen the same bar between two digits. In a
     picture (``level``) a sign is also filled, about as dark as the digits
     and at least about as wide (a minus as thick) as their pen: grain is
     faint, fine and curled.
@@ -122,15 +124,19 @@ def _stacked(boxes: list[Box]) -> list[Box]:
 
 def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
                pieces: Sequence[Box], height: float) -> str | None:
-    """".", "," or "-" if this atom's place and size are a point's, a comma's or a minus's among the digits'
-    ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None."""
+    """".", "," or "-" if this atom's place and size are a point's, a comma's, a minus's or a hyphen's among the
+    digits' ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None."""
     middle = (atom.left + atom.right) / 2
     if any(b[0] < middle < b[2] for b in pieces):
         return None
+    right = min((b for b in pieces if b[0] >= atom.right), key=lambda b: b[0], default=None)
     if not any(b[2] <= atom.left for b in pieces):  # before the first digit
-        right = min((b for b in pieces if b[0] >= atom.right), key=lambda b: b[0], default=None)
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
             and _minus_like(atom, atoms, right, height) else None
+    # The same bar between two digits is a hyphen (a phone number, a postcode, an ISO date).
+    if right is not None and _line_beside(box_of([atom]), atoms, pieces, height) is not None \
+            and _minus_like(atom, atoms, right, height):
+        return "-"
     if not _dot_sized(atom, height, 2 * _SIGN):
         return None
     line = _line_beside(box_of([atom]), atoms, pieces, height)
