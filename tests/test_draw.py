@@ -661,20 +661,25 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     assert app.state.reading is None and app.state.drawing.width == 280
 
 
-@pytest.mark.parametrize("chars", [".,-", ":"], ids=["point", "colon"])
-def test_number_mode_writes_a_point_or_a_colon_where_it_was_drawn(server, open_app, chars):
-    """An amount written with a click for its decimal point, or a time with two for its colon: the sign is
-    boxed and shown above, the number line and the clipboard carry it where it stands."""
-    from tests.test_numbers import _amounts
+@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True), ("/", False)],
+                         ids=["point", "colon", "hyphen", "date"])
+def test_number_mode_writes_a_sign_where_it_was_drawn(server, open_app, chars, between):
+    """An amount written with a click for its decimal point, a time with two for its colon, a phone number
+    with a short drag for its hyphen, a date with its slashes: each sign is boxed and shown above, the
+    number line and the clipboard carry it where it stands."""
+    from tests.test_numbers import _amounts, _written
 
     app = open_app(server.address)
     _number_mode(app)
-    label, _, drawing = next(_amounts(1, seed=8, chars=chars))
+    if chars == "/":  # slashes leaning clearly past the digits (the lean they are told by)
+        label, drawing = "12/05/2026", _written("12/05/2026")[1]
+    else:
+        label, _, drawing = next(_amounts(1, seed=8, chars=chars, between=between))
     drag(app, drawing.fitted(app.state.drawing.width, app.state.drawing.height))
     pump(app, lambda: app.state.reading is not None and len(app.state.drawing.strokes) == len(drawing.strokes)
          and not app.busy, "the amount")
     number = _only_number(app)
-    assert number.text == label and len(number.signs) == 1, (number.text, label)
+    assert number.text == label and len(number.signs) == sum(not c.isdigit() for c in label), (number.text, label)
     assert app.view._digit_label.cget("text").replace("?", "") == label
     texts = [app.canvas.itemcget(i, "text") for i in app.canvas.find_withtag("boxes") if app.canvas.type(i) == "text"]
     assert sorted(t.rstrip("?") for t in texts) == sorted(label)  # an answer above every digit and the sign

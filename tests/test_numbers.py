@@ -151,14 +151,15 @@ def test_a_dates_slashes_are_read_as_slashes(classify):
     assert placed["picture"] >= 9 and placed["drawing"] >= 9, placed
 
 
-def _written(text: str, seed: int = 0) -> Image.Image:
-    """``text`` written as a picture with clear gaps: each digit an MNIST test digit of its value, each "/"
-    a date's slash as bench.numbers writes it, leaning 40 degrees (before the number's slant)."""
+def _written(text: str, seed: int = 0) -> tuple[Image.Image, Drawing]:
+    """``text`` written with clear gaps as a picture and as a drawing: each digit an MNIST test digit of its
+    value, each "/" a date's slash as bench.numbers writes it, leaning 40 degrees (before the number's
+    slant)."""
     images, labels = mnist_subset(2000, "test")
     rng = np.random.default_rng(seed)
     glyphs = np.stack([slash(rng, 40.0) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))].reshape(-1)
                        for c in text])
-    return compose(rng, glyphs, len(glyphs), "clear")[0]
+    return compose(rng, glyphs, len(glyphs), "clear")[0], compose_drawing(rng, glyphs, "clear")[0]
 
 
 @pytest.mark.parametrize("text, date", [("12/05/2026", True), ("2026/12/05", True), ("3/7/84", True),
@@ -168,7 +169,7 @@ def _written(text: str, seed: int = 0) -> Image.Image:
 def test_slashes_that_make_no_date_are_1s_as_the_model_reads_them(classify, text, date):
     """Only two slashes that part a date's day, month and year are read as slashes: the same strokes
     anywhere else are 1s, as the model reads them (a 1 leaning alone proves nothing)."""
-    number = numbers.read_image(_written(text), classify)
+    number = numbers.read_image(_written(text)[0], classify)
     slashes = [(k, sum(c.isdigit() for c in text[:k])) for k, c in enumerate(text) if c == "/"]
     if date:
         assert [(s.char, s.after) for s in number.signs] == [("/", after) for _, after in slashes], number.text
@@ -577,7 +578,7 @@ def test_predict_number_writes_signs_and_scores_them(server, tmp_path, capsys):
         picture.save(folder / f"amount{k}.png")
         drawing.save(folder / f"amount{k}.json")
         truth += [f"amount{k}.png {label}", f"amount{k}.json,{label}"]
-    _written("12/05/2026").save(folder / "date.png")
+    _written("12/05/2026")[0].save(folder / "date.png")
     truth.append("date.png 12/05/2026")
     (tmp_path / "expected.txt").write_text("\n".join(truth) + "\n")
     proc = run_digits(capsys, "predict", "--server", server.address, "--number", "--format", "json",
