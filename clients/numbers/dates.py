@@ -7,7 +7,7 @@ digits, and a date's two slashes part its digits as a day, a month and a
 year do: 1-2, 1-2 and 2 or 4 digits (12/05/2026, 5/12/26) or, year first,
 4, 1-2 and 1-2 (2026/12/05), the day and the month being possible ones and
 a year of four digits from 1900 to 2099. A 1 leaning alone proves nothing
-(a third of MNIST's 1s lean 20 degrees or more), nor does a single slash
+(two in five of MNIST's 1s lean 15 degrees or more), nor does a single slash
 (3/4, or a leaning 1 in "314"), so only two, making a date, are read as
 slashes. On numbers of MNIST training digits that are dates with 1s where
 the slashes would be, about one in ten is still read as a date: written so,
@@ -25,8 +25,8 @@ import numpy as np
 from clients.numbers.number import Digit, Number, Sign
 from digitserve.contract import IMAGE_SIDE
 
-_LEAN = 20.0  # a slash leans at least this many degrees from upright (a third of MNIST's training 1s do),
-_BEYOND = 5.0  # this much more than the number's other digits do (the median: the writer's slant),
+_LEAN = 15.0  # a slash leans at least this many degrees from upright (two in five of MNIST's training 1s do),
+_BEYOND = 10.0  # and this much more than the number's other digits do (the median: the writer's slant),
 _STRAIGHT = 20.0  # and is straight: its ink's second moments this many times longer along than across.
 
 
