@@ -556,7 +556,8 @@ def _train(folder: Path, mnist_dir: str, model: str) -> None:
                     "--models", model, "--no-report"], check=True)
 
 
-SECTIONS = ("amounts", "times", "dates", "hyphens", "lines")  # measured apart from the numbers of each length and gap kind
+# Measured apart from the numbers of each length and gap kind (--only).
+SECTIONS = ("amounts", "times", "dates", "hyphens", "lines")
 
 
 def main(argv: list[str] | None = None) -> int:

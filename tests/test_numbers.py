@@ -157,8 +157,8 @@ def _written(text: str, seed: int = 0) -> tuple[Image.Image, Drawing]:
     slant)."""
     images, labels = mnist_subset(2000, "test")
     rng = np.random.default_rng(seed)
-    glyphs = np.stack([slash(rng, 40.0) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))].reshape(-1)
-                       for c in text])
+    glyphs = np.stack([slash(rng, 40.0) if c == "/" else
+                       images[rng.choice(np.flatnonzero(labels == int(c)))].reshape(-1) for c in text])
     return compose(rng, glyphs, len(glyphs), "clear")[0], compose_drawing(rng, glyphs, "clear")[0]
 
 

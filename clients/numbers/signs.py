@@ -50,9 +50,9 @@ FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coo
 def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = None,
                  among: list[Atom] | None = None, meets: np.ndarray | None = None
                  ) -> tuple[list[Atom], list[FoundSign]]:
-    """The atoms that are no sign; and the signs (points, commas, colons, hyphens, a minus), each with its character
-    and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is ``which_meet(atoms)`` for a
-    drawing's strokes (a picture's atoms never meet).
+    """The atoms that are no sign; and the signs (points, commas, colons, hyphens, a minus), each with its
+    character and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is
+    ``which_meet(atoms)`` for a drawing's strokes (a picture's atoms never meet).
 
     A point or a comma stands between two digits (pieces of ink at least
     SHORT of the line height tall on either side, near), low on their line,
@@ -133,14 +133,12 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     if not any(b[2] <= atom.left for b in pieces):  # before the first digit
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
             and _minus_like(atom, atoms, right, height) else None
-    # The same bar between two digits is a hyphen (a phone number, a postcode, an ISO date).
-    if right is not None and _line_beside(box_of([atom]), atoms, pieces, height) is not None \
-            and _minus_like(atom, atoms, right, height):
-        return "-"
-    if not _dot_sized(atom, height, 2 * _SIGN):
-        return None
     line = _line_beside(box_of([atom]), atoms, pieces, height)
     if line is None:
+        return None
+    if _minus_like(atom, atoms, right, height):  # the same bar between two digits: a hyphen
+        return "-"
+    if not _dot_sized(atom, height, 2 * _SIGN):
         return None
     top, base = line
     if atom.top < top + _SIGN_LOW * (base - top):
