@@ -760,7 +760,30 @@ def test_the_committed_results_carry_the_numbers_summary():
     details = json.loads((ROOT / "bench" / results["numbers"]["cells"]).read_text())
     assert results["numbers"]["summary"] == details["summary"]
     assert results["numbers"]["met"] == details["met"]
+    for section in ("amounts", "times", "dates", "hyphens", "lines"):  # some added by --only, on their own
+        assert results["numbers"][section] == details[section], section
     assert "models" in results and "server" in results  # bench.run's own sections are still there
+
+
+def test_bench_numbers_only_adds_one_section_naming_its_models(trained_models, mnist_dir, tmp_path):
+    """``python -m bench.numbers --only hyphens`` reads just those numbers, through a real server, and adds
+    them to the results already written, with the version of the models that read them: the rest, which
+    other models may have read, stays as it was."""
+    for name in ("results-numbers.json", "results.json"):
+        (tmp_path / name).write_text((ROOT / "bench" / name).read_text())
+    before = json.loads((tmp_path / "results-numbers.json").read_text())
+    done = subprocess.run([sys.executable, "-m", "bench.numbers", "--models-dir", str(trained_models),
+                           "--mnist-dir", str(mnist_dir), "--only", "hyphens", "--hyphens", "3",
+                           "--out", str(tmp_path / "results-numbers.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = json.loads((tmp_path / "results-numbers.json").read_text())
+    manifest = json.loads((trained_models / "ensemble.manifest.json").read_text())
+    assert after["hyphens"]["numbers"] == 3 and after["hyphens"]["models"]["version"] == manifest["version"]
+    assert {k: v for k, v in after.items() if k != "hyphens"} == {k: v for k, v in before.items() if k != "hyphens"}
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert summary["numbers"]["hyphens"] == after["hyphens"] and summary["numbers"]["summary"] == before["summary"]
+    assert "server" in summary  # bench.run's sections are kept
 
 
 def _ring_and_bar(bar: bool = True) -> np.ndarray:
