@@ -266,11 +266,16 @@ def compose_date(rng: np.random.Generator, images: np.ndarray, labels: np.ndarra
     yy = str(year) if rng.random() < 0.6 else f"{year % 100:02d}"
     order = int(rng.integers(3))
     written = "/".join([(dd, mm, yy), (mm, dd, yy), (str(year), f"{month:02d}", f"{day:02d}")][order])
-    glyphs = np.stack([slash(rng) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))]
-                       for c in written])
-    picture, _, _ = compose(rng, glyphs, len(glyphs), "clear")
-    drawing, _ = compose_drawing(rng, glyphs, "clear")
-    return written, picture, drawing
+    return (written, *compose_written(rng, images, labels, written))
+
+
+def compose_written(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, text: str,
+                    lean: float | None = None) -> tuple[Image.Image, Drawing]:
+    """``text`` written with clear gaps, as a picture and as a drawing (compose, compose_drawing): each digit
+    one of these MNIST ``images`` of its value, each "/" a slash leaning ``lean`` (slash)."""
+    glyphs = np.stack([slash(rng, lean) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))]
+                       for c in text])
+    return compose(rng, glyphs, len(glyphs), "clear")[0], compose_drawing(rng, glyphs, "clear")[0]
 
 
 def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.numbers import amounts, compose, compose_drawing, one_above_other, slash
+from bench.numbers import amounts, compose, compose_drawing, compose_written, one_above_other
 from clients import numbers
 from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
@@ -152,14 +152,11 @@ def test_a_dates_slashes_are_read_as_slashes(classify):
 
 
 def _written(text: str, seed: int = 0) -> tuple[Image.Image, Drawing]:
-    """``text`` written with clear gaps as a picture and as a drawing: each digit an MNIST test digit of its
-    value, each "/" a date's slash as bench.numbers writes it, leaning 40 degrees (before the number's
+    """``text`` written with clear gaps as a picture and as a drawing (bench.numbers.compose_written): each
+    digit an MNIST test digit of its value, each "/" a date's slash leaning 40 degrees (before the number's
     slant)."""
     images, labels = mnist_subset(2000, "test")
-    rng = np.random.default_rng(seed)
-    glyphs = np.stack([slash(rng, 40.0) if c == "/" else
-                       images[rng.choice(np.flatnonzero(labels == int(c)))].reshape(-1) for c in text])
-    return compose(rng, glyphs, len(glyphs), "clear")[0], compose_drawing(rng, glyphs, "clear")[0]
+    return compose_written(np.random.default_rng(seed), images.reshape(-1, 784), labels, text, 40.0)
 
 
 @pytest.mark.parametrize("text, date", [("12/05/2026", True), ("2026/12/05", True), ("3/7/84", True),

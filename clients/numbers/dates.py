@@ -32,8 +32,8 @@ _STRAIGHT = 20.0  # and is straight: its ink's second moments this many times lo
 
 def dated(number: Number) -> Number:
     """The number with the two 1s that are a date's slashes written as slashes; as it was without such."""
-    if number.signs or len(number.digits) < 6:
-        return number
+    if number.signs or len(number.digits) < 6 or sum(d.digit == 1 for d in number.digits) < 2:
+        return number  # no date, and most numbers: their images are not looked at
     shapes = [_shape(d) for d in number.digits]
     leans = [lean for lean, _ in shapes]
     ones = [k for k, (d, (lean, straight)) in enumerate(zip(number.digits, shapes))
