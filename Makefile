@@ -16,7 +16,7 @@ help:
 	@echo "make bench  - accuracy, latency and throughput against the in-process baselines; image sizes"
 	@echo "make soak   - load, reload and bad-input campaigns for a bounded time"
 	@echo "make proto  - regenerate the Python stubs from protos/"
-	@echo "make lint   - validate docker-compose.yml and the Kubernetes manifests, lint the Dockerfiles"
+	@echo "make lint   - validate docker-compose.yml and the Kubernetes manifests, lint the Dockerfile"
 	@echo "make screenshot - retake docs/tk-client.png, docs/tk-client-number.png and docs/tk-client-lines.png under Xvfb"
 
 $(BIN)/python:
@@ -73,7 +73,7 @@ soak: install
 
 lint: install
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
-	$(BIN)/hadolint server/Dockerfile trainer/Dockerfile clients/Dockerfile
+	$(BIN)/hadolint Dockerfile
 	for k in deploy/kubernetes/overlays/dev deploy/kubernetes/overlays/prod deploy/kubernetes/retrain; do \
 		kubectl kustomize $$k | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; done
 

@@ -2,16 +2,16 @@
 
     python -I deploy/runtime_root.py /runtime /home/digits /models /tmp
 
-The Dockerfiles' last stage starts FROM scratch and copies that folder in, so an image holds
+The Dockerfile's images start FROM scratch and copy that folder in, so an image holds
 the interpreter, its standard library, the installed packages and the shared libraries they
 load, and none of the base image's shell, package manager, documentation, pip or headers. The
 paths given after the folder (a home, a volume's mount point, /tmp) are carried over as they
 are, owner and mode included.
 
-Run as the build stage's last step, after `pip check` and an import check, with the Python that
-the image runs: the official image's /usr/local (as on the stand-in base image that
-deploy/setup-host.sh lays out the same way), or a virtual environment over a system Python (its
-fallback stand-in; tests/test_runtime_root.py). Shared libraries are found with
+Run as the build stage's last step (deploy/build-stage.sh code), after `pip check` and an
+import check, with the Python that the image runs: the official image's /usr/local (as on the
+stand-in base image that deploy/setup-host.sh lays out the same way), or a virtual environment
+over a system Python (its fallback stand-in; tests/test_runtime_root.py). Shared libraries are found with
 `ldd`, so a library that cannot be found stops the build here, naming the file that needs it,
 rather than at the container's first start.
 """

@@ -1,8 +1,9 @@
-"""docker-compose.yml, the three Dockerfiles and .dockerignore, checked without a container engine.
+"""docker-compose.yml, the Dockerfile and .dockerignore, checked without a container engine.
 
 The compose file is validated against the Compose Specification and its wiring read as data, the
-Dockerfiles are linted with hadolint, and the compose healthcheck's command is run against a real
-server with TLS on. tests/test_containers.py builds the images and runs the stack for real.
+Dockerfile is linted with hadolint and each of its targets read as the stages it builds, and the
+compose healthcheck's command is run against a real server with TLS on. tests/test_containers.py
+builds the images and runs the stack for real.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COMPONENTS = {"server": "server", "trainer": "trainer", "client": "clients"}  # service -> package / extra
-DOCKERFILES = {package: ROOT / package / "Dockerfile" for package in COMPONENTS.values()}
+COMPONENTS = {"server": "server", "trainer": "trainer", "client": "clients"}  # service = target -> package / extra
+DOCKERFILE = ROOT / "Dockerfile"
+BUILD_STAGE = ROOT / "deploy" / "build-stage.sh"
 ALSO_COPIED = {"trainer": ("clients",)}  # digits-train --notify talks to the server through clients.connection
 
 
@@ -93,7 +95,7 @@ def is_named_volume(source: str) -> bool:
 # ---------------------------------------------------------------- helpers: Dockerfiles
 
 
-def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+def instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(KEYWORD, arguments) per instruction, continuation lines joined, comments dropped."""
     result, pending = [], ""
     for line in dockerfile.read_text().splitlines():
@@ -109,9 +111,29 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return result
 
 
-def exec_form(dockerfile: Path, keyword: str) -> list[str] | None:
-    """The last ENTRYPOINT or CMD of a Dockerfile, which must be in JSON (exec) form."""
-    found = [args for kw, args in instructions(dockerfile) if kw == keyword]
+def stages(steps: list[tuple[str, str]]) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Each named stage: (what it is FROM, its instructions)."""
+    named: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    for keyword, args in steps:
+        if keyword == "FROM":
+            parent, _, name = args.partition(" AS ")
+            named[name] = (parent, [])
+        elif named:
+            named[name][1].append((keyword, args))
+    return named
+
+
+def target(name: str) -> list[tuple[str, str]]:
+    """The instructions that build a target, its ancestors' first (what `docker build --target` runs
+    for the image itself; stages it only copies from are built apart)."""
+    named = stages(instructions())
+    parent, steps = named[name]
+    return (target(parent) if parent in named else [("FROM", parent)]) + steps
+
+
+def exec_form(name: str, keyword: str) -> list[str] | None:
+    """The last ENTRYPOINT or CMD of a target, which must be in JSON (exec) form."""
+    found = [args for kw, args in target(name) if kw == keyword]
     return json.loads(found[-1]) if found else None
 
 
@@ -171,9 +193,8 @@ def test_compose_file_follows_the_compose_specification():
     assert "version" not in _yaml_load((ROOT / "docker-compose.yml").read_text()), "obsolete 'version:' key"
 
 
-@pytest.mark.parametrize("package", sorted(DOCKERFILES))
-def test_dockerfile_passes_hadolint(package):
-    done = subprocess.run([str(BIN / "hadolint"), "--no-color", str(DOCKERFILES[package])],
+def test_dockerfile_passes_hadolint():
+    done = subprocess.run([str(BIN / "hadolint"), "--no-color", str(DOCKERFILE)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -182,15 +203,15 @@ def test_services_are_wired_as_documented():
     compose = load_compose()
     services = compose["services"]
     assert set(COMPONENTS) <= set(services)
-    for name, package in COMPONENTS.items():
+    for name in COMPONENTS:
         build = services[name]["build"]
-        assert (build["context"], build["dockerfile"]) == (".", f"{package}/Dockerfile")
+        assert (build["context"], build.get("dockerfile", "Dockerfile"), build["target"]) == (".", "Dockerfile", name)
 
     trainer, server, client = services["trainer"], services["server"], services["client"]
     trainer_env, server_env, client_env = environment(trainer), environment(server), environment(client)
 
     # trainer: trains the default models once into the models volume, then exits
-    assert exec_form(DOCKERFILES["trainer"], "ENTRYPOINT") == ["digits-train"]
+    assert exec_form("trainer", "ENTRYPOINT") == ["digits-train"]
     assert trainer["command"] == ["--if-missing", "--limit", "0"], "the default trains on all 60,000 images"
     assert load_compose({"DIGITS_TRAIN_LIMIT": "5000"})["services"]["trainer"]["command"][-1] == "5000"
     assert str(trainer["restart"]) == "no"
@@ -209,7 +230,7 @@ def test_services_are_wired_as_documented():
     assert not is_named_volume(trainer_mounts[host_folder][0])
 
     # server: after a successful training, models read-only, gRPC health check, restarts
-    assert exec_form(DOCKERFILES["server"], "ENTRYPOINT") == ["digits-server"]
+    assert exec_form("server", "ENTRYPOINT") == ["digits-server"]
     assert server["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
     assert ("models", server_env["DIGITS_MODELS_DIR"], True) in volumes(server)
     assert server_env["DIGITS_LOG_FORMAT"] == "json"
@@ -222,7 +243,7 @@ def test_services_are_wired_as_documented():
     assert server["restart"] in ("on-failure", "unless-stopped", "always")
 
     # client: on demand, talks to the server service
-    assert exec_form(DOCKERFILES["clients"], "ENTRYPOINT") == ["digits"]
+    assert exec_form("client", "ENTRYPOINT") == ["digits"]
     assert "client" in client["profiles"]
     host, _, client_port = client_env["DIGITS_SERVER"].rpartition(":")
     assert host == "server" and client_port == port
@@ -232,58 +253,69 @@ def test_services_are_wired_as_documented():
     assert named <= set(compose["volumes"])
 
 
-@pytest.mark.parametrize("package", sorted(DOCKERFILES))
-def test_dockerfile_installs_only_its_component(package):
-    steps = instructions(DOCKERFILES[package])
-    keywords = [kw for kw, _ in steps]
-    # the build stage's base comes from a build argument whose default is the official image;
-    # the image itself starts from nothing and takes only the runtime the build stage gathered
-    assert steps[0][0] == "ARG" and steps[1] == ("FROM", "${BASE_IMAGE} AS build"), steps[:2]
+@pytest.mark.parametrize("service", sorted(COMPONENTS))
+def test_each_target_installs_only_its_component(service):
+    package = COMPONENTS[service]
+    steps = instructions()
+    # the build stages' base comes from a build argument whose default is the official image
+    assert steps[0][0] == "ARG" and steps[1] == ("FROM", "${BASE_IMAGE} AS base"), steps[:2]
     name, _, default = steps[0][1].partition("=")
     assert name == "BASE_IMAGE" and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", default), default
-    assert [args for kw, args in steps if kw == "FROM"][-1] == "scratch"
-    assert [args for kw, args in steps if kw == "COPY" and args.startswith("--from=")] == ["--from=build /runtime /"]
-    assert any(kw == "RUN" and "deploy/runtime_root.py /runtime" in args for kw, args in steps)
+    named = stages(steps)
+    assert named[f"{service}-build"][0] == "base"
 
-    users = [args for kw, args in steps if kw == "USER"]
+    # the image itself starts from nothing and takes only the runtime its build stage gathered
+    image = target(service)
+    assert image[0] == ("FROM", "scratch"), image[0]
+    assert [args for kw, args in image if kw == "COPY"] == [f"--from={service}-build /runtime /"]
+    users = [args for kw, args in image if kw == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "must run as a non-root user"
-    assert keywords.index("USER") > max(i for i, kw in enumerate(keywords) if kw == "RUN")
     for keyword in ("ENTRYPOINT", "CMD"):
-        for kw, args in steps:
+        for kw, args in image:
             if kw == keyword:
                 assert isinstance(json.loads(args), list), f"{keyword} must be in JSON form"
+    # the build stage: deploy/build-stage.sh's two steps, the dependencies from pyproject.toml
+    # before any code is copied (their layer survives code changes), then the code;
+    # pip's downloads stay in a build cache mount, out of the image
+    build = target(f"{service}-build")
+    calls = [(i, shlex.split(args)) for i, (kw, args) in enumerate(build) if kw == "RUN" and "build-stage.sh" in args]
+    assert all(words[0] == "--mount=type=cache,target=/root/.cache/pip" for _, words in calls)
+    (first, dependencies), (last, code) = calls
+    assert dependencies[1:3] == ["deploy/build-stage.sh", "dependencies"]
+    assert code[1:3] == ["deploy/build-stage.sh", "code"]
+    first_code = next(i for i, (kw, args) in enumerate(build) if kw == "COPY" and args.startswith("digitserve"))
+    assert first < first_code < last
+    # the import check runs again in the image, on the modules the build stage checked
+    assert ("RUN", json.dumps(["python", "-I", "-B", "-c", f"import {code[3]}"])) in image
 
     # only the shared package and this component's code go in
-    copies = [args.split()[:-1] for kw, args in steps if kw == "COPY" and not args.startswith("--from=")]
+    copies = [args.split()[:-1] for kw, args in build if kw == "COPY"]
     sources = {s.rstrip("/") for c in copies for s in c if not s.startswith("--")}
-    assert sources == {"pyproject.toml", "digitserve", package, "deploy/runtime_root.py",
+    assert sources == {"pyproject.toml", "deploy/build-stage.sh", "deploy/runtime_root.py", "digitserve", package,
                        *ALSO_COPIED.get(package, ())}, sources
-    others = set(DOCKERFILES) - {package}
-    for other in others:
-        assert f".[{other}]" not in DOCKERFILES[package].read_text()
+    extra = dependencies[3]
+    assert extra == package
 
-    # the dependency layer: built from pyproject.toml before any code is copied
-    first_code = next(i for i, c in enumerate(copies) if "digitserve" in {s.rstrip("/") for s in c})
-    runs = [(i, args) for i, (kw, args) in enumerate(steps) if kw == "RUN" and "pip install" in args]
-    copy_steps = [i for i, (kw, _) in enumerate(steps) if kw == "COPY"]
-    assert runs[0][0] < copy_steps[first_code] < runs[-1][0]
-    # pip's downloads stay in a build cache mount, out of the image
-    assert all(args.startswith("--mount=type=cache,target=/root/.cache/pip ") for _, args in runs)
-    assert re.search(r"pip install --no-deps \.(\s|$)", runs[-1][1])
-
-    # run the dependency extraction exactly as written and check it lists base + own extra only
-    tokens = shlex.split(next(args for _, args in runs if "tomllib" in args))
-    command = [t for t in tokens[:tokens.index(">")] if not t.startswith("--mount=")]
-    assert command[0] == "python"
-    listed = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True,
+    # run the dependency listing as the build stage does and check it lists base + own extra only
+    listed = subprocess.run([str(BUILD_STAGE), "requirements", extra], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
                             timeout=30, check=True).stdout.split("\n")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     expected = project["dependencies"] + project["optional-dependencies"][package]
     assert [line for line in listed if line] == expected
     own = {requirement_name(r) for r in expected}
+    others = set(COMPONENTS.values()) - {package}
     foreign = {requirement_name(r) for o in others for r in project["optional-dependencies"][o]} - own
     assert foreign, "the extras should differ"
     assert not {requirement_name(r) for r in listed if r} & foreign
+
+
+def test_the_build_stage_script_installs_the_code_alone_and_gathers_the_runtime():
+    script = BUILD_STAGE.read_text()
+    assert re.search(r"pip install --no-deps \.(\s|$)", script, re.M), "the code, with no dependency of its own"
+    assert "pip check" in script and "deploy/runtime_root.py /runtime" in script
+    done = subprocess.run([str(BUILD_STAGE), "unknown", "x"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "usage:" in done.stderr
 
 
 def test_dockerignore_keeps_the_build_context_small():
@@ -294,8 +326,8 @@ def test_dockerignore_keeps_the_build_context_small():
                  "digitserve.egg-info/PKG-INFO", ".hypothesis/examples", "docker-compose.yml"):
         assert ignored(path, patterns), f"{path} would be sent to the Docker build"
     for path in ("pyproject.toml", "digitserve/v1/digits_pb2.py", "server/main.py", "trainer/main.py",
-                 "clients/cli.py", "deploy/runtime_root.py"):
-        assert not ignored(path, patterns), f"{path} is needed by a Dockerfile but excluded"
+                 "clients/cli.py", "deploy/runtime_root.py", "deploy/build-stage.sh"):
+        assert not ignored(path, patterns), f"{path} is needed by the Dockerfile but excluded"
 
 
 def test_the_compose_healthcheck_reports_a_tls_server_healthy_through_its_health_port(serve, models_copy, tmp_path):

@@ -1,4 +1,4 @@
-"""The real stack: the three images built from the Dockerfiles and run by compose under podman.
+"""The real stack: the three images built from the Dockerfile and run by compose under podman.
 
 The images are built with the repository as the context (deploy/podman/build-images.sh, on the
 stand-in base that deploy/setup-host.sh makes when no registry is reachable) and the stack is

@@ -19,18 +19,17 @@ ca="${DIGITS_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}"
 
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 build() {
-    podman build --quiet --file "$folder/Dockerfile" --build-arg "BASE_IMAGE=$base" \
+    podman build --quiet --build-arg "BASE_IMAGE=$base" \
         --volume "$ca:/run/digitserve-build/ca-certificates.crt:ro" \
         --volume "$PWD/deploy/podman/pip.conf:/etc/pip.conf:ro" "$@" . >/dev/null
 }
 
 for service in server trainer client; do
-    folder=$([ "$service" = client ] && echo clients || echo "$service")
     image="localhost/digitserve-$service:$tag"
     stage="localhost/digitserve-$service-build:$tag"
     before=("$(image_id "$image")" "$(image_id "$stage")")
-    build --target build --tag "$stage"
-    build --tag "$image"  # its build stage comes from the layer cache
+    build --target "$service-build" --tag "$stage"
+    build --target "$service" --tag "$image"  # its build stage comes from the layer cache
     for old in "${before[@]}"; do
         [ -n "$old" ] || continue
         if [ "$(podman image inspect --format '{{len .RepoTags}}' "$old")" = 0 ]; then
