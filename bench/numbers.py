@@ -10,14 +10,14 @@ its own picture or drawing: the difference is what finding the digits costs.
 Each picture is also photographed as a phone takes it (bench.photos) and read.
 Amounts, numbers with a decimal point or a comma written between two digits
 or a minus before them, are read too, in all three ways, and so are times
-(a colon), dates (slashes), numbers with a hyphen between two digits and
-pairs of numbers one above the other (read line by line).
+(a colon), dates (slashes), numbers with a hyphen between two digits or a
+plus before them, and pairs of numbers one above the other (read line by line).
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30] [--only dates]
 
 --only measures one section read apart from the numbers of each length and
-gap kind (amounts, times, dates, hyphens, lines) and adds it to the results already
+gap kind (amounts, times, dates, hyphens, pluses, lines) and adds it to the results already
 written, with the version and accuracy of the models that read it: the
 figures of one results file may then come from two trainings, and each
 such section says which.
@@ -178,18 +178,19 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
 def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str,
                    between: bool = False) -> tuple[Image.Image, Drawing, int]:
     """A number with a sign written as a person writes it: a decimal point (".") or a comma (",") low
-    between two clear digits, a colon (":", before the last two digits: a time) or a minus ("-") before the
-    first, or with ``between`` a hyphen ("-") between two digits (a phone number, a postcode); its picture,
-    its drawing, and how many digits come before the sign."""
-    minus = char == "-" and not between
-    after = 0 if minus else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
+    between two clear digits, a colon (":", before the last two digits: a time), a minus ("-") or a plus
+    ("+") before the first, or with ``between`` a hyphen ("-") between two digits (a phone number, a
+    postcode); its picture, its drawing, and how many digits come before the sign."""
+    leading = char == "+" or char == "-" and not between
+    after = 0 if leading else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
     picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=after)
     size = float(np.mean([b[3] - b[1] for b in boxes]))
     pen = float(np.median([stroke_width(g) for g in glyphs]))  # the digits' own pen
-    lead = int(size) if minus else 0  # room for a minus before the number
+    lead = int(size) if leading else 0  # room for a minus or a plus before the number
     ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
-    if char == "-":
-        paths = [_minus(rng, boxes[0], lead, size) if minus else _hyphen(rng, boxes[after - 1], boxes[after], size)]
+    if char in "-+":
+        paths = _leading(rng, char, boxes[0], lead, size) if leading else \
+            [_hyphen(rng, boxes[after - 1], boxes[after], size)]
         width = pen * rng.uniform(0.9, 1.3)
     else:
         left, right = boxes[after - 1], boxes[after]
@@ -215,11 +216,11 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str,
     pen = drawing.display_pen_width()
     boxes = [numbers.box_of(numbers.drawing_atoms(d)) for d in alone]
     size = float(np.mean([b[3] - b[1] for b in boxes]))
-    if minus:  # everything moved right to make room; a minus is a short drag across
+    if leading:  # everything moved right to make room; a minus is a short drag across, a plus two crossing
         lead = size
         drawing = Drawing(drawing.width + int(lead), drawing.height,
                           [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
-        marks = [_minus(rng, boxes[0], lead, size)]
+        marks = _leading(rng, char, boxes[0], lead, size)
     elif char == "-":  # so is a hyphen
         marks = [_hyphen(rng, boxes[after - 1], boxes[after], size)]
     else:
@@ -321,11 +322,18 @@ def two_lines(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, 
         yield (top, bottom), one_above_other(top_picture, bottom_picture), one_above_other(top_drawing, bottom_drawing)
 
 
-def _minus(rng: np.random.Generator, first: tuple, lead: float, size: float) -> list[tuple[float, float]]:
-    """A minus's two ends: a bar about halfway down the ``first`` digit's box (moved ``lead`` right), before it."""
+def _leading(rng: np.random.Generator, char: str, first: tuple, lead: float, size: float
+             ) -> list[list[tuple[float, float]]]:
+    """A minus ("-", a bar) or a plus ("+", a bar and an upright one crossing it) about halfway down the
+    ``first`` digit's box (moved ``lead`` right), before it: each stroke's two ends."""
     y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
     end = first[0] + lead - size * rng.uniform(0.12, 0.35)
-    return [(end - size * rng.uniform(0.3, 0.55), y), (end, y + size * rng.uniform(-0.05, 0.05))]
+    length = size * (rng.uniform(0.3, 0.55) if char == "-" else rng.uniform(0.3, 0.6))
+    bar = [(end - length, y), (end, y + size * rng.uniform(-0.05, 0.05))]
+    if char == "-":
+        return [bar]
+    x, half = end - length * rng.uniform(0.4, 0.6), length * rng.uniform(0.4, 0.6)
+    return [bar, [(x + size * rng.uniform(-0.05, 0.05), y - half), (x, y + half)]]
 
 
 def _hyphen(rng: np.random.Generator, left: tuple, right: tuple, size: float) -> list[tuple[float, float]]:
@@ -467,7 +475,7 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
              chars: str = ".,-", lengths: tuple[int, int] = (2, 6), between: bool = False) -> dict:
     """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
     amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes; for hyphens a "-"
-    ``between`` two digits), read as pictures, photographed as a phone takes them, and as drawings; their
+    ``between`` two digits; for pluses a "+" before the first), read as pictures, photographed as a phone takes them, and as drawings; their
     random numbers are ``stream`` of the run's ``seed``.
 
     Per medium: whole numbers right (the signs in their places), signs right (the right ones in the right
@@ -562,7 +570,7 @@ def _train(folder: Path, mnist_dir: str, model: str) -> None:
 
 
 # Measured apart from the numbers of each length and gap kind (--only).
-SECTIONS = ("amounts", "times", "dates", "hyphens", "lines")
+SECTIONS = ("amounts", "times", "dates", "hyphens", "pluses", "lines")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -578,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dates", type=int, default=60, help="dates written with slashes (default: 60)")
     parser.add_argument("--hyphens", type=int, default=60,
                         help="numbers with a hyphen between two digits, as phone numbers are written (default: 60)")
+    parser.add_argument("--pluses", type=int, default=60,
+                        help="numbers with a plus before them, as international phone numbers start (default: 60)")
     parser.add_argument("--lines", type=int, default=60,
                         help="pairs of numbers written one above the other, read line by line (default: 60)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
@@ -615,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   chars="/", lengths=(4, 8)),
                         "hyphens": lambda: _amounts(images, labels, classify, args.seed, args.hyphens, stream=6,
                                                     chars="-", lengths=(3, 8), between=True),
+                        "pluses": lambda: _amounts(images, labels, classify, args.seed, args.pluses, stream=7,
+                                                   chars="+", lengths=(2, 8)),
                         "lines": lambda: _lines(images, labels, classify, args.seed, args.lines, stream=4)}
                 found = {name: run() for name, run in runs.items() if not args.only or name in args.only}
         finally:
@@ -669,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_sections(found: dict) -> None:
     """One line per section measured apart (SECTIONS)."""
     names = {"amounts": "amounts (a point, a comma or a minus)", "times": "times (a colon)",
-             "dates": "dates (slashes)", "hyphens": "hyphens between digits"}
+             "dates": "dates (slashes)", "hyphens": "hyphens between digits", "pluses": "a plus before the digits"}
     for name, part in found.items():
         media = ("picture", "photographed", "drawing")
         if name == "lines":

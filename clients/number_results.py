@@ -37,8 +37,8 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
 
     NAME is the input as given or its file name alone; NUMBER is digits, with
     any decimal points, commas, colons, slashes or hyphens written in it and a
-    minus before it (``34.93``, ``1,250``, ``12:30``, ``12/05/2026``,
-    ``555-0123``, ``-12``). Raises
+    minus or a plus before it (``34.93``, ``1,250``, ``12:30``, ``12/05/2026``,
+    ``555-0123``, ``-12``, ``+44``). Raises
     OSError when the file cannot be read and LabelsError naming the line when
     it is wrong.
     """
@@ -48,9 +48,9 @@ def read_number_labels(path: str | Path) -> dict[str, str]:
         if not text:
             continue
         fields = re.split(r"\s*,\s*|\s+", text, maxsplit=1)  # the name ends at its first comma or space
-        if len(fields) != 2 or not re.fullmatch(r"-?[0-9]+([.,:/-][0-9]+)*", fields[1]):
+        if len(fields) != 2 or not re.fullmatch(r"[-+]?[0-9]+([.,:/-][0-9]+)*", fields[1]):
             raise LabelsError(f"{path}:{number}: expected NAME NUMBER (digits 0-9, with any decimal point, "
-                              f"comma, colon, slash or hyphen between them and a minus before them), found {text!r}")
+                              f"comma, colon, slash or hyphen between them and a minus or plus before them), found {text!r}")
         labels[fields[0]] = fields[1]
     return labels
 

@@ -661,12 +661,12 @@ def test_number_mode_reads_a_written_number_digit_by_digit(server, open_app, tmp
     assert app.state.reading is None and app.state.drawing.width == 280
 
 
-@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True), ("/", False)],
-                         ids=["point", "colon", "hyphen", "date"])
+@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True), ("/", False), ("+", False)],
+                         ids=["point", "colon", "hyphen", "date", "plus"])
 def test_number_mode_writes_a_sign_where_it_was_drawn(server, open_app, chars, between):
     """An amount written with a click for its decimal point, a time with two for its colon, a phone number
-    with a short drag for its hyphen, a date with its slashes: each sign is boxed and shown above, the
-    number line and the clipboard carry it where it stands."""
+    with a short drag for its hyphen or two crossing ones for its plus, a date with its slashes: each sign
+    is boxed and shown above, the number line and the clipboard carry it where it stands."""
     from tests.test_numbers import _amounts, _written
 
     app = open_app(server.address)

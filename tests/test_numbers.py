@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.numbers import amounts, compose, compose_drawing, compose_written, one_above_other
+from bench.numbers import SECTIONS, amounts, compose, compose_drawing, compose_written, one_above_other
 from clients import numbers
 from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
@@ -55,9 +55,9 @@ def _numbers(count: int, length: int, kind: str, seed: int = 0):
 
 def _amounts(count: int, seed: int = 0, chars: str = ".,-", between: bool = False):
     """``count`` numbers of MNIST test digits with each of ``chars`` in turn: a point, a comma or a colon (a
-    time: three digits at least) written between two of them, a minus before them (``between``: a hyphen
-    between two of them), or a date's two slashes: (label, picture, drawing), the label as written ("34.93",
-    "12:30", "-12", "555-0123", "12/05/2026")."""
+    time: three digits at least) written between two of them, a minus or a plus before them (``between``: a
+    hyphen between two of them), or a date's two slashes: (label, picture, drawing), the label as written
+    ("34.93", "12:30", "-12", "+44", "555-0123", "12/05/2026")."""
     images, labels = mnist_subset(2000, "test")
     yield from amounts(np.random.default_rng(seed), images.reshape(-1, 784), labels, count, chars, (2, 6), between)
 
@@ -111,13 +111,14 @@ def test_numbers_in_photos_read_as_on_a_flat_page(classify, condition):
     assert flat >= 6 and photographed >= flat - 2, (flat, photographed)
 
 
-@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True)])
-def test_a_decimal_point_comma_colon_minus_or_hyphen_is_read_where_it_stands(classify, chars, between):
+@pytest.mark.parametrize("chars, between", [(".,-", False), (":", False), ("-", True), ("+", False)])
+def test_a_decimal_point_comma_colon_minus_hyphen_or_plus_is_read_where_it_stands(classify, chars, between):
     """An amount written "34.93" is not read "3493", nor "-12" "12", nor a time "12:30" "1230" (or, as
     drawings did, its two dots a digit: "12130"), nor a phone number "555-0123" "5550123" (or, as the
-    hyphen joined a neighbour, "5540123"): a point or a comma low between two digits, a colon's two dots
-    one above the other, a minus before them, a hyphen between two of them, is written into the number
-    where it stands, in a picture, a photo of it and a drawing; the digits are read as ever."""
+    hyphen joined a neighbour, "5540123"), nor "+44" "444" or "544": a point or a comma low between two
+    digits, a colon's two dots one above the other, a minus or a plus before them, a hyphen between two of
+    them, is written into the number where it stands, in a picture, a photo of it and a drawing; the
+    digits are read as ever."""
     from bench.photos import photo
 
     rng = np.random.default_rng(4)
@@ -182,6 +183,25 @@ def test_a_digits_own_pieces_are_no_sign(classify, kind):
     for label, picture, drawing in _numbers(10, 5, kind, seed=9):
         for number in (numbers.read_image(picture, classify), numbers.read_drawing(drawing, classify)):
             assert not number.signs and number.text.isdigit(), (label, number.text)
+
+
+def test_a_first_digit_with_a_crossing_stroke_is_no_plus(classify):
+    """A 4's bar crossing its upright, a 7's crossbar, a 1's flag, a 9's tail: the first digit of a number is
+    never taken for a plus, written in any gap kind, as a picture, a photo or a drawing. A plus is crossed
+    bars alone: a 4's other arm or a 7's top is ink off both."""
+    from bench.photos import photo
+
+    images, labels = mnist_subset(2000, "test")
+    crossing = np.flatnonzero(np.isin(labels, [4, 7, 1, 9]))
+    rng = np.random.default_rng(17)
+    for k in range(30):
+        pick = np.concatenate([[rng.choice(crossing)], rng.choice(len(images), int(rng.integers(1, 4)))])
+        kind = ("clear", "touching", "overlap")[k % 3]
+        picture, _, _ = compose(rng, images[pick].reshape(-1, 784), len(pick), kind)
+        drawing, _ = compose_drawing(rng, images[pick].reshape(-1, 784), kind)
+        for number in (numbers.read_image(picture, classify), numbers.read_drawing(drawing, classify),
+                       numbers.read_image(photo(255 - np.asarray(picture), "phone", rng), classify)):
+            assert "+" not in number.text, (labels[pick], number.text)
 
 
 @pytest.mark.parametrize("condition", ["table", "phone"])
@@ -757,7 +777,7 @@ def test_the_committed_results_carry_the_numbers_summary():
     details = json.loads((ROOT / "bench" / results["numbers"]["cells"]).read_text())
     assert results["numbers"]["summary"] == details["summary"]
     assert results["numbers"]["met"] == details["met"]
-    for section in ("amounts", "times", "dates", "hyphens", "lines"):  # some added by --only, on their own
+    for section in SECTIONS:  # some added by --only, on their own
         assert results["numbers"][section] == details[section], section
     assert "models" in results and "server" in results  # bench.run's own sections are still there
 

@@ -49,7 +49,8 @@ class Digit(Prediction):
 @dataclass(frozen=True)
 class Sign:
     """A sign written with the digits of a number: a decimal point ("."), a comma (","), a colon (":"), a
-    hyphen ("-") or a date's slash ("/") between two of them, or a minus ("-") before the first."""
+    hyphen ("-") or a date's slash ("/") between two of them, or a minus ("-") or a plus ("+") before the
+    first."""
 
     char: str
     after: int  # how many digits come before it

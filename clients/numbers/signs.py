@@ -1,6 +1,7 @@
 """The signs written with a number's digits: a decimal point or a comma (an
 amount, a meter reading), a colon (a time) and a hyphen (a phone number, a
-date) between two digits, a minus before the first (split_signs).
+date) between two digits, a minus or a plus (a phone number's country code)
+before the first (split_signs).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import bisect
 from typing import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
 
+from clients import preprocessing
 from clients.numbers.atoms import Atom, Box, SHARED, SHORT, box_of, ink_area, joined_boxes, pen_width, x_overlap
 from clients.numbers.number import MAX_MARKS
+from clients.pieces import runs_mask
 
 
 _MAX_SPECKS = 1000  # marks of a point's size a colon is looked for among (a grained photo has a few hundred)
@@ -37,9 +41,17 @@ _COLON_MIDDLES = (0.6, 0.5)  # the upper one's middle at most, the lower one's a
 _MINUS = (0.25, 1.0)  # as long as this,
 _MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
 _MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height.
+# A plus stands as a minus does: a cross of a bar and an upright one (one or two pieces of a picture's ink,
+# two strokes of a drawing),
+_PLUS = (0.25, 1.0)  # its longer side this long,
+_PLUS_SQUARE = 2.0  # at most this many times its shorter side,
+_PLUS_SHORTER = 0.85  # at most this tall beside the digit after it (a digit before another is as tall),
+_PLUS_ARMS = 0.8  # each bar (its fullest row or column, a pen either side) across this much of the cross,
+_PLUS_CROSSING = (0.2, 0.8)  # crossing the other this far along it,
+_PLUS_STRAY = 0.12  # with at most this much of the ink off both bars (a 4's other arm, a 7's top, a 9's loop).
 # In a picture a sign's ink fills this much of its box at least (a dot, not a curl of grain; a comma
 # leans across its box),
-_FILLED = {".": 0.6, ",": 0.4, "-": 0.5}
+_FILLED = {".": 0.6, ",": 0.4, "-": 0.5, "+": 0.15}
 SIGN_STRENGTH = 0.5  # is at least this dark beside the digits' ink (grain is faint)
 _SIGN_PEN = 0.8  # and at least this wide or tall (a minus this thick) beside their strokes' width (grain is fine).
 
@@ -50,7 +62,7 @@ FoundSign = tuple[str, Box]  # a sign's character and its ink's box, in work coo
 def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = None,
                  among: list[Atom] | None = None, meets: np.ndarray | None = None
                  ) -> tuple[list[Atom], list[FoundSign]]:
-    """The atoms that are no sign; and the signs (points, commas, colons, hyphens, a minus), each with its
+    """The atoms that are no sign; and the signs (points, commas, colons, hyphens, a minus or a plus), each with its
     character and box, found ``among`` these pieces of ink (default: the atoms). ``meets`` is
     ``which_meet(atoms)`` for a drawing's strokes (a picture's atoms never meet).
 
@@ -62,7 +74,8 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     up. A comma reaches further below the baseline than a point. A colon is
     two such marks, one above the middle of the line and one below it. A
     minus is a bar before the first digit, about halfway down it, and a
-    hyphen the same bar between two digits. In a
+    hyphen the same bar between two digits. A plus stands as a minus does,
+    a bar crossed by an upright one. In a
     picture (``level``) a sign is also filled, about as dark as the digits
     and at least about as wide (a minus as thick) as their pen: grain is
     faint, fine and curled.
@@ -94,6 +107,10 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
         if inked(bigger, ".") and inked(smaller, ".", _SIGN_LIKE):
             signs.append((":", box_of([upper, lower])))
             taken |= {id(upper), id(lower)}
+    plus = _plus([m for m in among if id(m) not in taken], atoms, pieces, height)
+    if plus and all(inked(m, "+") for m in plus):
+        signs.append(("+", box_of(plus)))
+        taken |= {id(m) for m in plus}
     return [a for a in atoms if id(a) not in taken], signs
 
 
@@ -245,10 +262,80 @@ def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float) ->
     """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
     if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
         return False
-    _, top, _, base = _column_ink(first, atoms)
-    if not top + _MINUS_MIDDLE[0] * (base - top) <= (atom.top + atom.bottom) / 2 <= top + _MINUS_MIDDLE[1] * (base - top):
+    return _stands_as_minus([atom], atoms, first)
+
+
+def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], first: Box, inset: float = 0.0) -> bool:
+    """Do these marks stand as a minus does before the ``first`` digit's piece: their middle about halfway down
+    it (_MINUS_MIDDLE), and no other ink in their columns (but ``inset`` at either side) from its top to its
+    baseline?"""
+    left, top, right, bottom = box_of(marks)
+    left, right = left + inset, right - inset
+    _, line_top, _, base = _column_ink(first, atoms)
+    if not line_top + _MINUS_MIDDLE[0] * (base - line_top) <= (top + bottom) / 2 \
+            <= line_top + _MINUS_MIDDLE[1] * (base - line_top):
         return False
-    return not any(other is not atom and _ink_within(other, atom.left, atom.right, top, base) for other in atoms)
+    return not any(all(other is not m for m in marks) and _ink_within(other, left, right, line_top, base)
+                   for other in atoms)
+
+
+def _plus(marks: Sequence[Atom], atoms: Sequence[Atom], pieces: Sequence[Box], height: float) -> list[Atom]:
+    """The plus before the first digit among these ``marks``: one of them, or two whose boxes overlap (a
+    drawing's two strokes, a picture's bars broken apart), with nothing but grain of the ``atoms`` before it,
+    standing as a minus does and crossed (_crossed); or []. Whether strokes meet is not asked: a quick
+    stroke's points are too far apart to tell."""
+    least = _PLUS_ARMS * _PLUS[0] * height  # a plus's bars are no shorter; grain is
+    long = [m for m in marks if max(m.width, m.height) >= least]
+    groups = [[m] for m in long] + [[a, b] for k, a in enumerate(long) for b in long[k + 1:]
+                                    if a.left < b.right and b.left < a.right and a.top < b.bottom and b.top < a.bottom]
+    for group in groups:
+        left, top, right, bottom = box_of(group)
+        if any(o.right <= left and max(o.width, o.height) >= least and all(o is not m for m in group) for o in atoms):
+            continue
+        longer, shorter = max(right - left, bottom - top), min(right - left, bottom - top)
+        digit = min((b for b in pieces if b[0] >= right), key=lambda b: b[0], default=None)
+        if not (_PLUS[0] * height <= longer <= _PLUS[1] * height and longer <= _PLUS_SQUARE * shorter
+                and digit is not None and digit[0] - right <= _SIGN_NEAR * height):
+            continue
+        _, line_top, _, base = _column_ink(digit, atoms)
+        # The ends of its bar may touch the digits beside it (a thick pen, a plus written close).
+        if bottom - top <= _PLUS_SHORTER * (base - line_top) \
+                and _stands_as_minus(group, atoms, digit, _SIGN_APART * height) and _crossed(*_ink_of(group)):
+            return group
+    return []
+
+
+def _ink_of(marks: Sequence[Atom]) -> tuple[np.ndarray, float]:
+    """The ink of a picture's pieces (their runs) or of a drawing's strokes (drawn at their pen) as a boolean
+    image of their box, and the width of the pen, in pixels."""
+    left, top, right, bottom = box_of(marks)
+    if marks[0].points is None:
+        ink = runs_mask([run for m in marks for run in m.parts], (int(top), int(left), int(bottom), int(right)))
+        return ink, preprocessing.stroke_width(ink.astype(np.float32))
+    image = Image.new("1", (int(np.ceil(right - left)) + 1, int(np.ceil(bottom - top)) + 1))
+    draw = ImageDraw.Draw(image)
+    for mark in marks:
+        points = [(x - left, y - top) for x, y in mark.points.tolist()]
+        draw.line(points, fill=1, width=max(1, round(2 * mark.reach)))
+        for x, y in (points[0], points[-1]):  # a line's ends are square; a pen's are round
+            draw.ellipse((x - mark.reach, y - mark.reach, x + mark.reach, y + mark.reach), fill=1)
+    return np.asarray(image, bool), 2 * max(mark.reach for mark in marks)
+
+
+def _crossed(ink: np.ndarray, pen: float) -> bool:
+    """Is this ink a cross: a bar along its fullest row and an upright bar along its fullest column, each with a
+    pen either side, reaching across _PLUS_ARMS of it, crossing within _PLUS_CROSSING of each other's length,
+    and little ink (_PLUS_STRAY) off both?"""
+    height, width = ink.shape
+    row, column = int(ink.sum(axis=1).argmax()), int(ink.sum(axis=0).argmax())
+    reach = max(1, round(pen))
+    rows, columns = slice(max(0, row - reach), row + reach + 1), slice(max(0, column - reach), column + reach + 1)
+    bars = np.zeros_like(ink)
+    bars[rows] = bars[:, columns] = True
+    low, high = _PLUS_CROSSING
+    return bool(min(ink[rows].any(axis=0).mean(), ink[:, columns].any(axis=1).mean()) >= _PLUS_ARMS
+                and low <= (row + 0.5) / height <= high and low <= (column + 0.5) / width <= high
+                and ink[~bars].sum() <= _PLUS_STRAY * ink.sum())
 
 
 def _ink_within(atom: Atom, left: float, right: float, top: float, bottom: float) -> bool:
