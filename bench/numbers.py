@@ -11,13 +11,15 @@ Each picture is also photographed as a phone takes it (bench.photos) and read.
 Amounts, numbers with a decimal point or a comma written between two digits
 or a minus before them, are read too, in all three ways, and so are times
 (a colon), dates (slashes), numbers with a hyphen between two digits or a
-plus before them, and pairs of numbers one above the other (read line by line).
+plus before them, numbers with several signs (dates with points or hyphens,
+amounts with a thousands separator) and pairs of numbers one above the other
+(read line by line).
 Everything goes through a real digits-server on loopback.
 
     python -m bench.numbers [--models-dir DIR] [--model ensemble] [--per-cell 30] [--only dates]
 
 --only measures one section read apart from the numbers of each length and
-gap kind (amounts, times, dates, hyphens, pluses, lines) and adds it to the results already
+gap kind (amounts, times, dates, hyphens, pluses, several, lines) and adds it to the results already
 written, with the version and accuracy of the models that read it: the
 figures of one results file may then come from two trainings, and each
 such section says which.
@@ -41,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -109,9 +112,9 @@ def _closest(left: np.ndarray, left_top: int, right: np.ndarray, right_top: int)
 
 
 def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str,
-            room: int = 0) -> tuple[Image.Image, list, list]:
+            room: Collection[int] = ()) -> tuple[Image.Image, list, list]:
     """A number's picture, its digits' glyphs, and the box of each glyph's ink in the picture; ``room``: the
-    digit before which a point or a comma will go (_ROOM more between the two)."""
+    digits before which a sign will go (_ROOM more between each and the digit before it)."""
     size = float(rng.uniform(30, 110))
     slant = float(rng.uniform(-0.25, 0.25))
     special = int(rng.integers(1, length)) if kind != "clear" else -1
@@ -127,7 +130,7 @@ def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str
                 target = -rng.integers(1, 3) if kind == "touching" else 2
                 x = px + prev.shape[1] - _closest(prev, ptop, glyph, top) + target
             else:
-                x = px + prev.shape[1] + size * rng.uniform(0.15, 0.5) + (_ROOM * size if k == room else 0.0)
+                x = px + prev.shape[1] + size * rng.uniform(0.15, 0.5) + (_ROOM * size if k in room else 0.0)
         glyphs.append(glyph)
         places.append((int(round(x)), top))
     margin = int(size * 0.3)
@@ -147,9 +150,9 @@ def compose(rng: np.random.Generator, digits: np.ndarray, length: int, kind: str
 
 
 def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
-                    room: int = 0) -> tuple[Drawing, list[Drawing]]:
+                    room: Collection[int] = ()) -> tuple[Drawing, list[Drawing]]:
     """The same digits traced into strokes on a wide canvas, with the number's kind of gap (and room for a
-    point or a comma before digit ``room``, as in compose)."""
+    sign before each digit of ``room``, as in compose)."""
     size = float(rng.uniform(90, 200))
     slant = float(rng.uniform(-0.25, 0.25))
     length = len(digits)
@@ -165,7 +168,7 @@ def compose_drawing(rng: np.random.Generator, digits: np.ndarray, kind: str,
         if k == special:  # widths shared: a little, and never more than a third of the narrower digit
             x -= min({"touching": 0.05, "overlap": 0.15}[kind] * size, (high - low) / 3, previous / 3)
         elif k:
-            x += (rng.uniform(0.15, 0.5) + (_ROOM if k == room else 0.0)) * size
+            x += (rng.uniform(0.15, 0.5) + (_ROOM if k in room else 0.0)) * size
         shift = 100 + x - low
         placed = [[(px + shift, py) for px, py in s.points] for s in d.strokes]
         strokes.extend(placed)
@@ -180,62 +183,75 @@ def compose_amount(rng: np.random.Generator, digits: np.ndarray, char: str,
     """A number with a sign written as a person writes it: a decimal point (".") or a comma (",") low
     between two clear digits, a colon (":", before the last two digits: a time), a minus ("-") or a plus
     ("+") before the first, or with ``between`` a hyphen ("-") between two digits (a phone number, a
-    postcode); its picture, its drawing, and how many digits come before the sign."""
+    postcode); its picture, its drawing (compose_signed), and how many digits come before the sign."""
     leading = char == "+" or char == "-" and not between
     after = 0 if leading else len(digits) - 2 if char == ":" else int(rng.integers(1, len(digits)))
-    picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=after)
+    return *compose_signed(rng, digits, {after: char}), after
+
+
+def compose_signed(rng: np.random.Generator, digits: np.ndarray, signs: dict[int, str]
+                   ) -> tuple[Image.Image, Drawing]:
+    """These digits with clear gaps and ``signs`` written into them as a person writes them, each after as
+    many digits as its key says: a point, a comma, a colon or a hyphen ("-") between two digits (in a
+    widened gap), a minus or a plus before the first (key 0); as a picture and as a drawing."""
+    room = [after for after in signs if after]
+    picture, glyphs, boxes = compose(rng, digits, len(digits), "clear", room=room)
     size = float(np.mean([b[3] - b[1] for b in boxes]))
     pen = float(np.median([stroke_width(g) for g in glyphs]))  # the digits' own pen
-    lead = int(size) if leading else 0  # room for a minus or a plus before the number
+    lead = int(size) if 0 in signs else 0  # room for a minus or a plus before the number
     ink = np.pad((255 - np.asarray(picture, np.float32)) / 255, ((0, int(0.2 * size)), (lead, 0)))  # and a comma
-    if char in "-+":
-        paths = _leading(rng, char, boxes[0], lead, size) if leading else \
-            [_hyphen(rng, boxes[after - 1], boxes[after], size)]
-        width = pen * rng.uniform(0.9, 1.3)
-    else:
-        left, right = boxes[after - 1], boxes[after]
-        x = (left[2] + right[0]) / 2 + size * rng.uniform(-0.05, 0.05)
-        base = (left[3] + right[3]) / 2 + size * rng.uniform(-0.04, 0.02)
-        width = pen * rng.uniform(1.0, 1.6)  # dabbed
-        paths = [[(x, base - width / 2)]]
-        if char == ",":
-            paths[0] += [(x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
-        elif char == ":":  # the lower dot on the line or a little above it, the upper one about halfway up
-            paths = [[(x, base - width / 2 - size * rng.uniform(0, 0.25))],
-                     [(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))]]
+    boxes = [(left + lead, top, right + lead, bottom) for left, top, right, bottom in boxes]
     rows, cols = np.mgrid[: ink.shape[0], : ink.shape[1]]
-    for path in paths:
-        for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the sign as a thick segment
-            along = ((cols - ax) * (bx - ax) + (rows - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9)
-            t = np.clip(along, 0, 1)
-            distance = np.hypot(cols - (ax + t * (bx - ax)), rows - (ay + t * (by - ay)))
-            np.maximum(ink, np.clip(width / 2 + 0.5 - distance, 0, 1), out=ink)
+    for after, char in sorted(signs.items()):
+        if char in "-+":
+            paths = _leading(rng, char, boxes[0], size) if not after else \
+                [_hyphen(rng, boxes[after - 1], boxes[after], size)]
+            width = pen * rng.uniform(0.9, 1.3)
+        else:
+            left, right = boxes[after - 1], boxes[after]
+            x = (left[2] + right[0]) / 2 + size * rng.uniform(-0.05, 0.05)
+            base = (left[3] + right[3]) / 2 + size * rng.uniform(-0.04, 0.02)
+            width = pen * rng.uniform(1.0, 1.6)  # dabbed
+            paths = [[(x, base - width / 2)]]
+            if char == ",":
+                paths[0] += [(x - 0.05 * size, base + 0.1 * size), (x - 0.1 * size, base + 0.2 * size)]
+            elif char == ":":  # the lower dot on the line or a little above it, the upper one about halfway up
+                paths = [[(x, base - width / 2 - size * rng.uniform(0, 0.25))],
+                         [(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))]]
+        for path in paths:
+            for (ax, ay), (bx, by) in zip(path, path[1:] or path):  # each piece of the sign as a thick segment
+                along = ((cols - ax) * (bx - ax) + (rows - ay) * (by - ay)) / max((bx - ax) ** 2 + (by - ay) ** 2, 1e-9)
+                t = np.clip(along, 0, 1)
+                distance = np.hypot(cols - (ax + t * (bx - ax)), rows - (ay + t * (by - ay)))
+                np.maximum(ink, np.clip(width / 2 + 0.5 - distance, 0, 1), out=ink)
     picture = Image.fromarray((255 - ink * 255).round().astype(np.uint8))
 
-    drawing, alone = compose_drawing(rng, digits, "clear", room=after)
+    drawing, alone = compose_drawing(rng, digits, "clear", room=room)
     pen = drawing.display_pen_width()
     boxes = [numbers.box_of(numbers.drawing_atoms(d)) for d in alone]
     size = float(np.mean([b[3] - b[1] for b in boxes]))
-    if leading:  # everything moved right to make room; a minus is a short drag across, a plus two crossing
-        lead = size
-        drawing = Drawing(drawing.width + int(lead), drawing.height,
-                          [[(x + lead, y) for x, y in stroke.points] for stroke in drawing.strokes])
-        marks = _leading(rng, char, boxes[0], lead, size)
-    elif char == "-":  # so is a hyphen
-        marks = [_hyphen(rng, boxes[after - 1], boxes[after], size)]
-    else:
-        left, right = boxes[after - 1], boxes[after]
-        x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
-        # A point is a click (one point) or a short dab; a comma a short drag down and to the left; a colon
-        # two clicks.
-        marks = [[(x, base)] if char == "." and rng.random() < 0.5 else
-                 [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else
-                 [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
-                 if char == "," else [(x, base - size * rng.uniform(0, 0.25))]]
-        if char == ":":
-            marks.append([(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))])
-    drawing = Drawing(drawing.width, drawing.height, [*drawing.strokes, *marks])
-    return picture, drawing, after
+    if 0 in signs:  # everything moved right to make room; a minus is a short drag across, a plus two crossing
+        drawing = Drawing(drawing.width + int(size), drawing.height,
+                          [[(x + size, y) for x, y in stroke.points] for stroke in drawing.strokes])
+        boxes = [(left + size, top, right + size, bottom) for left, top, right, bottom in boxes]
+    marks = []
+    for after, char in sorted(signs.items()):
+        if not after:
+            marks += _leading(rng, char, boxes[0], size)
+        elif char == "-":  # so is a hyphen
+            marks.append(_hyphen(rng, boxes[after - 1], boxes[after], size))
+        else:
+            left, right = boxes[after - 1], boxes[after]
+            x, base = (left[2] + right[0]) / 2, (left[3] + right[3]) / 2 - pen / 2
+            # A point is a click (one point) or a short dab; a comma a short drag down and to the left; a colon
+            # two clicks.
+            marks.append([(x, base)] if char == "." and rng.random() < 0.5 else
+                         [(x, base), (x + pen * 0.2, base + pen * 0.1)] if char == "." else
+                         [(x, base), (x - 0.04 * size, base + 0.1 * size), (x - 0.08 * size, base + 0.18 * size)]
+                         if char == "," else [(x, base - size * rng.uniform(0, 0.25))])
+            if char == ":":
+                marks.append([(x + size * rng.uniform(-0.04, 0.04), base - size * rng.uniform(0.5, 0.7))])
+    return picture, Drawing(drawing.width, drawing.height, [*drawing.strokes, *marks])
 
 
 def slash(rng: np.random.Generator, lean: float | None = None) -> np.ndarray:
@@ -270,6 +286,27 @@ def compose_date(rng: np.random.Generator, images: np.ndarray, labels: np.ndarra
     return (written, *compose_written(rng, images, labels, written))
 
 
+def compose_several(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, kind: int
+                    ) -> tuple[str, Image.Image, Drawing]:
+    """A number written with several signs, of ``kind`` 0 to 3: a date with points ("5.12.2026" or
+    "05.12.2026"), an ISO date ("2026-12-05"), an amount with a thousands comma and a decimal point
+    ("1,250.75") or one written the other way ("1.250,75"); each digit an MNIST digit of its value, each sign
+    as compose_signed writes it: (the number as written, picture, drawing)."""
+    day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(1950, 2040))
+    if kind == 0:
+        written = f"{day:02d}.{month:02d}.{year}" if rng.random() < 0.5 else f"{day}.{month}.{year}"
+    elif kind == 1:
+        written = f"{year}-{month:02d}-{day:02d}"
+    else:
+        whole, cents = int(rng.integers(1, 1000)), int(rng.integers(0, 100))
+        group, point = (",", ".") if kind == 2 else (".", ",")
+        written = f"{whole}{group}{int(rng.integers(0, 1000)):03d}{point}{cents:02d}"
+    digits = [c for c in written if c.isdigit()]
+    glyphs = np.stack([images[rng.choice(np.flatnonzero(labels == int(c)))] for c in digits])
+    signs = {sum(d.isdigit() for d in written[:k]): c for k, c in enumerate(written) if not c.isdigit()}
+    return (written, *compose_signed(rng, glyphs, signs))
+
+
 def compose_written(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, text: str,
                     lean: float | None = None) -> tuple[Image.Image, Drawing]:
     """``text`` written with clear gaps, as a picture and as a drawing (compose, compose_drawing): each digit
@@ -280,12 +317,16 @@ def compose_written(rng: np.random.Generator, images: np.ndarray, labels: np.nda
 
 
 def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",
-            lengths: tuple[int, int] = (2, 6), between: bool = False):
+            lengths: tuple[int, int] = (2, 6), between: bool = False, several: bool = False):
     """``count`` numbers of these digits, of ``lengths`` digits (a time of three at least), with each of
     ``chars`` in turn written into them (compose_amount, a "-" ``between`` two digits as a hyphen; for "/",
-    a date: compose_date): (the label as written, picture, drawing)."""
+    a date: compose_date), or with ``several`` signs each (compose_several, its four kinds in turn): (the
+    label as written, picture, drawing)."""
     for k in range(count):
         char = chars[k % len(chars)]
+        if several:
+            yield compose_several(rng, images, labels, k % 4)
+            continue
         if char == "/":
             yield compose_date(rng, images, labels)
             continue
@@ -322,12 +363,11 @@ def two_lines(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, 
         yield (top, bottom), one_above_other(top_picture, bottom_picture), one_above_other(top_drawing, bottom_drawing)
 
 
-def _leading(rng: np.random.Generator, char: str, first: tuple, lead: float, size: float
-             ) -> list[list[tuple[float, float]]]:
+def _leading(rng: np.random.Generator, char: str, first: tuple, size: float) -> list[list[tuple[float, float]]]:
     """A minus ("-", a bar) or a plus ("+", a bar and an upright one crossing it) about halfway down the
-    ``first`` digit's box (moved ``lead`` right), before it: each stroke's two ends."""
+    ``first`` digit's box, before it: each stroke's two ends."""
     y = first[1] + (first[3] - first[1]) * rng.uniform(0.4, 0.6)
-    end = first[0] + lead - size * rng.uniform(0.12, 0.35)
+    end = first[0] - size * rng.uniform(0.12, 0.35)
     length = size * (rng.uniform(0.3, 0.55) if char == "-" else rng.uniform(0.3, 0.6))
     bar = [(end - length, y), (end, y + size * rng.uniform(-0.05, 0.05))]
     if char == "-":
@@ -472,10 +512,12 @@ def _photographed(samples: list[tuple], classify, seed: int) -> dict:
 
 
 def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count: int, stream: int,
-             chars: str = ".,-", lengths: tuple[int, int] = (2, 6), between: bool = False) -> dict:
+             chars: str = ".,-", lengths: tuple[int, int] = (2, 6), between: bool = False,
+             several: bool = False) -> dict:
     """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
     amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes; for hyphens a "-"
-    ``between`` two digits; for pluses a "+" before the first), read as pictures, photographed as a phone takes them, and as drawings; their
+    ``between`` two digits; for pluses a "+" before the first; with ``several``, dates with points or
+    hyphens and amounts with a thousands separator and a decimal sign), read as pictures, photographed as a phone takes them, and as drawings; their
     random numbers are ``stream`` of the run's ``seed``.
 
     Per medium: whole numbers right (the signs in their places), signs right (the right ones in the right
@@ -484,7 +526,7 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
     rng = np.random.default_rng([seed, stream])
     rows: dict[str, list[tuple[str, str]]] = {"picture": [], "photographed": [], "drawing": []}
     # Each number is photographed with the same generator right after it is composed.
-    for label, picture, drawing in amounts(rng, images, labels, count, chars, lengths, between):
+    for label, picture, drawing in amounts(rng, images, labels, count, chars, lengths, between, several):
         for medium, read in (("picture", lambda: numbers.read_image(picture, classify)),
                              ("photographed", lambda: numbers.read_image(
                                  photo(255 - np.asarray(picture), PHOTO_CONDITION, rng), classify)),
@@ -570,7 +612,7 @@ def _train(folder: Path, mnist_dir: str, model: str) -> None:
 
 
 # Measured apart from the numbers of each length and gap kind (--only).
-SECTIONS = ("amounts", "times", "dates", "hyphens", "pluses", "lines")
+SECTIONS = ("amounts", "times", "dates", "hyphens", "pluses", "several", "lines")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -588,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="numbers with a hyphen between two digits, as phone numbers are written (default: 60)")
     parser.add_argument("--pluses", type=int, default=60,
                         help="numbers with a plus before them, as international phone numbers start (default: 60)")
+    parser.add_argument("--several", type=int, default=60,
+                        help="numbers with several signs: dates with points or hyphens, amounts with a thousands "
+                             "separator (default: 60)")
     parser.add_argument("--lines", type=int, default=60,
                         help="pairs of numbers written one above the other, read line by line (default: 60)")
     parser.add_argument("--only", choices=SECTIONS, action="append",
@@ -627,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     chars="-", lengths=(3, 8), between=True),
                         "pluses": lambda: _amounts(images, labels, classify, args.seed, args.pluses, stream=7,
                                                    chars="+", lengths=(2, 8)),
+                        "several": lambda: _amounts(images, labels, classify, args.seed, args.several, stream=8,
+                                                    chars=".,-", lengths=(6, 8), several=True),
                         "lines": lambda: _lines(images, labels, classify, args.seed, args.lines, stream=4)}
                 found = {name: run() for name, run in runs.items() if not args.only or name in args.only}
         finally:
@@ -681,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
 def _print_sections(found: dict) -> None:
     """One line per section measured apart (SECTIONS)."""
     names = {"amounts": "amounts (a point, a comma or a minus)", "times": "times (a colon)",
-             "dates": "dates (slashes)", "hyphens": "hyphens between digits", "pluses": "a plus before the digits"}
+             "dates": "dates (slashes)", "hyphens": "hyphens between digits", "pluses": "a plus before the digits",
+             "several": "several signs (dates with points or hyphens, amounts with a thousands separator)"}
     for name, part in found.items():
         media = ("picture", "photographed", "drawing")
         if name == "lines":

@@ -14,7 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.numbers import SECTIONS, amounts, compose, compose_drawing, compose_written, one_above_other
+from bench.numbers import (SECTIONS, amounts, compose, compose_drawing, compose_several, compose_written,
+                           one_above_other)
 from clients import numbers
 from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
@@ -136,6 +137,22 @@ def test_a_decimal_point_comma_colon_minus_hyphen_or_plus_is_read_where_it_stand
                 left = number.digits[s.after - 1].box[2] if s.after else -np.inf
                 assert left <= s.box[0] and s.box[2] <= number.digits[s.after].box[0]  # between its digits
     assert placed["picture"] >= 11 and placed["drawing"] >= 11 and placed["photo"] >= 9, placed
+
+
+def test_several_signs_in_one_number_are_each_read_where_they_stand(classify):
+    """A date with points ("05.12.2026") or hyphens ("2026-12-05"), an amount with a thousands separator and a
+    decimal sign ("1,250.75", "1.250,75"): every sign is written where it stands, in a picture and a drawing."""
+    images, labels = mnist_subset(2000, "test")
+    rng = np.random.default_rng(14)
+    placed = {"picture": 0, "drawing": 0}
+    for k in range(8):
+        label, picture, drawing = compose_several(rng, images.reshape(-1, 784), labels, k % 4)
+        marks = [(c, sum(d.isdigit() for d in label[:i])) for i, c in enumerate(label) if not c.isdigit()]
+        assert len(marks) == 2
+        for medium, number in (("picture", numbers.read_image(picture, classify)),
+                               ("drawing", numbers.read_drawing(drawing, classify))):
+            placed[medium] += [(s.char, s.after) for s in number.signs] == marks
+    assert placed["picture"] >= 7 and placed["drawing"] >= 7, placed
 
 
 def test_a_dates_slashes_are_read_as_slashes(classify):
