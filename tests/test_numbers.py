@@ -202,6 +202,25 @@ def test_a_digits_own_pieces_are_no_sign(classify, kind):
             assert not number.signs and number.text.isdigit(), (label, number.text)
 
 
+def test_grain_far_beside_the_digits_is_no_digit(classify):
+    """Specks of a table's grain standing in a column far left of the digits, each shorter than a digit but
+    together as tall as one, are no digit: not "3520901423" for "20901423". The number reads as it does
+    without them."""
+    for label, picture, _ in _numbers(6, 4, "clear", seed=23):
+        ink = 255 - np.asarray(picture, np.int32)
+        rows, _ = np.nonzero(ink > 64)
+        top, height = rows.min(), rows.max() - rows.min()
+        page = np.zeros((ink.shape[0], ink.shape[1] + 4 * height), np.int32)
+        page[:, 4 * height:] = ink
+        plain = numbers.read_image(Image.fromarray((255 - page).astype(np.uint8)), classify)
+        pen = max(2, height // 10)
+        for k in range(3):  # three strokes of 0.3 of a digit, one above the other, a little apart
+            y = top + int(k * 0.36 * height)
+            page[y:y + int(0.3 * height), height // 2:height // 2 + pen] = 255
+        read = numbers.read_image(Image.fromarray((255 - page).astype(np.uint8)), classify)
+        assert read.text == plain.text and len(read.digits) == len(label), (label, plain.text, read.text)
+
+
 def test_a_first_digit_with_a_crossing_stroke_is_no_plus(classify):
     """A 4's bar crossing its upright, a 7's crossbar, a 1's flag, a 9's tail: the first digit of a number is
     never taken for a plus, written in any gap kind, as a picture, a photo or a drawing. A plus is crossed

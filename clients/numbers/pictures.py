@@ -31,6 +31,7 @@ _STROKE = 0.35  # a piece this tall is a stroke (a broken 1's half), not a speck
 _FRAME = 1.5  # ink reaching a picture's border and taller than this is the scene's, not a digit (_ink_components)
 _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sheet's edge)
 _BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
+_APART = 3.0  # ink further than this beside the digits, and no digit's height together, is grain (_beside_digits)
 # A ruled line under or through a number is at least two digits long; a form's box edges may lean (without_rules).
 _RULES = Ruling(longer=2.0, leaning=True)
 
@@ -124,7 +125,8 @@ def _ink_components(level: np.ndarray) -> tuple[list[Atom], list[FoundSign]]:
     digit are as tall as a digit together (the halves of a broken 3) and one of
     them at least is a stroke (_STROKE: a table's grain makes long chains of
     specks): kept, a speck would be read as a digit or stretch the box of the
-    digit it is taken with. Ink wholly above or below the digits' rows (by
+    digit it is taken with. Ink far beside the digits with no digit's height
+    among it is grain too (_beside_digits). Ink wholly above or below the digits' rows (by
     more than MERGE_GAP) is clustered apart from theirs, and kept only where
     it may be a line of smaller digits (smaller_line).
     """
@@ -169,10 +171,30 @@ def _ink_components(level: np.ndarray) -> tuple[list[Atom], list[FoundSign]]:
     # and stands between digits of the line.
     dots = [a for a, area in zip(everything, areas)
             if area < dust and 0 < a.left and 0 < a.top and a.right < w and a.bottom < h]
-    digits, signs = split_signs(_specks_dropped(near, height, level.shape), height, level, among=kept + dots)
+    digits, signs = split_signs(_beside_digits(_specks_dropped(near, height, level.shape), height), height, level,
+                                among=kept + dots)
     if apart:
         digits += _specks_dropped(apart, height, level.shape, level, digits_ink(line, level, height, pen=False))
     return digits, signs
+
+
+def _beside_digits(atoms: list[Atom], height: float) -> list[Atom]:
+    """The atoms but for the groups of them that hold none as tall as a digit (SHORT of the line ``height``),
+    a group being atoms each less than _APART of it beside the ones before (left to right). A table's grain
+    beside the sheet can cluster into specks as tall as a digit together, which _specks_dropped keeps
+    ("20901423" photographed on a grained table read "3520901423"); the pieces of a broken digit stand
+    in line with the rest, and a sign beside a digit."""
+    if not any(a.height >= SHORT * height for a in atoms):
+        return atoms
+    groups: list[list[Atom]] = []
+    reach = -np.inf
+    for atom in sorted(atoms, key=lambda a: a.left):
+        if not groups or atom.left - reach > _APART * height:
+            groups.append([])
+        groups[-1].append(atom)
+        reach = max(reach, atom.right)
+    kept = {id(a) for group in groups if any(a.height >= SHORT * height for a in group) for a in group}
+    return [a for a in atoms if id(a) in kept]
 
 
 def _specks_dropped(atoms: list[Atom], height: float, shape: tuple[int, int], level: np.ndarray | None = None,
