@@ -277,7 +277,7 @@ def compose_date(rng: np.random.Generator, images: np.ndarray, labels: np.ndarra
     digits and days and months with or without a leading zero; each digit an MNIST digit of its value, each
     slash a straight stroke (slash), composed as a number with clear gaps (compose, compose_drawing):
     (the date as written, picture, drawing)."""
-    day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(1950, 2040))
+    day, month, year = _date(rng)
     padded = rng.random() < 0.5
     dd, mm = (f"{day:02d}", f"{month:02d}") if padded else (str(day), str(month))
     yy = str(year) if rng.random() < 0.6 else f"{year % 100:02d}"
@@ -292,7 +292,7 @@ def compose_several(rng: np.random.Generator, images: np.ndarray, labels: np.nda
     "05.12.2026"), an ISO date ("2026-12-05"), an amount with a thousands comma and a decimal point
     ("1,250.75") or one written the other way ("1.250,75"); each digit an MNIST digit of its value, each sign
     as compose_signed writes it: (the number as written, picture, drawing)."""
-    day, month, year = int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(1950, 2040))
+    day, month, year = _date(rng)
     if kind == 0:
         written = f"{day:02d}.{month:02d}.{year}" if rng.random() < 0.5 else f"{day}.{month}.{year}"
     elif kind == 1:
@@ -301,8 +301,7 @@ def compose_several(rng: np.random.Generator, images: np.ndarray, labels: np.nda
         whole, cents = int(rng.integers(1, 1000)), int(rng.integers(0, 100))
         group, point = (",", ".") if kind == 2 else (".", ",")
         written = f"{whole}{group}{int(rng.integers(0, 1000)):03d}{point}{cents:02d}"
-    digits = [c for c in written if c.isdigit()]
-    glyphs = np.stack([images[rng.choice(np.flatnonzero(labels == int(c)))] for c in digits])
+    glyphs = np.stack([_written_digit(rng, images, labels, c) for c in written if c.isdigit()])
     signs = {sum(d.isdigit() for d in written[:k]): c for k, c in enumerate(written) if not c.isdigit()}
     return (written, *compose_signed(rng, glyphs, signs))
 
@@ -311,9 +310,18 @@ def compose_written(rng: np.random.Generator, images: np.ndarray, labels: np.nda
                     lean: float | None = None) -> tuple[Image.Image, Drawing]:
     """``text`` written with clear gaps, as a picture and as a drawing (compose, compose_drawing): each digit
     one of these MNIST ``images`` of its value, each "/" a slash leaning ``lean`` (slash)."""
-    glyphs = np.stack([slash(rng, lean) if c == "/" else images[rng.choice(np.flatnonzero(labels == int(c)))]
-                       for c in text])
+    glyphs = np.stack([slash(rng, lean) if c == "/" else _written_digit(rng, images, labels, c) for c in text])
     return compose(rng, glyphs, len(glyphs), "clear")[0], compose_drawing(rng, glyphs, "clear")[0]
+
+
+def _date(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A day, a month and a year that make a date (days to the 28th: every month has them)."""
+    return int(rng.integers(1, 29)), int(rng.integers(1, 13)), int(rng.integers(1950, 2040))
+
+
+def _written_digit(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, char: str) -> np.ndarray:
+    """One of these MNIST ``images`` whose label is the digit ``char``, at random."""
+    return images[rng.choice(np.flatnonzero(labels == int(char)))]
 
 
 def amounts(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, count: int, chars: str = ".,-",
@@ -517,8 +525,8 @@ def _amounts(images: np.ndarray, labels: np.ndarray, classify, seed: int, count:
     """Numbers of ``lengths`` MNIST test digits with a sign (amounts(); each of ``chars`` in turn: for
     amounts a decimal point, a comma, a minus; for times a colon; for dates two slashes; for hyphens a "-"
     ``between`` two digits; for pluses a "+" before the first; with ``several``, dates with points or
-    hyphens and amounts with a thousands separator and a decimal sign), read as pictures, photographed as a phone takes them, and as drawings; their
-    random numbers are ``stream`` of the run's ``seed``.
+    hyphens and amounts with a thousands separator and a decimal sign), read as pictures, photographed as
+    a phone takes them, and as drawings; their random numbers are ``stream`` of the run's ``seed``.
 
     Per medium: whole numbers right (the signs in their places), signs right (the right ones in the right
     places, whatever the digits), and digits right (as for numbers, the signs left out).

@@ -127,13 +127,18 @@ def joined_boxes(atoms: Sequence[Atom], meets: np.ndarray) -> list[Box]:
 
 
 def count_groups(atoms: list[Atom]) -> int:
-    if not atoms:
-        return 0
-    height = line_height(atoms)
-    groups, reach = 0, -math.inf
+    return len(side_by_side(atoms, _SEPARATE * line_height(atoms))) if atoms else 0
+
+
+def side_by_side(atoms: Sequence[Atom], gap: float) -> list[list[Atom]]:
+    """The atoms in groups, left to right: an atom starting further than ``gap`` beside all the ones before
+    it starts a group."""
+    groups: list[list[Atom]] = []
+    reach = -math.inf
     for atom in sorted(atoms, key=lambda a: a.left):
-        if atom.left - reach > _SEPARATE * height:
-            groups += 1
+        if not groups or atom.left - reach > gap:
+            groups.append([])
+        groups[-1].append(atom)
         reach = max(reach, atom.right)
     return groups
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from clients import preprocessing
 from clients.numbers.atoms import (
-    Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height,
+    Atom, DUST, MERGE_GAP, SHORT, box_of, connected_components, count_groups, ink_area, line_height, side_by_side,
 )
 from clients.numbers.candidates import Candidates, Classify, read_ways
 from clients.numbers.cuts import CONTACT_ABOVE, cut_component, cut_out
@@ -186,14 +186,8 @@ def _beside_digits(atoms: list[Atom], height: float) -> list[Atom]:
     in line with the rest, and a sign beside a digit."""
     if not any(a.height >= SHORT * height for a in atoms):
         return atoms
-    groups: list[list[Atom]] = []
-    reach = -np.inf
-    for atom in sorted(atoms, key=lambda a: a.left):
-        if not groups or atom.left - reach > _APART * height:
-            groups.append([])
-        groups[-1].append(atom)
-        reach = max(reach, atom.right)
-    kept = {id(a) for group in groups if any(a.height >= SHORT * height for a in group) for a in group}
+    kept = {id(a) for group in side_by_side(atoms, _APART * height)
+            if any(a.height >= SHORT * height for a in group) for a in group}
     return [a for a in atoms if id(a) in kept]
 
 

@@ -262,16 +262,18 @@ def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float) ->
     """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
     if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
         return False
-    return _stands_as_minus([atom], atoms, first)
+    _, line_top, _, base = _column_ink(first, atoms)
+    return _stands_as_minus([atom], atoms, (line_top, base))
 
 
-def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], first: Box, inset: float = 0.0) -> bool:
-    """Do these marks stand as a minus does before the ``first`` digit's piece: their middle about halfway down
-    it (_MINUS_MIDDLE), and no other ink in their columns (but ``inset`` at either side) from its top to its
-    baseline?"""
+def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], line: tuple[float, float],
+                     inset: float = 0.0) -> bool:
+    """Do these marks stand as a minus does before a digit whose ink reaches over ``line`` (top, baseline):
+    their middle about halfway down it (_MINUS_MIDDLE), and no other ink in their columns (but ``inset`` at
+    either side) from its top to its baseline?"""
     left, top, right, bottom = box_of(marks)
     left, right = left + inset, right - inset
-    _, line_top, _, base = _column_ink(first, atoms)
+    line_top, base = line
     if not line_top + _MINUS_MIDDLE[0] * (base - line_top) <= (top + bottom) / 2 \
             <= line_top + _MINUS_MIDDLE[1] * (base - line_top):
         return False
@@ -300,7 +302,8 @@ def _plus(marks: Sequence[Atom], atoms: Sequence[Atom], pieces: Sequence[Box], h
         _, line_top, _, base = _column_ink(digit, atoms)
         # The ends of its bar may touch the digits beside it (a thick pen, a plus written close).
         if bottom - top <= _PLUS_SHORTER * (base - line_top) \
-                and _stands_as_minus(group, atoms, digit, _SIGN_APART * height) and _crossed(*_ink_of(group)):
+                and _stands_as_minus(group, atoms, (line_top, base), _SIGN_APART * height) \
+                and _crossed(*_ink_of(group)):
             return group
     return []
 
