@@ -14,14 +14,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bench.numbers import (SECTIONS, amounts, compose, compose_drawing, compose_several, compose_written,
-                           one_above_other)
+from bench.numbers import (SECTIONS, amounts, compose, compose_drawing, compose_several, compose_signed,
+                           compose_written, one_above_other)
 from clients import numbers
 from clients.numbers import atoms, candidates, cuts, ones, pictures
 from clients.drawing import Drawing, DrawingError
 from clients.prediction import Prediction
 from digitserve.unsure import UNDECIDED, UNLIKE
-from clients.preprocessing import PreprocessingError
+from clients.preprocessing import PreprocessingError, stroke_width
 from tests.conftest import ROOT, run_digits
 from tests.strokes import mnist_subset, small_model
 
@@ -137,6 +137,68 @@ def test_a_decimal_point_comma_colon_minus_hyphen_or_plus_is_read_where_it_stand
                 left = number.digits[s.after - 1].box[2] if s.after else -np.inf
                 assert left <= s.box[0] and s.box[2] <= number.digits[s.after].box[0]  # between its digits
     assert placed["picture"] >= 11 and placed["drawing"] >= 11 and placed["photo"] >= 9, placed
+
+
+def _moved_close(drawing: Drawing, step: float) -> Drawing:
+    """The drawing with its last stroke (a bar) moved ``step`` pixels at a time, sideways, until its ink meets
+    a digit's."""
+    *digits, bar = [list(s.points) for s in drawing.strokes]
+    for _ in range(drawing.width):
+        moved = Drawing(drawing.width, drawing.height, [*digits, bar])
+        *others, mark = numbers.drawing_atoms(moved)
+        if any(atoms.strokes_meet(mark, other) for other in others):
+            return moved
+        bar = [(x + step, y) for x, y in bar]
+    raise AssertionError("the bar meets no digit")
+
+
+def _barred(picture: Image.Image, glyphs: list, boxes: list, at: int) -> Image.Image:
+    """This number's picture (as compose writes it, without a sign) with a bar of its digits' pen across the gap
+    before its digit ``at`` (at 0: a minus, half a digit long), halfway down the digits beside it, reaching
+    a twentieth of a digit into their boxes where their ink in its rows is a pen's width further."""
+    height = boxes[at][3] - boxes[at][1]
+    ink = np.pad(255 - np.asarray(picture, np.int32), ((0, 0), (height, 0)))  # room for a minus
+    boxes = [(left + height, top, right + height, bottom) for left, top, right, bottom in boxes]
+    beside = boxes[max(0, at - 1):at + 1]
+    middle = int(np.mean([(b[1] + b[3]) / 2 for b in beside]))
+    pen = round(np.median([stroke_width(g) for g in glyphs]))  # the digits'
+    thick = round(1.2 * pen)  # the bar as thick as compose_signed's, on average
+    rows = slice(middle - thick // 2, middle - thick // 2 + thick)
+    inked = np.flatnonzero(ink[rows].max(axis=0) > 32)
+    after, into = boxes[at][0], height // 20
+    right = min(after + into, inked[inked >= after][0] - pen)
+    if at:
+        before = boxes[at - 1][2]
+        left = max(before - into, inked[inked < before][-1] + pen + 1)
+    else:
+        left = right - height // 2
+    ink[rows, left:right] = 255
+    return Image.fromarray((255 - ink).astype(np.uint8))
+
+
+def test_a_bar_written_close_to_its_digits_is_still_a_hyphen_or_a_minus(classify):
+    """A hyphen written right up to a digit beside it, and a minus up to the first digit, is still a sign: not
+    "198202-21" for "1987-02-21", as a drawing's hyphen touching the 0 after it joined it, nor "203240-28" for
+    "2032-10-28", as a picture's hyphen ending under the foot of the slanted 1 after it was taken with it. In
+    a drawing the bar is moved sideways up to a 0 beside it (after it, or before a hyphen) until its stroke
+    meets the 0's; in a picture it ends a pen's width from its neighbours' ink, a little into their boxes."""
+    images, labels = mnist_subset(2000, "test")
+    zeros = np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(24)
+    placed = {"picture": 0, "drawing": 0}
+    for k in range(16):
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = k % 2 * int(rng.integers(1, len(pick)))  # a minus before the first digit, or a hyphen
+        backwards = k % 4 == 3  # a hyphen moved up to the digit before it
+        pick[at - 1 if backwards else at] = rng.choice(zeros)
+        picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        signed = compose_signed(rng, images[pick].reshape(-1, 784), {at: "-"})[1]
+        readings = {"picture": numbers.read_image(_barred(picture, glyphs, boxes, at), classify),
+                    "drawing": numbers.read_drawing(_moved_close(signed, -1.0 if backwards else 1.0), classify)}
+        for medium, number in readings.items():
+            placed[medium] += [(s.char, s.after) for s in number.signs] == [("-", at)]
+    # A slanted 0's side may stand out under the bar's end further than a bar written close may reach into it.
+    assert placed["picture"] >= 14 and placed["drawing"] >= 10, placed
 
 
 def test_several_signs_in_one_number_are_each_read_where_they_stand(classify):

@@ -7,7 +7,7 @@ before the first (split_signs).
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -40,7 +40,8 @@ _COLON_MIDDLES = (0.6, 0.5)  # the upper one's middle at most, the lower one's a
 # a hyphen the same bar between two digits,
 _MINUS = (0.25, 1.0)  # as long as this,
 _MINUS_FLAT = 2.0  # at least this many times as long as it is thick,
-_MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height.
+_MINUS_MIDDLE = (0.3, 0.75)  # its middle this far down the digit's height;
+_TOUCHING = 0.06  # its ends may reach this far into the digits beside it (written close), and a plus's too.
 # A plus stands as a minus does: a cross of a bar and an upright one (one or two pieces of a picture's ink,
 # two strokes of a drawing),
 _PLUS = (0.25, 1.0)  # its longer side this long,
@@ -74,16 +75,17 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     up. A comma reaches further below the baseline than a point. A colon is
     two such marks, one above the middle of the line and one below it. A
     minus is a bar before the first digit, about halfway down it, and a
-    hyphen the same bar between two digits. A plus stands as a minus does,
-    a bar crossed by an upright one. In a
-    picture (``level``) a sign is also filled, about as dark as the digits
-    and at least about as wide (a minus as thick) as their pen: grain is
-    faint, fine and curled.
+    hyphen the same bar between two digits; written close, its ends may
+    reach a little into the digits beside it, and a drawn one's stroke may
+    touch theirs. A plus stands as a minus does, a bar crossed by an upright
+    one. In a picture (``level``) a sign is also filled, about as dark as the
+    digits and at least about as wide (a minus as thick) as their pen: grain
+    is faint, fine and curled.
     """
     if len(atoms) > MAX_MARKS:  # no number (refused by check_count): not searched
         return atoms, []
     boxes = [box_of([a]) for a in atoms] if meets is None else joined_boxes(atoms, meets)
-    pieces = [b for b in _stacked(boxes) if b[3] - b[1] >= SHORT * height]
+    pieces = _tall(_stacked(boxes), height)
     if level is not None:
         ink = digits_ink(atoms, level, height)
         if ink is None:  # nothing to measure a picture's pen and ink by (a line's tallest piece is a digit)
@@ -94,10 +96,19 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
         """Written as a sign is: in a picture, filled, dark, and no finer than ``pen_share`` of the pen."""
         return level is None or _inked_as_sign(atom, char, level, strength, pen * pen_share)
 
+    def pieces_without(marks: Sequence[Atom]) -> list[Box]:
+        """The digits' pieces as they stand without these marks: a drawn sign's stroke touching a digit's
+        joins no digit's piece."""
+        own = [k for k, a in enumerate(atoms) if any(a is m for m in marks)]
+        if meets is None or not meets[own].any():  # they meet no stroke: the pieces stand as they are
+            return pieces
+        rows = [k for k in range(len(atoms)) if k not in own]
+        return _tall(_stacked(joined_boxes([atoms[k] for k in rows], meets[np.ix_(rows, rows)])), height)
+
     among = atoms if among is None else among
     signs, taken = [], set()
     for atom in among:
-        char = _sign_char(atom, atoms, among, pieces, height)
+        char = _sign_char(atom, atoms, among, pieces_without([atom]), height)
         if char and inked(atom, char):
             signs.append((char, box_of([atom])))
             taken.add(id(atom))
@@ -107,7 +118,7 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
         if inked(bigger, ".") and inked(smaller, ".", _SIGN_LIKE):
             signs.append((":", box_of([upper, lower])))
             taken |= {id(upper), id(lower)}
-    plus = _plus([m for m in among if id(m) not in taken], atoms, pieces, height)
+    plus = _plus([m for m in among if id(m) not in taken], atoms, pieces_without, height)
     if plus and all(inked(m, "+") for m in plus):
         signs.append(("+", box_of(plus)))
         taken |= {id(m) for m in plus}
@@ -125,6 +136,11 @@ def digits_ink(atoms: Sequence[Atom], level: np.ndarray, height: float,
         return None
     return (float(np.median([ink_strength(a, level) for a in digits])),
             float(np.median([pen_width(a) for a in digits])) if pen else 0.0)
+
+
+def _tall(boxes: list[Box], height: float) -> list[Box]:
+    """The boxes at least SHORT of the line ``height`` tall: a digit's."""
+    return [b for b in boxes if b[3] - b[1] >= SHORT * height]
 
 
 def _stacked(boxes: list[Box]) -> list[Box]:
@@ -146,11 +162,13 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     middle = (atom.left + atom.right) / 2
     if any(b[0] < middle < b[2] for b in pieces):
         return None
-    right = min((b for b in pieces if b[0] >= atom.right), key=lambda b: b[0], default=None)
-    if not any(b[2] <= atom.left for b in pieces):  # before the first digit
+    # A bar's ends may touch the digits beside it (written close); a point stands clear of them.
+    reach = _TOUCHING * height if _bar(atom, height) else 0.0
+    right = min((b for b in pieces if b[0] >= atom.right - reach), key=lambda b: b[0], default=None)
+    if not any(b[2] <= atom.left + reach for b in pieces):  # before the first digit
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
             and _minus_like(atom, atoms, right, height) else None
-    line = _line_beside(box_of([atom]), atoms, pieces, height)
+    line = _line_beside(box_of([atom]), atoms, pieces, height, reach)
     if line is None:
         return None
     if _minus_like(atom, atoms, right, height):  # the same bar between two digits: a hyphen
@@ -225,14 +243,14 @@ def _round(atom: Atom) -> bool:
     return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height)
 
 
-def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float
+def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float, reach: float = 0.0
                  ) -> tuple[float, float] | None:
     """The top and the baseline of the digits' line where ``box`` stands between two digits' ``pieces``,
-    each within _SIGN_NEAR of the line ``height``; None if it stands elsewhere (in a digit's columns,
-    before the first digit or after the last)."""
+    each within _SIGN_NEAR of the line ``height`` and reaching at most ``reach`` into it; None if it stands
+    elsewhere (in a digit's columns, before the first digit or after the last)."""
     middle = (box[0] + box[2]) / 2
-    before = [b for b in pieces if b[2] <= box[0]]
-    after = [b for b in pieces if b[0] >= box[2]]
+    before = [b for b in pieces if b[2] <= box[0] + reach]
+    after = [b for b in pieces if b[0] >= box[2] - reach]
     if not before or not after or any(b[0] < middle < b[2] for b in pieces):
         return None
     left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
@@ -260,10 +278,15 @@ def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
 
 def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float) -> bool:
     """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
-    if not (_MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height):
+    if not _bar(atom, height):
         return False
     _, line_top, _, base = _column_ink(first, atoms)
-    return _stands_as_minus([atom], atoms, (line_top, base))
+    return _stands_as_minus([atom], atoms, (line_top, base), _TOUCHING * height)
+
+
+def _bar(atom: Atom, height: float) -> bool:
+    """Is this atom shaped as a minus or a hyphen is: _MINUS of the line ``height`` long and _MINUS_FLAT as flat?"""
+    return _MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height
 
 
 def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], line: tuple[float, float],
@@ -281,9 +304,11 @@ def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], line: tuple[f
                    for other in atoms)
 
 
-def _plus(marks: Sequence[Atom], atoms: Sequence[Atom], pieces: Sequence[Box], height: float) -> list[Atom]:
+def _plus(marks: Sequence[Atom], atoms: Sequence[Atom], pieces_without: Callable[[Sequence[Atom]], list[Box]],
+          height: float) -> list[Atom]:
     """The plus before the first digit among these ``marks``: one of them, or two whose boxes overlap (a
-    drawing's two strokes, a picture's bars broken apart), with nothing but grain of the ``atoms`` before it,
+    drawing's two strokes, a picture's bars broken apart), with nothing but grain of the ``atoms`` before it
+    (the digits' pieces as they stand without it: ``pieces_without``),
     standing as a minus does and crossed (_crossed); or []. Whether strokes meet is not asked: a quick
     stroke's points are too far apart to tell."""
     least = _PLUS_ARMS * _PLUS[0] * height  # a plus's bars are no shorter; grain is
@@ -295,14 +320,15 @@ def _plus(marks: Sequence[Atom], atoms: Sequence[Atom], pieces: Sequence[Box], h
         if any(o.right <= left and max(o.width, o.height) >= least and all(o is not m for m in group) for o in atoms):
             continue
         longer, shorter = max(right - left, bottom - top), min(right - left, bottom - top)
-        digit = min((b for b in pieces if b[0] >= right), key=lambda b: b[0], default=None)
+        digit = min((b for b in pieces_without(group) if b[0] >= right - _TOUCHING * height), key=lambda b: b[0],
+                    default=None)
         if not (_PLUS[0] * height <= longer <= _PLUS[1] * height and longer <= _PLUS_SQUARE * shorter
                 and digit is not None and digit[0] - right <= _SIGN_NEAR * height):
             continue
         _, line_top, _, base = _column_ink(digit, atoms)
         # The ends of its bar may touch the digits beside it (a thick pen, a plus written close).
         if bottom - top <= _PLUS_SHORTER * (base - line_top) \
-                and _stands_as_minus(group, atoms, (line_top, base), _SIGN_APART * height) \
+                and _stands_as_minus(group, atoms, (line_top, base), _TOUCHING * height) \
                 and _crossed(*_ink_of(group)):
             return group
     return []
