@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from bench.numbers import (SECTIONS, amounts, compose, compose_drawing, compose_several, compose_signed,
                            compose_written, one_above_other)
@@ -199,6 +199,36 @@ def test_a_bar_written_close_to_its_digits_is_still_a_hyphen_or_a_minus(classify
             placed[medium] += [(s.char, s.after) for s in number.signs] == [("-", at)]
     # A slanted 0's side may stand out under the bar's end further than a bar written close may reach into it.
     assert placed["picture"] >= 14 and placed["drawing"] >= 10, placed
+
+
+def test_a_comma_leaning_under_the_digit_before_it_is_a_comma(classify):
+    """A comma written leaning down under the arm of the 7 before it ("7,5") is still a comma, not dropped
+    ("176.979,07" photographed came back "176.97907"): it may reach a little under the digit before it where
+    no ink of that digit stands above it. A point may not (the end of the next digit's stroke, broken off
+    and standing a little under it, is no point)."""
+    images, labels = mnist_subset(2000, "test")
+    sevens = np.flatnonzero(labels == 7)
+    rng = np.random.default_rng(25)
+    placed = 0
+    for k in range(12):
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        pick[at - 1] = rng.choice(sevens)
+        picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        pen = float(np.median([stroke_width(g) for g in glyphs]))
+        base = (boxes[at - 1][3] + boxes[at][3]) / 2
+        # Its foot under the 7's box (its top a pen's width right of it), and a pen and a half right of the 7's
+        # ink in its rows.
+        rows = (255 - np.asarray(picture))[int(base - pen):int(base + 0.2 * size + pen), :boxes[at][0]] > 64
+        inked = np.flatnonzero(rows.any(axis=0))
+        foot = max(boxes[at - 1][2] + pen - 0.1 * size, (inked[-1] if len(inked) else 0) + 1.5 * pen)
+        written = picture.copy()
+        draw = ImageDraw.Draw(written)
+        draw.line([(foot + 0.1 * size, base - pen / 2), (foot, base + 0.2 * size)], fill=0, width=round(1.2 * pen))
+        number = numbers.read_image(written, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(",", at)]
+    assert placed >= 9, placed
 
 
 def test_several_signs_in_one_number_are_each_read_where_they_stand(classify):

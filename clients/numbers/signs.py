@@ -30,7 +30,8 @@ _SIGN_APART = 0.06  # or this close beside it (the end of a stroke broken off),
 _SIGN_LIKE = 0.5  # and no mark at least this big beside it higher up (a colon).
 _POINT_BELOW = 0.12  # A point reaches at most this below its neighbours' baseline
 _ROUND = 1.6  # and is round: neither side longer than this times the other (a dash is a broken stroke's end);
-_COMMA_BELOW = 0.5  # a comma reaches further, up to this, and is taller than wide.
+_COMMA_BELOW = 0.5  # a comma reaches further, up to this, and is taller than wide;
+_COMMA_UNDER = 0.15  # leaning, it may reach this far under the digit before it.
 # A colon (a time, a ratio) is two round marks of a point's size (the smaller at least _SIGN_LIKE of the
 # bigger), one above the other between two digits, the lower one not below the baseline (_POINT_BELOW),
 _COLON = 1.0  # the two reaching at most this far from top to bottom,
@@ -72,7 +73,8 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     small (_SIGN_LEAST to _SIGN of the line height), with no other ink in
     its columns near it: a digit's own small pieces (a 5's bar, the end of a
     broken stroke, the dots of a traced digit) lie within its width or high
-    up. A comma reaches further below the baseline than a point. A colon is
+    up. A comma reaches further below the baseline than a point, and may
+    lean a little under the digit before it. A colon is
     two such marks, one above the middle of the line and one below it. A
     minus is a bar before the first digit, about halfway down it, and a
     hyphen the same bar between two digits; written close, its ends may
@@ -162,10 +164,12 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     middle = (atom.left + atom.right) / 2
     if any(b[0] < middle < b[2] for b in pieces):
         return None
-    # A bar's ends may touch the digits beside it (written close); a point stands clear of them.
-    reach = _TOUCHING * height if _bar(atom, height) else 0.0
-    right = min((b for b in pieces if b[0] >= atom.right - reach), key=lambda b: b[0], default=None)
-    if not any(b[2] <= atom.left + reach for b in pieces):  # before the first digit
+    # A bar's ends may touch the digits beside it (written close), and a comma lean under the digit before it;
+    # a point stands clear of them.
+    reach = (_TOUCHING * height, _TOUCHING * height) if _bar(atom, height) else \
+        (_COMMA_UNDER * height, 0.0) if atom.height > atom.width else (0.0, 0.0)
+    right = min((b for b in pieces if b[0] >= atom.right - reach[1]), key=lambda b: b[0], default=None)
+    if not any(b[2] <= atom.left + reach[0] for b in pieces):  # before the first digit
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
             and _minus_like(atom, atoms, right, height) else None
     line = _line_beside(box_of([atom]), atoms, pieces, height, reach)
@@ -243,14 +247,14 @@ def _round(atom: Atom) -> bool:
     return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height)
 
 
-def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float, reach: float = 0.0
-                 ) -> tuple[float, float] | None:
+def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float,
+                 reach: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float] | None:
     """The top and the baseline of the digits' line where ``box`` stands between two digits' ``pieces``,
-    each within _SIGN_NEAR of the line ``height`` and reaching at most ``reach`` into it; None if it stands
-    elsewhere (in a digit's columns, before the first digit or after the last)."""
+    each within _SIGN_NEAR of the line ``height`` and reaching at most ``reach`` into it (the one before, the
+    one after); None if it stands elsewhere (in a digit's columns, before the first digit or after the last)."""
     middle = (box[0] + box[2]) / 2
-    before = [b for b in pieces if b[2] <= box[0] + reach]
-    after = [b for b in pieces if b[0] >= box[2] - reach]
+    before = [b for b in pieces if b[2] <= box[0] + reach[0]]
+    after = [b for b in pieces if b[0] >= box[2] - reach[1]]
     if not before or not after or any(b[0] < middle < b[2] for b in pieces):
         return None
     left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
