@@ -101,8 +101,10 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     def pieces_without(marks: Sequence[Atom]) -> list[Box]:
         """The digits' pieces as they stand without these marks: a drawn sign's stroke touching a digit's
         joins no digit's piece."""
+        if meets is None:  # a picture's atoms never meet
+            return pieces
         own = [k for k, a in enumerate(atoms) if any(a is m for m in marks)]
-        if meets is None or not meets[own].any():  # they meet no stroke: the pieces stand as they are
+        if not meets[own].any():  # they meet no stroke: the pieces stand as they are
             return pieces
         rows = [k for k in range(len(atoms)) if k not in own]
         return _tall(_stacked(joined_boxes([atoms[k] for k in rows], meets[np.ix_(rows, rows)])), height)
