@@ -13,7 +13,10 @@ kept. The upright edges of boxes drawn on the rules (one box per digit, or a
 comb's ticks between them) would be read as 1s, and go with them; so do
 squared paper's upright lines, which cross the rules. Print about as faint
 as the ink looked for breaks up into pieces: the rules found say how strong
-it is, and everything is looked for again among pixels half as strong.
+it is, and everything is looked for again among pixels half as strong. In a
+wide photo of small digits, their bars at one height line up into a band
+like a rule, but broken between the digits and thick beside their height:
+it stays.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ _BARE = 0.5  # and bare (no digit on it) along this much of its length at least,
 _BEYOND = 2  # and, beside a single digit, reaches this many pixels beyond it on both sides
 _MOST_RULES = 120  # rules looked for in one picture (a page of squared paper shows a hundred)
 _RING_INK = 0.5  # a ring the rules took pieces of is looked for again among pixels this strong (without_lines)
+# A band within the writing's height, thicker than this of it and inked along less than _SOLID of its length,
+# is the digits' strokes lined up (_lined_up).
+_LINED_UP = 0.1
 
 
 Writing = tuple[float, float, float, float, float]  # the digits' left and right ends, height, top and foot
@@ -129,6 +135,16 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
         ink, mask = faint, level > faint
         runs = _vertical_runs(mask)
         found = _rules(mask, runs, ruling.flat)
+    return _taken_out(level, mask, runs, found, ink, writing, ruling, pages)
+
+
+def _taken_out(level: np.ndarray, mask: np.ndarray, runs: np.ndarray, found: list[Rule], ink: float,
+               writing: Callable[[np.ndarray], Writing | None], ruling: Ruling,
+               pages: tuple[bool, ...]) -> list[np.ndarray]:
+    """_without_rules once the bands are ``found`` in ``mask`` (pixels stronger than ``ink``; ``runs``:
+    _vertical_runs(mask)). The digits are measured with every band out; bands that turn out to be their
+    own strokes lined up (_lined_up) are no rules, and everything is worked out again without them (the
+    upright strokes between such a band and a rule were a grid's lines)."""
     cleaned = _erased(level, runs, found)
     # A form's boxes: their upright edges stand on their sides and would be read as 1s. They are taller
     # than the digits, so the edges running from side to side (or from a corner) are out before the digits
@@ -165,6 +181,9 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
     if digits is None:  # nothing but rules
         return [boxed] * len(pages)
     left, right, height, top, foot = digits
+    rules = [rule for rule in found if not _lined_up(rule, mask, top, foot, height)]
+    if len(rules) < len(found):
+        return _taken_out(level, mask, runs, rules, ink, writing, ruling, pages) if rules else [level] * len(pages)
     beyond = max(_BEYOND, _GRID_BEYOND * height)
     lines = [line for line in lines if line[0][0] <= max(top - beyond, _CORNER)
              and line[-1][1] >= min(foot + beyond, h - _CORNER)]
@@ -360,6 +379,16 @@ def _spaced(edges: list[Rule]) -> list[Rule]:
     inside = np.zeros(len(edges), bool)
     inside[1:-1] = (gaps[:-1] < crowded) & (gaps[1:] < crowded) & (thick[1:-1] > _PEN * np.median(thick))
     return [bar for bar, within in zip(edges, inside) if not within]
+
+
+def _lined_up(band: Rule, mask: np.ndarray, top: float, foot: float, height: float) -> bool:
+    """Is the band the digits' own strokes lined up, not a rule: their bars and the bottoms of their loops,
+    at one height along a number of small digits in a wide photo, where a rule may be as thick as a good
+    part of their height (_THIN of the map's side)? Such a band lies within the writing's height, is
+    thicker than _LINED_UP of it, and has gaps between the digits (inked along less than _SOLID of its
+    length). A rule through the writing is thin print (a notebook's), one as thick runs under it."""
+    return (int(band[2].min()) >= top and int(band[3].max()) <= foot
+            and int(band[3][0] - band[2][0]) > _LINED_UP * height and _inked(mask, band) < _SOLID)
 
 
 def _inked(mask: np.ndarray, band: Rule) -> float:

@@ -1076,6 +1076,24 @@ def test_a_rule_is_taken_out_where_it_is_bare_and_kept_where_a_stroke_crosses_it
     assert without_rules(bar, pictures._digits_beside_rules, pictures._RULES) is bar
 
 
+def test_small_digits_bars_lined_up_across_a_wide_photo_are_no_rule():
+    """In a wide photo of small digits, a rule may be as thick as a good part of their height (a share of
+    the map's side), and the digits' bars at one height made such a band, with gaps between the digits: it
+    was taken out, and each digit broke in two ("59249520" read "242495611"). A band like that within the
+    writing's height is its strokes and stays; a broken line as thick under the digits still goes."""
+    from clients.rules import without_rules
+
+    strokes = np.zeros((150, 900), np.float32)
+    for k, x in enumerate(range(60, 420, 46)):  # eight 4s 40 px tall, 16 px apart (closer than a rule's gaps)
+        strokes[50:90, x + 26 : x + 30] = strokes[50:60, x : x + 3] = 1.0
+        row = 66 + k % 3 * 2  # their bars a little higher or lower: together a band 5 px thick
+        strokes[row : row + 3, x : x + 30] = 1.0
+    assert without_rules(strokes, pictures._digits_beside_rules, pictures._RULES) is strokes
+    ruled = strokes.copy()
+    ruled[94:100, 20:880] = np.where(np.arange(20, 880) % 10 < 6, 1.0, 0.0)  # inked along 60% of it
+    assert np.array_equal(without_rules(ruled, pictures._digits_beside_rules, pictures._RULES), strokes)
+
+
 def test_a_forms_boxes_and_a_combs_ticks_are_taken_out_and_the_1s_in_them_kept():
     """A box's upright edges run from one of its sides to the other, a comb's ticks rise a little from its
     line: both go. A 1 is an upright bar too, but touches no side (the first box), stands on one and is as
