@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from clients.pieces import piece_boxes, pieces, runs_mask
 from clients.rules import Ruling, without_lines
@@ -61,6 +61,8 @@ _AROUND = 2
 _EVEN_LIGHT = 12.0
 # A brighter part covering this fraction of the picture is a sheet of paper on a darker table.
 _SHEET = 0.3
+# Lighter marks in a blob this thick, of the picture's shorter side, are paper, not light ink (_ink_is_darker).
+_BLOB = 0.3
 # Paper this many times darker than the best-lit paper is taken as that dark, not darker.
 _DARKEST_PAPER = 4.0
 # Paper at least this fraction as bright as the best-lit paper shows the paper's own grain.
@@ -415,11 +417,28 @@ def _median_filter(a: np.ndarray, windows: tuple[int, int]) -> np.ndarray:
 
 
 def _ink_is_darker(grey: np.ndarray, light: np.ndarray) -> bool:
-    """Under uneven light: is the ink darker than the paper around it (more dark marks than light ones)?"""
+    """Under uneven light: is the ink darker than the paper around it (more dark marks than light ones)?
+
+    A mark is a stroke: lighter pixels in a blob as thick as _BLOB of the
+    picture's shorter side are paper the light's estimate missed (on a long
+    strip it can take the table's brightness at the sheet's dim end), not ink.
+    """
     residual = grey - light  # zero wherever a pixel lies within the range of the background around it
     # Only marks of ink-like contrast count: a table's grain or texture is fainter.
     dark = np.clip(-residual - _MIN_CONTRAST, 0, None).sum()
-    return bool(dark >= np.clip(residual - _MIN_CONTRAST, 0, None).sum())  # no marks at all: paper
+    lighter = np.clip(residual - _MIN_CONTRAST, 0, None)
+    return bool(dark >= (lighter * ~_blobs(lighter > 0)).sum())  # no marks at all: paper
+
+
+def _blobs(mask: np.ndarray) -> np.ndarray:
+    """Where the mask is part of a blob as thick as _BLOB of the shorter side: what is left of it, on a
+    copy shrunk as _paper_light shrinks the picture, once opened by a square that thick."""
+    h, w = mask.shape
+    factor = max(1, -(-max(h, w) // _LIGHT_WORK))
+    small = Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor).point(lambda v: 255 if v >= 128 else 0)
+    side = max(3, round(_BLOB * min(small.size)) | 1)
+    opened = small.filter(ImageFilter.MinFilter(side)).filter(ImageFilter.MaxFilter(side))
+    return np.repeat(np.repeat(np.asarray(opened) > 0, factor, axis=0), factor, axis=1)[:h, :w] & mask
 
 
 def _remove_background(bright: np.ndarray, light: np.ndarray | None = None, ink: str = "light") -> np.ndarray:
