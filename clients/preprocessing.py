@@ -386,7 +386,7 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     background nearby stand out as ink.
     """
     h, w = grey.shape
-    factor = max(1, -(-max(h, w) // _LIGHT_WORK))
+    factor = _light_factor(grey.shape)
     small = np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(factor)) if factor > 1 else grey
     # Each way its own window: across a long strip (a number) a window of the longer side would reach
     # past the sheet's edges above and below and take the table for the paper.
@@ -402,6 +402,12 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     low, high = (np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)[:h, :w]
                  for a in (around.min(axis=(2, 3)), around.max(axis=(2, 3))))
     return np.clip(grey, low, high)
+
+
+def _light_factor(shape: tuple[int, int]) -> int:
+    """The factor a picture of this ``shape`` is shrunk by to estimate the paper's light on (_LIGHT_WORK
+    pixels along its longer side at most)."""
+    return max(1, -(-max(shape) // _LIGHT_WORK))
 
 
 def _median_filter(a: np.ndarray, windows: tuple[int, int]) -> np.ndarray:
@@ -427,14 +433,16 @@ def _ink_is_darker(grey: np.ndarray, light: np.ndarray) -> bool:
     # Only marks of ink-like contrast count: a table's grain or texture is fainter.
     dark = np.clip(-residual - _MIN_CONTRAST, 0, None).sum()
     lighter = np.clip(residual - _MIN_CONTRAST, 0, None)
-    return bool(dark >= (lighter * ~_blobs(lighter > 0)).sum())  # no marks at all: paper
+    if dark >= lighter.sum():  # no marks at all: paper; taking blobs out would leave fewer lighter ones
+        return True
+    return bool(dark >= (lighter * ~_blobs(lighter > 0)).sum())
 
 
 def _blobs(mask: np.ndarray) -> np.ndarray:
     """Where the mask is part of a blob as thick as _BLOB of the shorter side: what is left of it, on a
     copy shrunk as _paper_light shrinks the picture, once opened by a square that thick."""
     h, w = mask.shape
-    factor = max(1, -(-max(h, w) // _LIGHT_WORK))
+    factor = _light_factor(mask.shape)
     small = Image.fromarray(mask.astype(np.uint8) * 255).reduce(factor).point(lambda v: 255 if v >= 128 else 0)
     side = max(3, round(_BLOB * min(small.size)) | 1)
     opened = small.filter(ImageFilter.MinFilter(side)).filter(ImageFilter.MaxFilter(side))
