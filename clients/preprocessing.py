@@ -63,6 +63,11 @@ _EVEN_LIGHT = 12.0
 _SHEET = 0.3
 # Lighter marks in a blob this thick, of the picture's shorter side, are paper, not light ink (_ink_is_darker).
 _BLOB = 0.3
+# A piece of lighter marks is light ink when it is on average at least this many times as bright as the
+# paper's estimate under it. In phone photos of training digits, paper lit more than the estimate followed
+# (a lamp-lit band along a sheet's edge, the lit side of a shadow) was mostly 1.2-1.45 times as bright;
+# bold light digits scaled up, whose estimate takes some of their ink, 1.5-6 times.
+_LIGHT_INK = 1.45
 # Paper this many times darker than the best-lit paper is taken as that dark, not darker.
 _DARKEST_PAPER = 4.0
 # Paper at least this fraction as bright as the best-lit paper shows the paper's own grain.
@@ -425,17 +430,40 @@ def _median_filter(a: np.ndarray, windows: tuple[int, int]) -> np.ndarray:
 def _ink_is_darker(grey: np.ndarray, light: np.ndarray) -> bool:
     """Under uneven light: is the ink darker than the paper around it (more dark marks than light ones)?
 
-    A mark is a stroke: lighter pixels in a blob as thick as _BLOB of the
-    picture's shorter side are paper the light's estimate missed (on a long
-    strip it can take the table's brightness at the sheet's dim end), not ink.
+    Lighter marks are paper the light's estimate missed, not ink, when they
+    are a blob as thick as _BLOB of the picture's shorter side (on a long
+    strip the estimate can take the table's brightness at the sheet's dim
+    end), or when a piece of them is only a little brighter than the estimate
+    (_LIGHT_INK: a lamp-lit band along the sheet's edge, the lit side of a
+    shadow's edge).
     """
     residual = grey - light  # zero wherever a pixel lies within the range of the background around it
     # Only marks of ink-like contrast count: a table's grain or texture is fainter.
     dark = np.clip(-residual - _MIN_CONTRAST, 0, None).sum()
     lighter = np.clip(residual - _MIN_CONTRAST, 0, None)
-    if dark >= lighter.sum():  # no marks at all: paper; taking blobs out would leave fewer lighter ones
+    if dark >= lighter.sum():  # no marks at all: paper; what follows only takes lighter marks away
         return True
-    return bool(dark >= (lighter * ~_blobs(lighter > 0)).sum())
+    lighter *= ~_blobs(lighter > 0)
+    return bool(dark >= _light_ink(lighter, grey, light))
+
+
+def _light_ink(lighter: np.ndarray, grey: np.ndarray, light: np.ndarray) -> float:
+    """The weight of the ``lighter`` marks in pieces (8-connected) on average at least _LIGHT_INK times as
+    bright as the paper's estimate ``light`` under them (a geometric mean, weighted as the marks are).
+
+    Averaged over a whole piece, not taken pixel by pixel: grain lifts single pixels of a lit band above
+    any threshold, and a bold light digit's estimate takes some of its ink, lowering it at places.
+    """
+    marked = lighter > 0
+    runs, piece = pieces(marked)
+    if not len(runs):
+        return 0.0
+    # The marked pixels in row-major order are the runs' pixels in order, run after run.
+    owner = np.repeat(piece, runs[:, 2] - runs[:, 1])
+    weights = lighter[marked]
+    weight = np.bincount(owner, weights)
+    log_ratio = np.bincount(owner, weights * np.log(grey[marked] / np.maximum(light[marked], 1.0)))
+    return float(weight[log_ratio >= math.log(_LIGHT_INK) * weight].sum())
 
 
 def _blobs(mask: np.ndarray) -> np.ndarray:
