@@ -540,9 +540,9 @@ def _digit_beside_rules(ink: np.ndarray) -> tuple[float, float, float, float, fl
 def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
     """The digit's own ink, cropped: its main piece and the pieces beside it; clutter is zeroed.
 
-    The main piece is the one with the most ink, discounted by its distance from the middle
-    and when it touches the picture's edge (see _EDGE_PIECE). Pieces within
-    reach of the digit join it, except specks outside its box, an underline below it
+    The main piece is the one with the most ink times its strongest, discounted by its distance from
+    the middle, when it touches the picture's edge (see _EDGE_PIECE) and when it frames another.
+    Pieces within reach of the digit join it, except specks outside its box, an underline below it
     (_UNDERLINE) and, unless the digit itself touches the edge, pieces at the edge, and faint pieces.
     A rule or grid line too faint to have been taken out with the rules, crossing the digit, is
     taken out first (``trimmed`` once it is).
@@ -571,15 +571,21 @@ def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
         if len(rows) and rows[-1] + 1 - rows[0] < _SPAN * h and columns[-1] + 1 - columns[0] < _SPAN * w:
             return _digit(np.where(_morph(level > _RULES.ink, _FRINGE), level, 0.0), trimmed=True)
     edge_weight = np.where(at_edge & spans, _EDGE_LINE, np.where(at_edge, _EDGE_PIECE, 1.0))
-    # The outline of a sheet on a table surrounds the digit: a piece whose box holds a
-    # sizeable piece less than half its size is a frame, not a digit.
+    # The outline of a sheet on a table surrounds the digit: a piece whose box holds a sizeable piece less
+    # than half its size, with its ink on all four sides of it, is a frame, not a digit. (A point under a
+    # 7's bar or a speck beside a 6's stem lies in the digit's box too, but open to one side.)
     big = np.flatnonzero(area >= _SPECK * area.max())
     big = big[np.argsort(-area[big], kind="stable")[:_FRAMES]]  # pairs of them are compared
     size = box[big, 2:] - box[big, :2]
     holds = ((box[big, None, :2] < box[None, big, :2]).all(axis=2) & (box[big, None, 2:] > box[None, big, 2:]).all(axis=2)
              & (2 * size[None, :, :] < size[:, None, :]).all(axis=2) & (area[None, big] >= _SPECK * area[big, None]))
-    edge_weight[big[holds.any(axis=1)]] = _EDGE_LINE
-    score = area * (1 - np.hypot(*centre.T)) * edge_weight
+    for frame in np.flatnonzero(holds.any(axis=1)):
+        own = runs[piece == big[frame]]
+        if any(_encloses(own, box[big[held]]) for held in np.flatnonzero(holds[frame])):
+            edge_weight[big[frame]] = _EDGE_LINE
+    # Weighed by its strongest ink too: a long stripe of a table's grain can hold as much faint ink as a
+    # small digit.
+    score = area * peak * (1 - np.hypot(*centre.T)) * edge_weight
     main = int(np.argmax(score))
     wide = box[:, 3] - box[:, 1] >= _UNDERLINE * (box[:, 2] - box[:, 0])
     straight: dict[int, bool] = {}  # of the wide pieces that would join from below, as they come
@@ -609,6 +615,17 @@ def _digit(level: np.ndarray, trimmed: bool = False) -> np.ndarray:
     keep = runs_mask(runs[chosen[piece]], (0, 0, h, w))
     digit = np.where(keep, level, 0.0)[group[0] : group[2], group[1] : group[3]]
     return digit * (1.0 / float(digit.max()))
+
+
+def _encloses(runs: np.ndarray, box: np.ndarray) -> bool:
+    """Whether a piece's runs (pieces) have ink on all four sides of ``box`` (top, left, bottom, right;
+    exclusive): left and right of it in its rows, above and below it in its columns."""
+    top, left, bottom, right = box
+    rows, starts, ends = runs.T
+    level = (rows >= top) & (rows < bottom)
+    across = (starts < right) & (ends > left)
+    return bool((level & (ends <= left)).any() and (level & (starts >= right)).any()
+                and ((rows < top) & across).any() and ((rows >= bottom) & across).any())
 
 
 def _straight(runs: np.ndarray, box: np.ndarray) -> bool:
