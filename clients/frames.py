@@ -13,14 +13,20 @@ frame when:
   one piece with it), its own ink deeper than its outer band weighs that
   much, and the pen is thin beside the frame's size (_THIN_RING: a round 6
   or 8 is mostly written thicker), when the caller reads a single digit;
+  a form's box round one digit, its outer edge four straight sides
+  (_squared), needs no thin pen;
 - its outer edge runs round nearly all the way (_ROUND of the directions from
   the box's middle), as far out as the ellipse the box holds at least
   (_NEAR): a hand's ring is seldom closed;
-- most of its ink lies in its outer band (_BANDED), and the band runs round
-  as one line (_LOOP): a line under a number, joined to the digits standing
-  on it, runs round much of its box too, with the digits' tops apart;
-- nothing inside joined to it runs across it (_ACROSS): a form's row of
-  boxes, one per digit, has edges between them, and is the rules' business.
+- most of its ink lies in its outer band (_BANDED), unless its sides are
+  straight (a bold digit touching a box drawn with a fine pen outweighs it),
+  and the band runs round as one line (_LOOP): a line under a number, joined
+  to the digits standing on it, runs round much of its box too, with the
+  digits' tops apart;
+- nothing inside joined to it runs across it as an upright bar (_ACROSS): a
+  form's row of boxes, one per digit, has edges between them, and is the
+  rules' business. A digit touching its box can run across most of it, but
+  is wider than an edge leaning as far as a box's side may (_LEAN).
 
 Only the frame's outer band, one and a half of its strokes deep, is taken out
 (with the fainter fringe along it): a digit touching the ring from inside
@@ -48,6 +54,10 @@ _BANDED = 0.5  # the share of a ring's own ink in its band at least
 _LOOP = 0.95  # the share of the directions where the ring runs that its band's longest piece covers
 _ACROSS = 0.7  # ink inside a frame and joined to it, across this share of its height: a box's edge
 _FRINGE = 2  # pixels of fainter ink beyond the band on either side
+_LEAN = np.tan(np.radians(16))  # a box's side is turned by at most this (a sheet photographed at an angle),
+_CORNER = 0.15  # and away from its corners, this share of its length at each end,
+_SIDE = 0.9  # its outer edge lies along one line for this share of its length at least,
+_STRAIGHT = 2.0  # within half a stroke or this many pixels
 _THIN_RING = 12  # the pen of a ring a digit touches is at most this many times thinner than its box is high
 
 
@@ -74,18 +84,21 @@ def without_frames(level: np.ndarray, ink: float, touching: bool = False) -> np.
         # The box and the fringe beyond it: the pen's fainter edge lies outside the piece.
         grown = (max(0, top - _FRINGE), max(0, left - _FRINGE), min(level.shape[0], bottom + _FRINGE),
                  min(level.shape[1], right + _FRINGE))
+        # Straight sides cut by the map's edge may be a dark table's round a sheet (the outline of a
+        # photo): no box.
+        clear = top > 0 and left > 0 and bottom < level.shape[0] and right < level.shape[1]
         taken = _ring(runs_mask(runs[piece == p], grown), runs_mask(runs[inside[piece]], grown),
-                      out[grown[0] : grown[2], grown[1] : grown[3]], ink)
+                      out[grown[0] : grown[2], grown[1] : grown[3]], ink, clear)
         if taken is not None:
             out = out.copy() if out is level else out
             out[grown[0] : grown[2], grown[1] : grown[3]][taken] = 0.0
     return out
 
 
-def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> np.ndarray | None:
+def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, boxed: bool) -> np.ndarray | None:
     """The pixels of a frame's outer band and its fringe, in a window round its box; None when the piece
     (``own``) is no frame round the ink its box holds (``held``), or, when that is none, round its own ink
-    deeper than the band (a digit touching the ring)."""
+    deeper than the band (a digit touching the ring). ``boxed``: four straight sides may make it a box."""
     rows, columns = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
     low, high = np.array([rows[0], columns[0]]), np.array([rows[-1], columns[-1]])
     centre, half = (low + high) / 2, (high - low + 1) / 2
@@ -112,7 +125,8 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     angle = (np.arange(_BINS) + 0.5) * (2 * np.pi / _BINS) - np.pi
     unit = 1 / np.hypot(np.sin(angle) / half[0], np.cos(angle) / half[1])
     stroke = _stroke(own)
-    if touched and stroke * _THIN_RING > min(own.shape):
+    squared = boxed and _squared(own, stroke)
+    if touched and not squared and stroke * _THIN_RING > min(own.shape):
         return None
     band = _BAND * stroke + 1
     deep = np.zeros(own.shape)
@@ -120,7 +134,7 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     # A ring is mostly its band; digits touching it add a little. A line under the digits joined to them
     # runs round much of its box (its ends, the digits' tops), but most of that ink lies deep inside.
     banded = own & (deep <= band)
-    if banded.sum() < _BANDED * own.sum():
+    if not squared and banded.sum() < _BANDED * own.sum():
         return None
     if touched and (own & ~banded).sum() < _INSIDE * banded.sum():
         return None  # a loop round nothing (a 0)
@@ -135,7 +149,8 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     runs, piece = pieces(own & ~banded)
     if len(runs):
         boxes = piece_boxes(runs, piece, own.shape)
-        if np.any((boxes[:, 2] - boxes[:, 0]) >= _ACROSS * own.shape[0]):
+        tall = boxes[:, 2] - boxes[:, 0]
+        if np.any((tall >= _ACROSS * own.shape[0]) & (boxes[:, 3] - boxes[:, 1] <= _LEAN * tall + 2 * stroke)):
             return None
     faint = own | ((level > 0) & (level <= ink))  # the frame and the ink too faint to be any piece's
     far, where = polar(faint)
@@ -144,6 +159,25 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float) -> n
     taken = np.zeros_like(own)
     taken[np.nonzero(faint)] = near
     return taken
+
+
+def _squared(own: np.ndarray, stroke: float) -> bool:
+    """Whether a piece's outer edge runs along four straight sides, each turned by up to _LEAN: a form's box.
+    Away from the corners, the first and the last ink of each column (and of each row) lie within
+    half a stroke of one line, nearly all along."""
+    for mask in (own, own.T):
+        columns = np.flatnonzero(mask.any(axis=0))
+        trim = int(_CORNER * len(columns))
+        columns = columns[trim : len(columns) - trim]
+        if len(columns) < 2:
+            return False
+        held = mask[:, columns]
+        for edge in (held.argmax(axis=0), len(held) - 1 - held[::-1].argmax(axis=0)):
+            slope, offset = np.polyfit(columns, edge, 1)
+            off = np.abs(slope * columns + offset - edge)
+            if abs(slope) > _LEAN or np.mean(off <= max(_STRAIGHT, stroke / 2)) < _SIDE:
+                return False
+    return True
 
 
 def _stroke(own: np.ndarray) -> float:
