@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from clients.pieces import piece_boxes, pieces, runs_mask
-from clients.rules import Ruling, without_lines
+from clients.rules import Ruling, without_comb, without_lines
 from digitserve.contract import IMAGE_SIDE
 
 # MNIST's recipe: an IMAGE_SIDE x IMAGE_SIDE image ...
@@ -195,6 +195,8 @@ def to_mnist(image: Image.Image | np.ndarray, ink: str = "auto", *, source: str 
             ink_level = without_lines(ink_level, _digit_beside_rules, _RULES)
         # Clutter (specks, a margin line, a table) is a thing of paper; a drawing's pieces are all its own.
         digit = _digit(ink_level) if dark_ink else _crop(ink_level)
+        if dark_ink and (combless := without_comb(digit)) is not digit:
+            digit = _digit(combless)  # what the comb joined to the digit, or held beside it, may be apart now
         if correct_strokes:
             digit = _stroke_to_mnist(digit)
         return _place(_scale(digit))

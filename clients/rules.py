@@ -11,12 +11,13 @@ digits are tall (beside a single digit, reaching beyond it too); where a
 digit's stroke crosses it, the ink runs on above or below the band and is
 kept. The upright edges of boxes drawn on the rules (one box per digit, or a
 comb's ticks between them) would be read as 1s, and go with them; so do
-squared paper's upright lines, which cross the rules. Print about as faint
-as the ink looked for breaks up into pieces: the rules found say how strong
-it is, and everything is looked for again among pixels half as strong. In a
-wide photo of small digits, their bars at one height line up into a band
-like a rule, but broken between the digits and thick beside their height:
-it stays.
+squared paper's upright lines, which cross the rules; and a single digit's
+comb, shorter than any rule, once the digit is cropped (without_comb). Print
+about as faint as the ink looked for breaks up into pieces: the rules found
+say how strong it is, and everything is looked for again among pixels half
+as strong. In a wide photo of small digits, their bars at one height line up
+into a band like a rule, but broken between the digits and thick beside
+their height: it stays.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from clients.frames import without_frames
+from clients.pieces import pieces, runs_mask
 
 
 _INK = 0.25  # pixels above this ink strength are ink (the faint fringe of a rule is taken out with it)
@@ -536,3 +538,77 @@ def _vertical_runs(mask: np.ndarray) -> np.ndarray:
     lengths[starts + 1] = ends - starts  # runs start and end at different places
     lengths[ends + 1] = starts - ends
     return np.cumsum(lengths)[:-1].reshape(w, h + 1)[:, 1:].T
+
+
+_COMB_TURN = np.tan(np.radians(16))  # a comb under a single digit turns, and its ticks lean, this much at most
+_COMB_ENDS = 0.1  # of the comb's length at each end, left out where its line is measured (the ticks' corners)
+_COMB_STRAIGHT = 0.9  # its line's lower edge lies along a straight line for this share of the rest at least,
+_COMB_NEAR = 2.0  # within this many pixels (a digit's round foot strays further)
+_TICK_LOW = 2.0  # a tick rises at least this many times the line's thickness,
+_TICK_STRAIGHT = 4.0  # and this many times as far as it may stray sideways (a small round digit's side),
+_TICK_HIGH = 0.5  # and at most this share of the crop's height (the digit stands taller above it)
+
+
+def without_comb(digit: np.ndarray) -> np.ndarray:
+    """A single digit's crop (ink 0..1) without a comb under it: ``digit`` itself when it has none, else a copy.
+
+    A comb is a straight line as wide as the crop, turned a little, with a short tick rising at each end (a
+    form's box for one digit without its top). Beside a single digit it is shorter than any rule and its
+    ticks than any box's edge, so without_rules leaves it, and the digit and the comb, touching or not,
+    were read as one (mostly a 2, the ticks and line a foot). No digit's foot has a tick at each end.
+    The line's band goes, and the ticks, as thick as the line.
+    """
+    mask = digit > 0
+    h, w = mask.shape
+    ends = int(_COMB_ENDS * w)
+    middle = np.arange(ends, w - ends)
+    if len(middle) < 2 or not mask.any(axis=0).all():
+        return digit
+    lowest = h - 1 - mask[::-1].argmax(axis=0)
+    # Its thickness: the ink running up from each column's lowest, in most columns (a digit stands on some).
+    thick = float(np.percentile(_run_from(mask[::-1].T, h - 1 - lowest)[middle], 10))
+    slope, offset = np.polyfit(middle, lowest[middle], 1)
+    if (abs(slope) > _COMB_TURN or thick > h / 6
+            or np.mean(np.abs(slope * middle + offset - lowest[middle]) <= _COMB_NEAR) < _COMB_STRAIGHT):
+        return digit
+    line = slope * np.arange(w) + offset - thick  # the line's top, column by column
+    width = int(np.ceil(thick)) + 1  # the ticks are printed as thick as the line (a digit may touch them)
+    ticks = []
+    for flip in (False, True):
+        side = mask[:, ::-1] if flip else mask
+        top = int(np.floor(line[-1 if flip else 0]))
+        if top < 1:
+            return digit
+        # The first ink of each row, from the line's top up: a tick's rows begin at the crop's edge.
+        first = np.where(side.any(axis=1), side.argmax(axis=1), w)[top::-1]
+        # Leaning, it strays from the crop's edge a little more with each row, never by a step.
+        steps = np.abs(np.diff(first, prepend=first[0]))
+        rising = (first <= _COMB_NEAR + _COMB_TURN * np.arange(len(first))) & (steps <= 1)
+        height = int(np.argmin(rising)) if not rising.all() else len(first)
+        if not max(_TICK_LOW * thick, _TICK_STRAIGHT * _COMB_NEAR) <= height <= _TICK_HIGH * h:
+            return digit
+        # Printed with the line, a tick is as thin as it, where the digit does not touch it: a bold digit's
+        # upright side is thicker all along.
+        if _run_from(side[top - height + 1 : top + 1], first[:height][::-1]).min() > thick + _COMB_NEAR:
+            return digit
+        ticks.append((slice(max(top - height, 0), top + 1), slice(w - width, w) if flip else slice(0, width)))
+    # The digit stands between the ticks apart from them somewhere: the paper just above the line opens to
+    # the paper round the crop. Inside a loop with a flat bottom and upright sides (a 0, a 6, an 8 whose
+    # foot a rule took) it is closed.
+    paper = np.pad(~mask, 1, constant_values=True)
+    runs, piece = pieces(paper)
+    outside = runs_mask(runs[piece == piece[0]], (0, 0) + paper.shape)[1:-1, 1:-1]
+    above, columns = np.floor(line).astype(int) - 2, np.arange(width, w - width)
+    if not outside[np.clip(above[columns], 0, h - 1), columns].any():
+        return digit
+    out = digit.copy()
+    out[np.arange(h)[:, None] >= np.floor(line)[None, :] - 1] = 0.0
+    for rows, columns in ticks:
+        out[rows, columns] = 0.0
+    return out
+
+
+def _run_from(mask: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The length of the run of ink along each row of ``mask`` from its column ``start``."""
+    gap = ~mask & (np.arange(mask.shape[1])[None, :] >= start[:, None])
+    return np.where(gap.any(axis=1), gap.argmax(axis=1), mask.shape[1]) - start
