@@ -401,6 +401,17 @@ def test_a_point_inside_a_digits_box_does_not_make_the_digit_a_frame(digits):
 
 
 
+def _form_page(image: np.ndarray) -> tuple[Image.Image, float, tuple[float, float, float, float]]:
+    """A test digit 2.5 times MNIST's size on a white page, and how well it reads photographed (blurred) alone;
+    with its ink's box on the page (top, bottom, middle column, half the width of a form's box round it)."""
+    ink = np.asarray(Image.fromarray(image).resize((70, 70), Image.Resampling.BICUBIC))
+    rows, columns = np.nonzero(ink > 64)
+    page = Image.fromarray(np.pad(255 - ink, 40, constant_values=255))
+    half = max(0.45 * (rows.max() - rows.min()), (columns.max() - columns.min()) / 2 + 6)
+    alone = aligned_correlation(to_mnist(page.filter(ImageFilter.GaussianBlur(1.5))), image)
+    return page, alone, (rows.min() + 40, rows.max() + 40, (columns.min() + columns.max()) / 2 + 40, half)
+
+
 def test_a_digit_touching_its_forms_box_is_taken_out_of_it(digits):
     """A single digit written in a form's box, touching its top side, photographed (blurred): one piece of
     ink with the box. The box was kept round it, and the digit read as a 0, since its ink outweighed the
@@ -409,16 +420,10 @@ def test_a_digit_touching_its_forms_box_is_taken_out_of_it(digits):
     A box's four straight sides say what it is."""
     images, _ = digits
     for image in images[:40]:
-        ink = np.asarray(Image.fromarray(image).resize((70, 70), Image.Resampling.BICUBIC))
-        rows, columns = np.nonzero(ink > 64)
-        page = Image.fromarray(np.pad(255 - ink, 40, constant_values=255))
-        alone = aligned_correlation(to_mnist(page.filter(ImageFilter.GaussianBlur(1.5))), image)
-        top, bottom, middle = rows.min() + 40, rows.max() + 40, (columns.min() + columns.max()) / 2 + 40
-        half = max(0.45 * (bottom - top), (columns.max() - columns.min()) / 2 + 6)
+        page, alone, (top, bottom, middle, half) = _form_page(image)
         ImageDraw.Draw(page).rectangle((middle - half, top - 1, middle + half, bottom + 6), outline=0, width=2)
         boxed = aligned_correlation(to_mnist(page.filter(ImageFilter.GaussianBlur(1.5))), image)
         assert boxed > alone - 0.05, (boxed, alone)
-
 
 
 def test_a_comb_under_a_single_digit_is_taken_out_and_a_digits_own_foot_is_no_comb(digits):
@@ -432,23 +437,18 @@ def test_a_comb_under_a_single_digit_is_taken_out_and_a_digits_own_foot_is_no_co
     images, _ = digits
     kept = 0
     for image in images[:40]:
-        ink = np.asarray(Image.fromarray(image).resize((70, 70), Image.Resampling.BICUBIC))
-        rows, columns = np.nonzero(ink > 64)
-        page = Image.fromarray(np.pad(255 - ink, 40, constant_values=255))
-        alone = aligned_correlation(to_mnist(page.filter(ImageFilter.GaussianBlur(1.5))), image)
-        bottom, middle = rows.max() + 41, (columns.min() + columns.max()) / 2 + 40
-        half, tick = max(0.45 * (rows.max() - rows.min()), (columns.max() - columns.min()) / 2 + 6), 16
+        page, alone, (_, bottom, middle, half) = _form_page(image)
         draw = ImageDraw.Draw(page)
-        draw.line((middle - half, bottom, middle + half, bottom), fill=0, width=2)
-        for x in (middle - half, middle + half):
-            draw.line((x, bottom - tick, x, bottom), fill=0, width=2)
+        draw.line((middle - half, bottom + 1, middle + half, bottom + 1), fill=0, width=2)
+        for x in (middle - half, middle + half):  # the ticks, 16 px tall
+            draw.line((x, bottom - 15, x, bottom + 1), fill=0, width=2)
         kept += aligned_correlation(to_mnist(page.filter(ImageFilter.GaussianBlur(1.5))), image) > alone - 0.05
     assert kept >= 34
     for image in images[:200]:
         for scale, blur in ((1, 0), (3, 0), (3, 1.5)):
             glyph = np.asarray(Image.fromarray(image).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC))
-            page = Image.fromarray(np.pad(255 - glyph, 10 * scale, constant_values=255)).filter(ImageFilter.GaussianBlur(blur))
-            level, _ = preprocessing.ink_level(page, "dark")
+            page = Image.fromarray(np.pad(255 - glyph, 10 * scale, constant_values=255))
+            level, _ = preprocessing.ink_level(page.filter(ImageFilter.GaussianBlur(blur)), "dark")
             digit = preprocessing._digit(level)
             assert without_comb(digit) is digit
 
