@@ -104,8 +104,8 @@ def test_digits_loops_and_specks_in_them_are_no_ring():
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_taking_rings_out_only_ever_zeroes_ink(seed):
-    """Whatever rings, open or closed, nested, crossing or cut off at the border, and specks and bars a picture
-    holds, taking its rings out leaves each pixel as it was or at 0."""
+    """Whatever rings and boxes, open or closed, nested, crossing or cut off at the border, and specks and bars
+    a picture holds, taking its rings out leaves each pixel as it was or at 0, round a number or a digit."""
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(8, 200)), int(rng.integers(8, 300))
     level = ((rng.random((h, w)) < rng.uniform(0, 0.05)) * rng.uniform(0.2, 1.0)).astype(np.float32)
@@ -116,7 +116,12 @@ def test_taking_rings_out_only_ever_zeroes_ink(seed):
         else:
             left, top = int(rng.integers(-20, w)), int(rng.integers(-20, h))
             box = (left, top, left + int(rng.integers(1, w + 20)), top + int(rng.integers(1, h + 20)))
-        ring = _ellipse((h, w), box, int(rng.integers(1, 8)), gap=float(rng.uniform(0, 30)))
+        if rng.random() < 0.7:
+            ring = _ellipse((h, w), box, int(rng.integers(1, 8)), gap=float(rng.uniform(0, 30)))
+        else:  # a form's box
+            sheet = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(sheet).rectangle(box, outline=255, width=int(rng.integers(1, 6)))
+            ring = np.asarray(sheet, np.float32) / 255
         level = np.maximum(level, ring * np.float32(rng.uniform(0.2, 1.0)))
         if rng.random() < 0.5:  # a bar somewhere, or in the ring's middle
             row, column = int(rng.integers(0, h)), int(rng.integers(0, w))
@@ -124,9 +129,10 @@ def test_taking_rings_out_only_ever_zeroes_ink(seed):
                 row, column = (box[1] + box[3]) // 2 - int(rng.integers(0, 8)), (box[0] + box[2]) // 2 - int(rng.integers(0, 8))
             tall, wide = (int(rng.integers(1, max(2, n // 2))) for n in (box[3] - box[1], box[2] - box[0]))
             level[max(0, row) : max(0, row + tall), max(0, column) : max(0, column + wide)] = 1.0
-    out = without_frames(level, _INK)
-    assert out.shape == level.shape and out.dtype == level.dtype
-    assert ((out == level) | (out == 0)).all()
+    for touching in (False, True):
+        out = without_frames(level, _INK, touching)
+        assert out.shape == level.shape and out.dtype == level.dtype
+        assert ((out == level) | (out == 0)).all()
 
 
 def test_a_line_under_a_number_joined_to_its_digits_is_no_ring():

@@ -453,6 +453,26 @@ def test_a_comb_under_a_single_digit_is_taken_out_and_a_digits_own_foot_is_no_co
             assert without_comb(digit) is digit
 
 
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_taking_a_comb_out_only_ever_zeroes_ink(seed):
+    """Whatever a crop holds (specks, solid ink, combs of any size, a stroke among them), taking a comb out of
+    it leaves each pixel as it was or at 0, or the crop itself."""
+    from clients.rules import without_comb
+
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 120)), int(rng.integers(1, 120))
+    digit = ((rng.random((h, w)) < rng.uniform(0, 0.3)) * rng.uniform(0.1, 1.0, (h, w))).astype(np.float32)
+    if rng.random() < 0.7:  # a comb: a line along the foot, a tick at each end, and a stroke between them
+        thick, tick = int(rng.integers(1, 6)), int(rng.integers(1, h + 1))
+        digit[h - thick :] = 1.0
+        digit[h - tick :, :thick] = digit[h - tick :, w - thick :] = 1.0
+        digit[: int(rng.integers(1, h + 1)), w // 3 : w // 3 + thick] = 1.0
+    out = without_comb(digit)
+    assert out is digit or (out.shape == digit.shape and ((out == digit) | (out == 0)).all())
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
