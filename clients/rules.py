@@ -566,16 +566,17 @@ def without_comb(digit: np.ndarray) -> np.ndarray:
         return digit
     lowest = h - 1 - mask[::-1].argmax(axis=0)
     # Its thickness: the ink running up from each column's lowest, in most columns (a digit stands on some).
-    thick = float(np.percentile(_run_from(mask[::-1].T, h - 1 - lowest)[middle], 10))
+    thick = float(np.percentile(_vertical_runs(mask)[lowest[middle], middle], 10))
     slope, offset = np.polyfit(middle, lowest[middle], 1)
     if (abs(slope) > _COMB_TURN or thick > h / 6
             or np.mean(np.abs(slope * middle + offset - lowest[middle]) <= _COMB_NEAR) < _COMB_STRAIGHT):
         return digit
     line = slope * np.arange(w) + offset - thick  # the line's top, column by column
     width = int(np.ceil(thick)) + 1  # the ticks are printed as thick as the line (a digit may touch them)
+    across = _vertical_runs(mask.T).T  # the runs of ink along each row, through each pixel
     ticks = []
     for flip in (False, True):
-        side = mask[:, ::-1] if flip else mask
+        side, along = (mask[:, ::-1], across[:, ::-1]) if flip else (mask, across)
         top = int(np.floor(line[-1 if flip else 0]))
         if top < 1:
             return digit
@@ -589,7 +590,9 @@ def without_comb(digit: np.ndarray) -> np.ndarray:
             return digit
         # Printed with the line, a tick is as thin as it, where the digit does not touch it: a bold digit's
         # upright side is thicker all along.
-        if _run_from(side[top - height + 1 : top + 1], first[:height][::-1]).min() > thick + _COMB_NEAR:
+        starts = first[:height]  # (w in a row without ink, where the run is none)
+        thinnest = np.where(starts < w, along[top - np.arange(height), np.minimum(starts, w - 1)], 0).min()
+        if thinnest > thick + _COMB_NEAR:
             return digit
         ticks.append((slice(max(top - height, 0), top + 1), slice(w - width, w) if flip else slice(0, width)))
     # The digit stands between the ticks apart from them somewhere: the paper just above the line opens to
@@ -607,8 +610,3 @@ def without_comb(digit: np.ndarray) -> np.ndarray:
         out[rows, columns] = 0.0
     return out
 
-
-def _run_from(mask: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """The length of the run of ink along each row of ``mask`` from its column ``start``."""
-    gap = ~mask & (np.arange(mask.shape[1])[None, :] >= start[:, None])
-    return np.where(gap.any(axis=1), gap.argmax(axis=1), mask.shape[1]) - start
