@@ -400,7 +400,6 @@ def test_a_point_inside_a_digits_box_does_not_make_the_digit_a_frame(digits):
     assert read >= 5
 
 
-
 def _form_page(image: np.ndarray) -> tuple[Image.Image, float, tuple[float, float, float, float]]:
     """A test digit 2.5 times MNIST's size on a white page, and how well it reads photographed (blurred) alone;
     with its ink's box on the page (top, bottom, middle column, half the width of a form's box round it)."""
