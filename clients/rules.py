@@ -79,6 +79,10 @@ class Ruling:
     # a number's form photographed at an angle. Not beside a single digit: its fine strokes would be taken
     # for edges, standing on its own bar taken for a rule.
     leaning: bool = False
+    # With no rule found, they are looked for among pixels half as strong (_FAINT): a number's form printed so
+    # thin that, photographed, it breaks up into pieces shorter than any rule. Not beside a single digit: its
+    # ink is looked for fainter already, and at half of that a phone photo's grain lines up into thin bands.
+    faint: bool = False
 
 
 def without_lines(level: np.ndarray, writing: Callable[[np.ndarray], Writing | None], ruling: Ruling) -> np.ndarray:
@@ -130,6 +134,15 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
     mask = level > ink
     runs = _vertical_runs(mask)
     found = _rules(mask, runs, ruling.flat)
+    if not found and ruling.faint:
+        # Among pixels half as strong, a table's grain lines up into bands too, thicker than print.
+        ink = _FAINT * ruling.ink
+        mask = level > ink
+        runs = _vertical_runs(mask)
+        found = _rules(mask, runs, ruling.flat)
+        if not any(_thin(rule, runs) for rule in found):
+            return [level] * len(pages)
+        return _taken_out(level, mask, runs, found, ink, writing, ruling, pages)
     if not found:
         return [level] * len(pages)
     faint = _faint_ink(level, mask, runs, found)
@@ -348,14 +361,19 @@ def _faint_ink(level: np.ndarray, mask: np.ndarray, runs: np.ndarray, rules: lis
     h = level.shape[0]
     strengths = []
     for rule in rules:
-        left, right, tops, bottoms = rule
-        if max(bottoms[0] - tops[0], _across(rule, runs)) > _PRINT or _inked(mask, rule) < _SOLID:
+        if not _thin(rule, runs) or _inked(mask, rule) < _SOLID:
             continue
+        left, right, tops, bottoms = rule
         rows = tops[None, :] + np.arange(int(bottoms[0] - tops[0]))[:, None]
         inside = (rows >= 0) & (rows < h)
         strongest = np.where(inside, level[np.clip(rows, 0, h - 1), np.arange(left, right)], 0).max(axis=0)
         strengths.append(float(np.median(strongest)))
     return max(_FAINTEST, _FAINT * float(np.median(strengths))) if strengths else 1.0
+
+
+def _thin(rule: Rule, runs: np.ndarray) -> bool:
+    """Is the rule as thin as print, at most _PRINT pixels (``runs``: _vertical_runs of its map)?"""
+    return max(int(rule[3][0] - rule[2][0]), _across(rule, runs)) <= _PRINT
 
 
 def _across(band: Rule, runs: np.ndarray) -> float:
@@ -478,10 +496,11 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
             fullest = stretches[int(np.argmax(held))] if any(held) else (0, w)
             long = [fullest] if fullest in long else []
         if long:
-            left, right = long[0][0], long[-1][1]
             thin = np.zeros(w, bool)
             thin[xs[inside]] = True
-            if thin[left:right].mean() >= bare:
+            span = _bare_span(long, thin, bare)
+            if span is not None:
+                left, right = span
                 rules.append((left, right, top + shift[left:right], bottom + 1 + shift[left:right]))
         if not joined:  # the stretch's pixels are looked at once (or all the band's, when it has none)
             spanned = inside & (xs >= fullest[0]) & (xs < fullest[1])
@@ -514,6 +533,33 @@ def _erased(level: np.ndarray, runs: np.ndarray, rules: list[Rule]) -> np.ndarra
         erase = bare & (offset >= first - 1) & (offset <= last + 1) & (rows >= 0) & (rows < h)
         cleaned[rows[erase], np.broadcast_to(columns, rows.shape)[erase]] = 0.0
     return cleaned
+
+
+def _bare_span(long: list[tuple[int, int]], thin: np.ndarray, bare: float) -> tuple[int, int] | None:
+    """Where a band's rule runs, of its ``long`` stretches (left to right): all of them when it is ``thin``
+    along ``bare`` of that length at least; else the stretch with the most thin columns, joined to its
+    neighbours one by one while that holds; None when even that stretch is not.
+
+    A photo's table grain lines up into stretches of the band far beside
+    a form's rules, with the table between: taken with them, the rule was
+    bare along too little of its length and was no rule, and the boxes'
+    edges were read as 1s.
+    """
+    def holds(left: int, right: int) -> bool:
+        return bool(thin[left:right].mean() >= bare)
+
+    if holds(long[0][0], long[-1][1]):
+        return long[0][0], long[-1][1]
+    first = last = int(np.argmax([thin[a:b].sum() for a, b in long]))
+    if not holds(*long[first]):
+        return None
+    while True:
+        if first > 0 and holds(long[first - 1][0], long[last][1]):
+            first -= 1
+        elif last < len(long) - 1 and holds(long[first][0], long[last + 1][1]):
+            last += 1
+        else:
+            return long[first][0], long[last][1]
 
 
 def _stretches(columns: np.ndarray, bridge: int) -> list[tuple[int, int]]:

@@ -1287,6 +1287,30 @@ def test_a_photos_grain_is_no_faint_print():
         assert found and rules._faint_ink(grain, mask, rules._vertical_runs(mask), found) == 1.0
 
 
+def test_a_forms_boxes_fainter_than_the_ink_or_in_line_with_a_tables_grain_go_whole():
+    """A form's thin print photographed can be fainter than the ink looked for all along its lines: it broke
+    up into specks, no rule was found, and the boxes' edges were read as 1s ("373472" read "3713472"). With
+    no rule found, a number's are looked for again among pixels half as strong. A table's grain in line with
+    the boxes' sides, far beside them, made one band with each, bare along too little of its length to be a
+    rule ("449" read "549"): the rule is the stretch of the band bare enough, and the grain stays."""
+    from clients.rules import without_rules
+
+    strokes = np.zeros((100, 300), np.float32)
+    strokes[25:68, 44:50] = 1.0  # a 1 in the first box
+    rows, columns = np.mgrid[0:100, 0:300]
+    strokes[np.abs(np.hypot(rows - 46, (columns - 115) * 1.4) - 20) < 3] = 1.0  # a 0 in the second
+    boxes = _forms_row(strokes.shape, (10, 80), 0.0)
+    faint = np.where(boxes > 0, np.random.default_rng(0).uniform(0.14, 0.24, boxes.shape), 0.0).astype(np.float32)
+    assert np.array_equal(without_rules(np.maximum(faint, strokes), pictures._digits_beside_rules,
+                                        pictures._RULES), strokes)
+    level = np.pad(np.maximum(boxes, strokes), ((0, 0), (600, 0)))
+    for row in (10, 80):  # grain specks along 80 columns at the left, in line with the sides
+        level[row : row + 2, :80] = np.arange(80) % 4 < 2
+    out = without_rules(level, pictures._digits_beside_rules, pictures._RULES)
+    assert np.array_equal(out[:, 600:], strokes)
+    assert np.array_equal(out[:, :600], level[:, :600])
+
+
 def test_a_page_of_squared_paper_holds_more_lines_than_a_notebook_and_a_blank_one_no_digit(classify):
     """A number written large on squared paper crosses a hundred lines and rules: fewer looked for left
     some to be read as 1s ("586798" came back "506748"). A page of squared paper with nothing on it is no

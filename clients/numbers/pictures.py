@@ -33,7 +33,7 @@ _SLIVER = 0.08  # ... and so is a sliver along its side narrower than this (a sh
 _BESIDE = 1.5  # ... and so is what stands further than this beside the digits (a table's edge across the sheet)
 _APART = 3.0  # ink further than this beside the digits, and no digit's height together, is grain (_beside_digits)
 # A ruled line under or through a number is at least two digits long; a form's box edges may lean (without_rules).
-_RULES = Ruling(longer=2.0, leaning=True)
+_RULES = Ruling(longer=2.0, leaning=True, faint=True)
 
 
 def read_image(image: Image.Image | np.ndarray, classify: Classify, ink: str = "auto") -> Number:
