@@ -146,11 +146,14 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, boxe
     if np.mean(np.isin(np.arange(_BINS), bins[loop[np.nonzero(own)]]) | ~round_) < _LOOP:
         return None
     # A row of a form's boxes: edges between the digits run across from band to band (the rules' business).
+    # Round the other digits' boxes, the edges run between the bands of its straight sides: measured
+    # against the ellipse, the band is deeper towards the corners and cuts a photographed edge short.
+    across = 2 * (half[0] - band) if squared and not touched else own.shape[0]
     runs, piece = pieces(own & ~banded)
     if len(runs):
         boxes = piece_boxes(runs, piece, own.shape)
         tall = boxes[:, 2] - boxes[:, 0]
-        if np.any((tall >= _ACROSS * own.shape[0]) & (boxes[:, 3] - boxes[:, 1] <= _LEAN * tall + 2 * stroke)):
+        if np.any((tall >= _ACROSS * across) & (boxes[:, 3] - boxes[:, 1] <= _LEAN * tall + 2 * stroke)):
             return None
     faint = own | ((level > 0) & (level <= ink))  # the frame and the ink too faint to be any piece's
     far, where = polar(faint)
@@ -164,20 +167,42 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, boxe
 def _squared(own: np.ndarray, stroke: float) -> bool:
     """Whether a piece's outer edge runs along four straight sides, each turned by up to _LEAN: a form's box.
     Away from the corners, the first and the last ink of each column (and of each row) lie within
-    half a stroke of one line, nearly all along."""
+    half a stroke of one line, nearly all along.
+
+    A turned box's top runs on past its corner's row, and so above part of
+    its side, by its slope times its width: a wide row of boxes turned by a
+    few degrees, by more rows than the corners' share. The sides are fitted
+    along their middle, and where the top and bottom are straight, the sides
+    are measured that much further from the corners (and the other way round).
+    """
+    sides = []
     for mask in (own, own.T):
         columns = np.flatnonzero(mask.any(axis=0))
-        trim = int(_CORNER * len(columns))
-        columns = columns[trim : len(columns) - trim]
-        if len(columns) < 2:
+        if len(columns) < 4:
             return False
         held = mask[:, columns]
-        for edge in (held.argmax(axis=0), len(held) - 1 - held[::-1].argmax(axis=0)):
-            slope, offset = np.polyfit(columns, edge, 1)
-            off = np.abs(slope * columns + offset - edge)
-            if abs(slope) > _LEAN or np.mean(off <= max(_STRAIGHT, stroke / 2)) < _SIDE:
-                return False
-    return True
+        edges = (held.argmax(axis=0), len(held) - 1 - held[::-1].argmax(axis=0))
+        middle = slice(len(columns) // 4, len(columns) - len(columns) // 4)
+        fits = [np.polyfit(columns[middle], edge[middle], 1) for edge in edges]
+        if any(abs(slope) > _LEAN for slope, _ in fits):
+            return False
+        sides.append((columns, edges, fits))
+
+    def straight(columns: np.ndarray, edges: tuple, fits: list, beyond: float = 0.0) -> bool:
+        trim = int(_CORNER * len(columns) + beyond)
+        inner = slice(trim, len(columns) - trim)
+        if len(columns[inner]) < 2:
+            return False
+        return all(np.mean(np.abs(slope * columns[inner] + offset - edge[inner]) <= max(_STRAIGHT, stroke / 2))
+                   >= _SIDE for edge, (slope, offset) in zip(edges, fits))
+
+    alone = [straight(*side) for side in sides]
+    if all(alone):
+        return True
+    if not any(alone):
+        return False
+    (columns, _, fits), other = (sides[0], sides[1]) if alone[0] else (sides[1], sides[0])
+    return straight(*other, beyond=max(abs(slope) for slope, _ in fits) * len(columns))
 
 
 def _stroke(own: np.ndarray) -> float:

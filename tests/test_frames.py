@@ -64,6 +64,25 @@ def test_a_box_with_round_corners_round_a_number_goes_and_a_row_of_a_forms_boxes
     assert without_frames(row, _INK) is row
 
 
+def test_a_row_of_a_forms_boxes_turned_a_little_stays_for_the_rules():
+    """Photographed, a form's row of boxes is turned a few degrees. Its top then runs on above its sides'
+    first rows, by its slope times its width, so the sides did not look straight; and the band measured
+    across an ellipse cut its edges short of the top and bottom. The row went as a ring round the digits,
+    and the edges were left to be read as 1s. Against the straight top and bottom, the sides are measured
+    further from the corners, and the edges against the box's height between its bands."""
+    for turn in (2.5, 3.0):
+        for height in (50, 60):
+            sheet = Image.new("L", (420, 60 + height), 0)
+            draw = ImageDraw.Draw(sheet)
+            draw.rectangle((30, 30, 390, 30 + height), outline=255, width=3)
+            for x in (120, 210, 300):
+                draw.line((x, 30, x, 30 + height), fill=255, width=3)
+            draw.ellipse((124, 42, 170, 22 + height), outline=255, width=6)  # a 0 touching an edge
+            draw.line((255, 42, 255, 22 + height), fill=255, width=6)  # and a 1 apart
+            row = np.asarray(sheet.rotate(turn, resample=Image.Resampling.BILINEAR), np.float32) / 255
+            assert without_frames(row, _INK) is row, (turn, height)
+
+
 def test_a_ring_touching_a_digit_takes_only_the_rings_band():
     """Drawn tight, the ring touches the digits at the ends; they keep all their ink but where they meet it."""
     shape = (100, 230)
