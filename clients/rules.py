@@ -176,9 +176,16 @@ def _taken_out(level: np.ndarray, mask: np.ndarray, runs: np.ndarray, found: lis
             looked &= ~_inside(looked.shape, bars)
             bars += _rules(looked, across, _EDGE_FLAT, _EDGE_FEWEST, joined=False, bare=_UPRIGHT_BARE,
                            turns=_UPRIGHT_TURNS)
-        # Printed with the rules, not a pen's stroke (a 1, the side of a digit's loop between two rules).
-        thickest = max(_across(rule, runs) for rule in found)
-        bars = [bar for bar in bars if _across(bar, across) <= thickest + 1]
+        # Printed with the rules, not a pen's stroke (a 1, the side of a digit's loop between two rules): as
+        # thin as the rules it stands on, or, on none, as the thickest (a photo's sheet edge is a band too,
+        # thicker than any print, and beside it digits' strokes standing on an underline passed for print).
+        thick = [_across(rule, runs) for rule in found]
+
+        def printed(bar: Rule) -> bool:
+            on = [k for k, _ in filter(None, (_under(bar, end, found) for end in (0, -1)))]
+            return _across(bar, across) <= max(thick[k] for k in on or range(len(found))) + 1
+
+        bars = [bar for bar in bars if printed(bar)]
     edges, sides, _ = _edges(bars, found, mask)
     # Squared paper's upright lines cross the rules and run on above and below the digits. Until the digits
     # are measured, the lines hide them (every digit crosses one): all are out, then those ending where the
@@ -485,7 +492,9 @@ def _rules(mask: np.ndarray, runs: np.ndarray, flat: float, fewest: float = _FLA
         inside = left_in & (rows[turn] >= top - 1) & (rows[turn] <= bottom + 1)
         thick = bottom - top + 1
         shift = np.rint(turns[turn] * np.arange(w)).astype(np.int64) - w
-        band = np.arange(top, bottom + 1)[:, None] + shift[None, :]
+        # A row either side: the slopes are looked at in steps, and a thin rule drifts off its band by a row
+        # towards the ends of a long one.
+        band = np.arange(top - 1, bottom + 2)[:, None] + shift[None, :]
         # Digits standing on the rule or crossing it hide it: any ink in the band continues it. Inside a
         # digit's loop the paper looks darker, and a faint rule can fade there: its long stretches are one.
         inked = (mask[np.clip(band, 0, h - 1), np.arange(w)] & (band >= 0) & (band < h)).any(axis=0)

@@ -1311,6 +1311,40 @@ def test_a_forms_boxes_fainter_than_the_ink_or_in_line_with_a_tables_grain_go_wh
     assert np.array_equal(out[:, :600], level[:, :600])
 
 
+def test_digits_standing_on_an_underline_are_no_box_edges_beside_a_sheets_thick_edge():
+    """Upright bars must be printed as thin as the rules they stand on: a photo's sheet edge against the
+    table is a band as thick as a pen's stroke, and beside it three digits' upright strokes standing on an
+    underline, their tops in line, passed for a box row's edges and went ("015717" read "01-71")."""
+    from clients.rules import without_rules
+
+    level = np.zeros((140, 500), np.float32)
+    level[80:82, 10:490] = 1.0  # an underline
+    for x in (120, 220, 320):
+        level[30:80, x : x + 5] = 1.0  # three 1s standing on it, their tops in line
+    level[120:129] = 1.0  # the sheet's edge against the table
+    out = without_rules(level, pictures._digits_beside_rules, pictures._RULES)
+    assert np.array_equal(out[:80], level[:80])
+
+
+def test_a_thin_rule_turned_between_the_slopes_looked_at_goes_whole():
+    """Rules are looked for at slopes half a degree apart: a rule a pixel thin, turned between two of them,
+    drifts off the band it was found in by a row towards its ends. Its ends were left (a comb's line under
+    a photographed number, with the ticks standing on them read as 1s): it runs on a row either side."""
+    from clients.rules import without_rules
+
+    strokes = np.zeros((100, 340), np.float32)
+    strokes[25:68, 44:50] = 1.0  # a 1
+    rows, columns = np.mgrid[0:100, 0:340]
+    strokes[np.abs(np.hypot(rows - 46, (columns - 115) * 1.4) - 20) < 3] = 1.0  # a 0
+    strokes[22:68, 196:202] = 1.0  # another 1
+    for degrees in (0.25, 1.25, 2.25, 3.75, 5.25):
+        level = strokes.copy()
+        for x in range(10, 330):
+            level[int(round(75 + np.tan(np.radians(degrees)) * (x - 170))), x] = 1.0
+        out = without_rules(level, pictures._digits_beside_rules, pictures._RULES)
+        assert np.array_equal(out, strokes), degrees
+
+
 def test_a_page_of_squared_paper_holds_more_lines_than_a_notebook_and_a_blank_one_no_digit(classify):
     """A number written large on squared paper crosses a hundred lines and rules: fewer looked for left
     some to be read as 1s ("586798" came back "506748"). A page of squared paper with nothing on it is no
