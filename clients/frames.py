@@ -146,8 +146,9 @@ def _ring(own: np.ndarray, held: np.ndarray, level: np.ndarray, ink: float, boxe
     if np.mean(np.isin(np.arange(_BINS), bins[loop[np.nonzero(own)]]) | ~round_) < _LOOP:
         return None
     # A row of a form's boxes: edges between the digits run across from band to band (the rules' business).
-    # Round the other digits' boxes, the edges run between the bands of its straight sides: measured
-    # against the ellipse, the band is deeper towards the corners and cuts a photographed edge short.
+    # In a squared piece holding other ink (a row of boxes round the digits), they run between the bands of
+    # its top and bottom: the band, measured across the ellipse, is deeper towards the corners and cuts a
+    # photographed edge short of the piece's height.
     across = 2 * (half[0] - band) if squared and not touched else own.shape[0]
     runs, piece = pieces(own & ~banded)
     if len(runs):
