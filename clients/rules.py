@@ -131,26 +131,26 @@ def _without_rules(level: np.ndarray, writing: Callable[[np.ndarray], Writing | 
     """without_rules, once for each of ``pages``: with its rules as ``ruling`` says (False), or only those
     running from one side of the map to the other (True). The bands are found once for all."""
     ink = ruling.ink
-    mask = level > ink
-    runs = _vertical_runs(mask)
-    found = _rules(mask, runs, ruling.flat)
+    mask, runs, found = _bands(level, ink, ruling.flat)
     if not found and ruling.faint:
         # Among pixels half as strong, a table's grain lines up into bands too, thicker than print.
         ink = _FAINT * ruling.ink
-        mask = level > ink
-        runs = _vertical_runs(mask)
-        found = _rules(mask, runs, ruling.flat)
+        mask, runs, found = _bands(level, ink, ruling.flat)
         if not any(_thin(rule, runs) for rule in found):
-            return [level] * len(pages)
-        return _taken_out(level, mask, runs, found, ink, writing, ruling, pages)
+            found = []
+    elif found and (faint := _faint_ink(level, mask, runs, found)) < ink:
+        ink = faint
+        mask, runs, found = _bands(level, ink, ruling.flat)
     if not found:
         return [level] * len(pages)
-    faint = _faint_ink(level, mask, runs, found)
-    if faint < ink:
-        ink, mask = faint, level > faint
-        runs = _vertical_runs(mask)
-        found = _rules(mask, runs, ruling.flat)
     return _taken_out(level, mask, runs, found, ink, writing, ruling, pages)
+
+
+def _bands(level: np.ndarray, ink: float, flat: float) -> tuple[np.ndarray, np.ndarray, list[Rule]]:
+    """The pixels of the ink map stronger than ``ink``, their _vertical_runs, and the rules among them."""
+    mask = level > ink
+    runs = _vertical_runs(mask)
+    return mask, runs, _rules(mask, runs, flat)
 
 
 def _taken_out(level: np.ndarray, mask: np.ndarray, runs: np.ndarray, found: list[Rule], ink: float,
