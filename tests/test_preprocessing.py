@@ -452,7 +452,6 @@ def test_a_comb_under_a_single_digit_is_taken_out_and_a_digits_own_foot_is_no_co
             assert without_comb(digit) is digit
 
 
-
 @settings(max_examples=80, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_taking_a_comb_out_only_ever_zeroes_ink(seed):
