@@ -241,6 +241,23 @@ def test_any_disguise_keeps_the_digit(digits, index, factor, top, left, paper, c
     assert vector.max() >= 250  # the strongest ink is full white, as in MNIST
 
 
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 30), width=st.integers(1, 30), down=st.integers(0, 8), across=st.integers(0, 8),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_paper_lights_median_is_each_windows_median(height, width, down, across, seed):
+    """The separable median the paper's light is estimated with takes each window's middle value once
+    partitioned: np.median's own answer, rows first, the picture's edge pixels repeated."""
+    grey = (np.random.default_rng(seed).random((height, width)) * 255).astype(np.float32)
+    windows = (2 * down + 1, 2 * across + 1)
+    expected = grey
+    for axis in (1, 0):
+        padding = [(0, 0), (0, 0)]
+        padding[axis] = (windows[axis] // 2,) * 2
+        padded = np.pad(expected, padding, mode="edge")
+        expected = np.median(np.lib.stride_tricks.sliding_window_view(padded, windows[axis], axis=axis), axis=-1)
+    assert np.array_equal(preprocessing._median_filter(grey, windows), expected)
+
+
 # --- recognition ------------------------------------------------------------------------------
 
 
