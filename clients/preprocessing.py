@@ -419,13 +419,17 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     # a big light blob on black (a dot on the drawing canvas) covers less than _SHEET.
     if high - low < _EVEN_LIGHT and float(np.mean(light > middle + _EVEN_LIGHT)) < _SHEET:
         return None
-    high = _around(light, factor, grey.shape, np.maximum)
+    fine = -(-factor // _FINER)
+    finer = _around(_median_light(grey, fine, _FINE_WINDOW), np.minimum)
+    # Worked out on the grid of the runs of pixels that fall in one cell of each estimate, then spread out.
+    (rows, down), (columns, across) = (_common_runs(n, factor, fine) for n in grey.shape)
     # The bright end stays the coarse estimate's: where the table fills most of the windows over a sheet,
     # the median is the table's, and the paper is background only as the brightest estimate around it.
-    low = _around(light, factor, grey.shape, np.minimum)
-    fine = -(-factor // _FINER)
-    finer = _around(_median_light(grey, fine, _FINE_WINDOW), fine, grey.shape, np.minimum)
+    high, low = (_around(light, extreme)[np.ix_(rows // factor, columns // factor)]
+                 for extreme in (np.maximum, np.minimum))
+    finer = finer[np.ix_(rows // fine, columns // fine)]
     low = np.where(finer - low > _MIN_CONTRAST, np.minimum(finer, high), low)
+    low, high = (np.repeat(np.repeat(a, down, axis=0), across, axis=1) for a in (low, high))
     return np.clip(grey, low, high)
 
 
@@ -437,9 +441,8 @@ def _median_light(grey: np.ndarray, factor: int, window: float = _LIGHT_WINDOW) 
     return _median_filter(small, tuple(max(3, int(window * n) | 1) for n in small.shape))
 
 
-def _around(light: np.ndarray, factor: int, shape: tuple[int, int], extreme: np.ufunc) -> np.ndarray:
-    """The ``extreme`` (np.minimum, np.maximum) of a shrunken estimate within _AROUND of each of its cells,
-    back at full size (``factor`` times larger, cut to ``shape``)."""
+def _around(light: np.ndarray, extreme: np.ufunc) -> np.ndarray:
+    """The ``extreme`` (np.minimum, np.maximum) of a shrunken estimate within _AROUND of each of its cells."""
     spread = 2 * _AROUND + 1
     out = np.pad(light, _AROUND, mode="edge")
     for axis in (0, 1):  # a square's extreme: along the rows, of the extremes along the columns
@@ -448,7 +451,14 @@ def _around(light: np.ndarray, factor: int, shape: tuple[int, int], extreme: np.
         for shift in range(1, spread):
             extreme(ends, out.take(range(shift, shift + n), axis=axis), out=ends)
         out = ends
-    return np.repeat(np.repeat(out, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
+    return out
+
+
+def _common_runs(length: int, *factors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along a side of ``length`` pixels, where each run of pixels in one cell of every grid of these
+    ``factors`` starts, and how long it is."""
+    starts = np.unique(np.concatenate([np.arange(0, length, factor) for factor in factors]))
+    return starts, np.diff(starts, append=length)
 
 
 def _light_factor(shape: tuple[int, int]) -> int:
