@@ -54,11 +54,9 @@ _LIGHT_WORK = 64
 _LIGHT_WINDOW = 0.4
 # Back at full size a pixel is background if it lies within the range of the
 # estimate this many shrunken pixels around it (edges of a tilted sheet move a little); the darkest
-# background around it, of an estimate on a copy this many times larger, over windows this much of it
-# (_paper_light).
+# background around it, of an estimate on a copy this many times larger (_paper_light).
 _AROUND = 2
 _FINER = 2
-_FINE_WINDOW = 0.2
 # Light that varies by less than this (of 255) along the border, with no large
 # brighter part, counts as even: such images are read as before, against the
 # paper at their border.
@@ -403,12 +401,11 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     picture's longer side inside the sheet, and took as background as much
     of their ink as was no darker than the table (a number on a strip of
     paper was read faint, a form's line near the sheet's edge lost its end).
-    Its windows are narrower (_FINE_WINDOW), which is safe for the dark end
-    alone: where strokes fill one, its median comes out darker and the
-    coarse range stays. Where the light changes slowly, the two differ by
-    less than ink's contrast, and the coarse range stays too: taken
-    everywhere, the finer one made faint print (a form's grid, a notebook's
-    rules) stand out more beside single digits.
+    Where the light changes slowly, the two differ by less than that, and
+    the coarse range stays: taken everywhere, the finer one made faint print
+    (a form's grid, a notebook's rules) stand out more beside single digits.
+    Its windows are as wide: narrower ones let a bold digit darken the
+    coarse estimate alone, and a grid beside it stood out.
     """
     factor = _light_factor(grey.shape)
     light = _median_light(grey, factor)
@@ -420,7 +417,7 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     if high - low < _EVEN_LIGHT and float(np.mean(light > middle + _EVEN_LIGHT)) < _SHEET:
         return None
     fine = -(-factor // _FINER)
-    finer = _around(_median_light(grey, fine, _FINE_WINDOW), np.minimum)
+    finer = _around(_median_light(grey, fine), np.minimum)
     # Worked out on the grid of the runs of pixels that fall in one cell of each estimate, then spread out.
     (rows, down), (columns, across) = (_common_runs(n, factor, fine) for n in grey.shape)
     # The bright end stays the coarse estimate's: where the table fills most of the windows over a sheet,
@@ -433,12 +430,12 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     return np.clip(grey, low, high)
 
 
-def _median_light(grey: np.ndarray, factor: int, window: float = _LIGHT_WINDOW) -> np.ndarray:
-    """The median brightness over windows of ``window`` of a copy of the picture ``factor`` times smaller."""
+def _median_light(grey: np.ndarray, factor: int) -> np.ndarray:
+    """The median brightness over windows of _LIGHT_WINDOW of a copy of the picture ``factor`` times smaller."""
     small = np.asarray(Image.fromarray(grey.astype(np.float32), "F").reduce(factor)) if factor > 1 else grey
     # Each way its own window: across a long strip (a number) a window of the longer side would reach
     # past the sheet's edges above and below and take the table for the paper.
-    return _median_filter(small, tuple(max(3, int(window * n) | 1) for n in small.shape))
+    return _median_filter(small, tuple(max(3, int(_LIGHT_WINDOW * n) | 1) for n in small.shape))
 
 
 def _around(light: np.ndarray, extreme: np.ufunc) -> np.ndarray:
