@@ -330,6 +330,25 @@ def test_slashes_that_make_no_date_are_1s_as_the_model_reads_them(classify, text
         assert all(number.digits[k].digit == 1 for k, _ in slashes), number.text
 
 
+def test_a_dates_slashes_are_read_in_a_photo_taken_at_an_angle(classify):
+    """A photo taken at an angle shears the whole date: its digits lean back and its slashes stand about
+    upright (a 40-degree slash leans under 15 in most). They still lean as far past the digits as they
+    did: wherever the sheared date's digits read as the flat date's, its slashes are read as slashes."""
+    compared = 0
+    for seed in range(8):
+        for text in ("12/05/2026", "2026/12/05", "3/7/84"):
+            picture, _ = _written(text, seed)
+            flat = numbers.read_image(picture, classify)
+            # Each row moved 0.6 of a pixel further left than the row below it.
+            sheared = numbers.read_image(picture.transform(
+                (picture.width + picture.height, picture.height), Image.Transform.AFFINE, (1, -0.6, 0, 0, 1, 0),
+                Image.Resampling.BILINEAR, fillcolor=255), classify)
+            if flat.text == text and sheared.text.replace("/", "1") == text.replace("/", "1"):
+                compared += 1
+                assert sheared.text == text, (seed, text, sheared.text)
+    assert compared >= 6, compared
+
+
 @pytest.mark.parametrize("kind", ["clear", "touching", "overlap"])
 def test_a_digits_own_pieces_are_no_sign(classify, kind):
     """The end of a stroke broken off, a 5's bar, the dots of a traced digit: no point, comma or minus in

@@ -12,6 +12,11 @@ a year of four digits from 1900 to 2099. A 1 leaning alone proves nothing
 slashes. On numbers of MNIST training digits that are dates with 1s where
 the slashes would be, about one in ten is still read as a date: written so,
 they are ambiguous to people too.
+
+A photo taken at an angle shears the whole number: its upright digits lean
+and its slashes may stand upright, so the slashes' own lean says little
+there. Slashes leaning far past the other digits, measured so that a shear
+does not move it (_SHEARED), are read as slashes whatever their own lean.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from digitserve.contract import IMAGE_SIDE
 _LEAN = 15.0  # a slash leans at least this many degrees from upright (two in five of MNIST's training 1s do),
 _BEYOND = 10.0  # and this much more than the number's other digits do (the median: the writer's slant),
 _STRAIGHT = 20.0  # and is straight: its ink's second moments this many times longer along than across.
+# Or, whatever its own lean, its ink moves this many more columns per row (the tangent of its lean) than the
+# other digits' does (the median): a shear adds the same to every digit's, so this difference is unmoved by it.
+_SHEARED = 0.3
 
 
 def dated(number: Number) -> Number:
@@ -36,16 +44,18 @@ def dated(number: Number) -> Number:
         return number  # no date, and most numbers: their images are not looked at
     shapes = [_shape(d) for d in number.digits]
     leans = [lean for lean, _ in shapes]
-    ones = [k for k, (d, (lean, straight)) in enumerate(zip(number.digits, shapes))
-            if d.digit == 1 and straight and lean >= _LEAN]
+    slopes = np.tan(np.radians(leans))
+    ones = [k for k, (d, (_, straight)) in enumerate(zip(number.digits, shapes)) if d.digit == 1 and straight]
     text = "".join(str(d.digit) for d in number.digits)
     best: tuple[float, int, int] | None = None
     for i, j in itertools.combinations(ones, 2):
         if not _date_like([text[:i], text[i + 1 : j], text[j + 1 :]]):
             continue
-        slant = float(np.median([lean for k, lean in enumerate(leans) if k not in (i, j)]))
+        others = [k for k in range(len(leans)) if k not in (i, j)]
+        slant, slope = float(np.median([leans[k] for k in others])), float(np.median(slopes[others]))
         least = min(leans[i], leans[j])
-        if least - slant >= _BEYOND and (best is None or least > best[0]):
+        sheared = min(slopes[i], slopes[j]) - slope >= _SHEARED
+        if (sheared or (least >= _LEAN and least - slant >= _BEYOND)) and (best is None or least > best[0]):
             best = (least, i, j)
     if best is None:
         return number
