@@ -276,6 +276,40 @@ def test_a_comma_leaning_under_the_digit_before_it_is_a_comma(classify):
     assert placed >= 9, placed
 
 
+def test_a_point_written_close_under_the_curve_of_the_digit_before_it_is_a_point(classify):
+    """A point a pixel right of where a 3's lower curve ends above it, and clear of the 3's foot beside it,
+    is a point: the digit's ink is neither in its columns nor beside it ("328,173.30" photographed, its
+    blur closing the gap, came back "328,17330")."""
+    images, labels = mnist_subset(2000, "test")
+    threes = np.flatnonzero(labels == 3)
+    rng = np.random.default_rng(26)
+    placed = tried = 0
+    for _ in range(100):  # of 100 3s, those whose curve reaches further right than their foot
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        pick[at - 1] = rng.choice(threes)
+        picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        radius = 0.65 * float(np.median([stroke_width(g) for g in glyphs]))  # a dab of the digits' pen
+        y = boxes[at - 1][3] - radius  # on the 3's line
+        three = (255 - np.asarray(picture))[:, boxes[at - 1][0] : boxes[at][0]] > 64
+
+        def right_end(top: float, bottom: float) -> int:  # of the 3's ink over these rows
+            cols = np.flatnonzero(three[max(0, int(top)) : int(bottom) + 1].any(axis=0))
+            return boxes[at - 1][0] + (int(cols[-1]) if len(cols) else -99)
+
+        beside = 0.1 * size
+        left = right_end(y - radius - 0.3 * size, y - radius - beside) + 2  # a pixel clear of the curve
+        if right_end(y - radius - beside, y + radius + beside) + beside + 2 > left:
+            continue  # the foot reaches as far: nothing above it
+        tried += 1
+        written = picture.copy()
+        ImageDraw.Draw(written).ellipse([left, y - radius, left + 2 * radius, y + radius], fill=0)
+        number = numbers.read_image(written, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(".", at)]
+    assert tried >= 8 and placed >= tried - 2, (placed, tried)
+
+
 def test_several_signs_in_one_number_are_each_read_where_they_stand(classify):
     """A date with points ("05.12.2026") or hyphens ("2026-12-05"), an amount with a thousands separator and a
     decimal sign ("1,250.75", "1.250,75"): every sign is written where it stands, in a picture and a drawing."""

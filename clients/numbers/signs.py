@@ -273,12 +273,19 @@ def _column_ink(piece: Box, atoms: Sequence[Atom]) -> Box:
 
 
 def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
-    """No ink of ``atoms`` but the ``marks`` themselves in their columns (with _SIGN_APART beside them)
-    within _SIGN_CLEAR of the line ``height`` above or below them."""
+    """No ink of ``atoms`` but the ``marks`` themselves in their columns within _SIGN_CLEAR of the line
+    ``height`` above or below them, nor within _SIGN_APART of them beside.
+
+    Only beside: the digit before a point written close ends above it and
+    to its left (a 3's lower curve), and in a photo its blur leaves a pixel
+    between them. Taken as ink over the point, it lost photographed amounts
+    their points ("328,173.30" read "328,17330").
+    """
     left, top, right, bottom = box_of(marks)
     clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
     return not any(all(other is not m for m in marks)
-                   and _ink_within(other, left - apart, right + apart, top - clear, bottom + clear)
+                   and (_ink_within(other, left, right, top - clear, bottom + clear)
+                        or _ink_within(other, left - apart, right + apart, top - apart, bottom + apart))
                    for other in atoms)
 
 
