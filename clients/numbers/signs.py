@@ -274,18 +274,24 @@ def _column_ink(piece: Box, atoms: Sequence[Atom]) -> Box:
 
 def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
     """No ink of ``atoms`` but the ``marks`` themselves in their columns within _SIGN_CLEAR of the line
-    ``height`` above or below them, nor within _SIGN_APART of them beside.
+    ``height`` above or below them, nor within _SIGN_APART of them beside: in a drawing, beside them and
+    as far above or below.
 
-    Only beside: the digit before a point written close ends above it and
-    to its left (a 3's lower curve), and in a photo its blur leaves a pixel
-    between them. Taken as ink over the point, it lost photographed amounts
-    their points ("328,173.30" read "328,17330").
+    In a picture, only beside: the digit before a point written close ends
+    above it and to its left (a 3's lower curve), and in a photo its blur
+    leaves a pixel between them. Taken as ink over the point, it lost
+    photographed amounts their points ("328,173.30" read "328,17330"). A
+    drawing's strokes are as drawn, and a stroke there is most often the
+    digit's own, broken off (a traced digit's, a quick stroke's): taken as a
+    point beside it, one more of 420 drawn numbers of training digits gained
+    a sign.
     """
     left, top, right, bottom = box_of(marks)
     clear, apart = _SIGN_CLEAR * height, _SIGN_APART * height
+    aside = clear if any(m.points is not None for m in marks) else apart  # how far up or down "beside" reaches
     return not any(all(other is not m for m in marks)
                    and (_ink_within(other, left, right, top - clear, bottom + clear)
-                        or _ink_within(other, left - apart, right + apart, top - apart, bottom + apart))
+                        or _ink_within(other, left - apart, right + apart, top - aside, bottom + aside))
                    for other in atoms)
 
 
