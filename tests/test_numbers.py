@@ -310,6 +310,26 @@ def test_a_point_written_close_under_the_curve_of_the_digit_before_it_is_a_point
     assert tried >= 8 and placed >= tried - 2, (placed, tried)
 
 
+def test_a_small_point_blurred_out_of_round_is_a_point(classify):
+    """Digits 24 pixels tall, as a phone takes them from afar, with a point whose ink came out 5 pixels wide
+    and 3 tall: a point, a pixel out of round ("182,764.83" photographed came back "182,76483")."""
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(27)
+    placed = 0
+    for _ in range(8):
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        scale = 24 / float(np.mean([b[3] - b[1] for b in boxes]))
+        small = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BOX)
+        x = round((boxes[at - 1][2] + boxes[at][0]) / 2 * scale)
+        y = round((boxes[at - 1][3] + boxes[at][3]) / 2 * scale)
+        ImageDraw.Draw(small).rectangle([x - 2, y - 3, x + 2, y - 1], fill=0)
+        number = numbers.read_image(small, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(".", at)]
+    assert placed >= 7, placed
+
+
 def test_several_signs_in_one_number_are_each_read_where_they_stand(classify):
     """A date with points ("05.12.2026") or hyphens ("2026-12-05"), an amount with a thousands separator and a
     decimal sign ("1,250.75", "1.250,75"): every sign is written where it stands, in a picture and a drawing."""

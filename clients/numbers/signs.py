@@ -245,8 +245,10 @@ def _dot_sized(atom: Atom, height: float, tallest: float) -> bool:
 
 
 def _round(atom: Atom) -> bool:
-    """Neither side of its box longer than _ROUND times the other (a dash is a broken stroke's end)."""
-    return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height)
+    """Neither side of its box longer than _ROUND times the other (a dash is a broken stroke's end), give or
+    take a pixel: a picture's boxes are whole pixels, and a point's blurred ink in a photo can reach 5 by 3
+    ("182,764.83" photographed read "182,76483")."""
+    return max(atom.width, atom.height) <= _ROUND * min(atom.width, atom.height) + 1
 
 
 def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float,
