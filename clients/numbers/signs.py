@@ -163,18 +163,22 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
                pieces: Sequence[Box], height: float) -> str | None:
     """".", "," or "-" if this atom's place and size are a point's, a comma's, a minus's or a hyphen's among the
     digits' ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None."""
-    middle = (atom.left + atom.right) / 2
-    if any(b[0] < middle < b[2] for b in pieces):
-        return None
-    # A bar's ends may touch the digits beside it (written close), and a comma lean under the digit before it;
-    # a point stands clear of them.
+    # A bar's ends may touch the digits beside it (written close), and a comma lean under the digit before it.
+    # So may a picture's point, written under the digit before it where none of that digit's ink stands above
+    # it (_clear: under a 7's arm, a 3's or a 9's top), or moved under its box's edge by a photo's blur and
+    # perspective: "7.3" photographed read "73". A drawing's dot there is most often a traced digit's own.
+    tucked = atom.points is None and _round(atom)
+    under = _COMMA_UNDER * height if tucked else 0.0  # how far its middle may stand under the digit before it
     reach = (_TOUCHING * height, _TOUCHING * height) if _bar(atom, height) else \
-        (_COMMA_UNDER * height, 0.0) if atom.height > atom.width else (0.0, 0.0)
+        (_COMMA_UNDER * height, 0.0) if atom.height > atom.width or tucked else (0.0, 0.0)
+    middle = (atom.left + atom.right) / 2
+    if any(b[0] < middle < b[2] - under for b in pieces):
+        return None
     right = min((b for b in pieces if b[0] >= atom.right - reach[1]), key=lambda b: b[0], default=None)
     if not any(b[2] <= atom.left + reach[0] for b in pieces):  # before the first digit
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
             and _minus_like(atom, atoms, right, height) else None
-    line = _line_beside(box_of([atom]), atoms, pieces, height, reach)
+    line = _line_beside(box_of([atom]), atoms, pieces, height, reach, under)
     if line is None:
         return None
     if _minus_like(atom, atoms, right, height):  # the same bar between two digits: a hyphen
@@ -252,14 +256,15 @@ def _round(atom: Atom) -> bool:
 
 
 def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height: float,
-                 reach: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float] | None:
+                 reach: tuple[float, float] = (0.0, 0.0), under: float = 0.0) -> tuple[float, float] | None:
     """The top and the baseline of the digits' line where ``box`` stands between two digits' ``pieces``,
     each within _SIGN_NEAR of the line ``height`` and reaching at most ``reach`` into it (the one before, the
-    one after); None if it stands elsewhere (in a digit's columns, before the first digit or after the last)."""
+    one after); None if it stands elsewhere (in a digit's columns, but for ``under`` the right end of the
+    one before, before the first digit or after the last)."""
     middle = (box[0] + box[2]) / 2
     before = [b for b in pieces if b[2] <= box[0] + reach[0]]
     after = [b for b in pieces if b[0] >= box[2] - reach[1]]
-    if not before or not after or any(b[0] < middle < b[2] for b in pieces):
+    if not before or not after or any(b[0] < middle < b[2] - under for b in pieces):
         return None
     left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
     if box[0] - left[2] > _SIGN_NEAR * height or right[0] - box[2] > _SIGN_NEAR * height:
