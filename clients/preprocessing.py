@@ -417,13 +417,15 @@ def _paper_light(grey: np.ndarray) -> np.ndarray | None:
     if high - low < _EVEN_LIGHT and float(np.mean(light > middle + _EVEN_LIGHT)) < _SHEET:
         return None
     fine = -(-factor // _FINER)
-    finer = _around(_median_light(grey, fine), np.minimum)
+    darkest = _around(light, np.minimum)
+    # A picture no longer than the coarse grid (factor 1) has no finer copy: the same estimate, not made twice.
+    finer = darkest if fine == factor else _around(_median_light(grey, fine), np.minimum)
     # Worked out on the grid of the runs of pixels that fall in one cell of each estimate, then spread out.
     (rows, down), (columns, across) = (_common_runs(n, factor, fine) for n in grey.shape)
     # The bright end stays the coarse estimate's: where the table fills most of the windows over a sheet,
     # the median is the table's, and the paper is background only as the brightest estimate around it.
-    high, low = (_around(light, extreme)[np.ix_(rows // factor, columns // factor)]
-                 for extreme in (np.maximum, np.minimum))
+    coarse = np.ix_(rows // factor, columns // factor)
+    high, low = _around(light, np.maximum)[coarse], darkest[coarse]
     finer = finer[np.ix_(rows // fine, columns // fine)]
     low = np.where(finer - low > _MIN_CONTRAST, np.minimum(finer, high), low)
     low, high = (np.repeat(np.repeat(a, down, axis=0), across, axis=1) for a in (low, high))
