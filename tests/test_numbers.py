@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from bench.numbers import (SECTIONS, amounts, compose, compose_drawing, compose_several, compose_signed,
                            compose_written, one_above_other)
@@ -338,6 +338,36 @@ def test_a_point_tucked_under_a_7s_arm_is_a_point(classify):
         number = numbers.read_image(written, classify)
         placed += [(s.char, s.after) for s in number.signs] == [(".", at)]
     assert tried >= 6 and placed >= tried - 2, (placed, tried)
+
+
+def test_a_comma_under_the_edge_of_the_digit_before_it_is_no_part_of_that_digit(classify):
+    """"7,3" with its comma under the end of the 7's arm, most of its columns inside the 7's box (as a photo
+    taken at an angle leaves it: "312,162" came back "312162"): the comma is no piece of the 7, widening
+    the 7's box over it, but a comma."""
+    images, labels = mnist_subset(2000, "test")
+    sevens = np.flatnonzero(labels == 7)
+    rng = np.random.default_rng(30)
+    placed = tried = 0
+    for _ in range(30):  # of 30 7s, those whose stem leaves room under their arm's end
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        pick[at - 1] = rng.choice(sevens)
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        left, right = boxes[at - 1][2] - 0.13 * size, boxes[at - 1][2] + 0.09 * size  # 0.6 of it inside the box
+        top = boxes[at - 1][3] - 0.04 * size
+        around = (255 - np.asarray(picture))[int(top - 0.35 * size) : int(top + 0.35 * size) + 1,
+                                             int(left - 0.1 * size) : int(right + 0.1 * size) + 1]
+        if (around > 64).any():
+            continue  # the 7's stem or foot reaches there
+        tried += 1
+        margin = round(0.3 * size)  # room below the line for the comma
+        picture = ImageOps.expand(picture, margin, fill=255)
+        ImageDraw.Draw(picture).ellipse([left + margin, top + margin, right + margin, top + margin + 0.34 * size],
+                                        fill=0)
+        number = numbers.read_image(picture, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(",", at)]
+    assert tried >= 6 and placed >= tried - 1, (placed, tried)
 
 
 def test_a_small_point_blurred_out_of_round_is_a_point(classify):

@@ -100,9 +100,17 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
 
     def pieces_without(marks: Sequence[Atom]) -> list[Box]:
         """The digits' pieces as they stand without these marks: a drawn sign's stroke touching a digit's
-        joins no digit's piece."""
+        joins no digit's piece, and a picture's mark stacked into a digit's piece does not widen it (a comma
+        a photo's perspective moved under the digit before it: "312,162" read "312162"), unless the digit
+        needs it to stand (the bar of a faint 5 broken off its bowl: "0835518" read "0835-518")."""
         if meets is None:  # a picture's atoms never meet
-            return pieces
+            own = [box_of([m]) for m in marks]
+            # A mark that reaches no edge of a piece it shares columns with widened none: the pieces stand.
+            if not any(o[0] == p[0] or o[1] == p[1] or o[2] == p[2] or o[3] == p[3]
+                       for o in own for p in pieces if x_overlap(o, p) > 0):
+                return pieces
+            without = _tall(_stacked([b for b in boxes if b not in own]), height)
+            return without if len(without) == len(pieces) else pieces
         own = [k for k, a in enumerate(atoms) if any(a is m for m in marks)]
         if not meets[own].any():  # they meet no stroke: the pieces stand as they are
             return pieces
@@ -269,14 +277,17 @@ def _line_beside(box: Box, atoms: Sequence[Atom], pieces: Sequence[Box], height:
     left, right = max(before, key=lambda b: b[2]), min(after, key=lambda b: b[0])
     if box[0] - left[2] > _SIGN_NEAR * height or right[0] - box[2] > _SIGN_NEAR * height:
         return None
-    lines = [_column_ink(b, atoms) for b in (left, right)]
+    lines = [_column_ink(b, atoms, box) for b in (left, right)]
     return (lines[0][1] + lines[1][1]) / 2, (lines[0][3] + lines[1][3]) / 2
 
 
-def _column_ink(piece: Box, atoms: Sequence[Atom]) -> Box:
+def _column_ink(piece: Box, atoms: Sequence[Atom], mark: Box | None = None) -> Box:
     """The box of the atoms whose middles stand in this digit's ``piece``'s columns: where all its ink
-    reaches (the bottom of a broken 3 is no piece of its own)."""
-    return box_of([o for o in atoms if piece[0] <= (o.left + o.right) / 2 <= piece[2]])
+    reaches (the bottom of a broken 3 is no piece of its own); but for those within a ``mark``'s box: a
+    comma under the digit before it is none of that digit's ink."""
+    return box_of([o for o in atoms if piece[0] <= (o.left + o.right) / 2 <= piece[2]
+                   and not (mark is not None and mark[0] <= o.left and o.right <= mark[2]
+                            and mark[1] <= o.top and o.bottom <= mark[3])])
 
 
 def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
