@@ -340,6 +340,34 @@ def test_a_point_tucked_under_a_7s_arm_is_a_point(classify):
     assert tried >= 6 and placed >= tried - 2, (placed, tried)
 
 
+@pytest.mark.parametrize("wide, tall", [(0.35, 1.15), (0.3, 1.0)], ids=["wider than written", "as tall as wide"])
+def test_a_comma_a_photo_blurred_into_a_blob_is_a_comma(classify, wide, tall):
+    """A photo's blur widens a comma by about the pen and rounds its tail into its dot: a blob as wide as
+    the widest written comma and a bit of the pen more, or as tall as it is wide, reaching further below the
+    line than a point does, is a comma ("496,22" and "5953874,9" photographed came back "49522" and
+    "59538749")."""
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(29)
+    placed = tried = 0
+    for _ in range(16):  # of 16 numbers, those with room for the blob clear of the digits beside it
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        pen = float(np.median([stroke_width(g) for g in glyphs]))
+        width = wide * size + (0.5 * pen if tall > 1 else 0.0)
+        if boxes[at][0] - boxes[at - 1][2] < width + 0.25 * size:
+            continue
+        tried += 1
+        margin = round(0.3 * size)  # room below the line for the blob as low as a comma reaches
+        picture = ImageOps.expand(picture, margin, fill=255)
+        x, bottom = (boxes[at - 1][2] + boxes[at][0]) / 2 + margin, (boxes[at - 1][3] + boxes[at][3]) / 2 + margin + 0.3 * size
+        ImageDraw.Draw(picture).ellipse([x - width / 2, bottom - tall * width, x + width / 2, bottom], fill=0)
+        number = numbers.read_image(picture, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(",", at)]
+    assert tried >= 6 and placed >= tried - 1, (placed, tried)
+
+
 def test_a_comma_under_the_edge_of_the_digit_before_it_is_no_part_of_that_digit(classify):
     """"7,3" with its comma under the end of the 7's arm, most of its columns inside the 7's box (as a photo
     taken at an angle leaves it: "312,162" came back "312162"): the comma is no piece of the 7, widening

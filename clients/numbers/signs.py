@@ -120,7 +120,7 @@ def split_signs(atoms: list[Atom], height: float, level: np.ndarray | None = Non
     among = atoms if among is None else among
     signs, taken = [], set()
     for atom in among:
-        char = _sign_char(atom, atoms, among, pieces_without([atom]), height)
+        char = _sign_char(atom, atoms, among, pieces_without([atom]), height, pen if level is not None else 0.0)
         if char and inked(atom, char):
             signs.append((char, box_of([atom])))
             taken.add(id(atom))
@@ -168,9 +168,10 @@ def _stacked(boxes: list[Box]) -> list[Box]:
 
 
 def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
-               pieces: Sequence[Box], height: float) -> str | None:
+               pieces: Sequence[Box], height: float, pen: float = 0.0) -> str | None:
     """".", "," or "-" if this atom's place and size are a point's, a comma's, a minus's or a hyphen's among the
-    digits' ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None."""
+    digits' ``atoms`` and ``pieces`` and the ``marks`` that may be one (split_signs), else None. ``pen`` is
+    the width of a picture's digits' pen (split_signs), 0 for a drawing's strokes, drawn as they are."""
     # A bar's ends may touch the digits beside it (written close), and a comma lean under the digit before it.
     # So may a picture's point, written under the digit before it where none of that digit's ink stands above
     # it (_clear: under a 7's arm, a 3's or a 9's top), or moved under its box's edge by a photo's blur and
@@ -191,7 +192,9 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
         return None
     if _minus_like(atom, atoms, right, height):  # the same bar between two digits: a hyphen
         return "-"
-    if not _dot_sized(atom, height, 2 * _SIGN):
+    # A photo's blur widens a comma by about the pen: 13 pixels beside digits 35 tall ("496,22" photographed
+    # read "49522"), and rounds its tail into its dot (_comma_shaped).
+    if not _dot_sized(atom, height, 2 * _SIGN, wider=pen):
         return None
     top, base = line
     if atom.top < top + _SIGN_LOW * (base - top):
@@ -205,9 +208,9 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
            and _ink_within(other, left, right, top, atom.top) for other in marks):
         return None
     below = atom.bottom - base
-    if below <= _POINT_BELOW * height and atom.height <= _SIGN * height and _round(atom):
+    if below <= _POINT_BELOW * height and max(atom.width, atom.height) <= _SIGN * height and _round(atom):
         return "."
-    if below <= _COMMA_BELOW * height and atom.height > atom.width:
+    if below <= _COMMA_BELOW * height and _comma_shaped(atom):
         return ","
     return None
 
@@ -249,11 +252,18 @@ def _colons(atoms: Sequence[Atom], marks: Sequence[Atom], boxes: Sequence[Box], 
     return colons
 
 
-def _dot_sized(atom: Atom, height: float, tallest: float) -> bool:
+def _dot_sized(atom: Atom, height: float, tallest: float, wider: float = 0.0) -> bool:
     """Is this atom of a sign's size: at least _SIGN_LEAST of the line ``height`` long, at most _SIGN of it
-    wide and ``tallest`` of it tall?"""
+    (and ``wider`` pixels more) wide and ``tallest`` of it tall?"""
     return max(atom.width, atom.height) >= _SIGN_LEAST * height \
-        and atom.width <= _SIGN * height and atom.height <= tallest * height
+        and atom.width <= _SIGN * height + wider and atom.height <= tallest * height
+
+
+def _comma_shaped(atom: Atom) -> bool:
+    """Taller than wide, as a comma's tail makes it; in a picture, as tall as wide will do, give or take a
+    pixel: a photo's blur rounds the tail into the dot ("5953874,9" photographed read "59538749"), and a
+    mark reaching that far below the line is no point."""
+    return atom.height + 1 >= atom.width if atom.points is None else atom.height > atom.width
 
 
 def _round(atom: Atom) -> bool:
