@@ -398,6 +398,31 @@ def test_a_comma_under_the_edge_of_the_digit_before_it_is_no_part_of_that_digit(
     assert tried >= 6 and placed >= tried - 1, (placed, tried)
 
 
+def test_a_point_reaching_into_the_box_of_the_digit_after_it_is_a_point(classify):
+    """A point whose ink reaches a little into the box of the digit after it, clear of that digit's ink (a
+    photo's blur and perspective bring the two within a pixel: "19.35154" photographed came back
+    "1935154"), is a point."""
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(31)
+    placed = tried = 0
+    for _ in range(30):  # of 30 numbers, those where the digit after the point leaves room at its box's foot
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        at = int(rng.integers(1, len(pick)))
+        picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
+        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        radius = 0.65 * float(np.median([stroke_width(g) for g in glyphs]))
+        x, y = boxes[at][0] + 0.04 * size - radius, (boxes[at - 1][3] + boxes[at][3]) / 2 - radius
+        around = (255 - np.asarray(picture))[int(y - radius - 0.35 * size) : int(y + radius + 0.35 * size) + 1,
+                                             int(x - radius - 0.1 * size) : int(x + radius + 0.1 * size) + 1]
+        if (around > 64).any():
+            continue  # the digit's ink reaches there
+        tried += 1
+        ImageDraw.Draw(picture).ellipse([x - radius, y - radius, x + radius, y + radius], fill=0)
+        number = numbers.read_image(picture, classify)
+        placed += [(s.char, s.after) for s in number.signs] == [(".", at)]
+    assert tried >= 6 and placed >= tried - 1, (placed, tried)
+
+
 def test_a_small_point_blurred_out_of_round_is_a_point(classify):
     """Digits 24 pixels tall, as a phone takes them from afar, with a point whose ink came out 5 pixels wide
     and 3 tall: a point, a pixel out of round ("182,764.83" photographed came back "182,76483")."""

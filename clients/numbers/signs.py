@@ -176,10 +176,16 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     # So may a picture's point, written under the digit before it where none of that digit's ink stands above
     # it (_clear: under a 7's arm, a 3's or a 9's top), or moved under its box's edge by a photo's blur and
     # perspective: "7.3" photographed read "73". A drawing's dot there is most often a traced digit's own.
+    # A picture's round mark may also reach a little into the box of the digit after it: a photo's blur and
+    # perspective bring the two within a pixel ("19.35154" photographed read "1935154").
     tucked = atom.points is None and _round(atom)
     under = _COMMA_UNDER * height if tucked else 0.0  # how far its middle may stand under the digit before it
-    reach = (_TOUCHING * height, _TOUCHING * height) if _bar(atom, height) else \
-        (_COMMA_UNDER * height, 0.0) if atom.height > atom.width or tucked else (0.0, 0.0)
+    if _bar(atom, height):
+        reach = (_TOUCHING * height, _TOUCHING * height)  # into the digits before and after it
+    elif atom.height > atom.width or tucked:
+        reach = (_COMMA_UNDER * height, _TOUCHING * height if tucked else 0.0)
+    else:
+        reach = (0.0, 0.0)
     middle = (atom.left + atom.right) / 2
     if any(b[0] < middle < b[2] - under for b in pieces):
         return None
