@@ -312,20 +312,27 @@ def test_a_point_written_close_under_the_curve_of_the_digit_before_it_is_a_point
     assert tried >= 8 and placed >= tried - 2, (placed, tried)
 
 
-def test_a_point_tucked_under_a_7s_arm_is_a_point(classify):
-    """"7.3" with its point under the end of the 7's arm, inside the 7's box but clear of its ink above and
-    beside it, is read with its point (photographed, "7.3" came back "73"): a point in a picture may stand
-    under the digit before it as a comma may."""
+def _sevens_before_a_sign(seed: int, count: int = 30):
+    """``count`` clear numbers of 3 to 5 MNIST test digits with room for a sign before digit ``at`` and a 7
+    before it: (picture, glyphs, boxes, at, size), size the digits' mean height. The tests keep those
+    whose 7's stem leaves room under its arm's end."""
     images, labels = mnist_subset(2000, "test")
     sevens = np.flatnonzero(labels == 7)
-    rng = np.random.default_rng(28)
-    placed = tried = 0
-    for _ in range(30):  # of 30 7s, those whose stem leaves room under their arm's end
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
         pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
         at = int(rng.integers(1, len(pick)))
         pick[at - 1] = rng.choice(sevens)
         picture, glyphs, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
-        size = float(np.mean([b[3] - b[1] for b in boxes]))
+        yield picture, glyphs, boxes, at, float(np.mean([b[3] - b[1] for b in boxes]))
+
+
+def test_a_point_tucked_under_a_7s_arm_is_a_point(classify):
+    """"7.3" with its point under the end of the 7's arm, inside the 7's box but clear of its ink above and
+    beside it, is read with its point (photographed, "7.3" came back "73"): a point in a picture may stand
+    under the digit before it as a comma may."""
+    placed = tried = 0
+    for picture, glyphs, boxes, at, size in _sevens_before_a_sign(seed=28):
         radius = 0.65 * float(np.median([stroke_width(g) for g in glyphs]))
         x, y = boxes[at - 1][2] - 0.05 * size, boxes[at - 1][3] - radius  # under the arm's end, on the line
         around = (255 - np.asarray(picture))[max(0, int(y - radius - 0.35 * size)) : int(y + radius + 0.35 * size) + 1,
@@ -372,16 +379,8 @@ def test_a_comma_under_the_edge_of_the_digit_before_it_is_no_part_of_that_digit(
     """"7,3" with its comma under the end of the 7's arm, most of its columns inside the 7's box (as a photo
     taken at an angle leaves it: "312,162" came back "312162"): the comma is no piece of the 7, widening
     the 7's box over it, but a comma."""
-    images, labels = mnist_subset(2000, "test")
-    sevens = np.flatnonzero(labels == 7)
-    rng = np.random.default_rng(30)
     placed = tried = 0
-    for _ in range(30):  # of 30 7s, those whose stem leaves room under their arm's end
-        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
-        at = int(rng.integers(1, len(pick)))
-        pick[at - 1] = rng.choice(sevens)
-        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear", room=[at])
-        size = float(np.mean([b[3] - b[1] for b in boxes]))
+    for picture, _, boxes, at, size in _sevens_before_a_sign(seed=30):
         left, right = boxes[at - 1][2] - 0.13 * size, boxes[at - 1][2] + 0.09 * size  # 0.6 of it inside the box
         top = boxes[at - 1][3] - 0.04 * size
         around = (255 - np.asarray(picture))[int(top - 0.35 * size) : int(top + 0.35 * size) + 1,
