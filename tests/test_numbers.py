@@ -248,6 +248,27 @@ def test_a_bar_written_close_to_its_digits_is_still_a_hyphen_or_a_minus(classify
     assert placed["picture"] >= 14 and placed["drawing"] >= 10, placed
 
 
+@pytest.mark.parametrize("flat, signs", [(3.6, [("-", 0)]), (2.2, [])], ids=["a thick bar", "a blob"])
+def test_a_minus_a_photo_blurred_thick_is_a_minus_and_a_blob_no_plus(classify, flat, signs):
+    """A minus a phone's blur rounded into a blob more than half as thick as it is long is still a minus
+    ("-58632" photographed came back "+58632", its minus 12 pixels by 7): a bar may be thicker by half the
+    digits' pen. A blob rounder than that is no sign: a plus has arms reaching past both its bars."""
+    images, _ = mnist_subset(2000, "test")
+    rng = np.random.default_rng(32)
+    placed = 0
+    for _ in range(8):
+        pick = rng.choice(len(images), int(rng.integers(3, 6)), replace=False)
+        picture, _, boxes = compose(rng, images[pick].reshape(-1, 784), len(pick), "clear")
+        size = boxes[0][3] - boxes[0][1]
+        long, pad = 0.4 * size, round(0.7 * size)  # the blob, and room for it before the first digit
+        picture = ImageOps.expand(picture, (pad, 0, 0, 0), fill=255)
+        right, middle = boxes[0][0] + pad - 0.2 * size, (boxes[0][1] + boxes[0][3]) / 2
+        ImageDraw.Draw(picture).ellipse([right - long, middle - long / flat, right, middle + long / flat], fill=0)
+        number = numbers.read_image(picture, classify)
+        placed += [(s.char, s.after) for s in number.signs] == signs
+    assert placed >= 7, placed
+
+
 def test_a_comma_leaning_under_the_digit_before_it_is_a_comma(classify):
     """A comma written leaning down under the arm of the 7 before it ("7,5") is still a comma, not dropped
     ("176.979,07" photographed came back "176.97907"): it may reach a little under the digit before it where

@@ -180,7 +180,7 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     # perspective bring the two within a pixel ("19.35154" photographed read "1935154").
     tucked = atom.points is None and _round(atom)
     under = _COMMA_UNDER * height if tucked else 0.0  # how far its middle may stand under the digit before it
-    if _bar(atom, height):
+    if _bar(atom, height, pen):
         reach = (_TOUCHING * height, _TOUCHING * height)  # into the digits before and after it
     elif atom.height > atom.width or tucked:
         reach = (_COMMA_UNDER * height, _TOUCHING * height if tucked else 0.0)
@@ -192,11 +192,11 @@ def _sign_char(atom: Atom, atoms: Sequence[Atom], marks: Sequence[Atom],
     right = min((b for b in pieces if b[0] >= atom.right - reach[1]), key=lambda b: b[0], default=None)
     if not any(b[2] <= atom.left + reach[0] for b in pieces):  # before the first digit
         return "-" if right is not None and right[0] - atom.right <= _SIGN_NEAR * height \
-            and _minus_like(atom, atoms, right, height) else None
+            and _minus_like(atom, atoms, right, height, pen) else None
     line = _line_beside(box_of([atom]), atoms, pieces, height, reach, under)
     if line is None:
         return None
-    if _minus_like(atom, atoms, right, height):  # the same bar between two digits: a hyphen
+    if _minus_like(atom, atoms, right, height, pen):  # the same bar between two digits: a hyphen
         return "-"
     # A photo's blur widens a comma by about the pen: 13 pixels beside digits 35 tall ("496,22" photographed
     # read "49522"), and rounds its tail into its dot (_comma_shaped).
@@ -329,17 +329,21 @@ def _clear(marks: Sequence[Atom], atoms: Sequence[Atom], height: float) -> bool:
                    for other in atoms)
 
 
-def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float) -> bool:
-    """Is this atom, before the ``first`` digit's piece, a bar about halfway down it with nothing above or below?"""
-    if not _bar(atom, height):
+def _minus_like(atom: Atom, atoms: Sequence[Atom], first: Box, height: float, pen: float = 0.0) -> bool:
+    """Is this atom, before the ``first`` digit's piece, a bar (_bar, a picture's of this ``pen``) about halfway
+    down it with nothing above or below?"""
+    if not _bar(atom, height, pen):
         return False
     _, line_top, _, base = _column_ink(first, atoms)
     return _stands_as_minus([atom], atoms, (line_top, base), _TOUCHING * height)
 
 
-def _bar(atom: Atom, height: float) -> bool:
-    """Is this atom shaped as a minus or a hyphen is: _MINUS of the line ``height`` long and _MINUS_FLAT as flat?"""
-    return _MINUS[0] * height <= atom.width <= _MINUS[1] * height and atom.width >= _MINUS_FLAT * atom.height
+def _bar(atom: Atom, height: float, pen: float = 0.0) -> bool:
+    """Is this atom shaped as a minus or a hyphen is: _MINUS of the line ``height`` long and _MINUS_FLAT as flat,
+    half a picture's ``pen`` of its thickness not counted? A photo's blur thickens a bar by about that: a minus
+    12 pixels by 7 beside digits of a pen 4.6 wide ("-58632" photographed read "+58632")."""
+    return _MINUS[0] * height <= atom.width <= _MINUS[1] * height \
+        and atom.width >= _MINUS_FLAT * (atom.height - pen / 2)
 
 
 def _stands_as_minus(marks: Sequence[Atom], atoms: Sequence[Atom], line: tuple[float, float],
@@ -406,16 +410,20 @@ def _ink_of(marks: Sequence[Atom]) -> tuple[np.ndarray, float]:
 
 def _crossed(ink: np.ndarray, pen: float) -> bool:
     """Is this ink a cross: a bar along its fullest row and an upright bar along its fullest column, each with a
-    pen either side, reaching across _PLUS_ARMS of it, crossing within _PLUS_CROSSING of each other's length,
-    and little ink (_PLUS_STRAY) off both?"""
+    pen either side, reaching across _PLUS_ARMS of it and past the other bar on both sides, crossing within
+    _PLUS_CROSSING of each other's length, and little ink (_PLUS_STRAY) off both? A minus a photo blurred into
+    a blob two pens tall is all bars with no arm past them ("-58632" photographed read "+58632")."""
     height, width = ink.shape
     row, column = int(ink.sum(axis=1).argmax()), int(ink.sum(axis=0).argmax())
     reach = max(1, round(pen))
     rows, columns = slice(max(0, row - reach), row + reach + 1), slice(max(0, column - reach), column + reach + 1)
     bars = np.zeros_like(ink)
     bars[rows] = bars[:, columns] = True
+    across, upright = ink[rows].any(axis=0), ink[:, columns].any(axis=1)  # the columns and rows each bar inks
+    arms = upright[: rows.start].any() and upright[rows.stop :].any() \
+        and across[: columns.start].any() and across[columns.stop :].any()
     low, high = _PLUS_CROSSING
-    return bool(min(ink[rows].any(axis=0).mean(), ink[:, columns].any(axis=1).mean()) >= _PLUS_ARMS
+    return bool(arms and min(across.mean(), upright.mean()) >= _PLUS_ARMS
                 and low <= (row + 0.5) / height <= high and low <= (column + 0.5) / width <= high
                 and ink[~bars].sum() <= _PLUS_STRAY * ink.sum())
 
